@@ -1,0 +1,45 @@
+"""Mailroom: outbound email for Python web applications.
+
+The public API. Everything else is importable but may change between releases.
+"""
+
+from __future__ import annotations
+
+from mailroom.config import Backend, Settings, load_settings
+from mailroom.errors import (
+    ConfigurationError,
+    DeliveryError,
+    MailroomError,
+    MessageError,
+    PermanentError,
+    SettingsError,
+    TransientError,
+    Verdict,
+)
+from mailroom.message import Address, Attachment, Envelope, Message, build_envelope
+from mailroom.transports import SendResult, Transport, transport_from_settings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Address",
+    "Attachment",
+    "Backend",
+    "ConfigurationError",
+    "DeliveryError",
+    "Envelope",
+    "MailroomError",
+    "Message",
+    "MessageError",
+    "PermanentError",
+    "SendResult",
+    "Settings",
+    "SettingsError",
+    "TransientError",
+    "Transport",
+    "Verdict",
+    "__version__",
+    "build_envelope",
+    "load_settings",
+    "transport_from_settings",
+]

@@ -1,0 +1,426 @@
+"""Typed, frozen settings, loaded in one documented order.
+
+Precedence, lowest first: built-in defaults < settings file (TOML) < secrets file < environment.
+Within one layer, an explicit setting beats a value taken from that layer's ``EMAIL_URL``.
+
+- The settings file is named by ``--config`` or ``MAILROOM_CONFIG``; otherwise ``mailroom.toml``
+  in the working directory is read if it exists. Keys are the setting names, in either case.
+- The secrets file is named by ``MAILROOM_SECRETS`` or ``SECRETS_FILE`` (environment or settings
+  file; a relative path in the settings file is taken from that file's folder).
+  It holds ``key = value`` lines (an INI file; a ``[secrets]`` header is optional), such as
+  ``email_password = abcd1234``.
+- The environment holds the settings under their own names (``EMAIL_HOST=...``).
+
+Setting names are Django's where Django has one. Every value remembers which layer it came
+from, for ``mailroom config show``. The password is a :class:`pydantic.SecretStr`, so no
+``repr``, log line or error message shows it.
+"""
+
+from __future__ import annotations
+
+import configparser
+import difflib
+import logging
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr, SecretStr, ValidationError
+
+from mailroom.errors import SettingsError
+
+__all__ = ["Backend", "Settings", "load_settings"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SETTINGS_FILE = "mailroom.toml"
+
+
+class Backend(StrEnum):
+    """Where messages go (``EMAIL_BACKEND``)."""
+
+    SMTP = "smtp"
+    """A real relay over SMTP."""
+    CONSOLE = "console"
+    """Printed to standard output; the default while no relay is configured."""
+    FILE = "file"
+    """One ``.eml`` file per message under ``EMAIL_FILE_PATH``."""
+    MEMORY = "memory"
+    """Kept in a list in the process, for tests."""
+    NULL = "null"
+    """Accepted and thrown away."""
+
+
+# Django's EMAIL_BACKEND values, so an existing settings file keeps working.
+_DJANGO_BACKENDS = {
+    "django.core.mail.backends.smtp.EmailBackend": Backend.SMTP,
+    "django.core.mail.backends.console.EmailBackend": Backend.CONSOLE,
+    "django.core.mail.backends.filebased.EmailBackend": Backend.FILE,
+    "django.core.mail.backends.locmem.EmailBackend": Backend.MEMORY,
+    "django.core.mail.backends.dummy.EmailBackend": Backend.NULL,
+}
+
+SECRET_SETTINGS = frozenset({"EMAIL_HOST_PASSWORD"})
+
+# Keys a secrets file may hold, and the setting each one sets. ``email_password`` is the name
+# operators of Zulip-style deployments already use.
+_SECRETS_KEYS = {
+    "email_password": "EMAIL_HOST_PASSWORD",
+    "email_host_password": "EMAIL_HOST_PASSWORD",
+}
+
+
+class Settings(BaseModel):
+    """Mailroom's resolved settings. Build with :func:`load_settings`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=False)
+
+    EMAIL_BACKEND: Backend = Backend.CONSOLE
+    EMAIL_HOST: str = "localhost"
+    EMAIL_PORT: int | None = None
+    EMAIL_HOST_USER: str = ""
+    EMAIL_HOST_PASSWORD: SecretStr = SecretStr("")
+    EMAIL_USE_TLS: bool = False
+    EMAIL_USE_SSL: bool = False
+    EMAIL_TIMEOUT: float = 30.0
+    EMAIL_SSL_CERTFILE: Path | None = None
+    EMAIL_SSL_KEYFILE: Path | None = None
+    EMAIL_SSL_CAFILE: Path | None = None
+    EMAIL_LOCAL_HOSTNAME: str | None = None
+    DEFAULT_FROM_EMAIL: str = "webmaster@localhost"
+    NOREPLY_EMAIL_ADDRESS: str | None = None
+    EMAIL_FILE_PATH: Path = Path("mailroom-mail")
+    EMAIL_MAX_MESSAGE_SIZE: int = 25 * 1024 * 1024
+    SECRETS_FILE: Path | None = None
+
+    _sources: Mapping[str, str] = PrivateAttr(default_factory=dict)
+    _warnings: tuple[str, ...] = PrivateAttr(default=())
+
+    @property
+    def port(self) -> int:
+        """``EMAIL_PORT``, or the port the chosen security implies: 465, 587 or 25."""
+        if self.EMAIL_PORT is not None:
+            return self.EMAIL_PORT
+        if self.EMAIL_USE_SSL:
+            return 465
+        return 587 if self.EMAIL_USE_TLS else 25
+
+    @property
+    def noreply_address(self) -> str:
+        """``NOREPLY_EMAIL_ADDRESS``, or ``noreply@`` the domain of ``DEFAULT_FROM_EMAIL``."""
+        if self.NOREPLY_EMAIL_ADDRESS:
+            return self.NOREPLY_EMAIL_ADDRESS
+        # Strip first: in "Team <team@example.com> " the ">" is not the last character.
+        address = self.DEFAULT_FROM_EMAIL.strip()
+        domain = address.rpartition("@")[2].rstrip(">").strip() or "localhost"
+        return f"noreply@{domain}"
+
+    def source_of(self, name: str) -> str:
+        """Where a setting's value came from: ``default``, a file path, ``environment``..."""
+        return self._sources.get(name, "default")
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Things that work but should be changed (a password in the settings file)."""
+        return self._warnings
+
+
+SETTING_NAMES = tuple(Settings.model_fields)
+
+
+@dataclass
+class _Layers:
+    """Raw values gathered from each layer, and where each came from."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def put(self, values: Mapping[str, Any], source: str) -> None:
+        for key, value in values.items():
+            self.values[key] = value
+            self.sources[key] = source
+
+
+def _suggest(key: str, known: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(key.upper(), [k.upper() for k in known], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def _canonical_keys(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Upper-case the keys of a settings file and refuse the ones Mailroom does not know."""
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = key.upper()
+        if name not in SETTING_NAMES and name != "EMAIL_URL":
+            raise SettingsError(name, f"unknown setting in {where}{_suggest(name, SETTING_NAMES)}")
+        out[name] = value
+    return out
+
+
+_URL_OPTIONS = {"tls": "EMAIL_USE_TLS", "ssl": "EMAIL_USE_SSL", "timeout": "EMAIL_TIMEOUT"}
+
+
+def _expand_smtp_url(parts: SplitResult, port: int | None, source: str) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "EMAIL_BACKEND": Backend.SMTP,
+        "EMAIL_USE_SSL": parts.scheme.lower() == "smtps",
+    }
+    if parts.hostname:
+        values["EMAIL_HOST"] = parts.hostname
+    if port is not None:
+        values["EMAIL_PORT"] = port
+    if parts.username:
+        values["EMAIL_HOST_USER"] = unquote(parts.username)
+    if parts.password:
+        values["EMAIL_HOST_PASSWORD"] = unquote(parts.password)
+    for option, value in parse_qs(parts.query).items():
+        setting = _URL_OPTIONS.get(option.lower())
+        if setting is None:
+            raise SettingsError(
+                "EMAIL_URL",
+                # The option's name is not echoed: with an unencoded '?' in the password,
+                # it could be a piece of the password.
+                f"unknown option ({source}); known options are tls, ssl and timeout",
+            )
+        values[setting] = value[-1]
+    return values
+
+
+def _expand_email_url(url: str, source: str) -> dict[str, Any]:
+    """``smtp://user:pass@host:587?tls=true`` → the settings it stands for."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        # Not the parser's message: it quotes the "port", and an unencoded / ? or # in the
+        # password makes the text after the user name's colon, i.e. the password, that port.
+        raise SettingsError(
+            "EMAIL_URL",
+            f"not a valid URL ({source}): the port must be a number from 1 to 65535, and "
+            "reserved characters (/ ? # @ :) in the user name and password must be "
+            "percent-encoded",
+        ) from None
+    scheme = parts.scheme.lower()
+    if scheme in ("smtp", "smtps", "submission"):
+        return _expand_smtp_url(parts, port, source)
+    if scheme in ("console", "memory", "null"):
+        return {"EMAIL_BACKEND": Backend(scheme)}
+    if scheme == "file":
+        values: dict[str, Any] = {"EMAIL_BACKEND": Backend.FILE}
+        if parts.path:
+            values["EMAIL_FILE_PATH"] = unquote(parts.path)
+        return values
+    raise SettingsError(
+        "EMAIL_URL",
+        f"unknown scheme {scheme!r} ({source}); use smtp://, smtps://, console://, file://, "
+        "memory:// or null://",
+    )
+
+
+def _apply_layer(layers: _Layers, values: dict[str, Any], source: str) -> None:
+    """Add one layer: its ``EMAIL_URL`` first, then its explicit settings on top."""
+    url = values.pop("EMAIL_URL", None)
+    if url:
+        layers.put(_expand_email_url(str(url), source), f"EMAIL_URL in {source}")
+    layers.put(values, source)
+
+
+def _read_settings_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            raw = tomllib.load(fh)
+    except FileNotFoundError:
+        raise SettingsError("MAILROOM_CONFIG", f"settings file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError("MAILROOM_CONFIG", f"settings file {path} is not TOML: {exc}") from None
+    # Allow the settings to sit under a [mailroom] table, as in a shared pyproject-style file.
+    if set(raw) == {"mailroom"} and isinstance(raw["mailroom"], dict):
+        raw = raw["mailroom"]
+    return _canonical_keys(raw, str(path))
+
+
+def _read_secrets_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SettingsError("SECRETS_FILE", f"secrets file {path} does not exist") from None
+    parser = configparser.ConfigParser(interpolation=None)
+    if not text.lstrip().startswith("["):
+        text = "[secrets]\n" + text
+    try:
+        parser.read_string(text, source=str(path))
+    except configparser.Error as exc:
+        # The parser's message quotes the offending line, which may be the password itself.
+        raise SettingsError(
+            "SECRETS_FILE", f"{path} is not a 'key = value' file ({type(exc).__name__})"
+        ) from None
+    out: dict[str, Any] = {}
+    for section in parser.sections():
+        for key, value in parser.items(section):
+            setting = _SECRETS_KEYS.get(key.lower())
+            if setting is None:
+                # The key is not quoted: a file holding just a password that contains "=" or
+                # ":" parses as "key = value", and the "key" is then part of the password.
+                known = list(_SECRETS_KEYS)
+                raise SettingsError(
+                    "SECRETS_FILE",
+                    f"unknown key in secrets file {path}; the keys it may hold are "
+                    f"{' and '.join(known)}{_suggest(key, known).lower()}",
+                )
+            out[setting] = value.strip().strip("\"'")
+    return out
+
+
+def _read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    names = (*SETTING_NAMES, "EMAIL_URL")
+    return {name: environ[name] for name in names if environ.get(name, "") != ""}
+
+
+def _normalise_backend(value: Any, source: str) -> Backend:
+    text = str(value).strip()
+    if text in _DJANGO_BACKENDS:
+        return _DJANGO_BACKENDS[text]
+    try:
+        return Backend(text.lower())
+    except ValueError:
+        choices = ", ".join(b.value for b in Backend)
+        raise SettingsError(
+            "EMAIL_BACKEND",
+            f"unknown backend {text!r} ({source}); choose one of {choices}"
+            f"{_suggest(text, [b.value for b in Backend]).lower()}",
+        ) from None
+
+
+def _validation_error(exc: ValidationError, layers: _Layers) -> SettingsError:
+    """Turn pydantic's report into one message naming the setting, never echoing a secret."""
+    first = exc.errors()[0]
+    name = str(first["loc"][0]) if first["loc"] else "settings"
+    source = layers.sources.get(name, "default")
+    shown = "" if name in SECRET_SETTINGS else f" (got {first.get('input')!r})"
+    return SettingsError(name, f"{first['msg']}{shown}, from {source}")
+
+
+def _validate(values: dict[str, Any], layers: _Layers) -> Settings:
+    failure: SettingsError
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        failure = _validation_error(exc, layers)
+    # Raised outside the except block, so pydantic's error, which quotes the raw input (maybe
+    # the password), is not kept as this exception's __context__.
+    raise failure
+
+
+def _locate_secrets_file(
+    env: Mapping[str, str], layers: _Layers, settings_file: Path, overrides: Mapping[str, Any]
+) -> tuple[Path, str] | None:
+    """The secrets file to read and what named it; relative paths in the settings file are
+    taken from that file's folder, like the files an operator keeps beside it."""
+    for key, value in overrides.items():
+        if key.upper() == "SECRETS_FILE" and value:
+            return Path(value), "overrides"
+    for name in ("MAILROOM_SECRETS", "SECRETS_FILE"):
+        if env.get(name):
+            return Path(env[name]), f"environment ({name})"
+    if layers.values.get("SECRETS_FILE"):
+        path = Path(str(layers.values["SECRETS_FILE"]))
+        if not path.is_absolute():
+            path = settings_file.parent / path
+        return path, layers.sources["SECRETS_FILE"]
+    return None
+
+
+def _check_consistency(settings: Settings) -> None:
+    if settings.EMAIL_USE_TLS and settings.EMAIL_USE_SSL:
+        raise SettingsError(
+            "EMAIL_USE_TLS",
+            "EMAIL_USE_TLS and EMAIL_USE_SSL are both on; they are mutually exclusive. "
+            "Use EMAIL_USE_TLS for STARTTLS (usually port 587) or EMAIL_USE_SSL for implicit "
+            "TLS (usually port 465).",
+        )
+    if settings.EMAIL_PORT is not None and not 0 < settings.EMAIL_PORT < 65536:
+        raise SettingsError(
+            "EMAIL_PORT", f"{settings.EMAIL_PORT} is not a port number (1 to 65535)"
+        )
+    if settings.EMAIL_PORT == 465 and settings.EMAIL_USE_TLS:
+        raise SettingsError(
+            "EMAIL_USE_TLS",
+            "port 465 speaks implicit TLS, not STARTTLS: set EMAIL_USE_SSL = true and "
+            "EMAIL_USE_TLS = false (or use port 587 with EMAIL_USE_TLS)",
+        )
+    if settings.EMAIL_TIMEOUT <= 0:
+        raise SettingsError("EMAIL_TIMEOUT", "must be a positive number of seconds")
+    if settings.EMAIL_MAX_MESSAGE_SIZE <= 0:
+        raise SettingsError("EMAIL_MAX_MESSAGE_SIZE", "must be a positive number of bytes")
+    if settings.EMAIL_SSL_KEYFILE and not settings.EMAIL_SSL_CERTFILE:
+        raise SettingsError("EMAIL_SSL_CERTFILE", "EMAIL_SSL_KEYFILE is set but no certificate")
+
+
+def load_settings(
+    config_path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Read every layer afresh and return validated settings.
+
+    ``overrides`` sit above the environment; they are for programs that build their settings
+    in code (and for tests).
+    """
+    env = os.environ if environ is None else environ
+    layers = _Layers()
+
+    path = config_path or env.get("MAILROOM_CONFIG")
+    settings_file = Path(path) if path else Path(DEFAULT_SETTINGS_FILE)
+    if path or settings_file.exists():
+        from_file = _read_settings_file(settings_file)
+        _warn_password_in_settings_file(from_file, settings_file, layers)
+        _apply_layer(layers, from_file, str(settings_file))
+
+    located = _locate_secrets_file(env, layers, settings_file, overrides)
+    if located is not None:
+        secrets_file, named_by = located
+        layers.put({"SECRETS_FILE": secrets_file}, named_by)
+        layers.put(_read_secrets_file(secrets_file), f"secrets file {secrets_file}")
+
+    _apply_layer(layers, _read_environment(env), "environment")
+    if overrides:
+        _apply_layer(layers, _canonical_keys(overrides, "overrides"), "overrides")
+
+    values = dict(layers.values)
+    if "EMAIL_BACKEND" in values:
+        values["EMAIL_BACKEND"] = _normalise_backend(
+            values["EMAIL_BACKEND"], layers.sources["EMAIL_BACKEND"]
+        )
+    elif "EMAIL_HOST" in values:
+        # A relay was named but no backend: the user means to send through it.
+        values["EMAIL_BACKEND"] = Backend.SMTP
+        layers.sources["EMAIL_BACKEND"] = f"implied by EMAIL_HOST ({layers.sources['EMAIL_HOST']})"
+
+    settings = _validate(values, layers)
+    _check_consistency(settings)
+    settings._sources = dict(layers.sources)
+    settings._warnings = tuple(layers.warnings)
+    for warning in layers.warnings:
+        logger.warning(warning)
+    return settings
+
+
+def _warn_password_in_settings_file(values: Mapping[str, Any], path: Path, layers: _Layers) -> None:
+    url_password = False
+    if values.get("EMAIL_URL"):
+        try:
+            url_password = bool(urlsplit(str(values["EMAIL_URL"])).password)
+        except ValueError:
+            url_password = False
+    if values.get("EMAIL_HOST_PASSWORD") or url_password:
+        layers.warnings.append(
+            f"the SMTP password is in the settings file {path}; move it to the secrets file "
+            "(email_password = ...) or the EMAIL_HOST_PASSWORD environment variable, so the "
+            "settings file can be shared and committed"
+        )

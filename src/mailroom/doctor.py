@@ -1,0 +1,154 @@
+"""Turns a delivery failure into advice a person can act on.
+
+The advice names the settings to look at, in the words operators of Django-style apps know
+(``EMAIL_PORT``, ``EMAIL_USE_SSL``, the secrets file). It never repeats a secret.
+"""
+
+from __future__ import annotations
+
+from mailroom.config import Settings
+from mailroom.errors import (
+    AuthenticationError,
+    ConnectionLostError,
+    DeliveryError,
+    DeliveryTimeoutError,
+    PermanentError,
+    RelayUnreachableError,
+    SenderRefusedError,
+    SMTPStage,
+    SMTPUTF8UnsupportedError,
+    TLSError,
+    TransientError,
+)
+
+__all__ = ["diagnose"]
+
+
+def _relay(settings: Settings) -> str:
+    return f"{settings.EMAIL_HOST}:{settings.port}"
+
+
+def _password_hint(settings: Settings) -> str:
+    if not settings.EMAIL_HOST_PASSWORD.get_secret_value():
+        return (
+            "No password is configured: put `email_password = ...` in the secrets file "
+            "(named by SECRETS_FILE or MAILROOM_SECRETS), or set EMAIL_HOST_PASSWORD in the "
+            "environment."
+        )
+    return (
+        f"The password in use came from {settings.source_of('EMAIL_HOST_PASSWORD')}. "
+        "Check it for typos; some providers (Gmail with 2-step verification) need an "
+        "app-specific password rather than the account's own."
+    )
+
+
+def _unreachable(error: RelayUnreachableError, settings: Settings) -> list[str]:
+    if "resolve" in str(error):
+        return [f"Check EMAIL_HOST ({settings.EMAIL_HOST!r}): that name does not resolve."]
+    return [
+        f"Nothing accepted a connection at {_relay(settings)}.",
+        "Check EMAIL_HOST and EMAIL_PORT, and that the relay is running and listening there.",
+        f"Your hosting provider or a firewall may block outgoing traffic to port {settings.port}.",
+    ]
+
+
+def _timeout(error: DeliveryTimeoutError, settings: Settings) -> list[str]:
+    lines = []
+    if error.stage is SMTPStage.CONNECT:
+        lines.append(
+            f"{_relay(settings)} did not answer within EMAIL_TIMEOUT "
+            f"({settings.EMAIL_TIMEOUT:g} s)."
+        )
+        if settings.port == 465 and not settings.EMAIL_USE_SSL:
+            lines.append(
+                "Port 465 expects implicit TLS from the first byte: set EMAIL_USE_SSL = true "
+                "(and EMAIL_USE_TLS = false)."
+            )
+        lines.append(
+            f"A firewall or your hosting provider may be dropping traffic to port "
+            f"{settings.port}; check that it is open from this machine."
+        )
+    else:
+        lines.append(
+            f"The relay stopped answering during {error.stage}; it may be overloaded. "
+            "Try again later, or raise EMAIL_TIMEOUT."
+        )
+    return lines
+
+
+def _tls(error: TLSError, settings: Settings) -> list[str]:
+    text = str(error)
+    if "certificate" in text.lower():
+        return [
+            f"The certificate of {settings.EMAIL_HOST} could not be verified.",
+            "Check that EMAIL_HOST is the name on the relay's certificate; for a private CA, "
+            "point EMAIL_SSL_CAFILE at its certificate.",
+        ]
+    if settings.EMAIL_USE_SSL:
+        return [
+            f"TLS/SSL mismatch: EMAIL_USE_SSL is on (implicit TLS), but {_relay(settings)} "
+            "does not speak TLS from the start.",
+            "If the relay uses STARTTLS (usually port 587), set EMAIL_USE_TLS = true and "
+            "EMAIL_USE_SSL = false; port 465 is the one that wants EMAIL_USE_SSL.",
+        ]
+    if settings.EMAIL_USE_TLS:
+        return [
+            f"TLS/SSL mismatch: EMAIL_USE_TLS (STARTTLS) is on, but {_relay(settings)} "
+            "would not start TLS.",
+            "If the relay uses port 465, set EMAIL_USE_SSL = true and EMAIL_USE_TLS = false; "
+            "if it offers no TLS at all, turn EMAIL_USE_TLS off (only on a trusted network).",
+        ]
+    return ["TLS could not be set up with the relay; check EMAIL_USE_TLS and EMAIL_USE_SSL."]
+
+
+def _auth(settings: Settings) -> list[str]:
+    user = settings.EMAIL_HOST_USER or "(no EMAIL_HOST_USER set)"
+    return [
+        f"The relay refused the login of {user}.",
+        "Check EMAIL_HOST_USER and the password.",
+        _password_hint(settings),
+    ]
+
+
+def diagnose(error: DeliveryError, settings: Settings, *, sender_setting: str) -> str:
+    """Advice for ``error``; ``sender_setting`` names the setting the From address came from."""
+    reply = f"The relay said: {error.reply}" if error.reply else ""
+    lines: list[str]
+    if isinstance(error, RelayUnreachableError):
+        lines = _unreachable(error, settings)
+    elif isinstance(error, DeliveryTimeoutError):
+        lines = _timeout(error, settings)
+    elif isinstance(error, TLSError):
+        lines = _tls(error, settings)
+    elif isinstance(error, AuthenticationError):
+        lines = _auth(settings)
+    elif isinstance(error, SenderRefusedError):
+        lines = [
+            f"The relay refused the sender address from {sender_setting}: your relay does not "
+            "allow sending from this From address.",
+            f"Allow that address at your provider (verify it or its domain), or set "
+            f"{sender_setting} to an address the relay accepts.",
+        ]
+    elif isinstance(error, SMTPUTF8UnsupportedError):
+        lines = ["An address has non-ASCII characters before the @ and the relay cannot carry it."]
+    elif isinstance(error, PermanentError) and error.stage is SMTPStage.RCPT:
+        who = ", ".join(error.refused) or error.recipient or "the recipient"
+        lines = [
+            f"The relay refused the recipient {who}.",
+            "Check the address. A relay that refuses every outside address usually wants you "
+            "to log in first: set EMAIL_HOST_USER and the password.",
+        ]
+    elif isinstance(error, ConnectionLostError):
+        lines = [
+            f"{_relay(settings)} closed the connection during {error.stage}.",
+            "If it closes right after connecting, check EMAIL_USE_TLS / EMAIL_USE_SSL against "
+            "what the port expects (587: STARTTLS, 465: implicit TLS).",
+        ]
+    elif isinstance(error, TransientError):
+        lines = [
+            "The relay reported a temporary problem; try again later. If it persists, "
+            "look at the relay's own log, or at its rate limits."
+        ]
+    else:
+        lines = ["The relay refused the message; its reply above says why."]
+    return "\n".join(line for line in (reply, *lines) if line)

@@ -1,0 +1,279 @@
+"""Every exception Mailroom raises, and the classification of SMTP replies.
+
+The tree::
+
+    MailroomError
+    ├── SettingsError (ValueError)          a setting is wrong; names the setting
+    ├── MessageError (ValueError)           the message cannot be built as given; names the field
+    │   ├── HeaderInjectionError            CR, LF or NUL in a header field
+    │   ├── InvalidAddressError             not an address we can send to
+    │   └── MessageTooLargeError            over EMAIL_MAX_MESSAGE_SIZE
+    └── DeliveryError                       the transport could not deliver; carries the reply
+        ├── TransientError                  try again later (4xx, dropped connection, timeout)
+        │   ├── DeliveryTimeoutError (TimeoutError)
+        │   └── ConnectionLostError (ConnectionError)
+        ├── PermanentError                  this message or recipient will never be accepted
+        │   └── SMTPUTF8UnsupportedError    an address needs SMTPUTF8, the relay lacks it
+        └── ConfigurationError              our own setup is wrong; fix settings, don't fail mail
+            ├── RelayUnreachableError (ConnectionError)   refused connection, unknown host
+            ├── TLSError                    handshake, certificate or STARTTLS mismatch
+            ├── AuthenticationError         the relay refused our credentials
+            └── SenderRefusedError          the relay will not send from our address
+
+A reply is classified from its numeric code and RFC 3463 enhanced status code together with the
+point of the SMTP dialogue where it came (:class:`SMTPStage`) — never from which client-library
+exception carried it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import ClassVar
+
+__all__ = [
+    "AuthenticationError",
+    "ConfigurationError",
+    "ConnectionLostError",
+    "DeliveryError",
+    "DeliveryTimeoutError",
+    "HeaderInjectionError",
+    "InvalidAddressError",
+    "MailroomError",
+    "MessageError",
+    "MessageTooLargeError",
+    "PermanentError",
+    "RelayUnreachableError",
+    "SMTPStage",
+    "SMTPUTF8UnsupportedError",
+    "SenderRefusedError",
+    "SettingsError",
+    "TLSError",
+    "TransientError",
+    "Verdict",
+    "classify_reply",
+    "error_from_reply",
+    "split_enhanced_status",
+]
+
+
+class Verdict(StrEnum):
+    """What a delivery failure means for the message."""
+
+    TRANSIENT = "transient"
+    """Try again later: the relay is busy, the mailbox is full for now, the line dropped."""
+    PERMANENT = "permanent"
+    """This message or recipient will never be accepted; retrying cannot help."""
+    CONFIGURATION = "configuration"
+    """Our own setup is wrong (password, TLS, sender address); no message is at fault."""
+
+
+class SMTPStage(StrEnum):
+    """The point of the SMTP dialogue at which a reply (or silence) came."""
+
+    CONNECT = "connect"
+    """Opening the TCP connection and reading the 220 greeting."""
+    EHLO = "ehlo"
+    STARTTLS = "starttls"
+    AUTH = "auth"
+    MAIL = "mail"
+    """MAIL FROM: the relay judges our sender."""
+    RCPT = "rcpt"
+    """RCPT TO: the relay judges one recipient."""
+    DATA = "data"
+    """The DATA command, the message content and the reply to its final dot."""
+
+
+class MailroomError(Exception):
+    """The root of every exception Mailroom raises on purpose."""
+
+
+class SettingsError(MailroomError, ValueError):
+    """A setting has a value Mailroom cannot work with.
+
+    ``setting`` is the name to change (``EMAIL_PORT``); the message says what to change it to.
+    """
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"{setting}: {message}")
+        self.setting = setting
+
+
+class MessageError(MailroomError, ValueError):
+    """The message cannot be built as given; ``field`` names the part at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class HeaderInjectionError(MessageError):
+    """A header field contains CR, LF or NUL, which could smuggle in headers of its own."""
+
+
+class InvalidAddressError(MessageError):
+    """An address that is not a deliverable mailbox (``local@domain``)."""
+
+
+class MessageTooLargeError(MessageError):
+    """The built message is larger than the configured limit."""
+
+
+class DeliveryError(MailroomError):
+    """The transport could not deliver a message.
+
+    Carries the SMTP reply where there was one: ``code`` (550), ``enhanced_status`` ("5.1.1"),
+    ``server_text`` (the relay's words), ``recipient`` (for a refused RCPT), ``stage`` (where in
+    the dialogue it came). ``refused`` maps each refused recipient to its own error when a
+    message was refused for all of them.
+    """
+
+    verdict: ClassVar[Verdict]
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        enhanced_status: str | None = None,
+        server_text: str | None = None,
+        recipient: str | None = None,
+        stage: SMTPStage | None = None,
+        refused: Mapping[str, DeliveryError] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.enhanced_status = enhanced_status
+        self.server_text = server_text
+        self.recipient = recipient
+        self.stage = stage
+        self.refused: Mapping[str, DeliveryError] = refused or {}
+
+    @property
+    def reply(self) -> str | None:
+        """The reply as the relay gave it: ``550 5.1.1 no such user``."""
+        if self.code is None:
+            return None
+        parts = [str(self.code), self.enhanced_status, self.server_text]
+        return " ".join(p for p in parts if p)
+
+
+class TransientError(DeliveryError):
+    verdict = Verdict.TRANSIENT
+
+
+class DeliveryTimeoutError(TransientError, TimeoutError):
+    """The relay did not answer within ``EMAIL_TIMEOUT``."""
+
+
+class ConnectionLostError(TransientError, ConnectionError):
+    """The relay closed the connection, or the network dropped it."""
+
+
+class PermanentError(DeliveryError):
+    verdict = Verdict.PERMANENT
+
+
+class SMTPUTF8UnsupportedError(PermanentError):
+    """An address has a non-ASCII local part and the relay does not offer SMTPUTF8 (RFC 6531)."""
+
+
+class ConfigurationError(DeliveryError):
+    verdict = Verdict.CONFIGURATION
+
+
+class RelayUnreachableError(ConfigurationError, ConnectionError):
+    """No connection: refused, unknown host, no route."""
+
+
+class TLSError(ConfigurationError):
+    """TLS could not be set up: handshake, certificate, or a STARTTLS/SSL mismatch."""
+
+
+class AuthenticationError(ConfigurationError):
+    """The relay refused our user name and password, or wants authentication we did not give."""
+
+
+class SenderRefusedError(ConfigurationError):
+    """The relay refused MAIL FROM: it will not send mail from our address."""
+
+
+_ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?:\s+|$)")
+
+# RFC 3463 §3.8 and the IANA registry of enhanced status codes: X.7.y subjects about *us* —
+# authentication (8 invalid credentials; 9 mechanism too weak; 10, 11 encryption needed;
+# 13 account disabled; 14 trust relationship) and our domain's SPF/DKIM/DMARC standing
+# (20-27). 5.7.0 ("other security") and 5.7.1 are left out: at RCPT or DATA providers use them
+# for "this recipient or content is not accepted"; 530 5.7.0 "authentication required" is
+# caught by its reply code.
+_ABOUT_US_7 = frozenset({8, 9, 10, 11, 13, 14, 20, 21, 22, 23, 24, 25, 26, 27})
+
+
+def split_enhanced_status(text: str) -> tuple[str | None, str]:
+    """Split ``"5.1.1 no such user"`` into ``("5.1.1", "no such user")`` (RFC 3463 §2)."""
+    match = _ENHANCED.match(text)
+    if not match:
+        return None, text.strip()
+    return ".".join(match.groups()), text[match.end() :].strip()
+
+
+def classify_reply(code: int, enhanced_status: str | None, stage: SMTPStage) -> Verdict:
+    """Decide what a negative SMTP reply means, from its numbers and where it came.
+
+    4yz is transient everywhere (RFC 5321 §4.2.1). A 5yz is a *configuration* problem when it
+    concerns us rather than the message: before MAIL (greeting, EHLO, STARTTLS, AUTH), at MAIL
+    (our sender), or with an enhanced status about authentication or our domain's standing.
+    Anything else 5yz is permanent for that message or recipient.
+    """
+    if 400 <= code < 500:
+        return Verdict.TRANSIENT
+    if enhanced_status is not None:
+        _, subject, detail = (int(part) for part in enhanced_status.split("."))
+        if subject == 7 and detail in _ABOUT_US_7:
+            return Verdict.CONFIGURATION
+        if subject == 3 and detail == 4:  # X.3.4 message too big for the system
+            return Verdict.PERMANENT
+    if code == 530 or code in (534, 535, 538):  # RFC 4954 §6: authentication required / failed
+        return Verdict.CONFIGURATION
+    if stage in (SMTPStage.CONNECT, SMTPStage.EHLO, SMTPStage.STARTTLS, SMTPStage.AUTH):
+        return Verdict.CONFIGURATION
+    if stage is SMTPStage.MAIL:
+        # 552 at MAIL is the SIZE= parameter refused (RFC 1870 §6): the message is too big.
+        return Verdict.PERMANENT if code == 552 else Verdict.CONFIGURATION
+    return Verdict.PERMANENT
+
+
+def error_from_reply(
+    code: int,
+    text: str,
+    stage: SMTPStage,
+    *,
+    recipient: str | None = None,
+) -> DeliveryError:
+    """Build the right :class:`DeliveryError` for a negative reply."""
+    enhanced, server_text = split_enhanced_status(text)
+    verdict = classify_reply(code, enhanced, stage)
+    cls: type[DeliveryError]
+    if verdict is Verdict.TRANSIENT:
+        cls = TransientError
+    elif verdict is Verdict.PERMANENT:
+        cls = PermanentError
+    elif stage is SMTPStage.AUTH or code in (530, 534, 535, 538):
+        cls = AuthenticationError
+    elif stage is SMTPStage.STARTTLS:
+        cls = TLSError
+    elif stage is SMTPStage.MAIL:
+        cls = SenderRefusedError
+    else:
+        cls = ConfigurationError
+    reply = " ".join(str(p) for p in (code, enhanced, server_text) if p)
+    where = f" for {recipient}" if recipient else ""
+    return cls(
+        f"{stage.upper()} refused{where}: {reply}",
+        code=code,
+        enhanced_status=enhanced,
+        server_text=server_text,
+        recipient=recipient,
+        stage=stage,
+    )

@@ -1,0 +1,429 @@
+"""Messages: what a caller hands us, and the bytes and envelope we hand a transport.
+
+Built with :class:`email.message.EmailMessage` and an :mod:`email.policy`, never by string
+concatenation: text + html make multipart/alternative, inline images (with a Content-ID) sit
+with the html part in multipart/related, attachments wrap it all in multipart/mixed.
+
+Rules enforced here, each with an error naming the field:
+
+- CR, LF or NUL in any header field is refused (header injection, RFC 5322 §2.2);
+- addresses must be ``local@domain``; a non-ASCII domain is sent IDNA-encoded, a non-ASCII
+  local part marks the message as needing SMTPUTF8 (RFC 6531);
+- no line of the result exceeds 998 octets (RFC 5322 §2.1.1): headers are folded, bodies with
+  long lines get quoted-printable or base64;
+- the result must fit the configured size limit.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.policy
+import mimetypes
+import re
+import secrets
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.headerregistry import Address as _HeaderAddress
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+from mailroom.errors import (
+    HeaderInjectionError,
+    InvalidAddressError,
+    MessageError,
+    MessageTooLargeError,
+)
+
+__all__ = ["Address", "Attachment", "Envelope", "Message", "build_envelope"]
+
+MAX_LINE_OCTETS = 998  # RFC 5322 §2.1.1, without the CRLF
+
+# policy.SMTP folds at 78 and ends lines with CRLF; 7bit makes any non-ASCII body
+# quoted-printable or base64, so the message needs no 8BITMIME from the relay. Headers we
+# write raw (addresses, encoded words) are already folded: refold_source="none" keeps them.
+_POLICY_ASCII = email.policy.SMTP.clone(cte_type="7bit", refold_source="none")
+_POLICY_UTF8 = email.policy.SMTPUTF8.clone(refold_source="none")
+
+_FORBIDDEN_IN_HEADERS = re.compile(r"[\r\n\x00]")
+# RFC 5322 §2.2: a field name is printable US-ASCII except the colon. \Z, not $: "$" also
+# matches before a trailing newline, which would let "X-Name\n" through.
+_FIELD_NAME = re.compile(r"^[\x21-\x39\x3b-\x7e]+\Z")
+# RFC 5322 §3.2.3 atext, plus any non-ASCII character (RFC 6531 §3.3).
+_LOCAL_PART = re.compile(
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]+"
+    r"(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]+)*$"
+)
+_DOMAIN_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+# Headers that have their own argument, or that the MIME structure owns.
+_RESERVED_HEADERS = {
+    "from": "from_email",
+    "to": "to",
+    "cc": "cc",
+    "bcc": "bcc",
+    "reply-to": "reply_to",
+    "subject": "subject",
+    "date": "date",
+    "message-id": "message_id",
+    "mime-version": None,
+    "content-type": None,
+    "content-transfer-encoding": None,
+}
+
+
+def refuse_line_breaks(field_name: str, value: str) -> None:
+    """Raise :class:`HeaderInjectionError` if a header value holds CR, LF or NUL."""
+    if _FORBIDDEN_IN_HEADERS.search(value):
+        raise HeaderInjectionError(
+            field_name, "contains a line break or NUL character, which is not allowed in a header"
+        )
+
+
+def _encode_domain(domain: str, field_name: str) -> str:
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii") if not domain.isascii() else domain
+    except UnicodeError:
+        raise InvalidAddressError(field_name, f"domain {domain!r} is not a valid name") from None
+    # One trailing (root) dot names the same domain, but neither RFC 5322's dot-atom nor
+    # RFC 5321's Domain allows it, so it is dropped rather than sent.
+    ascii_domain = ascii_domain.removesuffix(".")
+    labels = ascii_domain.split(".")
+    if len(ascii_domain) > 253 or not all(_DOMAIN_LABEL.match(label) for label in labels):
+        raise InvalidAddressError(field_name, f"domain {domain!r} is not a valid name")
+    return ascii_domain.lower()
+
+
+def _clean_display_name(name: str, field_name: str = "display name") -> str:
+    """Collapse blank runs (they do not survive header unfolding) and enforce the length cap."""
+    cleaned = " ".join(name.split())
+    if len(cleaned.encode("utf-8")) > MAX_DISPLAY_NAME_OCTETS:
+        raise MessageError(field_name, f"display name is over {MAX_DISPLAY_NAME_OCTETS} bytes")
+    return cleaned
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """One mailbox: ``local@domain`` and an optional display name.
+
+    ``domain`` is stored IDNA-encoded; ``needs_smtputf8`` is true for a non-ASCII local part.
+    """
+
+    local_part: str
+    domain: str
+    display_name: str = ""
+
+    @classmethod
+    def parse(cls, value: str | Address, field_name: str = "address") -> Address:
+        """Accept ``ada@example.com``, ``Ada Lovelace <ada@example.com>`` or an Address."""
+        if isinstance(value, Address):
+            # Built directly, an Address has skipped create()'s checks (line breaks, syntax).
+            return cls.create(value.addr_spec, value.display_name, field_name)
+        if not isinstance(value, str):
+            raise InvalidAddressError(field_name, f"expected an address string, got {value!r}")
+        refuse_line_breaks(field_name, value)
+        text = value.strip()
+        display = ""
+        if text.endswith(">") and "<" in text:
+            display, _, rest = text.rpartition("<")
+            text = rest[:-1].strip()
+            display = display.strip()
+            if len(display) >= 2 and display[0] == display[-1] == '"':
+                display = display[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        return cls.create(text, display, field_name)
+
+    @classmethod
+    def create(cls, addr_spec: str, display_name: str = "", field_name: str = "address") -> Address:
+        refuse_line_breaks(field_name, addr_spec)
+        refuse_line_breaks(field_name, display_name)
+        local, at, domain = addr_spec.strip().rpartition("@")
+        if not at or not local or not domain:
+            raise InvalidAddressError(field_name, f"{addr_spec!r} is not an address (local@domain)")
+        if not _LOCAL_PART.match(local) or len(local.encode()) > 64:
+            raise InvalidAddressError(field_name, f"{addr_spec!r} has an invalid local part")
+        return cls(local, _encode_domain(domain, field_name), _clean_display_name(display_name))
+
+    @property
+    def addr_spec(self) -> str:
+        return f"{self.local_part}@{self.domain}"
+
+    @property
+    def needs_smtputf8(self) -> bool:
+        return not self.local_part.isascii()
+
+    def __str__(self) -> str:
+        return str(self._header_address())
+
+    def with_display_name(self, display_name: str) -> Address:
+        refuse_line_breaks("display name", display_name)
+        return Address(self.local_part, self.domain, _clean_display_name(display_name))
+
+    def _header_address(self) -> _HeaderAddress:
+        return _HeaderAddress(self.display_name, self.local_part, self.domain)
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file carried by a message. With ``content_id`` it is an inline part of the html."""
+
+    filename: str
+    content: bytes
+    mimetype: str = "application/octet-stream"
+    content_id: str | None = None
+
+    @classmethod
+    def from_path(
+        cls, path: str | Path, mimetype: str | None = None, content_id: str | None = None
+    ) -> Attachment:
+        p = Path(path)
+        guessed = mimetype or mimetypes.guess_type(p.name)[0] or "application/octet-stream"
+        return cls(p.name, p.read_bytes(), guessed, content_id)
+
+    @classmethod
+    def from_bytes(
+        cls,
+        filename: str,
+        content: bytes,
+        mimetype: str | None = None,
+        content_id: str | None = None,
+    ) -> Attachment:
+        guessed = mimetype or mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        return cls(filename, content, guessed, content_id)
+
+
+AddressInput = str | Address
+
+
+@dataclass(frozen=True)
+class Message:
+    """What a caller wants sent. Nothing is validated until :func:`build_envelope`."""
+
+    to: Sequence[AddressInput] = ()
+    subject: str = ""
+    text: str | None = None
+    html: str | None = None
+    from_email: AddressInput | None = None
+    cc: Sequence[AddressInput] = ()
+    bcc: Sequence[AddressInput] = ()
+    reply_to: Sequence[AddressInput] = ()
+    attachments: Sequence[Attachment] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    message_id: str | None = None
+    date: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A message ready for a transport: SMTP envelope plus the exact bytes, built once."""
+
+    sender: str
+    recipients: tuple[str, ...]
+    data: bytes
+    message_id: str
+    smtputf8: bool = False
+
+
+# Characters the email package will not store in a header (it splits on them as line breaks)
+# or would emit raw: C0/C1 controls, DEL and the Unicode line and paragraph separators.
+_NEEDS_ENCODED_WORDS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_EW_CHUNK_OCTETS = 45  # 45 octets → 60 base64 characters; with =?utf-8?b?...?= under 75
+
+
+def _encoded_words(value: str) -> str:
+    """Encode a whole value as RFC 2047 'B' encoded words, one per folded line.
+
+    Used for every value that is not plain printable ASCII. Blanks sit inside the words, so
+    they survive exactly (the email package's own refolding can collapse runs of them), and
+    control characters, which it would refuse or emit raw, are carried safely. A chunk never
+    splits a UTF-8 sequence (RFC 2047 §5 rule 3).
+    """
+    words: list[str] = []
+    chunk = b""
+    for char in value:
+        encoded = char.encode("utf-8")
+        if len(chunk) + len(encoded) > _EW_CHUNK_OCTETS:
+            words.append(chunk.decode("utf-8"))
+            chunk = b""
+        chunk += encoded
+    words.append(chunk.decode("utf-8"))
+    return "\n ".join(f"=?utf-8?b?{base64.b64encode(w.encode()).decode()}?=" for w in words)
+
+
+def _refuse_control_characters(field_name: str, value: str) -> None:
+    """For values written as they are (file names, ids, types): no controls at all.
+
+    The email package treats several of them (VT, FF, FS, NEL, U+2028...) as line breaks
+    and raises a bare ValueError, or drops them; the rest would be emitted raw.
+    """
+    refuse_line_breaks(field_name, value)
+    if _NEEDS_ENCODED_WORDS.search(value):
+        raise MessageError(field_name, "contains a control character, which is not allowed here")
+
+
+_PRINTABLE_ASCII = re.compile(r"^[\x20-\x7e]*$")
+
+
+def _set_unstructured(mime: EmailMessage, name: str, value: str) -> None:
+    # Literal text that looks like an encoded word ("=?utf-8?q?...?=") would be decoded by
+    # the reader (RFC 2047 §6.1); encoding the whole value keeps it as written.
+    if not _PRINTABLE_ASCII.match(value) or "=?" in value:
+        mime.set_raw(name, _encoded_words(value))
+    else:
+        mime[name] = value
+
+
+MAX_DISPLAY_NAME_OCTETS = 256
+
+
+def _format_address(address: Address) -> str:
+    """One address for a header: a (quoted) ASCII phrase, or one RFC 2047 encoded word.
+
+    A display name becomes a single encoded word, never several: CPython's parser keeps the
+    blank between adjacent encoded words in a phrase, where RFC 2047 §6.2 drops it, so a
+    name split over several words would come back altered. The length cap on display names
+    keeps that one word, and so the line, well under 998 octets.
+    """
+    name = address.display_name
+    if not name:
+        return address.addr_spec
+    if _PRINTABLE_ASCII.match(name) and "=?" not in name:  # see _set_unstructured
+        return str(address._header_address())
+    encoded = base64.b64encode(name.encode("utf-8")).decode("ascii")
+    return f"=?utf-8?b?{encoded}?= <{address.addr_spec}>"
+
+
+def _set_addresses(mime: EmailMessage, name: str, addresses: Sequence[Address]) -> None:
+    if addresses:
+        mime.set_raw(name, ",\n ".join(_format_address(a) for a in addresses))
+
+
+def _addresses(values: Iterable[AddressInput] | AddressInput, field_name: str) -> list[Address]:
+    if isinstance(values, str | Address):
+        values = [values]
+    return [Address.parse(v, field_name) for v in values]
+
+
+def make_message_id(domain: str) -> str:
+    """A globally unique Message-ID (RFC 5322 §3.6.4) in our sender's domain."""
+    return f"<{time.time_ns():x}.{secrets.token_hex(8)}@{domain}>"
+
+
+def _check_extra_headers(headers: Mapping[str, str]) -> None:
+    for name, value in headers.items():
+        if not _FIELD_NAME.match(name):
+            raise HeaderInjectionError(f"header {name!r}", "is not a valid header field name")
+        refuse_line_breaks(f"header {name}", value)
+        lowered = name.lower()
+        if lowered in _RESERVED_HEADERS or lowered.startswith("content-"):
+            argument = _RESERVED_HEADERS.get(lowered)
+            hint = f"; pass {argument}= instead" if argument else "; Mailroom sets it"
+            raise MessageError(f"header {name}", f"cannot be set through headers{hint}")
+
+
+def _html_alternative(mime: EmailMessage) -> EmailMessage:
+    for part in mime.iter_parts():
+        if isinstance(part, EmailMessage) and part.get_content_type() == "text/html":
+            return part
+    raise MessageError("html", "no html part to attach inline images to")  # pragma: no cover
+
+
+def _build_mime(message: Message, policy: email.policy.EmailPolicy[EmailMessage]) -> EmailMessage:
+    inline = [a for a in message.attachments if a.content_id]
+    files = [a for a in message.attachments if not a.content_id]
+    mime = EmailMessage(policy=policy)
+    if message.text is not None or message.html is None:
+        mime.set_content(message.text or "", subtype="plain", charset="utf-8")
+        if message.html is not None:
+            mime.add_alternative(message.html, subtype="html", charset="utf-8")
+    else:
+        mime.set_content(message.html, subtype="html", charset="utf-8")
+    if inline:
+        if message.html is None:
+            raise MessageError("attachments", "inline images (content_id) need an html body")
+        html_part = mime if mime.get_content_type() == "text/html" else _html_alternative(mime)
+        for image in inline:
+            assert image.content_id is not None  # filtered above  # noqa: S101
+            refuse_line_breaks("attachment content_id", image.content_id)
+            maintype, _, subtype = image.mimetype.partition("/")
+            html_part.add_related(
+                image.content,
+                maintype,
+                subtype,
+                cid=f"<{image.content_id.strip('<>')}>",
+                filename=image.filename,
+                disposition="inline",
+            )
+    for attachment in files:
+        refuse_line_breaks("attachment filename", attachment.filename)
+        maintype, _, subtype = attachment.mimetype.partition("/")
+        mime.add_attachment(
+            attachment.content, maintype, subtype or "octet-stream", filename=attachment.filename
+        )
+    return mime
+
+
+def build_envelope(
+    message: Message,
+    *,
+    default_from: AddressInput,
+    max_size: int = 25 * 1024 * 1024,
+) -> Envelope:
+    """Validate ``message`` and build its bytes and SMTP envelope."""
+    sender = Address.parse(message.from_email or default_from, "from_email")
+    to = _addresses(message.to, "to")
+    cc = _addresses(message.cc, "cc")
+    bcc = _addresses(message.bcc, "bcc")
+    reply_to = _addresses(message.reply_to, "reply_to")
+    if not (to or cc or bcc):
+        raise InvalidAddressError("to", "a message needs at least one recipient")
+    refuse_line_breaks("subject", message.subject)
+    _check_extra_headers(message.headers)
+    for attachment in message.attachments:
+        _refuse_control_characters("attachment filename", attachment.filename)
+        _refuse_control_characters("attachment mimetype", attachment.mimetype)
+        if attachment.content_id is not None:
+            _refuse_control_characters("attachment content_id", attachment.content_id)
+    if message.message_id is not None:
+        _refuse_control_characters("message_id", message.message_id)
+
+    everyone = [sender, *to, *cc, *bcc, *reply_to]
+    smtputf8 = any(a.needs_smtputf8 for a in everyone)
+    policy = _POLICY_UTF8 if smtputf8 else _POLICY_ASCII
+
+    mime = _build_mime(message, policy)
+    _set_addresses(mime, "From", [sender])
+    _set_addresses(mime, "To", to)
+    _set_addresses(mime, "Cc", cc)
+    _set_addresses(mime, "Reply-To", reply_to)
+    # Leading and trailing blanks do not survive a header's unfolding (RFC 5322 §2.2.3).
+    _set_unstructured(mime, "Subject", message.subject.strip())
+    mime["Date"] = format_datetime(message.date or datetime.now(UTC))
+    message_id = message.message_id or make_message_id(sender.domain)
+    mime["Message-ID"] = message_id
+    for name, value in message.headers.items():
+        _set_unstructured(mime, name, value)
+    # EmailMessage puts MIME-Version on multipart messages only; RFC 2045 §4 wants it always.
+    if "MIME-Version" not in mime:
+        mime["MIME-Version"] = "1.0"
+
+    data = mime.as_bytes(policy=policy)
+    if len(data) > max_size:
+        raise MessageTooLargeError(
+            "message", f"{len(data)} bytes is over the limit of {max_size} (EMAIL_MAX_MESSAGE_SIZE)"
+        )
+    longest = max(len(line) for line in data.split(b"\r\n"))
+    if longest > MAX_LINE_OCTETS:  # the policy should have prevented it; never send it anyway
+        raise MessageError("message", f"a line of {longest} octets is over RFC 5322's 998")
+
+    recipients = list(dict.fromkeys(a.addr_spec for a in (*to, *cc, *bcc)))
+    return Envelope(
+        sender=sender.addr_spec,
+        recipients=tuple(recipients),
+        data=data,
+        message_id=message_id,
+        smtputf8=smtputf8,
+    )

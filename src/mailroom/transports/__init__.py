@@ -1,0 +1,51 @@
+"""Transports deliver built envelopes: ``smtp`` for real, the rest for development and tests."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from mailroom.config import Backend, Settings
+from mailroom.transports.base import SendResult, Transport
+from mailroom.transports.console import ConsoleTransport
+from mailroom.transports.file import FileTransport
+from mailroom.transports.memory import MemoryTransport
+from mailroom.transports.null import NullTransport
+from mailroom.transports.smtp import SMTPTransport
+
+__all__ = [
+    "ConsoleTransport",
+    "FileTransport",
+    "MemoryTransport",
+    "NullTransport",
+    "SMTPTransport",
+    "SendResult",
+    "Transport",
+    "transport_from_settings",
+]
+
+
+def transport_from_settings(settings: Settings, *, console: TextIO | None = None) -> Transport:
+    """The transport ``EMAIL_BACKEND`` names, configured from ``settings``."""
+    match settings.EMAIL_BACKEND:
+        case Backend.SMTP:
+            return SMTPTransport(
+                host=settings.EMAIL_HOST,
+                port=settings.port,
+                username=settings.EMAIL_HOST_USER,
+                password=settings.EMAIL_HOST_PASSWORD,
+                use_tls=settings.EMAIL_USE_TLS,
+                use_ssl=settings.EMAIL_USE_SSL,
+                timeout=settings.EMAIL_TIMEOUT,
+                certfile=settings.EMAIL_SSL_CERTFILE,
+                keyfile=settings.EMAIL_SSL_KEYFILE,
+                cafile=settings.EMAIL_SSL_CAFILE,
+                local_hostname=settings.EMAIL_LOCAL_HOSTNAME,
+            )
+        case Backend.CONSOLE:
+            return ConsoleTransport(console)
+        case Backend.FILE:
+            return FileTransport(settings.EMAIL_FILE_PATH)
+        case Backend.MEMORY:
+            return MemoryTransport()
+        case Backend.NULL:
+            return NullTransport()

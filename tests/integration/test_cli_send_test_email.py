@@ -1,0 +1,218 @@
+"""``mailroom send-test-email`` and ``mailroom config show`` against a real SMTP server.
+
+Each diagnosis comes from creating the situation for real: a closed port, TLS against a plain
+server, a wrong password, a refused sender, a refused recipient.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from mailroom.cli import main
+from mailroom.config import SETTING_NAMES
+from smtp_server import TEST_PASSWORD, TEST_USER, ServerFactory, SMTPTestServer
+from tls_files import TLSFiles
+
+
+def write_settings(
+    tmp_path: Path, port: int, *, extra: str = "", password: str | None = None
+) -> Path:
+    """A settings file and, when a password is given, a secrets file beside it."""
+    lines = [
+        'EMAIL_HOST = "127.0.0.1"',
+        f"EMAIL_PORT = {port}",
+        'DEFAULT_FROM_EMAIL = "App <app@example.com>"',
+        'NOREPLY_EMAIL_ADDRESS = "noreply@example.com"',
+        "EMAIL_TIMEOUT = 5",
+        extra,
+    ]
+    if password is not None:
+        secrets = tmp_path / "mailroom-secrets.conf"
+        secrets.write_text(f"email_password = {password}\n")
+        lines += [f'EMAIL_HOST_USER = "{TEST_USER}"', f'SECRETS_FILE = "{secrets}"']
+    path = tmp_path / "mailroom.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> Result:
+    # None unsets: no setting from the developer's shell leaks into the test.
+    clean: dict[str, str | None] = dict.fromkeys(
+        (*SETTING_NAMES, "EMAIL_URL", "MAILROOM_CONFIG", "MAILROOM_SECRETS")
+    )
+    result = CliRunner().invoke(
+        main, list(args), env={**clean, **(env or {})}, catch_exceptions=False
+    )
+    assert TEST_PASSWORD not in result.output
+    return result
+
+
+def test_delivers_both_messages(smtp_server: SMTPTestServer, tmp_path: Path) -> None:
+    config = write_settings(tmp_path, smtp_server.port)
+    result = run("send-test-email", "--config", str(config), "ops@example.com")
+
+    assert result.exit_code == 0, result.output
+    received = smtp_server.scripted.received
+    assert [r.mail_from for r in received] == ["app@example.com", "noreply@example.com"]
+    assert all(r.rcpt_tos == ["ops@example.com"] for r in received)
+    subjects = [
+        email.message_from_bytes(r.data, policy=email.policy.default)["Subject"] for r in received
+    ]
+    assert "DEFAULT_FROM_EMAIL" in subjects[0]
+    assert "NOREPLY_EMAIL_ADDRESS" in subjects[1]
+    assert result.output.count("delivered to 127.0.0.1") == 2
+    assert smtp_server.scripted.connections == 1
+
+
+def test_with_starttls_and_auth_reading_the_secrets_file(
+    smtp_server_factory: ServerFactory, tls: TLSFiles, tmp_path: Path
+) -> None:
+    server = smtp_server_factory("starttls", auth=True, auth_required=True)
+    config = write_settings(
+        tmp_path,
+        server.port,
+        password=TEST_PASSWORD,
+        extra=f'EMAIL_USE_TLS = true\nEMAIL_SSL_CAFILE = "{tls.ca_path}"',
+    )
+    result = run("--config", str(config), "send-test-email", "ops@example.com")
+    assert result.exit_code == 0, result.output
+    assert len(server.scripted.received) == 2
+
+
+def test_closed_port(unused_tcp_port: int, tmp_path: Path) -> None:
+    config = write_settings(tmp_path, unused_tcp_port)
+    result = run("send-test-email", "--config", str(config), "ops@example.com")
+    assert result.exit_code == 1
+    assert "refused the connection" in result.output
+    assert "Check EMAIL_HOST and EMAIL_PORT" in result.output
+    assert "firewall" in result.output
+    assert "not trying the second message" in result.output
+
+
+def test_tls_against_a_plain_server(
+    smtp_server: SMTPTestServer, tls: TLSFiles, tmp_path: Path
+) -> None:
+    config = write_settings(
+        tmp_path,
+        smtp_server.port,
+        extra=f'EMAIL_USE_SSL = true\nEMAIL_SSL_CAFILE = "{tls.ca_path}"',
+    )
+    result = run("send-test-email", "--config", str(config), "ops@example.com")
+    assert result.exit_code == 1
+    assert "TLS/SSL mismatch" in result.output
+    assert "EMAIL_USE_TLS = true and EMAIL_USE_SSL = false" in result.output
+    assert smtp_server.scripted.received == []
+
+
+def test_wrong_password(smtp_server_factory: ServerFactory, tls: TLSFiles, tmp_path: Path) -> None:
+    server = smtp_server_factory("starttls", auth=True, auth_required=True)
+    wrong = "not-the-" + TEST_PASSWORD[::-1]
+    config = write_settings(
+        tmp_path,
+        server.port,
+        password=wrong,
+        extra=f'EMAIL_USE_TLS = true\nEMAIL_SSL_CAFILE = "{tls.ca_path}"',
+    )
+    result = run("send-test-email", "--config", str(config), "ops@example.com")
+    assert result.exit_code == 1
+    assert "535" in result.output
+    assert f"refused the login of {TEST_USER}" in result.output
+    assert "secrets file" in result.output
+    assert wrong not in result.output
+    assert server.scripted.received == []
+
+
+def test_sender_refused(smtp_server: SMTPTestServer, tmp_path: Path) -> None:
+    smtp_server.scripted.replies["MAIL"] = "553 5.7.1 sender address not owned by user"
+    config = write_settings(tmp_path, smtp_server.port)
+    result = run("send-test-email", "--config", str(config), "ops@example.com")
+    assert result.exit_code == 1
+    assert "does not allow sending from this From address" in result.output
+    # Both senders were tried, and each diagnosis names the setting to change.
+    assert "set DEFAULT_FROM_EMAIL to an address the relay accepts" in result.output
+    assert "set NOREPLY_EMAIL_ADDRESS to an address the relay accepts" in result.output
+
+
+def test_only_the_noreply_sender_refused(smtp_server: SMTPTestServer, tmp_path: Path) -> None:
+    config = write_settings(tmp_path, smtp_server.port)
+    smtp_server.scripted.sender_replies["noreply@example.com"] = "550 5.7.1 not your address"
+    result = run("send-test-email", "--config", str(config), "ops@example.com")
+    assert result.exit_code == 1
+    assert result.output.count("delivered to") == 1
+    assert "NOREPLY_EMAIL_ADDRESS to an address the relay accepts" in result.output
+
+
+def test_recipient_refused(smtp_server: SMTPTestServer, tmp_path: Path) -> None:
+    smtp_server.scripted.rcpt_replies["nobody@example.com"] = "550 5.1.1 no such user here"
+    config = write_settings(tmp_path, smtp_server.port)
+    result = run("send-test-email", "--config", str(config), "nobody@example.com")
+    assert result.exit_code == 1
+    assert "refused the recipient nobody@example.com" in result.output
+    assert "550 5.1.1 no such user here" in result.output
+
+
+def test_port_465_with_starttls_is_refused_before_connecting(tmp_path: Path) -> None:
+    config = write_settings(tmp_path, 465, extra="EMAIL_USE_TLS = true")
+    result = run("send-test-email", "--config", str(config), "ops@example.com")
+    assert result.exit_code == 1
+    assert "EMAIL_USE_SSL = true" in result.output
+
+
+def test_console_backend_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no mailroom.toml here
+    result = run("send-test-email", "ada@example.com")
+    assert result.exit_code == 0
+    assert "Transport: console" in result.output
+    assert "RCPT TO: ada@example.com" in result.output
+    assert result.output.count("delivered to standard output") == 2
+
+
+def test_config_show_masks_the_password_and_names_sources(tmp_path: Path) -> None:
+    config = write_settings(tmp_path, 2525, password=TEST_PASSWORD)
+    result = run("config", "show", "--config", str(config), env={"EMAIL_TIMEOUT": "12"})
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line for line in result.output.splitlines() if line.strip()}
+    assert "********" in rows["EMAIL_HOST_PASSWORD"]
+    assert "secrets file" in rows["EMAIL_HOST_PASSWORD"]
+    assert str(config) in rows["EMAIL_PORT"]
+    assert rows["EMAIL_TIMEOUT"].split()[1:] == ["12.0", "environment"]
+    assert rows["EMAIL_BACKEND"].split()[1] == "smtp"
+
+
+def test_config_show_json_and_password_in_settings_file_warning(tmp_path: Path) -> None:
+    config = tmp_path / "mailroom.toml"
+    config.write_text(f'EMAIL_URL = "smtp://{TEST_USER}:{TEST_PASSWORD}@relay.example.com:587"\n')
+    result = run("config", "show", "--json", "--config", str(config))
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    assert shown["settings"]["EMAIL_HOST_PASSWORD"] == {
+        "value": "********",
+        "source": f"EMAIL_URL in {config}",
+    }
+    assert shown["settings"]["EMAIL_HOST"]["value"] == "relay.example.com"
+    [warning] = shown["warnings"]
+    assert "move it to the secrets file" in warning
+
+
+def test_unknown_setting_names_it_with_a_suggestion(tmp_path: Path) -> None:
+    config = tmp_path / "mailroom.toml"
+    config.write_text('EMAIL_HOTS = "relay.example.com"\n')
+    result = run("config", "show", "--config", str(config))
+    assert result.exit_code == 1
+    assert "EMAIL_HOTS" in result.output
+    assert "did you mean EMAIL_HOST" in result.output
+
+
+def test_installed_command_runs() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "mailroom", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "send-test-email" in completed.stdout

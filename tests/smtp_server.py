@@ -1,0 +1,170 @@
+"""A real aiosmtpd server on loopback for tests, scripted per test.
+
+The server runs in its own thread and event loop (aiosmtpd's Controller) on port 0, so tests
+talk to it over real sockets exactly as to a relay. Its behaviour is scripted per test through
+:class:`ScriptedHandler`: replies per command, per-recipient refusals, delays, and closing
+the connection at chosen points.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+TEST_USER = "mailer@example.com"
+TEST_PASSWORD = "Pa55-w0rd-that-must-never-show"
+
+
+@dataclass
+class Received:
+    """One message as the server accepted it."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+    mail_options: list[str]
+
+
+@dataclass
+class ScriptedHandler:
+    """aiosmtpd handler whose replies a test sets before sending."""
+
+    replies: dict[str, str] = field(default_factory=dict)
+    """A reply to give instead of accepting: keys MAIL, RCPT, DATA."""
+    rcpt_replies: dict[str, str] = field(default_factory=dict)
+    """A reply for one recipient address."""
+    sender_replies: dict[str, str] = field(default_factory=dict)
+    """A reply for one MAIL FROM address."""
+    delays: dict[str, float] = field(default_factory=dict)
+    """Seconds to wait before answering: keys MAIL, RCPT, DATA."""
+    close_after_dot: bool = False
+    """Close the connection after the final dot without replying."""
+    received: list[Received] = field(default_factory=list)
+    connections: int = 0
+    auth_mechanisms_used: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def _pause(self, command: str) -> None:
+        if command in self.delays:
+            await asyncio.sleep(self.delays[command])
+
+    async def handle_MAIL(  # noqa: N802 - aiosmtpd's hook names
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        await self._pause("MAIL")
+        reply = self.sender_replies.get(address) or self.replies.get("MAIL")
+        if reply:
+            return reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(  # noqa: N802
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        await self._pause("RCPT")
+        reply = self.rcpt_replies.get(address) or self.replies.get("RCPT")
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(  # noqa: N802
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        await self._pause("DATA")
+        if self.close_after_dot:
+            assert server.transport is not None
+            server.transport.close()
+            return "250 never sent"
+        if "DATA" in self.replies:
+            return self.replies["DATA"]
+        content = envelope.original_content or b""
+        with self.lock:
+            self.received.append(
+                Received(
+                    str(envelope.mail_from),
+                    list(envelope.rcpt_tos),
+                    content,
+                    list(envelope.mail_options),
+                )
+            )
+        return "250 2.0.0 OK queued"
+
+    def authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        self.auth_mechanisms_used.append(mechanism)
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login.decode() == TEST_USER
+            and auth_data.password.decode() == TEST_PASSWORD
+        )
+        return AuthResult(success=ok, handled=False)
+
+
+class _ScriptedSMTP(SMTP):
+    """aiosmtpd's SMTP with connection counting and a 'close in the middle of DATA' switch."""
+
+    close_in_data = False
+
+    def __init__(self, handler: ScriptedHandler, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self._scripted = handler
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        with self._scripted.lock:
+            self._scripted.connections += 1
+        super().connection_made(transport)
+
+    async def smtp_DATA(self, arg: str) -> None:  # noqa: N802
+        if self.close_in_data:
+            await self.push("354 End data with <CR><LF>.<CR><LF>")
+            assert self.transport is not None
+            self.transport.close()
+            return
+        await super().smtp_DATA(arg)
+
+
+class SMTPTestServer(Controller):
+    """A Controller that binds port 0 and learns its port before self-testing."""
+
+    def __init__(
+        self,
+        handler: ScriptedHandler,
+        *,
+        implicit_tls: ssl.SSLContext | None = None,
+        close_in_data: bool = False,
+        **smtp_kwargs: Any,
+    ) -> None:
+        super().__init__(
+            handler, hostname="127.0.0.1", port=0, ssl_context=implicit_tls, **smtp_kwargs
+        )
+        self.scripted = handler
+        self.close_in_data = close_in_data
+
+    def factory(self) -> SMTP:
+        server = _ScriptedSMTP(self.scripted, **self.SMTP_kwargs)
+        server.close_in_data = self.close_in_data
+        return server
+
+    def _trigger_server(self) -> None:
+        assert isinstance(self.server, asyncio.Server)
+        self.port = self.server.sockets[0].getsockname()[1]
+        super()._trigger_server()  # type: ignore[no-untyped-call]
+
+    def start(self) -> None:
+        super().start()
+        # The Controller's own readiness probe was one connection; tests count theirs.
+        with self.scripted.lock:
+            self.scripted.connections = 0
+
+
+ServerFactory = Callable[..., SMTPTestServer]
