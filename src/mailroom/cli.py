@@ -75,14 +75,16 @@ def _test_message(to: tuple[str, ...], sender: str, which: str, number: int) -> 
         from_email=sender,
         subject=f"Mailroom test email {number} of 2 (from {which})",
         text=(
-            f"This is a test email sent by `mailroom send-test-email` on {host} at {now}.\n\n"
-            f"It was sent from the {which} address, {sender}.\n"
+            f"This is a test email sent by `mailroom send-test-email`\non {host} at {now}.\n\n"
+            f"It was sent from the {which} address,\n{sender}.\n"
             "If you received it, Mailroom can send mail from that address.\n"
         ),
     )
 
 
 async def _send_test_emails(settings: Settings, to: tuple[str, ...]) -> bool:
+    # Everything goes to stdout, failures included: the report is this command's output, and
+    # one stream keeps it in order when piped; the exit status says whether it worked.
     transport = transport_from_settings(settings)
     click.echo(f"Transport: {transport.describe()}")
     ok = True
@@ -102,25 +104,22 @@ async def _send_test_emails(settings: Settings, to: tuple[str, ...]) -> bool:
                 result = await transport.send(envelope)
             except DeliveryError as exc:
                 ok = False
-                click.echo(f"      FAILED: {exc}", err=True)
+                click.echo(f"      FAILED: {exc}")
                 advice = diagnose(exc, settings, sender_setting=setting)
-                click.echo("\n".join(f"      {line}" for line in advice.splitlines()), err=True)
+                click.echo("\n".join(f"      {line}" for line in advice.splitlines()))
                 if isinstance(exc, _CONNECTION_LEVEL):
-                    click.echo(
-                        "      (not trying the second message: it would fail the same way)",
-                        err=True,
-                    )
+                    click.echo("      (not trying the second message: it would fail the same way)")
                     break
                 continue
             except MailroomError as exc:
                 ok = False
-                click.echo(f"      FAILED: {exc}", err=True)
+                click.echo(f"      FAILED: {exc}")
                 continue
             where = f" ({result.reply})" if result.reply else ""
             click.echo(f"      delivered to {result.location}{where}: {result.message_id}")
             for recipient, error in result.refused.items():
                 ok = False
-                click.echo(f"      refused for {recipient}: {error}", err=True)
+                click.echo(f"      refused for {recipient}: {error}")
     finally:
         await transport.close()
     return ok

@@ -111,8 +111,10 @@ def _auth(settings: Settings) -> list[str]:
 
 
 def diagnose(error: DeliveryError, settings: Settings, *, sender_setting: str) -> str:
-    """Advice for ``error``; ``sender_setting`` names the setting the From address came from."""
-    reply = f"The relay said: {error.reply}" if error.reply else ""
+    """Advice for ``error``; ``sender_setting`` names the setting the From address came from.
+
+    The relay's reply is not repeated here: the error's own message carries it.
+    """
     lines: list[str]
     if isinstance(error, RelayUnreachableError):
         lines = _unreachable(error, settings)
@@ -151,4 +153,4 @@ def diagnose(error: DeliveryError, settings: Settings, *, sender_setting: str) -
         ]
     else:
         lines = ["The relay refused the message; its reply above says why."]
-    return "\n".join(line for line in (reply, *lines) if line)
+    return "\n".join(lines)
