@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import ssl
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
+from mailroom.outbox.database import normalise_url
 from smtp_server import TEST_PASSWORD, ScriptedHandler, ServerFactory, SMTPTestServer
 from tls_files import TLSFiles
 
@@ -74,3 +81,65 @@ def _no_password_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
         if record.exc_info and record.exc_info[1] is not None:
             text += repr(record.exc_info[1])
         assert TEST_PASSWORD not in text, f"password leaked in log record {record.name}"
+
+
+# -- databases: every outbox test runs on SQLite and on a real PostgreSQL ------------------
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "MAILROOM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+_postgres_skipped: list[str] = []
+
+
+def _postgres_admin() -> Engine | None:
+    engine = create_engine(
+        normalise_url(POSTGRES_ADMIN_URL), isolation_level="AUTOCOMMIT", pool_pre_ping=True
+    )
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("select 1"))
+    except OperationalError as exc:
+        engine.dispose()
+        _postgres_skipped.append(str(exc).splitlines()[0])
+        return None
+    return engine
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[Engine | None]:
+    engine = _postgres_admin()
+    yield engine
+    if engine is not None:
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_admin: Engine | None
+) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'outbox.db'}"
+        return
+    if postgres_admin is None:
+        if os.environ.get("MAILROOM_REQUIRE_POSTGRES"):
+            pytest.fail(f"PostgreSQL is required here but not reachable: {_postgres_skipped[0]}")
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}")
+    name = f"mailroom_test_{secrets.token_hex(6)}"
+    with postgres_admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(normalise_url(POSTGRES_ADMIN_URL)).set(database=name)
+    yield url.render_as_string(hide_password=False)
+    with postgres_admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say loudly when the PostgreSQL half of the suite did not run."""
+    if _postgres_skipped:
+        terminalreporter.write_sep("!", "PostgreSQL tests were SKIPPED", red=True, bold=True)
+        terminalreporter.write_line(f"could not connect to {POSTGRES_ADMIN_URL}:")
+        terminalreporter.write_line(f"  {_postgres_skipped[0]}")
+        terminalreporter.write_line(
+            "start PostgreSQL (or set MAILROOM_TEST_POSTGRES_URL) to run them; .ci/run does."
+        )

@@ -3,7 +3,8 @@
 The server runs in its own thread and event loop (aiosmtpd's Controller) on port 0, so tests
 talk to it over real sockets exactly as to a relay. Its behaviour is scripted per test through
 :class:`ScriptedHandler`: replies per command, per-recipient refusals, delays, and closing
-the connection at chosen points.
+the connection at chosen points (after the final dot, in the middle of DATA, or without
+replying at the greeting, MAIL, RCPT or DATA).
 """
 
 from __future__ import annotations
@@ -46,6 +47,16 @@ class ScriptedHandler:
     """Seconds to wait before answering: keys MAIL, RCPT, DATA."""
     close_after_dot: bool = False
     """Close the connection after the final dot without replying."""
+    close_at: set[str] = field(default_factory=set)
+    """Close the connection without replying when one of these comes: ``GREETING`` (a new
+    connection, before the 220), ``MAIL``, ``RCPT``, ``DATA`` (the command, before the 354:
+    no content is ever sent). Set it after the server has started (the
+    server's own readiness probe is a connection too)."""
+    close_limit: int | None = None
+    """Close at ``close_at`` points at most this many times (``None``: every time), for a relay
+    that drops a connection and then recovers."""
+    closes: int = 0
+    """How many connections were closed at ``close_at`` points."""
     received: list[Received] = field(default_factory=list)
     connections: int = 0
     auth_mechanisms_used: list[str] = field(default_factory=list)
@@ -55,10 +66,22 @@ class ScriptedHandler:
         if command in self.delays:
             await asyncio.sleep(self.delays[command])
 
+    def should_close(self, point: str) -> bool:
+        """Whether to drop the connection at ``point`` (see ``close_at``); counts the drop."""
+        with self.lock:
+            if point not in self.close_at:
+                return False
+            if self.close_limit is not None and self.closes >= self.close_limit:
+                return False
+            self.closes += 1
+            return True
+
     async def handle_MAIL(  # noqa: N802 - aiosmtpd's hook names
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         await self._pause("MAIL")
+        if self.should_close("MAIL"):
+            return _drop(server)
         reply = self.sender_replies.get(address) or self.replies.get("MAIL")
         if reply:
             return reply
@@ -70,6 +93,8 @@ class ScriptedHandler:
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         await self._pause("RCPT")
+        if self.should_close("RCPT"):
+            return _drop(server)
         reply = self.rcpt_replies.get(address) or self.replies.get("RCPT")
         if reply:
             return reply
@@ -110,8 +135,16 @@ class ScriptedHandler:
         return AuthResult(success=ok, handled=False)
 
 
+def _drop(server: SMTP) -> str:
+    """Close the connection; the reply returned is never sent (the transport is closed)."""
+    assert server.transport is not None
+    server.transport.close()
+    return "421 4.4.2 never sent: the connection is closed"
+
+
 class _ScriptedSMTP(SMTP):
-    """aiosmtpd's SMTP with connection counting and a 'close in the middle of DATA' switch."""
+    """aiosmtpd's SMTP with connection counting, a 'close in the middle of DATA' switch and
+    a 'close before the greeting' one (``close_at`` GREETING)."""
 
     close_in_data = False
 
@@ -124,7 +157,19 @@ class _ScriptedSMTP(SMTP):
             self._scripted.connections += 1
         super().connection_made(transport)
 
+    async def _handle_client(self) -> None:
+        # Before the 220 greeting: a relay that accepts the TCP connection and hangs up.
+        if self._scripted.should_close("GREETING"):
+            assert self.transport is not None
+            self.transport.close()
+            return
+        await super()._handle_client()
+
     async def smtp_DATA(self, arg: str) -> None:  # noqa: N802
+        if self._scripted.should_close("DATA"):
+            assert self.transport is not None
+            self.transport.close()
+            return
         if self.close_in_data:
             await self.push("354 End data with <CR><LF>.<CR><LF>")
             assert self.transport is not None
@@ -165,6 +210,7 @@ class SMTPTestServer(Controller):
         # The Controller's own readiness probe was one connection; tests count theirs.
         with self.scripted.lock:
             self.scripted.connections = 0
+            self.scripted.closes = 0
 
 
 ServerFactory = Callable[..., SMTPTestServer]

@@ -17,6 +17,8 @@ from mailroom.errors import (
     Verdict,
 )
 from mailroom.message import Address, Attachment, Envelope, Message, build_envelope
+from mailroom.outbox.store import Outbox
+from mailroom.sending import configure, send, send_many
 from mailroom.transports import SendResult, Transport, transport_from_settings
 
 __version__ = "0.1.0"
@@ -31,6 +33,7 @@ __all__ = [
     "MailroomError",
     "Message",
     "MessageError",
+    "Outbox",
     "PermanentError",
     "SendResult",
     "Settings",
@@ -40,6 +43,9 @@ __all__ = [
     "Verdict",
     "__version__",
     "build_envelope",
+    "configure",
     "load_settings",
+    "send",
+    "send_many",
     "transport_from_settings",
 ]

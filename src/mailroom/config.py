@@ -98,6 +98,20 @@ class Settings(BaseModel):
     EMAIL_MAX_MESSAGE_SIZE: int = 25 * 1024 * 1024
     SECRETS_FILE: Path | None = None
 
+    DATABASE_URL: str = "sqlite:///mailroom.db"
+    EMAIL_MAX_ATTEMPTS: int = 3
+    EMAIL_MAX_AGE: float = 2 * 24 * 3600.0
+    EMAIL_RETRY_DELAY: float = 60.0
+    EMAIL_BURST: int = 0
+    EMAIL_BURST_PAUSE: float = 0.0
+    EMAIL_RATE_LIMIT: str = ""
+    WORKER_CONCURRENCY: int = 4
+    WORKER_BATCH_SIZE: int = 100
+    WORKER_LEASE_SECONDS: float = 300.0
+    WORKER_POLL_INTERVAL: float = 0.05
+    SEND_LOG_FILE: Path | None = None
+    ERROR_LOG_FILE: Path | None = None
+
     _sources: Mapping[str, str] = PrivateAttr(default_factory=dict)
     _warnings: tuple[str, ...] = PrivateAttr(default=())
 
@@ -306,6 +320,36 @@ def _validation_error(exc: ValidationError, layers: _Layers) -> SettingsError:
     return SettingsError(name, f"{first['msg']}{shown}, from {source}")
 
 
+_RATE_UNITS = {
+    "s": 1.0,
+    "sec": 1.0,
+    "second": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "minute": 60.0,
+    "h": 3600.0,
+    "hour": 3600.0,
+    "d": 86400.0,
+    "day": 86400.0,
+}
+
+
+def parse_rate_limits(text: str) -> list[tuple[int, float]]:
+    """``"10/s, 100/day"`` → ``[(10, 1.0), (100, 86400.0)]`` (count, window in seconds)."""
+    limits: list[tuple[int, float]] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        count, _, unit = part.partition("/")
+        window = _RATE_UNITS.get(unit.strip().lower())
+        if not count.strip().isdigit() or int(count) < 1 or window is None:
+            raise SettingsError(
+                "EMAIL_RATE_LIMIT",
+                f"{part!r} is not a rate; write N/unit with unit s, m, h or day, "
+                "several separated by commas (e.g. '10/s, 100/day')",
+            )
+        limits.append((int(count), window))
+    return limits
+
+
 def _validate(values: dict[str, Any], layers: _Layers) -> Settings:
     failure: SettingsError
     try:
@@ -358,6 +402,22 @@ def _check_consistency(settings: Settings) -> None:
         raise SettingsError("EMAIL_TIMEOUT", "must be a positive number of seconds")
     if settings.EMAIL_MAX_MESSAGE_SIZE <= 0:
         raise SettingsError("EMAIL_MAX_MESSAGE_SIZE", "must be a positive number of bytes")
+    for name in ("EMAIL_MAX_ATTEMPTS", "WORKER_CONCURRENCY", "WORKER_BATCH_SIZE"):
+        if getattr(settings, name) < 1:
+            raise SettingsError(name, "must be at least 1")
+    for name in (
+        "EMAIL_MAX_AGE",
+        "EMAIL_RETRY_DELAY",
+        "WORKER_LEASE_SECONDS",
+        "WORKER_POLL_INTERVAL",
+    ):
+        if getattr(settings, name) <= 0:
+            raise SettingsError(name, "must be a positive number of seconds")
+    if settings.EMAIL_BURST < 0 or settings.EMAIL_BURST_PAUSE < 0:
+        raise SettingsError("EMAIL_BURST", "EMAIL_BURST and EMAIL_BURST_PAUSE cannot be negative")
+    if settings.EMAIL_BURST_PAUSE and not settings.EMAIL_BURST:
+        raise SettingsError("EMAIL_BURST", "EMAIL_BURST_PAUSE is set but EMAIL_BURST is 0")
+    parse_rate_limits(settings.EMAIL_RATE_LIMIT)  # raises SettingsError naming the setting
     if settings.EMAIL_SSL_KEYFILE and not settings.EMAIL_SSL_CERTFILE:
         raise SettingsError("EMAIL_SSL_CERTFILE", "EMAIL_SSL_KEYFILE is set but no certificate")
 

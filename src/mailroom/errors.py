@@ -126,7 +126,8 @@ class DeliveryError(MailroomError):
     Carries the SMTP reply where there was one: ``code`` (550), ``enhanced_status`` ("5.1.1"),
     ``server_text`` (the relay's words), ``recipient`` (for a refused RCPT), ``stage`` (where in
     the dialogue it came). ``refused`` maps each refused recipient to its own error when a
-    message was refused for all of them.
+    message was refused for all of them. ``possibly_delivered`` marks silence after the final
+    dot.
     """
 
     verdict: ClassVar[Verdict]
@@ -141,8 +142,12 @@ class DeliveryError(MailroomError):
         recipient: str | None = None,
         stage: SMTPStage | None = None,
         refused: Mapping[str, DeliveryError] | None = None,
+        possibly_delivered: bool = False,
     ) -> None:
         super().__init__(message)
+        self.possibly_delivered = possibly_delivered
+        """The connection failed after the final dot, before the reply: the relay may have
+        accepted the message. A retry may deliver it twice (RFC 5321 §4.1.1.4 on the risk)."""
         self.code = code
         self.enhanced_status = enhanced_status
         self.server_text = server_text

@@ -212,6 +212,8 @@ async def test_server_closing_mid_data_is_transient(smtp_server_factory: ServerF
         await transport.send(envelope())
     assert caught.value.verdict is Verdict.TRANSIENT
     assert caught.value.stage is SMTPStage.DATA
+    # Whether the content was already written when the close was noticed is a race; when it
+    # was, "possibly delivered" is the honest answer, so either is right here.
     assert not transport.is_connected
 
 
@@ -223,6 +225,30 @@ async def test_close_after_final_dot_without_reply_is_transient(
     with pytest.raises(ConnectionLostError) as caught:
         await transport.send(envelope())
     assert caught.value.stage is SMTPStage.DATA
+    assert caught.value.possibly_delivered
+
+
+async def test_no_reply_after_final_dot_within_timeout_is_possibly_delivered(
+    smtp_server: SMTPTestServer,
+) -> None:
+    smtp_server.scripted.delays["DATA"] = 2.0
+    transport = SMTPTransport(host="127.0.0.1", port=smtp_server.port, timeout=0.5)
+    with pytest.raises(DeliveryTimeoutError) as caught:
+        await transport.send(envelope())
+    assert caught.value.possibly_delivered
+    assert caught.value.verdict is Verdict.TRANSIENT
+
+
+async def test_leading_dots_survive_dot_stuffing(smtp_server: SMTPTestServer) -> None:
+    body = ".starts with a dot\n..two dots\n.\nalone\n"
+    env = build_envelope(
+        Message(to=["bob@example.com"], subject="dots", text=body), default_from="a@example.com"
+    )
+    async with transport_for(smtp_server) as transport:
+        await transport.send(env)
+    assert smtp_server.scripted.received[0].data.replace(b"\r\n", b"\n") == env.data.replace(
+        b"\r\n", b"\n"
+    )
 
 
 async def test_reply_slower_than_timeout(smtp_server: SMTPTestServer) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 import ssl
 from pathlib import Path
@@ -38,6 +39,17 @@ __all__ = ["SMTPTransport"]
 logger = logging.getLogger(__name__)
 
 _RESET_TIMEOUT = 5.0
+
+
+_LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
+
+
+def _dot_stuffed(data: bytes) -> bytes:
+    """The message as sent after DATA: leading dots doubled, ended by CRLF.CRLF (RFC 5321
+    §4.5.2). Our bytes already use CRLF line ends (email.policy.SMTP)."""
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return _LEADING_DOT.sub(b"..", data) + b".\r\n"
 
 
 def _cause_of(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
@@ -280,13 +292,7 @@ class SMTPTransport(Transport):
             first.refused = refused
             raise first
 
-        try:
-            reply = await smtp.data(envelope.data)
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            error = self._translate(exc, SMTPStage.DATA)
-            if isinstance(exc, aiosmtplib.SMTPResponseException):
-                await self._reset(smtp)
-            raise error from exc
+        reply = await self._data(smtp, envelope)
         return SendResult(
             message_id=envelope.message_id,
             accepted=tuple(accepted),
@@ -295,6 +301,37 @@ class SMTPTransport(Transport):
             refused=refused,
             location=self.where,
         )
+
+    async def _data(self, smtp: aiosmtplib.SMTP, envelope: Envelope) -> aiosmtplib.SMTPResponse:
+        """DATA in two steps, so silence after the final dot is told apart from a failure
+        before it: only the former may mean the relay accepted the message."""
+        try:
+            go_ahead = await smtp.execute_command(b"DATA")
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise self._translate(exc, SMTPStage.DATA) from exc
+        if go_ahead.code != 354:
+            await self._reset(smtp)
+            raise error_from_reply(go_ahead.code, go_ahead.message, SMTPStage.DATA)
+        protocol = smtp.protocol
+        try:
+            if protocol is None:
+                raise aiosmtplib.SMTPServerDisconnected("connection lost before the content")
+            protocol.write(_dot_stuffed(envelope.data))
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            smtp.close()
+            raise self._translate(exc, SMTPStage.DATA) from exc
+        try:
+            # No await between the write and this read: the reply cannot be missed.
+            reply = await protocol.read_response(timeout=self.timeout)
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            smtp.close()
+            error = self._translate(exc, SMTPStage.DATA)
+            error.possibly_delivered = True
+            raise error from exc
+        if reply.code != 250:
+            await self._reset(smtp)
+            raise error_from_reply(reply.code, reply.message, SMTPStage.DATA)
+        return reply
 
     def _check_capabilities(self, smtp: aiosmtplib.SMTP, envelope: Envelope) -> None:
         if envelope.smtputf8 and not smtp.supports_extension("smtputf8"):

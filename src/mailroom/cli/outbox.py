@@ -1,0 +1,155 @@
+"""The outbox commands: ``db upgrade``, ``send``, ``worker`` and ``status``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from datetime import UTC, datetime
+from typing import TextIO
+
+import click
+
+from mailroom.cli.base import cli_settings, config_option, main
+from mailroom.delivery.worker import Worker, WorkerStats
+from mailroom.errors import MailroomError
+from mailroom.logs import attach_log_files
+from mailroom.message import Message
+from mailroom.outbox import database
+from mailroom.outbox.database import SchemaOutdatedError, create_outbox_engine
+from mailroom.outbox.store import Outbox
+from mailroom.status import outbox_status
+
+
+@main.group("db")
+def db_group() -> None:
+    """The outbox database."""
+
+
+@db_group.command("upgrade")
+@config_option
+@click.pass_context
+def db_upgrade(ctx: click.Context, config_path: str | None) -> None:
+    """Create or migrate the outbox tables to this version's schema."""
+    settings = cli_settings(ctx, config_path)
+    engine = create_outbox_engine(settings.DATABASE_URL)
+    database.upgrade(engine)
+    current, _ = database.schema_revisions(engine)
+    shown = engine.url.render_as_string(hide_password=True)
+    click.echo(f"{shown} is at schema revision {current}")
+
+
+@main.command("send")
+@click.option("--to", "to", multiple=True, required=True, help="Recipient (repeatable).")
+@click.option("--subject", required=True)
+@click.option("--text", help="Plain-text body.")
+@click.option("--html", "html_file", type=click.File("r", encoding="utf-8"), help="HTML body file.")
+@click.option("--from", "from_email", help="Sender; default DEFAULT_FROM_EMAIL.")
+@click.option("--stream", default="transactional", show_default=True)
+@click.option(
+    "--send-at",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S%z"]),
+    help="Schedule, with a UTC offset: 2026-12-24T09:00:00+0100.",
+)
+@click.option("--idempotency-key", help="The same key never makes a second message.")
+@config_option
+@click.pass_context
+def send_command(
+    ctx: click.Context,
+    *,
+    to: tuple[str, ...],
+    subject: str,
+    text: str | None,
+    html_file: TextIO | None,
+    from_email: str | None,
+    stream: str,
+    send_at: datetime | None,
+    idempotency_key: str | None,
+    config_path: str | None,
+) -> None:
+    """Put one message in the outbox and print its id."""
+    settings = cli_settings(ctx, config_path)
+    outbox = Outbox(settings)
+    message = Message(
+        to=list(to),
+        subject=subject,
+        text=text,
+        from_email=from_email,
+        html=html_file.read() if html_file else None,
+    )
+    try:
+        message_pk = outbox.send(
+            message, stream=stream, send_at=send_at, idempotency_key=idempotency_key
+        )
+    except MailroomError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(message_pk)
+
+
+@main.command("worker")
+@click.option("--concurrency", type=click.IntRange(1, 1000), help="Connections (default setting).")
+@click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
+@config_option
+@click.pass_context
+def worker_command(
+    ctx: click.Context, concurrency: int | None, once: bool, config_path: str | None
+) -> None:
+    """Deliver the outbox: claim due messages, send them, record the outcome."""
+    settings = cli_settings(ctx, config_path)
+    attach_log_files(settings)
+    worker = Worker(settings, concurrency=concurrency, once=once)
+
+    async def run() -> WorkerStats:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, worker.stop)
+        return await worker.run()
+
+    try:
+        stats = asyncio.run(run())
+    except SchemaOutdatedError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"worker {worker.name}: sent {stats.sent}, deferred {stats.deferred}, "
+        f"failed {stats.failed}, paused {stats.paused}, released {stats.released}"
+    )
+
+
+@main.command("status")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@config_option
+@click.pass_context
+def status_command(ctx: click.Context, as_json: bool, config_path: str | None) -> None:
+    """Counts per status, send rates, recent failures and paused streams."""
+    settings = cli_settings(ctx, config_path)
+    engine = create_outbox_engine(settings.DATABASE_URL)
+    try:
+        database.check_schema(engine)
+    except SchemaOutdatedError as exc:
+        raise click.ClickException(str(exc)) from None
+    state = outbox_status(engine)
+    if as_json:
+        click.echo(json.dumps(state, indent=2))
+        return
+    counts = "  ".join(f"{name} {count}" for name, count in state["counts"].items())
+    click.echo(f"messages: {counts}")
+    click.echo(
+        f"sent: {state['sent_last_minute']} in the last minute "
+        f"({state['rate_per_second_last_minute']}/s), {state['sent_last_hour']} in the last hour"
+    )
+    for pause in state["paused_streams"]:
+        until = datetime.fromtimestamp(pause["paused_until"], UTC).strftime("%H:%M:%S UTC")
+        click.echo(f"PAUSED stream {pause['name']} until {until}: {pause['pause_reason']}")
+    if state["recent_failures"]:
+        click.echo("recent failures:")
+    for failure in state["recent_failures"]:
+        when = datetime.fromtimestamp(failure["at"], UTC).strftime("%Y-%m-%d %H:%M:%S")
+        reply = " ".join(
+            str(p)
+            for p in (failure["code"], failure["enhanced_status"], failure["server_text"])
+            if p
+        )
+        click.echo(
+            f"  {when} #{failure['message_pk']} {failure['recipient']} {failure['outcome']}: "
+            f"{reply}"
+        )

@@ -1,0 +1,459 @@
+"""``mailroom queue``: the operator's tools for looking at and steering the outbox."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+from sqlalchemy import Engine
+
+from mailroom.cli.base import F, cli_settings, config_option, main
+from mailroom.errors import MailroomError
+from mailroom.outbox import admin, database
+from mailroom.outbox.database import create_outbox_engine
+from mailroom.outbox.schema import Status
+
+# -- queue: the operator's tools ---------------------------------------------------------
+# Imported here rather than at the top so this block stays self-contained (other commands are
+# appended to this module by other changes).
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"(?:\d+(?:\.\d+)?[smhdw])+")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+_PURGE_BATCH = 1000
+
+
+def _queue_duration(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> float | None:
+    """Parse ``--older-than``/``--newer-than`` (``30m``, ``2h``, ``7d``, ``1d12h``) to seconds.
+
+    An option callback rather than a ``click.ParamType`` subclass: that class is generic only in
+    newer Click releases, and this must type-check and run on every Click we accept.
+    """
+    if value is None:
+        return None
+    text = value.strip().lower()
+    if not _DURATION.fullmatch(text):
+        raise click.BadParameter(
+            f"{value!r} is not a duration: write a number and a unit, like 30m, 2h, 7d or "
+            "1d12h (units: s seconds, m minutes, h hours, d days, w weeks)"
+        )
+    return float(
+        sum(float(number) * _DURATION_UNITS[unit] for number, unit in _DURATION_PART.findall(text))
+    )
+
+
+@contextmanager
+def _queue_engine(ctx: click.Context, config_path: str | None) -> Iterator[Engine]:
+    """The outbox engine, refusing (exit 1, no traceback) a schema this version cannot use."""
+    settings = cli_settings(ctx, config_path)
+    engine = create_outbox_engine(settings.DATABASE_URL)
+    try:
+        try:
+            database.check_schema(engine)
+        except MailroomError as exc:  # SchemaOutdatedError among them
+            raise click.ClickException(str(exc)) from None
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _queue_time(epoch: float | None) -> str:
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _queue_clip(text: str | None, width: int) -> str:
+    line = " ".join((text or "").split())  # one line, whatever the stored text holds
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _queue_to_cell(recipients: tuple[str, ...]) -> str:
+    if not recipients:
+        return ""
+    more = f" +{len(recipients) - 1}" if len(recipients) > 1 else ""
+    return _queue_clip(recipients[0], 32) + more
+
+
+def _queue_row_json(row: admin.MessageRow) -> dict[str, Any]:
+    return {**asdict(row), "status": row.status.value, "recipients": list(row.recipients)}
+
+
+def _queue_table(rows: list[admin.MessageRow]) -> None:
+    header = (
+        "ID",
+        "STATUS",
+        "STREAM",
+        "ATT",
+        "CREATED (UTC)",
+        "DUE (UTC)",
+        "TO",
+        "SUBJECT",
+        "LAST ERROR",
+    )
+    cells = [
+        (
+            str(row.id),
+            row.status.value,
+            row.stream,
+            str(row.attempts),
+            _queue_time(row.created_at),
+            _queue_time(row.due_at),
+            _queue_to_cell(row.recipients),
+            _queue_clip(row.subject, 40),
+            _queue_clip(row.last_error, 50),
+        )
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in (header, *cells)) for i in range(len(header))]
+    for line in (header, *cells):
+        click.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        )
+
+
+def _queue_filter_options(statuses: tuple[Status, ...]) -> Callable[[F], F]:
+    """The options that select messages, shared by ``list``, ``retry`` and ``cancel``."""
+
+    def decorate(func: F) -> F:
+        for option in reversed(
+            (
+                click.option(
+                    "--status",
+                    type=click.Choice([s.value for s in statuses]),
+                    help="Only messages in this state.",
+                ),
+                click.option("--stream", help="Only messages of this stream."),
+                click.option(
+                    "--to", "recipient", help="Only messages to an address containing this text."
+                ),
+                click.option(
+                    "--older-than",
+                    metavar="DURATION",
+                    callback=_queue_duration,
+                    help="Only messages created more than this long ago (30m, 2h, 7d).",
+                ),
+                click.option(
+                    "--newer-than",
+                    metavar="DURATION",
+                    callback=_queue_duration,
+                    help="Only messages created less than this long ago.",
+                ),
+            )
+        ):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+def _queue_filters(
+    *,
+    status: str | None,
+    stream: str | None,
+    recipient: str | None,
+    older_than: float | None,
+    newer_than: float | None,
+    now: float,
+) -> dict[str, Any]:
+    """The options as :mod:`mailroom.outbox.admin` filters (durations become cut-off times)."""
+    return {
+        "status": Status(status) if status else None,
+        "stream": stream,
+        "recipient": recipient,
+        "older_than": now - older_than if older_than is not None else None,
+        "newer_than": now - newer_than if newer_than is not None else None,
+    }
+
+
+@main.group("queue")
+def queue_group() -> None:
+    """Inspect and manage the messages in the outbox."""
+
+
+@queue_group.command("list")
+@_queue_filter_options(tuple(Status))
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--before-id", type=int, help="Next page: the messages older than this id.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of a table.")
+@config_option
+@click.pass_context
+def queue_list(
+    ctx: click.Context,
+    *,
+    status: str | None,
+    stream: str | None,
+    recipient: str | None,
+    older_than: float | None,
+    newer_than: float | None,
+    limit: int,
+    before_id: int | None,
+    as_json: bool,
+    config_path: str | None,
+) -> None:
+    """List messages, newest first; page on with --before-id."""
+    filters = _queue_filters(
+        status=status,
+        stream=stream,
+        recipient=recipient,
+        older_than=older_than,
+        newer_than=newer_than,
+        now=time.time(),
+    )
+    with _queue_engine(ctx, config_path) as engine, engine.connect() as connection:
+        rows = admin.list_messages(connection, **filters, limit=limit, before_id=before_id)
+        total = admin.count_messages(connection, **filters)
+    # Only a full page can have a next one; "total" counts every page, not just the later ones.
+    next_before_id = rows[-1].id if len(rows) == limit else None
+    if as_json:
+        payload = {
+            "messages": [_queue_row_json(row) for row in rows],
+            "total": total,
+            "next_before_id": next_before_id,
+        }
+        click.echo(json.dumps(payload, indent=2))
+        return
+    if not rows:
+        click.echo("no messages match")
+        return
+    _queue_table(rows)
+    more = f"; next page: --before-id {next_before_id}" if next_before_id is not None else ""
+    click.echo(f"{len(rows)} shown, {total} match in all{more}")
+
+
+_QUEUE_SHOWN_HEADERS = ("From", "To", "Cc", "Subject", "Date", "Message-ID")
+
+
+def _queue_headers(data: bytes) -> dict[str, str | None]:
+    parsed = email.message_from_bytes(data, policy=email.policy.default)
+    return {
+        name: str(parsed[name]) if parsed[name] is not None else None
+        for name in _QUEUE_SHOWN_HEADERS
+    }
+
+
+@queue_group.command("show")
+@click.argument("message_pk", metavar="ID", type=int)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@config_option
+@click.pass_context
+def queue_show(ctx: click.Context, message_pk: int, as_json: bool, config_path: str | None) -> None:
+    """Show one message: its state, its headers and every delivery attempt."""
+    with _queue_engine(ctx, config_path) as engine, engine.connect() as connection:
+        detail = admin.message_detail(connection, message_pk)
+        tries = admin.attempts_for(connection, message_pk)
+    if detail is None:
+        raise click.ClickException(f"there is no message with id {message_pk}")
+    headers = _queue_headers(detail.data)
+    if as_json:
+        fields = asdict(detail)
+        del fields["data"]
+        payload = {
+            **fields,
+            "status": detail.status.value,
+            "recipients": list(detail.recipients),
+            "size": len(detail.data),
+            "headers": headers,
+            "attempts_log": [asdict(attempt) for attempt in tries],
+        }
+        click.echo(json.dumps(payload, indent=2))
+        return
+    last_reply = " ".join(
+        str(p) for p in (detail.last_code, detail.last_enhanced_status, detail.last_error) if p
+    )
+    fields_shown = [
+        ("status", detail.status.value),
+        ("stream", f"{detail.stream} (priority {detail.priority})"),
+        ("envelope from", detail.sender),
+        ("envelope to", ", ".join(detail.recipients)),
+        ("attempts", str(detail.attempts)),
+        ("created", _queue_time(detail.created_at) + " UTC"),
+        ("due", _queue_time(detail.due_at) + " UTC"),
+        ("updated", _queue_time(detail.updated_at) + " UTC"),
+        ("sent", _queue_time(detail.sent_at) + (" UTC" if detail.sent_at else "")),
+        ("last error", last_reply or "-"),
+        ("idempotency key", detail.idempotency_key or "-"),
+        ("metadata", json.dumps(detail.extra) if detail.extra else "-"),
+        ("size", f"{len(detail.data)} bytes"),
+    ]
+    click.echo(f"message {detail.id}")
+    for label, value in fields_shown:
+        click.echo(f"  {label:<16} {value}")
+    click.echo("headers")
+    for name, header in headers.items():
+        if header is not None:
+            click.echo(f"  {name}: {header}")
+    click.echo(f"send log ({len(tries)} rows)" if tries else "send log: no attempts yet")
+    for attempt in tries:
+        reply = " ".join(
+            str(p) for p in (attempt.code, attempt.enhanced_status, attempt.server_text) if p
+        )
+        duplicate = " [possible duplicate]" if attempt.possible_duplicate else ""
+        click.echo(
+            f"  #{attempt.attempt} {_queue_time(attempt.at)} {attempt.recipient} {attempt.outcome}"
+            f"{': ' + reply if reply else ''} ({attempt.transport}, {attempt.worker}, "
+            f"{attempt.duration_ms:.0f} ms){duplicate}"
+        )
+
+
+def _queue_change(
+    ctx: click.Context,
+    change: Callable[..., int],
+    *,
+    ids: tuple[int, ...],
+    everything: bool,
+    config_path: str | None,
+    options: dict[str, Any],
+) -> int:
+    """Run ``retry`` or ``cancel`` in one transaction, refusing an unfiltered run without --all."""
+    now = time.time()
+    filters = _queue_filters(**options, now=now)
+    refusal = click.UsageError(
+        "give message IDs or a filter (--status, --stream, --to, --older-than, "
+        "--newer-than), or --all to act on every message"
+    )
+    # Checked before touching the database, and again by the query itself (which also
+    # counts an empty --to as no filter).
+    if not ids and not everything and all(value is None for value in filters.values()):
+        raise refusal
+    with _queue_engine(ctx, config_path) as engine, engine.begin() as connection:
+        try:
+            return change(connection, now=now, ids=ids or None, everything=everything, **filters)
+        except admin.NothingSelectedError:
+            raise refusal from None
+
+
+def _queue_left_alone(ids: tuple[int, ...], changed: int, states: tuple[Status, ...]) -> None:
+    if ids and changed < len(set(ids)):
+        allowed = ", ".join(s.value for s in states)
+        click.echo(
+            f"{len(set(ids)) - changed} of the given ids were left alone: "
+            f"not {allowed}, or no such message"
+        )
+
+
+@queue_group.command("retry")
+@click.argument("ids", metavar="[ID]...", nargs=-1, type=int)
+@_queue_filter_options(admin.RETRYABLE)
+@click.option("--all", "everything", is_flag=True, help="Without ids or filters: every message.")
+@config_option
+@click.pass_context
+def queue_retry(
+    ctx: click.Context,
+    /,
+    ids: tuple[int, ...],
+    everything: bool,
+    config_path: str | None,
+    **options: Any,
+) -> None:
+    """Send failed, deferred or cancelled messages again, now.
+
+    A retried message starts with a fresh allowance of EMAIL_MAX_ATTEMPTS attempts (its
+    attempt counter goes back to 0; the send log keeps the earlier ones). EMAIL_MAX_AGE still
+    counts from when it was first enqueued. Sent messages and messages being sent are never
+    touched.
+    """
+    changed = _queue_change(
+        ctx, admin.retry, ids=ids, everything=everything, config_path=config_path, options=options
+    )
+    click.echo(f"{changed} message{'s' if changed != 1 else ''} queued again")
+    _queue_left_alone(ids, changed, admin.RETRYABLE)
+
+
+@queue_group.command("cancel")
+@click.argument("ids", metavar="[ID]...", nargs=-1, type=int)
+@_queue_filter_options(admin.CANCELLABLE)
+@click.option("--all", "everything", is_flag=True, help="Without ids or filters: every message.")
+@config_option
+@click.pass_context
+def queue_cancel(
+    ctx: click.Context,
+    /,
+    ids: tuple[int, ...],
+    everything: bool,
+    config_path: str | None,
+    **options: Any,
+) -> None:
+    """Withdraw queued, scheduled or deferred messages before they are sent.
+
+    A message already being sent cannot be cancelled: the relay may have it.
+    """
+    changed = _queue_change(
+        ctx, admin.cancel, ids=ids, everything=everything, config_path=config_path, options=options
+    )
+    click.echo(f"{changed} message{'s' if changed != 1 else ''} cancelled")
+    _queue_left_alone(ids, changed, admin.CANCELLABLE)
+
+
+@queue_group.command("purge")
+@click.option(
+    "--older-than",
+    metavar="DURATION",
+    callback=_queue_duration,
+    required=True,
+    help="Delete messages that reached their final state more than this long ago (7d, 12h).",
+)
+@click.option(
+    "--status",
+    "statuses",
+    type=click.Choice([s.value for s in admin.PURGEABLE]),
+    multiple=True,
+    help="Only this final state (repeatable). Default: sent, failed and cancelled.",
+)
+@click.option("--dry-run", is_flag=True, help="Show what would be deleted; delete nothing.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 10_000),
+    default=50,
+    show_default=True,
+    help="How many of the messages to list with --dry-run.",
+)
+@config_option
+@click.pass_context
+def queue_purge(
+    ctx: click.Context,
+    *,
+    older_than: float,
+    statuses: tuple[str, ...],
+    dry_run: bool,
+    limit: int,
+    config_path: str | None,
+) -> None:
+    """Delete old sent, failed and cancelled messages and their send log.
+
+    Queued, scheduled, deferred and sending messages are never deleted.
+    """
+    cutoff = time.time() - older_than
+    chosen = tuple(Status(s) for s in statuses) or admin.PURGEABLE
+    with _queue_engine(ctx, config_path) as engine:
+        if dry_run:
+            with engine.connect() as connection:
+                total = admin.count_purgeable(connection, older_than=cutoff, statuses=chosen)
+                rows = admin.purgeable(connection, older_than=cutoff, statuses=chosen, limit=limit)
+            if rows:
+                _queue_table(rows)
+            click.echo(f"would delete {total} message{'s' if total != 1 else ''} (dry run)")
+            return
+        deleted = 0
+        # Short transactions: SQLite has one writer, and the workers need it too.
+        while True:
+            with engine.begin() as connection:
+                batch = admin.purge(
+                    connection, older_than=cutoff, statuses=chosen, limit=_PURGE_BATCH
+                )
+            deleted += batch
+            if batch < _PURGE_BATCH:
+                break
+    click.echo(f"deleted {deleted} message{'s' if deleted != 1 else ''} and their send log")

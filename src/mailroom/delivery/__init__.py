@@ -1,0 +1,1 @@
+"""Delivery: the worker that drains the outbox, retry decisions and throttling."""

@@ -1,0 +1,1 @@
+"""The durable outbox: tables, migrations and the named queries on them."""

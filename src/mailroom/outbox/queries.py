@@ -1,0 +1,407 @@
+"""Every query the outbox runs, named and kept together.
+
+Each function takes an open connection inside a transaction the caller owns, so a caller can
+put several of them in one commit (a worker completes a whole batch in one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, func, literal, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from mailroom.outbox.schema import CLAIMABLE, Status, attempts, messages, streams
+
+__all__ = [
+    "ClaimedMessage",
+    "Completion",
+    "active_pauses",
+    "claim_due",
+    "complete",
+    "consecutive_pauses",
+    "counts_by_status",
+    "find_by_idempotency_keys",
+    "insert_followup",
+    "insert_messages",
+    "pause_stream",
+    "record_attempts",
+    "recover_expired_leases",
+    "release",
+    "resume_stream",
+    "sent_since",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedMessage:
+    """A message a worker holds under a lease: everything needed to send it."""
+
+    id: int
+    message_id: str
+    stream: str
+    sender: str
+    recipients: tuple[str, ...]
+    data: bytes
+    smtputf8: bool
+    attempts: int
+    created_at: float
+    lease_expires_at: float
+
+
+def _insert(connection: Connection) -> Any:
+    """``INSERT`` in the dialect's own form, which knows ``ON CONFLICT``."""
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert(messages)
+    return sqlite.insert(messages)
+
+
+def insert_messages(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> list[int | None]:
+    """Insert message rows; return their ids in order.
+
+    Rows without an idempotency key go in as one multi-row insert. A row with a key is
+    inserted with ``ON CONFLICT DO NOTHING`` (so two racing callers cannot both insert it) and
+    gets ``None`` when the key was already there; the caller then looks the existing id up
+    with :func:`find_by_idempotency_keys`.
+    """
+    if not rows:
+        return []
+    if not any(row.get("idempotency_key") for row in rows):
+        returned = connection.execute(
+            _insert(connection).returning(messages.c.id, sort_by_parameter_order=True),
+            list(rows),
+        )
+        return [row.id for row in returned]
+    # RETURNING cannot say which rows of a multi-row insert were skipped: one by one.
+    statement = (
+        _insert(connection)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(messages.c.id)
+    )
+    ids: list[int | None] = []
+    for row in rows:
+        found = connection.execute(statement, [row]).first()
+        ids.append(found.id if found else None)
+    return ids
+
+
+def insert_followup(
+    connection: Connection, source_id: int, recipients: Sequence[str], *, due_at: float, now: float
+) -> int:
+    """A copy of message ``source_id`` for some of its recipients, deferred to ``due_at``.
+
+    Used when a relay refused some recipients for now (4xx) and accepted the others: the
+    message is sent, and these recipients get their own row to retry. It keeps the bytes and
+    the Message-ID (it is the same message) and starts with the attempt already made.
+    """
+    copied = [
+        c
+        for c in messages.c
+        if c.name
+        not in {
+            "id",
+            "recipients",
+            "status",
+            "due_at",
+            "created_at",
+            "updated_at",
+            "attempts",
+            "idempotency_key",
+            "sent_at",
+            "lease_token",
+            "lease_expires_at",
+        }
+    ]
+    source = select(
+        *copied,
+        literal(list(recipients), type_=messages.c.recipients.type).label("recipients"),
+        literal(Status.DEFERRED.value).label("status"),
+        literal(due_at).label("due_at"),
+        messages.c.created_at,
+        literal(now).label("updated_at"),
+        literal(1).label("attempts"),
+    ).where(messages.c.id == source_id)
+    names = [c.name for c in copied] + [
+        "recipients",
+        "status",
+        "due_at",
+        "created_at",
+        "updated_at",
+        "attempts",
+    ]
+    result = connection.execute(
+        messages.insert().from_select(names, source).returning(messages.c.id)
+    )
+    return int(result.scalar_one())
+
+
+def find_by_idempotency_keys(connection: Connection, keys: Iterable[str]) -> dict[str, int]:
+    wanted = list(keys)
+    if not wanted:
+        return {}
+    rows = connection.execute(
+        select(messages.c.idempotency_key, messages.c.id).where(
+            messages.c.idempotency_key.in_(wanted)
+        )
+    )
+    return {row.idempotency_key: row.id for row in rows}
+
+
+def active_pauses(connection: Connection, now: float) -> dict[str, str]:
+    """Streams paused at ``now``, with the reason."""
+    rows = connection.execute(
+        select(streams.c.name, streams.c.pause_reason).where(streams.c.paused_until > now)
+    )
+    return {row.name: row.pause_reason or "" for row in rows}
+
+
+def claim_due(
+    connection: Connection,
+    *,
+    now: float,
+    limit: int,
+    lease_token: str,
+    lease_until: float,
+) -> list[ClaimedMessage]:
+    """Lease up to ``limit`` due messages, most urgent first (priority, then due time).
+
+    One ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING``: on
+    PostgreSQL concurrent workers skip each other's rows instead of waiting; on SQLite the
+    statement runs inside the single writer's transaction (``BEGIN IMMEDIATE``).
+    """
+    paused = select(streams.c.name).where(streams.c.paused_until > now)
+    due = (
+        select(messages.c.id)
+        .where(
+            messages.c.status.in_([s.value for s in CLAIMABLE]),
+            messages.c.due_at <= now,
+            messages.c.stream.not_in(paused.scalar_subquery()),
+        )
+        .order_by(messages.c.priority, messages.c.due_at, messages.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    claimed = list(
+        connection.execute(
+            update(messages)
+            .where(messages.c.id.in_(due.scalar_subquery()))
+            .values(
+                status=Status.SENDING.value,
+                lease_token=lease_token,
+                lease_expires_at=lease_until,
+                updated_at=now,
+            )
+            .returning(
+                messages.c.id,
+                messages.c.message_id,
+                messages.c.stream,
+                messages.c.priority,
+                messages.c.due_at,
+                messages.c.sender,
+                messages.c.recipients,
+                messages.c.data,
+                messages.c.smtputf8,
+                messages.c.attempts,
+                messages.c.created_at,
+            )
+        )
+    )
+    # RETURNING does not keep the subquery's order; restore it.
+    claimed.sort(key=lambda row: (row.priority, row.due_at, row.id))
+    return [
+        ClaimedMessage(
+            id=row.id,
+            message_id=row.message_id,
+            stream=row.stream,
+            sender=row.sender,
+            recipients=tuple(row.recipients),
+            data=row.data,
+            smtputf8=row.smtputf8,
+            attempts=row.attempts,
+            created_at=row.created_at,
+            lease_expires_at=lease_until,
+        )
+        for row in claimed
+    ]
+
+
+def recover_expired_leases(connection: Connection, now: float) -> list[tuple[int, str]]:
+    """Put messages whose worker died (lease expired) back in the queue.
+
+    Returns (id, Message-ID) of each: the dead worker may have sent some of them after the
+    relay's 250 and before recording it, so each is a possible duplicate.
+    """
+    result = connection.execute(
+        update(messages)
+        .where(messages.c.status == Status.SENDING.value, messages.c.lease_expires_at < now)
+        .values(status=Status.QUEUED.value, lease_token=None, lease_expires_at=None, updated_at=now)
+        .returning(messages.c.id, messages.c.message_id)
+    )
+    return [(row.id, row.message_id) for row in result]
+
+
+def release(connection: Connection, ids: Sequence[int], lease_token: str, now: float) -> None:
+    """Give claimed messages back to the queue untouched (shutdown, or a paused stream)."""
+    if not ids:
+        return
+    connection.execute(
+        update(messages)
+        .where(messages.c.id.in_(list(ids)), messages.c.lease_token == lease_token)
+        .values(status=Status.QUEUED.value, lease_token=None, lease_expires_at=None, updated_at=now)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """The new state of one claimed message after an attempt.
+
+    ``due_at`` is when it may be tried next (for a final state it is simply "now");
+    ``attempts_used`` is 0 when the attempt does not count (a paused stream).
+    """
+
+    id: int
+    status: Status
+    due_at: float
+    attempts_used: int = 1
+    sent_at: float | None = None
+    error: str | None = None
+    code: int | None = None
+    enhanced_status: str | None = None
+
+
+def complete(
+    connection: Connection, completions: Sequence[Completion], lease_token: str, now: float
+) -> int:
+    """Write a batch of outcomes in one executemany; return how many rows held our lease.
+
+    Guarded by the lease token: a message whose lease expired and was claimed again by another
+    worker is not overwritten by this (late) worker.
+    """
+    if not completions:
+        return 0
+    statement = (
+        update(messages)
+        .where(messages.c.id == bindparam("b_id"), messages.c.lease_token == lease_token)
+        .values(
+            status=bindparam("b_status"),
+            due_at=bindparam("b_due_at"),
+            attempts=messages.c.attempts + bindparam("b_used"),
+            sent_at=bindparam("b_sent_at"),
+            last_error=bindparam("b_error"),
+            last_code=bindparam("b_code"),
+            last_enhanced_status=bindparam("b_enhanced"),
+            lease_token=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+    )
+    params = [
+        {
+            "b_id": c.id,
+            "b_status": c.status.value,
+            "b_due_at": c.due_at,
+            "b_used": c.attempts_used,
+            "b_sent_at": c.sent_at,
+            "b_error": c.error,
+            "b_code": c.code,
+            "b_enhanced": c.enhanced_status,
+        }
+        for c in completions
+    ]
+    return connection.execute(statement, params).rowcount
+
+
+def record_attempts(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Append to the send log (one row per recipient per attempt)."""
+    if rows:
+        connection.execute(attempts.insert(), list(rows))
+
+
+def pause_stream(connection: Connection, name: str, *, until: float, reason: str) -> None:
+    """Pause a stream (our configuration is wrong); count consecutive pauses for backoff."""
+    statement = _upsert_stream(connection).values(
+        name=name, paused_until=until, pause_reason=reason, consecutive_pauses=1
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["name"],
+        set_={
+            "paused_until": until,
+            "pause_reason": reason,
+            "consecutive_pauses": streams.c.consecutive_pauses + 1,
+        },
+    )
+    connection.execute(statement)
+
+
+def resume_stream(connection: Connection, name: str) -> None:
+    """A send went through: the stream is healthy again."""
+    connection.execute(
+        update(streams)
+        .where(
+            streams.c.name == name,
+            or_(streams.c.consecutive_pauses > 0, streams.c.paused_until.is_not(None)),
+        )
+        .values(paused_until=None, pause_reason=None, consecutive_pauses=0)
+    )
+
+
+def consecutive_pauses(connection: Connection, name: str) -> int:
+    found = connection.execute(
+        select(streams.c.consecutive_pauses).where(streams.c.name == name)
+    ).scalar()
+    return int(found or 0)
+
+
+def _upsert_stream(connection: Connection) -> Any:
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert(streams)
+    return sqlite.insert(streams)
+
+
+def counts_by_status(connection: Connection) -> dict[str, int]:
+    rows = connection.execute(select(messages.c.status, func.count()).group_by(messages.c.status))
+    counts = {status.value: 0 for status in Status}
+    counts.update({row[0]: row[1] for row in rows})
+    return counts
+
+
+def sent_since(connection: Connection, since: float) -> int:
+    """Messages sent at or after ``since`` (for send rates)."""
+    return int(
+        connection.execute(
+            select(func.count()).where(
+                and_(messages.c.status == Status.SENT.value, messages.c.sent_at >= since)
+            )
+        ).scalar()
+        or 0
+    )
+
+
+def recent_failures(connection: Connection, limit: int = 5) -> list[dict[str, Any]]:
+    """The newest attempts that did not deliver, for ``mailroom status``."""
+    rows = connection.execute(
+        select(
+            attempts.c.at,
+            attempts.c.message_pk,
+            attempts.c.recipient,
+            attempts.c.outcome,
+            attempts.c.code,
+            attempts.c.enhanced_status,
+            attempts.c.server_text,
+        )
+        .where(attempts.c.outcome != "sent")
+        .order_by(attempts.c.id.desc())
+        .limit(limit)
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+def paused_streams(connection: Connection, now: float) -> list[dict[str, Any]]:
+    rows = connection.execute(
+        select(streams.c.name, streams.c.paused_until, streams.c.pause_reason).where(
+            streams.c.paused_until > now
+        )
+    )
+    return [dict(row._mapping) for row in rows]

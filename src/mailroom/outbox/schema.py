@@ -1,0 +1,162 @@
+"""The outbox tables, as SQLAlchemy Core metadata, and the closed vocabularies stored in them.
+
+Times are stored as UTC epoch seconds (double precision): the same type, comparisons and
+arithmetic on SQLite and PostgreSQL, with no time-zone conversions in between.
+
+Message bytes are stored as built (``data``), never pickled: what was committed is exactly
+what goes on the wire, and any tool can read it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
+
+__all__ = [
+    "AttemptOutcome",
+    "Status",
+    "attempts",
+    "messages",
+    "metadata",
+    "streams",
+    "throttle_windows",
+]
+
+
+class Status(StrEnum):
+    """Where a message is in its life. Stored as text."""
+
+    QUEUED = "queued"
+    """Due now; any worker may claim it."""
+    SCHEDULED = "scheduled"
+    """Waiting for its ``send_at`` time."""
+    SENDING = "sending"
+    """Claimed by a worker under a lease; back to the queue if the lease expires."""
+    SENT = "sent"
+    """The relay accepted it (for at least one recipient)."""
+    DEFERRED = "deferred"
+    """A transient failure; it will be tried again at ``due_at``."""
+    FAILED = "failed"
+    """Given up: a permanent refusal, or out of attempts or time."""
+    CANCELLED = "cancelled"
+    """Withdrawn by an operator before it was sent."""
+
+
+CLAIMABLE = (Status.QUEUED, Status.SCHEDULED, Status.DEFERRED)
+FINAL = (Status.SENT, Status.FAILED, Status.CANCELLED)
+
+
+class AttemptOutcome(StrEnum):
+    """What one delivery attempt did, for one recipient. Stored as text."""
+
+    SENT = "sent"
+    """Accepted by the relay."""
+    DEFERRED = "deferred"
+    """A transient failure; the message will be retried."""
+    FAILED = "failed"
+    """Refused for good (or out of attempts)."""
+    PAUSED = "paused"
+    """Our own configuration is wrong; the stream was paused and the message re-queued."""
+    REFUSED = "refused"
+    """This recipient was refused while others were accepted."""
+
+
+STREAM_PRIORITIES = {"transactional": 0, "bulk": 100}
+"""Lower is sooner. Streams not named here get 50."""
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+_ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER only
+
+messages = Table(
+    "mailroom_messages",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("message_id", String(255), nullable=False, comment="the Message-ID header"),
+    Column("stream", String(64), nullable=False),
+    Column("priority", SmallInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("sender", Text, nullable=False),
+    Column("recipients", JSON, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("smtputf8", Boolean, nullable=False),
+    Column("idempotency_key", String(255), nullable=True, unique=True),
+    Column("extra", JSON, nullable=True, comment="the caller's metadata"),
+    Column("created_at", Double, nullable=False),
+    Column("due_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    Column("sent_at", Double, nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("lease_token", String(32), nullable=True),
+    Column("lease_expires_at", Double, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("last_code", Integer, nullable=True),
+    Column("last_enhanced_status", String(16), nullable=True),
+    Index(None, "status", "priority", "due_at"),
+    Index(None, "lease_expires_at"),
+)
+
+attempts = Table(
+    "mailroom_attempts",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column(
+        "message_pk", _ID, ForeignKey("mailroom_messages.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("attempt", Integer, nullable=False),
+    Column("at", Double, nullable=False),
+    Column("duration_ms", Double, nullable=False),
+    Column("recipient", Text, nullable=False),
+    Column("transport", String(64), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("code", Integer, nullable=True),
+    Column("enhanced_status", String(16), nullable=True),
+    Column("server_text", Text, nullable=True),
+    Column("possible_duplicate", Boolean, nullable=False),
+    Column("worker", String(64), nullable=False),
+    Index(None, "message_pk"),
+    Index(None, "at"),
+)
+
+streams = Table(
+    "mailroom_streams",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("paused_until", Double, nullable=True),
+    Column("pause_reason", Text, nullable=True),
+    Column("consecutive_pauses", Integer, nullable=False),
+)
+
+throttle_windows = Table(
+    "mailroom_throttle_windows",
+    metadata,
+    Column("name", String(64), primary_key=True, comment="'burst' or a window: '1s', '1m'..."),
+    Column("window_start", Double, nullable=False),
+    Column("granted", Integer, nullable=False, comment="sends allowed in this window or burst"),
+    Column("finished", Integer, nullable=False, comment="burst sends that have finished"),
+    Column("paused_until", Double, nullable=True, comment="burst pause"),
+)

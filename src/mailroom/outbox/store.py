@@ -1,0 +1,200 @@
+"""The outbox as callers see it: validate, compose, commit, and hand back the id.
+
+A message is committed before :meth:`Outbox.send` returns; from then on a worker will deliver
+it, whatever happens to the calling process.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from mailroom.config import Settings
+from mailroom.errors import MessageError
+from mailroom.message import Message, build_envelope
+from mailroom.outbox import queries
+from mailroom.outbox.database import check_schema, create_outbox_engine, schema_revisions, upgrade
+from mailroom.outbox.schema import STREAM_PRIORITIES, Status, messages
+
+__all__ = ["Outbox", "StoredMessage"]
+
+_STREAM_NAME_MAX = 64
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """One outbox row, as ``mailroom queue show`` prints it."""
+
+    id: int
+    message_id: str
+    stream: str
+    status: Status
+    sender: str
+    recipients: tuple[str, ...]
+    subject: str
+    attempts: int
+    created_at: float
+    due_at: float
+    sent_at: float | None
+    last_error: str | None
+    idempotency_key: str | None
+
+
+def _epoch(when: datetime | None, now: float) -> float:
+    if when is None:
+        return now
+    if when.tzinfo is None:
+        raise MessageError("send_at", "must be timezone-aware (e.g. datetime.now(UTC) + delta)")
+    return when.timestamp()
+
+
+class Outbox:
+    """The durable outbox on ``DATABASE_URL``.
+
+    On an empty SQLite database the tables are created on first use, so the embedded default
+    needs no setup; any other database, or an older schema, needs ``mailroom db upgrade``.
+    """
+
+    def __init__(self, settings: Settings, *, engine: Engine | None = None) -> None:
+        self.settings = settings
+        self.engine = engine or create_outbox_engine(settings.DATABASE_URL, durable=True)
+        self._ready = False
+
+    def ensure_schema(self) -> None:
+        """Create the tables of an empty SQLite database; otherwise insist on the current one."""
+        if self._ready:
+            return
+        if self.engine.dialect.name == "sqlite" and schema_revisions(self.engine)[0] is None:
+            upgrade(self.engine)
+        check_schema(self.engine)
+        self._ready = True
+
+    def _row(
+        self,
+        message: Message,
+        *,
+        stream: str,
+        due_at: float,
+        now: float,
+        idempotency_key: str | None,
+    ) -> dict[str, Any]:
+        envelope = build_envelope(
+            message,
+            default_from=self.settings.DEFAULT_FROM_EMAIL,
+            max_size=self.settings.EMAIL_MAX_MESSAGE_SIZE,
+        )
+        return {
+            "message_id": envelope.message_id,
+            "stream": stream,
+            "priority": STREAM_PRIORITIES.get(stream, 50),
+            "status": (Status.SCHEDULED if due_at > now else Status.QUEUED).value,
+            "sender": envelope.sender,
+            "recipients": list(envelope.recipients),
+            "subject": message.subject.strip()[:500],
+            "data": envelope.data,
+            "smtputf8": envelope.smtputf8,
+            "idempotency_key": idempotency_key,
+            "extra": dict(message.metadata) or None,
+            "created_at": now,
+            "due_at": due_at,
+            "updated_at": now,
+            "attempts": 0,
+        }
+
+    def send(
+        self,
+        message: Message | None = None,
+        /,
+        *,
+        stream: str = "transactional",
+        send_at: datetime | None = None,
+        idempotency_key: str | None = None,
+        **fields: Any,
+    ) -> int:
+        """Validate, compose and commit one message; return its id.
+
+        Pass a :class:`~mailroom.message.Message`, or its fields (``to=``, ``subject=``,
+        ``text=``...). The same ``idempotency_key`` always returns the same id and never makes
+        a second message, also when two callers race.
+        """
+        if message is None:
+            message = Message(**fields)
+        elif fields:
+            raise TypeError("pass either a Message or its fields, not both")
+        keys = [idempotency_key] if idempotency_key is not None else None
+        return self.send_many([message], stream=stream, send_at=send_at, idempotency_keys=keys)[0]
+
+    def send_many(
+        self,
+        batch: Iterable[Message],
+        *,
+        stream: str = "transactional",
+        send_at: datetime | None = None,
+        idempotency_keys: Sequence[str | None] | None = None,
+    ) -> list[int]:
+        """Validate and compose every message, then commit them all in one transaction.
+
+        Nothing is committed if any message is invalid: the error names it by position.
+        """
+        if not stream or len(stream) > _STREAM_NAME_MAX:
+            raise MessageError("stream", f"must be 1 to {_STREAM_NAME_MAX} characters")
+        items = list(batch)
+        keys = list(idempotency_keys) if idempotency_keys is not None else [None] * len(items)
+        if len(keys) != len(items):
+            raise ValueError("idempotency_keys must have one entry per message")
+        now = time.time()
+        due_at = _epoch(send_at, now)
+        rows = []
+        for position, (message, key) in enumerate(zip(items, keys, strict=True)):
+            try:
+                rows.append(
+                    self._row(message, stream=stream, due_at=due_at, now=now, idempotency_key=key)
+                )
+            except MessageError as exc:
+                if len(items) == 1:
+                    raise
+                raise type(exc)(f"message {position}: {exc.field}", str(exc)) from exc
+        self.ensure_schema()
+        with self.engine.begin() as connection:
+            ids = queries.insert_messages(connection, rows)
+            missing = [key for key, found in zip(keys, ids, strict=True) if found is None and key]
+            existing = queries.find_by_idempotency_keys(connection, missing)
+        return [
+            found if found is not None else existing[key]  # type: ignore[index]
+            for key, found in zip(keys, ids, strict=True)
+        ]
+
+    def get(self, message_pk: int) -> StoredMessage | None:
+        self.ensure_schema()
+        with self.engine.connect() as connection:
+            row = connection.execute(select(messages).where(messages.c.id == message_pk)).first()
+        if row is None:
+            return None
+        return StoredMessage(
+            id=row.id,
+            message_id=row.message_id,
+            stream=row.stream,
+            status=Status(row.status),
+            sender=row.sender,
+            recipients=tuple(row.recipients),
+            subject=row.subject,
+            attempts=row.attempts,
+            created_at=row.created_at,
+            due_at=row.due_at,
+            sent_at=row.sent_at,
+            last_error=row.last_error,
+            idempotency_key=row.idempotency_key,
+        )
+
+    def counts(self) -> dict[str, int]:
+        self.ensure_schema()
+        with self.engine.connect() as connection:
+            return queries.counts_by_status(connection)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
