@@ -368,7 +368,7 @@ def retry(
     module docstring). ``last_error`` is kept: it still says why the message had stopped.
     Selected messages in any other state are left alone; returns how many changed.
     """
-    conditions = _selected(
+    selection = _selected(
         ids=ids,
         status=status,
         stream=stream,
@@ -377,19 +377,17 @@ def retry(
         newer_than=newer_than,
         everything=everything,
     )
-    result = connection.execute(
-        update(messages)
-        .where(messages.c.status.in_([s.value for s in RETRYABLE]), *conditions)
-        .values(
-            status=Status.QUEUED.value,
-            due_at=now,
-            attempts=0,
-            lease_token=None,
-            lease_expires_at=None,
-            updated_at=now,
-        )
+    return _move(
+        connection,
+        RETRYABLE,
+        selection,
+        status=Status.QUEUED.value,
+        due_at=now,
+        attempts=0,
+        lease_token=None,
+        lease_expires_at=None,
+        updated_at=now,
     )
-    return result.rowcount
 
 
 def cancel(
@@ -410,7 +408,7 @@ def cancel(
     relay, and its completion would overwrite the cancellation anyway. The status guard is in
     the ``UPDATE`` itself, so a row a worker claims at the same moment is simply not matched.
     """
-    conditions = _selected(
+    selection = _selected(
         ids=ids,
         status=status,
         stream=stream,
@@ -419,10 +417,24 @@ def cancel(
         newer_than=newer_than,
         everything=everything,
     )
+    return _move(connection, CANCELLABLE, selection, status=Status.CANCELLED.value, updated_at=now)
+
+
+def _move(
+    connection: Connection,
+    allowed: Sequence[Status],
+    selection: Sequence[ColumnElement[bool]],
+    **values: Any,
+) -> int:
+    """Update the selected messages that are in one of the ``allowed`` states.
+
+    The state guard is part of the ``UPDATE``, so a row a worker changes at the same moment
+    is simply not matched rather than overwritten.
+    """
     result = connection.execute(
         update(messages)
-        .where(messages.c.status.in_([s.value for s in CANCELLABLE]), *conditions)
-        .values(status=Status.CANCELLED.value, updated_at=now)
+        .where(messages.c.status.in_([s.value for s in allowed]), *selection)
+        .values(**values)
     )
     return result.rowcount
 

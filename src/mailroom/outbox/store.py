@@ -8,41 +8,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from mailroom.config import Settings
 from mailroom.errors import MessageError
 from mailroom.message import Message, build_envelope
-from mailroom.outbox import queries
+from mailroom.outbox import admin, queries
 from mailroom.outbox.database import check_schema, create_outbox_engine, schema_revisions, upgrade
-from mailroom.outbox.schema import STREAM_PRIORITIES, Status, messages
+from mailroom.outbox.schema import STREAM_PRIORITIES, Status
 
-__all__ = ["Outbox", "StoredMessage"]
+__all__ = ["Outbox"]
 
 _STREAM_NAME_MAX = 64
-
-
-@dataclass(frozen=True, slots=True)
-class StoredMessage:
-    """One outbox row, as ``mailroom queue show`` prints it."""
-
-    id: int
-    message_id: str
-    stream: str
-    status: Status
-    sender: str
-    recipients: tuple[str, ...]
-    subject: str
-    attempts: int
-    created_at: float
-    due_at: float
-    sent_at: float | None
-    last_error: str | None
-    idempotency_key: str | None
 
 
 def _epoch(when: datetime | None, now: float) -> float:
@@ -169,27 +149,11 @@ class Outbox:
             for key, found in zip(keys, ids, strict=True)
         ]
 
-    def get(self, message_pk: int) -> StoredMessage | None:
+    def get(self, message_pk: int) -> admin.MessageDetail | None:
+        """Everything stored about one message, or ``None``."""
         self.ensure_schema()
         with self.engine.connect() as connection:
-            row = connection.execute(select(messages).where(messages.c.id == message_pk)).first()
-        if row is None:
-            return None
-        return StoredMessage(
-            id=row.id,
-            message_id=row.message_id,
-            stream=row.stream,
-            status=Status(row.status),
-            sender=row.sender,
-            recipients=tuple(row.recipients),
-            subject=row.subject,
-            attempts=row.attempts,
-            created_at=row.created_at,
-            due_at=row.due_at,
-            sent_at=row.sent_at,
-            last_error=row.last_error,
-            idempotency_key=row.idempotency_key,
-        )
+            return admin.message_detail(connection, message_pk)
 
     def counts(self) -> dict[str, int]:
         self.ensure_schema()
