@@ -24,23 +24,21 @@ import secrets
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 from sqlalchemy import Engine
 
 from mailroom.config import Settings
-from mailroom.delivery.retry import GiveUp, PauseStream, RetryAt, RetryPolicy
+from mailroom.delivery.outcomes import Outcome, OutcomeBuilder, WorkerStats
+from mailroom.delivery.retry import RetryPolicy
 from mailroom.delivery.throttle import Throttle
-from mailroom.errors import DeliveryError, TransientError, Verdict, split_enhanced_status
+from mailroom.errors import DeliveryError, TransientError
 from mailroom.message import Envelope
 from mailroom.outbox import queries
 from mailroom.outbox.database import check_schema, create_outbox_engine
-from mailroom.outbox.queries import ClaimedMessage, Completion
-from mailroom.outbox.schema import AttemptOutcome, Status
+from mailroom.outbox.queries import ClaimedMessage
+from mailroom.outbox.schema import Status
 from mailroom.transports import Transport, transport_from_settings
-from mailroom.transports.base import SendResult
 
 __all__ = ["Worker", "WorkerStats", "retry_policy_from_settings"]
 
@@ -57,30 +55,6 @@ def retry_policy_from_settings(settings: Settings) -> RetryPolicy:
         max_age=timedelta(seconds=settings.EMAIL_MAX_AGE),
         base_delay=timedelta(seconds=settings.EMAIL_RETRY_DELAY),
     )
-
-
-@dataclass
-class WorkerStats:
-    """What one run of a worker did."""
-
-    sent: int = 0
-    deferred: int = 0
-    failed: int = 0
-    paused: int = 0
-    released: int = 0
-    possible_duplicates: int = 0
-
-
-@dataclass
-class _Outcome:
-    """One attempt's result, waiting for the recorder."""
-
-    message: ClaimedMessage
-    completion: Completion
-    attempt_rows: list[dict[str, Any]] = field(default_factory=list)
-    pause: PauseStream | None = None
-    followup: tuple[list[str], float] | None = None
-    """Recipients refused for now while others were accepted, and when to try them again."""
 
 
 class Worker:
@@ -117,8 +91,9 @@ class Worker:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self.lease_token = secrets.token_hex(16)
         self.stats = WorkerStats()
+        self.outcomes = OutcomeBuilder(self.policy, self.name, self._rng, self.stats)
         self._queue: asyncio.Queue[ClaimedMessage | None] = asyncio.Queue()
-        self._outcomes: list[_Outcome] = []
+        self._outcomes: list[Outcome] = []
         self._outcome_ready = asyncio.Event()
         self._stopping = asyncio.Event()
         self._finished = False
@@ -243,14 +218,14 @@ class Worker:
         except Exception:  # the outcome is safe; a missed burst count only shortens a pause
             logger.exception("could not record the end of a throttled send")
 
-    def _add_outcome(self, outcome: _Outcome) -> None:
+    def _add_outcome(self, outcome: Outcome) -> None:
         self._outcomes.append(outcome)
         if len(self._outcomes) >= self.batch_size:
             self._outcome_ready.set()
 
     # -- one message ---------------------------------------------------------------------
 
-    async def _deliver(self, transport: Transport, message: ClaimedMessage) -> _Outcome:
+    async def _deliver(self, transport: Transport, message: ClaimedMessage) -> Outcome:
         envelope = Envelope(
             sender=message.sender,
             recipients=message.recipients,
@@ -262,189 +237,21 @@ class Worker:
         try:
             result = await transport.send(envelope)
         except DeliveryError as error:
-            return self._failed(transport, message, error, time.perf_counter() - started)
+            outcome = self.outcomes.failed(transport, message, error, time.perf_counter() - started)
         except Exception as error:  # a bug, not the relay: keep the message, log the traceback
             logger.exception("unexpected error sending message %s", message.id)
             wrapped = TransientError(f"unexpected error: {type(error).__name__}: {error}")
-            return self._failed(transport, message, wrapped, time.perf_counter() - started)
-        return self._sent(transport, message, result, time.perf_counter() - started)
-
-    def _attempt_row(
-        self,
-        transport: Transport,
-        message: ClaimedMessage,
-        recipient: str,
-        outcome: AttemptOutcome,
-        duration: float,
-        *,
-        code: int | None = None,
-        enhanced_status: str | None = None,
-        server_text: str | None = None,
-        possible_duplicate: bool = False,
-    ) -> dict[str, Any]:
-        return {
-            "message_pk": message.id,
-            "attempt": message.attempts + 1,
-            "at": self._now(),
-            "duration_ms": round(duration * 1000, 3),
-            "recipient": recipient,
-            "transport": transport.name,
-            "outcome": outcome.value,
-            "code": code,
-            "enhanced_status": enhanced_status,
-            "server_text": server_text,
-            "possible_duplicate": possible_duplicate,
-            "worker": self.name,
-        }
-
-    def _sent(
-        self, transport: Transport, message: ClaimedMessage, result: SendResult, duration: float
-    ) -> _Outcome:
-        code, _, text = result.reply.partition(" ")
-        enhanced, text = split_enhanced_status(text)
-        rows = [
-            self._attempt_row(
-                transport,
-                message,
-                recipient,
-                AttemptOutcome.SENT,
-                duration,
-                code=int(code) if code.isdigit() else None,
-                enhanced_status=enhanced,
-                server_text=text or None,
+            outcome = self.outcomes.failed(
+                transport, message, wrapped, time.perf_counter() - started
             )
-            for recipient in result.accepted
-        ]
-        rows += [
-            self._attempt_row(
-                transport,
-                message,
-                recipient,
-                AttemptOutcome.REFUSED,
-                duration,
-                code=error.code,
-                enhanced_status=error.enhanced_status,
-                server_text=error.server_text or str(error),
-            )
-            for recipient, error in result.refused.items()
-        ]
-        now = self._now()
-        self.stats.sent += 1
-        return _Outcome(
-            message,
-            Completion(id=message.id, status=Status.SENT, due_at=now, sent_at=now),
-            rows,
-            followup=self._followup(message, result, now),
-        )
+        else:
+            return self.outcomes.sent(transport, message, result, time.perf_counter() - started)
+        if outcome.pause is not None:
+            self._paused_here[message.stream] = outcome.pause.until.timestamp()
+        return outcome
 
-    def _followup(
-        self, message: ClaimedMessage, result: SendResult, now: float
-    ) -> tuple[list[str], float] | None:
-        """A 4xx for some recipients must not silently drop them: they get a message of their
-        own (same bytes, same Message-ID), due after the usual backoff, while attempts last."""
-        later = [r for r, e in result.refused.items() if e.verdict is Verdict.TRANSIENT]
-        attempts = message.attempts + 1
-        if not later or attempts >= self.policy.max_attempts:
-            return None
-        return later, now + self.policy.backoff(attempts, self._rng).total_seconds()
-
-    def _failed(
-        self, transport: Transport, message: ClaimedMessage, error: DeliveryError, duration: float
-    ) -> _Outcome:
-        now = self._now()
-        decision = self.policy.decide(
-            error,
-            attempts=message.attempts + 1,
-            created_at=datetime.fromtimestamp(message.created_at, UTC),
-            now=datetime.fromtimestamp(now, UTC),
-            consecutive_pauses=0,
-            rng=self._rng,
-        )
-        recipients = list(error.refused) or list(message.recipients)
-
-        def rows(outcome: AttemptOutcome, possible_duplicate: bool = False) -> list[dict[str, Any]]:
-            out = []
-            for recipient in recipients:
-                own = error.refused.get(recipient, error)
-                out.append(
-                    self._attempt_row(
-                        transport,
-                        message,
-                        recipient,
-                        outcome,
-                        duration,
-                        code=own.code,
-                        enhanced_status=own.enhanced_status,
-                        server_text=own.server_text or str(own),
-                        possible_duplicate=possible_duplicate,
-                    )
-                )
-            return out
-
-        if isinstance(decision, PauseStream):
-            until = decision.until.timestamp()
-            self._paused_here[message.stream] = until
-            self.stats.paused += 1
-            logger.error("pausing stream %s: %s", message.stream, decision.reason)
-            return _Outcome(
-                message,
-                Completion(
-                    id=message.id,
-                    status=Status.QUEUED,
-                    due_at=now,
-                    attempts_used=0,
-                    error=decision.reason,
-                    code=error.code,
-                    enhanced_status=error.enhanced_status,
-                ),
-                rows(AttemptOutcome.PAUSED),
-                pause=decision,
-            )
-        if isinstance(decision, RetryAt):
-            if decision.possible_duplicate:
-                self.stats.possible_duplicates += 1
-                logger.warning(
-                    "message %s (%s): no reply after the final dot; it may have been delivered "
-                    "and will be sent again",
-                    message.id,
-                    message.message_id,
-                )
-            self.stats.deferred += 1
-            return _Outcome(
-                message,
-                Completion(
-                    id=message.id,
-                    status=Status.DEFERRED,
-                    due_at=decision.at.timestamp(),
-                    error=decision.reason,
-                    code=error.code,
-                    enhanced_status=error.enhanced_status,
-                ),
-                rows(AttemptOutcome.DEFERRED, decision.possible_duplicate),
-            )
-        assert isinstance(decision, GiveUp)  # noqa: S101 - the three decisions are exhaustive
-        self.stats.failed += 1
-        return _Outcome(
-            message,
-            Completion(
-                id=message.id,
-                status=Status.FAILED,
-                due_at=now,
-                error=decision.reason,
-                code=error.code,
-                enhanced_status=error.enhanced_status,
-            ),
-            # Silence after the final dot: the relay may have delivered it after all.
-            rows(AttemptOutcome.FAILED, error.possibly_delivered),
-        )
-
-    def _released(self, message: ClaimedMessage) -> _Outcome:
-        """Back to the queue, no attempt used (shutting down, or its stream is paused)."""
-        self.stats.released += 1
-        return _Outcome(
-            message,
-            Completion(id=message.id, status=Status.QUEUED, due_at=self._now(), attempts_used=0),
-        )
+    def _released(self, message: ClaimedMessage) -> Outcome:
+        return self.outcomes.released(message)
 
     def _release_queued(self) -> None:
         while not self._queue.empty():
@@ -466,7 +273,7 @@ class Worker:
             if self._finished and not self._outcomes:
                 return
 
-    def _record(self, batch: list[_Outcome]) -> None:
+    def _record(self, batch: list[Outcome]) -> None:
         now = self._now()
         rows = [row for outcome in batch for row in outcome.attempt_rows]
         with self.engine.begin() as connection:

@@ -1,0 +1,237 @@
+"""What one delivery attempt comes to: the message's next state and its send-log rows.
+
+The worker sends; this module decides, through the retry policy, what the result means —
+sent, deferred until when, failed, or a pause of the stream — and writes it down as an
+:class:`Outcome` for the worker's recorder to commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from mailroom.delivery.retry import GiveUp, PauseStream, RetryAt, RetryPolicy
+from mailroom.errors import DeliveryError, Verdict, split_enhanced_status
+from mailroom.outbox.queries import ClaimedMessage, Completion
+from mailroom.outbox.schema import AttemptOutcome, Status
+from mailroom.transports import Transport
+from mailroom.transports.base import SendResult
+
+__all__ = ["Outcome", "OutcomeBuilder", "WorkerStats"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerStats:
+    """What one run of a worker did."""
+
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    paused: int = 0
+    released: int = 0
+    possible_duplicates: int = 0
+
+
+@dataclass
+class Outcome:
+    """One attempt's result, waiting for the recorder."""
+
+    message: ClaimedMessage
+    completion: Completion
+    attempt_rows: list[dict[str, Any]] = field(default_factory=list)
+    pause: PauseStream | None = None
+    followup: tuple[list[str], float] | None = None
+    """Recipients refused for now while others were accepted, and when to try them again."""
+
+
+class OutcomeBuilder:
+    """Turns send results and delivery errors into outcomes, counting them in ``stats``."""
+
+    def __init__(
+        self, policy: RetryPolicy, worker_name: str, rng: random.Random, stats: WorkerStats
+    ) -> None:
+        self.policy = policy
+        self.worker_name = worker_name
+        self._rng = rng
+        self.stats = stats
+
+    def _row(
+        self,
+        transport: Transport,
+        message: ClaimedMessage,
+        recipient: str,
+        outcome: AttemptOutcome,
+        duration: float,
+        *,
+        code: int | None = None,
+        enhanced_status: str | None = None,
+        server_text: str | None = None,
+        possible_duplicate: bool = False,
+    ) -> dict[str, Any]:
+        return {
+            "message_pk": message.id,
+            "attempt": message.attempts + 1,
+            "at": time.time(),
+            "duration_ms": round(duration * 1000, 3),
+            "recipient": recipient,
+            "transport": transport.name,
+            "outcome": outcome.value,
+            "code": code,
+            "enhanced_status": enhanced_status,
+            "server_text": server_text,
+            "possible_duplicate": possible_duplicate,
+            "worker": self.worker_name,
+        }
+
+    def sent(
+        self, transport: Transport, message: ClaimedMessage, result: SendResult, duration: float
+    ) -> Outcome:
+        code, _, text = result.reply.partition(" ")
+        enhanced, text = split_enhanced_status(text)
+        rows = [
+            self._row(
+                transport,
+                message,
+                recipient,
+                AttemptOutcome.SENT,
+                duration,
+                code=int(code) if code.isdigit() else None,
+                enhanced_status=enhanced,
+                server_text=text or None,
+            )
+            for recipient in result.accepted
+        ]
+        rows += [
+            self._row(
+                transport,
+                message,
+                recipient,
+                AttemptOutcome.REFUSED,
+                duration,
+                code=error.code,
+                enhanced_status=error.enhanced_status,
+                server_text=error.server_text or str(error),
+            )
+            for recipient, error in result.refused.items()
+        ]
+        now = time.time()
+        self.stats.sent += 1
+        return Outcome(
+            message,
+            Completion(id=message.id, status=Status.SENT, due_at=now, sent_at=now),
+            rows,
+            followup=self._followup(message, result, now),
+        )
+
+    def _followup(
+        self, message: ClaimedMessage, result: SendResult, now: float
+    ) -> tuple[list[str], float] | None:
+        """A 4xx for some recipients must not silently drop them: they get a message of their
+        own (same bytes, same Message-ID), due after the usual backoff, while attempts last."""
+        later = [r for r, e in result.refused.items() if e.verdict is Verdict.TRANSIENT]
+        attempts = message.attempts + 1
+        if not later or attempts >= self.policy.max_attempts:
+            return None
+        return later, now + self.policy.backoff(attempts, self._rng).total_seconds()
+
+    def failed(
+        self, transport: Transport, message: ClaimedMessage, error: DeliveryError, duration: float
+    ) -> Outcome:
+        now = time.time()
+        decision = self.policy.decide(
+            error,
+            attempts=message.attempts + 1,
+            created_at=datetime.fromtimestamp(message.created_at, UTC),
+            now=datetime.fromtimestamp(now, UTC),
+            consecutive_pauses=0,
+            rng=self._rng,
+        )
+        recipients = list(error.refused) or list(message.recipients)
+
+        def rows(outcome: AttemptOutcome, possible_duplicate: bool = False) -> list[dict[str, Any]]:
+            out = []
+            for recipient in recipients:
+                own = error.refused.get(recipient, error)
+                out.append(
+                    self._row(
+                        transport,
+                        message,
+                        recipient,
+                        outcome,
+                        duration,
+                        code=own.code,
+                        enhanced_status=own.enhanced_status,
+                        server_text=own.server_text or str(own),
+                        possible_duplicate=possible_duplicate,
+                    )
+                )
+            return out
+
+        if isinstance(decision, PauseStream):
+            self.stats.paused += 1
+            logger.error("pausing stream %s: %s", message.stream, decision.reason)
+            return Outcome(
+                message,
+                Completion(
+                    id=message.id,
+                    status=Status.QUEUED,
+                    due_at=now,
+                    attempts_used=0,
+                    error=decision.reason,
+                    code=error.code,
+                    enhanced_status=error.enhanced_status,
+                ),
+                rows(AttemptOutcome.PAUSED),
+                pause=decision,
+            )
+        if isinstance(decision, RetryAt):
+            if decision.possible_duplicate:
+                self.stats.possible_duplicates += 1
+                logger.warning(
+                    "message %s (%s): no reply after the final dot; it may have been delivered "
+                    "and will be sent again",
+                    message.id,
+                    message.message_id,
+                )
+            self.stats.deferred += 1
+            return Outcome(
+                message,
+                Completion(
+                    id=message.id,
+                    status=Status.DEFERRED,
+                    due_at=decision.at.timestamp(),
+                    error=decision.reason,
+                    code=error.code,
+                    enhanced_status=error.enhanced_status,
+                ),
+                rows(AttemptOutcome.DEFERRED, decision.possible_duplicate),
+            )
+        assert isinstance(decision, GiveUp)  # noqa: S101 - the three decisions are exhaustive
+        self.stats.failed += 1
+        return Outcome(
+            message,
+            Completion(
+                id=message.id,
+                status=Status.FAILED,
+                due_at=now,
+                error=decision.reason,
+                code=error.code,
+                enhanced_status=error.enhanced_status,
+            ),
+            # Silence after the final dot: the relay may have delivered it after all.
+            rows(AttemptOutcome.FAILED, error.possibly_delivered),
+        )
+
+    def released(self, message: ClaimedMessage) -> Outcome:
+        """Back to the queue, no attempt used (shutting down, or its stream is paused)."""
+        self.stats.released += 1
+        return Outcome(
+            message,
+            Completion(id=message.id, status=Status.QUEUED, due_at=time.time(), attempts_used=0),
+        )
