@@ -6,6 +6,7 @@ import logging
 import os
 import secrets
 import ssl
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from mailroom.outbox.database import normalise_url
+from processes import Spawn
 from smtp_server import TEST_PASSWORD, ScriptedHandler, ServerFactory, SMTPTestServer
 from tls_files import TLSFiles
 
@@ -143,3 +145,24 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(
             "start PostgreSQL (or set MAILROOM_TEST_POSTGRES_URL) to run them; .ci/run does."
         )
+
+
+# -- processes: no worker started by a test outlives it ------------------------------------
+
+
+@pytest.fixture
+def spawn() -> Iterator[Spawn]:
+    """Start a subprocess that is killed at teardown if the test left it running (a failed
+    assertion or a timeout must not leave a worker spinning on the machine)."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()

@@ -11,7 +11,6 @@ import os
 import random
 import re
 import signal
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -27,6 +26,7 @@ from mailroom.message import Message
 from mailroom.outbox import database, queries
 from mailroom.outbox.schema import Status, messages
 from mailroom.outbox.store import Outbox
+from processes import Spawn
 from smtp_server import ScriptedHandler, ServerFactory
 
 MESSAGE_ID = re.compile(rb"^Message-ID: (<[^>]+>)", re.MULTILINE | re.IGNORECASE)
@@ -51,13 +51,8 @@ def worker_env(settings_env: dict[str, str]) -> dict[str, str]:
     return {**base, **settings_env}
 
 
-def start_worker(env: dict[str, str], *extra: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "mailroom", "worker", *extra],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+def worker_args(*extra: str) -> list[str]:
+    return [sys.executable, "-m", "mailroom", "worker", *extra]
 
 
 def stored_message_ids(outbox: Outbox) -> set[str]:
@@ -85,7 +80,7 @@ def bulk(count: int, offset: int = 0) -> list[Message]:
 
 
 async def test_kill_9_at_random_moments_loses_nothing(
-    database_url: str, smtp_server_factory: ServerFactory
+    database_url: str, smtp_server_factory: ServerFactory, spawn: Spawn
 ) -> None:
     handler = SinkHandler()
     server = smtp_server_factory(handler=handler)
@@ -103,7 +98,7 @@ async def test_kill_9_at_random_moments_loses_nothing(
     logs: list[bytes] = []
     kills = 0
     for _ in range(4):
-        worker = start_worker(worker_env(env))
+        worker = spawn(worker_args(), worker_env(env))
         await asyncio.sleep(rng.uniform(0.8, 2.0))
         if worker.poll() is None:
             worker.send_signal(signal.SIGKILL)
@@ -113,7 +108,7 @@ async def test_kill_9_at_random_moments_loses_nothing(
     assert len(handler.arrivals) < total, "the workers finished before they were killed"
 
     await asyncio.sleep(2.5)  # let the dead workers' leases expire
-    final = start_worker(worker_env(env), "--once")
+    final = spawn(worker_args("--once"), worker_env(env))
     _, err = final.communicate(timeout=300)
     logs.append(err)
     assert final.returncode == 0, err.decode()
@@ -133,7 +128,7 @@ async def test_kill_9_at_random_moments_loses_nothing(
 
 
 async def test_two_workers_on_postgresql_never_send_twice(
-    database_url: str, smtp_server_factory: ServerFactory
+    database_url: str, smtp_server_factory: ServerFactory, spawn: Spawn
 ) -> None:
     if not database_url.startswith("postgresql"):
         pytest.skip("the two-worker guarantee is FOR UPDATE SKIP LOCKED on PostgreSQL")
@@ -144,7 +139,7 @@ async def test_two_workers_on_postgresql_never_send_twice(
     for start in range(0, total, 5000):
         outbox.send_many(bulk(5000, start), stream="bulk")
 
-    workers = [start_worker(worker_env(env), "--once") for _ in range(2)]
+    workers = [spawn(worker_args("--once"), worker_env(env)) for _ in range(2)]
     results = [worker.communicate(timeout=600) for worker in workers]
     for worker, (_, err) in zip(workers, results, strict=True):
         assert worker.returncode == 0, err.decode()
@@ -173,7 +168,7 @@ def _bulk_rows(settings: Settings, count: int) -> list[dict[str, Any]]:
 
 
 async def test_transactional_overtakes_a_50000_bulk_backlog(
-    database_url: str, smtp_server_factory: ServerFactory
+    database_url: str, smtp_server_factory: ServerFactory, spawn: Spawn
 ) -> None:
     handler = SinkHandler()
     server = smtp_server_factory(handler=handler)
@@ -183,7 +178,7 @@ async def test_transactional_overtakes_a_50000_bulk_backlog(
         for start in range(0, len(rows), 10_000):
             queries.insert_messages(connection, rows[start : start + 10_000])
 
-    worker = start_worker(worker_env(env))
+    worker = spawn(worker_args(), worker_env(env))
     try:
         deadline = time.monotonic() + 60
         while len(handler.arrivals) < 500:  # the worker is busy with the backlog

@@ -45,7 +45,6 @@ class Throttle:
         # this provisional pause covers a worker that dies before telling us they finished.
         self._provisional = self.burst_pause + 2 * settings.EMAIL_TIMEOUT
         self.active = bool(self.limits or self.burst)
-        self._rows_ready = False
 
     async def acquire(self, stopping: asyncio.Event | None = None) -> bool:
         """Wait for a send to be allowed and take it; False if ``stopping`` was set first."""
@@ -86,15 +85,22 @@ class Throttle:
         )
 
     def _lock_rows(self, connection: Connection) -> dict[str, dict[str, float]]:
-        if not self._rows_ready:
-            self._ensure_rows(connection)
-            self._rows_ready = True
-        rows = connection.execute(
+        """Lock this throttle's rows for the transaction, creating any that are missing.
+
+        The rows are created here, in the transaction that then locks them, not once per
+        process: another sender's insert may not be committed yet, and a row it promised
+        would be invisible to us. ``ON CONFLICT DO NOTHING`` waits for such an insert.
+        """
+        locked = (
             select(throttle_windows)
             .where(throttle_windows.c.name.in_(self._names()))
             .with_for_update()
         )
-        return {row.name: dict(row._mapping) for row in rows}
+        rows = {row.name: dict(row._mapping) for row in connection.execute(locked)}
+        if len(rows) < len(self._names()):
+            self._ensure_rows(connection)
+            rows = {row.name: dict(row._mapping) for row in connection.execute(locked)}
+        return rows
 
     def _try_acquire(self) -> float:
         """Take one send if allowed and return 0; else return how long to wait."""

@@ -7,21 +7,24 @@ import itertools
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy import select
 
 from mailroom.config import load_settings
+from mailroom.delivery.throttle import Throttle
 from mailroom.delivery.worker import Worker
 from mailroom.errors import SettingsError
 from mailroom.message import Message
 from mailroom.outbox import database
-from mailroom.outbox.schema import Status
+from mailroom.outbox.database import create_outbox_engine
+from mailroom.outbox.schema import Status, throttle_windows
 from mailroom.outbox.store import Outbox
+from processes import Spawn
 from smtp_server import ScriptedHandler, ServerFactory
 
 
@@ -81,17 +84,8 @@ async def test_bursts_of_100_separated_by_the_pause(
     outbox.dispose()
 
 
-def _start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "mailroom", "worker", "--concurrency", "2"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-
-
 async def test_rate_limit_holds_with_two_worker_processes(
-    database_url: str, smtp_server_factory: ServerFactory
+    database_url: str, smtp_server_factory: ServerFactory, spawn: Spawn
 ) -> None:
     handler = TimedHandler()
     server = smtp_server_factory(handler=handler)
@@ -106,7 +100,8 @@ async def test_rate_limit_holds_with_two_worker_processes(
     outbox.send_many(bulk(400), stream="bulk")
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EMAIL_", "MAILROOM_"))}
-    workers = [_start_worker({**env, **environ}) for _ in range(2)]
+    args = [sys.executable, "-m", "mailroom", "worker", "--concurrency", "2"]
+    workers = [spawn(args, {**env, **environ}) for _ in range(2)]
     try:
         await asyncio.sleep(32)
     finally:
@@ -139,3 +134,23 @@ def test_bad_rate_limit_names_the_setting(value: str) -> None:
     with pytest.raises(SettingsError) as caught:
         load_settings(environ={"EMAIL_RATE_LIMIT": value})
     assert caught.value.setting == "EMAIL_RATE_LIMIT"
+
+
+async def test_many_first_grants_at_once_on_a_fresh_database(database_url: str) -> None:
+    """The throttle rows are created by whichever grant comes first; the others, in flight at
+    the same moment in other threads and engines, must wait for them, not miss them."""
+    settings = load_settings(
+        environ={"DATABASE_URL": database_url, "EMAIL_RATE_LIMIT": "1000/s, 100000/day"}
+    )
+    engines = [create_outbox_engine(database_url) for _ in range(3)]
+    database.upgrade(engines[0])
+    throttles = [Throttle(engine, settings) for engine in engines]
+    granted = await asyncio.gather(*(t.acquire() for t in throttles for _ in range(8)))
+    assert all(granted)
+    with engines[0].connect() as connection:
+        day = connection.execute(
+            select(throttle_windows.c.granted).where(throttle_windows.c.name == "86400s")
+        ).scalar_one()
+    assert day == 24
+    for engine in engines:
+        engine.dispose()
