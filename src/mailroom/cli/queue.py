@@ -167,7 +167,7 @@ def _queue_filters(
     older_than: float | None,
     newer_than: float | None,
     now: float,
-) -> dict[str, Any]:
+) -> admin.Filters:
     """The options as :mod:`mailroom.outbox.admin` filters (durations become cut-off times)."""
     return {
         "status": Status(status) if status else None,

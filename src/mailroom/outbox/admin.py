@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import (
     ColumnElement,
@@ -188,15 +188,26 @@ def _recipient_matches(needle: str) -> ColumnElement[bool]:
     )
 
 
-def _filters(
-    *,
-    ids: Sequence[int] | None,
-    status: Status | None,
-    stream: str | None,
-    recipient: str | None,
-    older_than: float | None,
-    newer_than: float | None,
-) -> list[ColumnElement[bool]]:
+class Filters(TypedDict, total=False):
+    """The operator's selection, shared by listing, counting, retrying and cancelling."""
+
+    ids: Sequence[int] | None
+    status: Status | None
+    stream: str | None
+    recipient: str | None
+    older_than: float | None
+    """``created_at`` before this time."""
+    newer_than: float | None
+    """``created_at`` at or after this time."""
+
+
+def _filters(**filters: Unpack[Filters]) -> list[ColumnElement[bool]]:
+    ids = filters.get("ids")
+    status = filters.get("status")
+    stream = filters.get("stream")
+    recipient = filters.get("recipient")
+    older_than = filters.get("older_than")
+    newer_than = filters.get("newer_than")
     conditions: list[ColumnElement[bool]] = []
     if ids is not None:
         conditions.append(messages.c.id.in_(list(ids)) if ids else false())
@@ -213,25 +224,9 @@ def _filters(
     return conditions
 
 
-def _selected(
-    *,
-    ids: Sequence[int] | None,
-    status: Status | None,
-    stream: str | None,
-    recipient: str | None,
-    older_than: float | None,
-    newer_than: float | None,
-    everything: bool,
-) -> list[ColumnElement[bool]]:
+def _selected(*, everything: bool, **filters: Unpack[Filters]) -> list[ColumnElement[bool]]:
     """The filters of a state change, refusing an empty selection unless ``everything``."""
-    conditions = _filters(
-        ids=ids,
-        status=status,
-        stream=stream,
-        recipient=recipient,
-        older_than=older_than,
-        newer_than=newer_than,
-    )
+    conditions = _filters(**filters)
     if not conditions and not everything:
         raise NothingSelectedError(
             "give message ids or at least one filter, or everything=True to select all"
@@ -242,14 +237,9 @@ def _selected(
 def list_messages(
     connection: Connection,
     *,
-    status: Status | None = None,
-    stream: str | None = None,
-    recipient: str | None = None,
-    older_than: float | None = None,
-    newer_than: float | None = None,
-    ids: Sequence[int] | None = None,
     limit: int = 50,
     before_id: int | None = None,
+    **filters: Unpack[Filters],
 ) -> list[MessageRow]:
     """Matching messages, newest (highest id) first, at most ``limit`` of them.
 
@@ -258,14 +248,7 @@ def list_messages(
     """
     if limit < 1:
         raise ValueError(f"limit must be at least 1, not {limit}")
-    conditions = _filters(
-        ids=ids,
-        status=status,
-        stream=stream,
-        recipient=recipient,
-        older_than=older_than,
-        newer_than=newer_than,
-    )
+    conditions = _filters(**filters)
     if before_id is not None:
         conditions.append(messages.c.id < before_id)
     rows = connection.execute(
@@ -274,25 +257,9 @@ def list_messages(
     return [_message_row(row) for row in rows]
 
 
-def count_messages(
-    connection: Connection,
-    *,
-    status: Status | None = None,
-    stream: str | None = None,
-    recipient: str | None = None,
-    older_than: float | None = None,
-    newer_than: float | None = None,
-    ids: Sequence[int] | None = None,
-) -> int:
+def count_messages(connection: Connection, **filters: Unpack[Filters]) -> int:
     """How many messages match, so a listing can say "50 of 1234"."""
-    conditions = _filters(
-        ids=ids,
-        status=status,
-        stream=stream,
-        recipient=recipient,
-        older_than=older_than,
-        newer_than=newer_than,
-    )
+    conditions = _filters(**filters)
     found = connection.execute(select(func.count()).select_from(messages).where(*conditions))
     return int(found.scalar() or 0)
 
@@ -351,16 +318,7 @@ def attempts_for(connection: Connection, message_pk: int) -> list[AttemptRow]:
 
 
 def retry(
-    connection: Connection,
-    *,
-    now: float,
-    ids: Sequence[int] | None = None,
-    status: Status | None = None,
-    stream: str | None = None,
-    recipient: str | None = None,
-    older_than: float | None = None,
-    newer_than: float | None = None,
-    everything: bool = False,
+    connection: Connection, *, now: float, everything: bool = False, **filters: Unpack[Filters]
 ) -> int:
     """Put failed, deferred and cancelled messages back in the queue, due ``now``.
 
@@ -368,15 +326,7 @@ def retry(
     module docstring). ``last_error`` is kept: it still says why the message had stopped.
     Selected messages in any other state are left alone; returns how many changed.
     """
-    selection = _selected(
-        ids=ids,
-        status=status,
-        stream=stream,
-        recipient=recipient,
-        older_than=older_than,
-        newer_than=newer_than,
-        everything=everything,
-    )
+    selection = _selected(everything=everything, **filters)
     return _move(
         connection,
         RETRYABLE,
@@ -391,16 +341,7 @@ def retry(
 
 
 def cancel(
-    connection: Connection,
-    *,
-    now: float,
-    ids: Sequence[int] | None = None,
-    status: Status | None = None,
-    stream: str | None = None,
-    recipient: str | None = None,
-    older_than: float | None = None,
-    newer_than: float | None = None,
-    everything: bool = False,
+    connection: Connection, *, now: float, everything: bool = False, **filters: Unpack[Filters]
 ) -> int:
     """Withdraw queued, scheduled and deferred messages; return how many were cancelled.
 
@@ -408,15 +349,7 @@ def cancel(
     relay, and its completion would overwrite the cancellation anyway. The status guard is in
     the ``UPDATE`` itself, so a row a worker claims at the same moment is simply not matched.
     """
-    selection = _selected(
-        ids=ids,
-        status=status,
-        stream=stream,
-        recipient=recipient,
-        older_than=older_than,
-        newer_than=newer_than,
-        everything=everything,
-    )
+    selection = _selected(everything=everything, **filters)
     return _move(connection, CANCELLABLE, selection, status=Status.CANCELLED.value, updated_at=now)
 
 
