@@ -57,6 +57,11 @@ class ScriptedHandler:
     that drops a connection and then recovers."""
     closes: int = 0
     """How many connections were closed at ``close_at`` points."""
+    pipelining: bool = False
+    """Offer PIPELINING (RFC 2920) in the EHLO reply."""
+    behind_mail: list[bytes] = field(default_factory=list)
+    """For each MAIL command, the bytes that had already arrived behind it: with pipelining,
+    the RCPT and DATA commands written in the same round trip."""
     received: list[Received] = field(default_factory=list)
     connections: int = 0
     auth_mechanisms_used: list[str] = field(default_factory=list)
@@ -76,9 +81,26 @@ class ScriptedHandler:
             self.closes += 1
             return True
 
-    async def handle_MAIL(  # noqa: N802 - aiosmtpd's hook names
+    async def handle_EHLO(  # noqa: N802 - aiosmtpd's hook names
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
+    async def handle_MAIL(  # noqa: N802
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        # aiosmtpd reads commands through an asyncio.StreamReader: what it holds now came in
+        # with (or right after) this MAIL and has not been answered yet.
+        with self.lock:
+            self.behind_mail.append(bytes(getattr(server._reader, "_buffer", b"")))
         await self._pause("MAIL")
         if self.should_close("MAIL"):
             return _drop(server)

@@ -109,6 +109,8 @@ class Settings(BaseModel):
     WORKER_BATCH_SIZE: int = 100
     WORKER_LEASE_SECONDS: float = 300.0
     WORKER_POLL_INTERVAL: float = 0.05
+    WORKER_PROCESSES: int = 1
+    WORKER_EVENT_LOOP: str = "auto"
     SEND_LOG_FILE: Path | None = None
     ERROR_LOG_FILE: Path | None = None
 
@@ -380,6 +382,28 @@ def _locate_secrets_file(
     return None
 
 
+def _check_delivery_settings(settings: Settings) -> None:
+    """Counts and durations of the outbox and its workers."""
+    if settings.WORKER_EVENT_LOOP not in ("auto", "asyncio", "uvloop"):
+        raise SettingsError("WORKER_EVENT_LOOP", "must be auto, asyncio or uvloop")
+    for name in (
+        "EMAIL_MAX_ATTEMPTS",
+        "WORKER_CONCURRENCY",
+        "WORKER_BATCH_SIZE",
+        "WORKER_PROCESSES",
+    ):
+        if getattr(settings, name) < 1:
+            raise SettingsError(name, "must be at least 1")
+    for name in (
+        "EMAIL_MAX_AGE",
+        "EMAIL_RETRY_DELAY",
+        "WORKER_LEASE_SECONDS",
+        "WORKER_POLL_INTERVAL",
+    ):
+        if getattr(settings, name) <= 0:
+            raise SettingsError(name, "must be a positive number of seconds")
+
+
 def _check_consistency(settings: Settings) -> None:
     if settings.EMAIL_USE_TLS and settings.EMAIL_USE_SSL:
         raise SettingsError(
@@ -402,17 +426,7 @@ def _check_consistency(settings: Settings) -> None:
         raise SettingsError("EMAIL_TIMEOUT", "must be a positive number of seconds")
     if settings.EMAIL_MAX_MESSAGE_SIZE <= 0:
         raise SettingsError("EMAIL_MAX_MESSAGE_SIZE", "must be a positive number of bytes")
-    for name in ("EMAIL_MAX_ATTEMPTS", "WORKER_CONCURRENCY", "WORKER_BATCH_SIZE"):
-        if getattr(settings, name) < 1:
-            raise SettingsError(name, "must be at least 1")
-    for name in (
-        "EMAIL_MAX_AGE",
-        "EMAIL_RETRY_DELAY",
-        "WORKER_LEASE_SECONDS",
-        "WORKER_POLL_INTERVAL",
-    ):
-        if getattr(settings, name) <= 0:
-            raise SettingsError(name, "must be a positive number of seconds")
+    _check_delivery_settings(settings)
     if settings.EMAIL_BURST < 0 or settings.EMAIL_BURST_PAUSE < 0:
         raise SettingsError("EMAIL_BURST", "EMAIL_BURST and EMAIL_BURST_PAUSE cannot be negative")
     if settings.EMAIL_BURST_PAUSE and not settings.EMAIL_BURST:

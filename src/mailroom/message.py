@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import email.policy
+import functools
 import mimetypes
 import re
 import secrets
@@ -31,6 +32,7 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
+from mailroom import mime_fast
 from mailroom.errors import (
     HeaderInjectionError,
     InvalidAddressError,
@@ -124,6 +126,10 @@ class Address:
             return cls.create(value.addr_spec, value.display_name, field_name)
         if not isinstance(value, str):
             raise InvalidAddressError(field_name, f"expected an address string, got {value!r}")
+        return _parse_address_text(value, field_name)
+
+    @classmethod
+    def _parse_text(cls, value: str, field_name: str) -> Address:
         refuse_line_breaks(field_name, value)
         text = value.strip()
         display = ""
@@ -163,6 +169,12 @@ class Address:
 
     def _header_address(self) -> _HeaderAddress:
         return _HeaderAddress(self.display_name, self.local_part, self.domain)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_address_text(value: str, field_name: str) -> Address:
+    """Parsed addresses are immutable, and a batch repeats its sender on every message."""
+    return Address._parse_text(value, field_name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,15 +308,31 @@ def _format_address(address: Address) -> str:
     return f"=?utf-8?b?{encoded}?= <{address.addr_spec}>"
 
 
-def _set_addresses(mime: EmailMessage, name: str, addresses: Sequence[Address]) -> None:
-    if addresses:
-        mime.set_raw(name, ",\n ".join(_format_address(a) for a in addresses))
+def _address_headers(**fields: Sequence[Address]) -> list[tuple[str, str]]:
+    """``From``, ``To``... as written raw, one address a line; empty fields left out."""
+    return [
+        (name.replace("_", "-"), ",\n ".join(_format_address(a) for a in addresses))
+        for name, addresses in fields.items()
+        if addresses
+    ]
 
 
 def _addresses(values: Iterable[AddressInput] | AddressInput, field_name: str) -> list[Address]:
     if isinstance(values, str | Address):
         values = [values]
     return [Address.parse(v, field_name) for v in values]
+
+
+_date_cache: tuple[int, str] = (0, "")
+
+
+def _date_now() -> str:
+    """The Date header for now (RFC 5322 §3.3), formatted once per second, not per message."""
+    global _date_cache  # noqa: PLW0603 - a one-entry cache
+    second = int(time.time())
+    if _date_cache[0] != second:
+        _date_cache = (second, format_datetime(datetime.fromtimestamp(second, UTC)))
+    return _date_cache[1]
 
 
 def make_message_id(domain: str) -> str:
@@ -366,6 +394,31 @@ def _build_mime(message: Message, policy: email.policy.EmailPolicy[EmailMessage]
     return mime
 
 
+_WRITTEN_AS_IS = {"Date", "Message-ID"}  # ours, already in their exact form
+
+
+def _general_bytes(
+    message: Message,
+    policy: email.policy.EmailPolicy[EmailMessage],
+    addresses: list[tuple[str, str]],
+    headers: list[tuple[str, str]],
+) -> bytes:
+    """Any message, through the email package (see :mod:`mailroom.mime_fast` for the
+    shapes that skip it)."""
+    mime = _build_mime(message, policy)
+    for name, value in addresses:
+        mime.set_raw(name, value)
+    for name, value in headers:
+        if name in _WRITTEN_AS_IS:
+            mime[name] = value
+        else:
+            _set_unstructured(mime, name, value)
+    # EmailMessage puts MIME-Version on multipart messages only; RFC 2045 §4 wants it always.
+    if "MIME-Version" not in mime:
+        mime["MIME-Version"] = "1.0"
+    return mime.as_bytes(policy=policy)
+
+
 def build_envelope(
     message: Message,
     *,
@@ -394,30 +447,29 @@ def build_envelope(
     smtputf8 = any(a.needs_smtputf8 for a in everyone)
     policy = _POLICY_UTF8 if smtputf8 else _POLICY_ASCII
 
-    mime = _build_mime(message, policy)
-    _set_addresses(mime, "From", [sender])
-    _set_addresses(mime, "To", to)
-    _set_addresses(mime, "Cc", cc)
-    _set_addresses(mime, "Reply-To", reply_to)
+    addresses = _address_headers(From=[sender], To=to, Cc=cc, Reply_To=reply_to)
     # Leading and trailing blanks do not survive a header's unfolding (RFC 5322 §2.2.3).
-    _set_unstructured(mime, "Subject", message.subject.strip())
-    mime["Date"] = format_datetime(message.date or datetime.now(UTC))
-    message_id = message.message_id or make_message_id(sender.domain)
-    mime["Message-ID"] = message_id
-    for name, value in message.headers.items():
-        _set_unstructured(mime, name, value)
-    # EmailMessage puts MIME-Version on multipart messages only; RFC 2045 §4 wants it always.
-    if "MIME-Version" not in mime:
-        mime["MIME-Version"] = "1.0"
-
-    data = mime.as_bytes(policy=policy)
+    headers = [
+        ("Subject", message.subject.strip()),
+        ("Date", format_datetime(message.date) if message.date else _date_now()),
+        ("Message-ID", message.message_id or make_message_id(sender.domain)),
+        *message.headers.items(),
+    ]
+    message_id = headers[2][1]
+    data = None
+    if not smtputf8 and not message.attachments:
+        # Lines of at most 78 octets by construction, addresses one a line (each well under
+        # 998 octets: a display name is capped, a local part and domain limited).
+        data = mime_fast.compose(message.text, message.html, addresses, headers)
+    if data is None:
+        data = _general_bytes(message, policy, addresses, headers)
+        longest = max(map(len, data.split(b"\r\n")))
+        if longest > MAX_LINE_OCTETS:  # the policy should have prevented it; never send it
+            raise MessageError("message", f"a line of {longest} octets is over RFC 5322's 998")
     if len(data) > max_size:
         raise MessageTooLargeError(
             "message", f"{len(data)} bytes is over the limit of {max_size} (EMAIL_MAX_MESSAGE_SIZE)"
         )
-    longest = max(len(line) for line in data.split(b"\r\n"))
-    if longest > MAX_LINE_OCTETS:  # the policy should have prevented it; never send it anyway
-        raise MessageError("message", f"a line of {longest} octets is over RFC 5322's 998")
 
     recipients = list(dict.fromkeys(a.addr_spec for a in (*to, *cc, *bcc)))
     return Envelope(

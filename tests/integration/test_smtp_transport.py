@@ -30,10 +30,29 @@ from mailroom.transports import SMTPTransport
 from smtp_server import (
     TEST_PASSWORD,
     TEST_USER,
+    ScriptedHandler,
     ServerFactory,
     SMTPTestServer,
 )
 from tls_files import TLSFiles
+
+
+@pytest.fixture(params=[False, True], ids=["one-by-one", "pipelining"])
+def smtp_server_factory(
+    request: pytest.FixtureRequest, smtp_server_factory: ServerFactory
+) -> ServerFactory:
+    """Every test here runs against a relay without and with PIPELINING (RFC 2920): the
+    transport takes a different path for each, and both must behave the same."""
+    pipelining: bool = request.param
+
+    def start(
+        mode: str = "plain", *, handler: ScriptedHandler | None = None, **kwargs: Any
+    ) -> SMTPTestServer:
+        handler = handler or ScriptedHandler()
+        handler.pipelining = pipelining
+        return smtp_server_factory(mode, handler=handler, **kwargs)
+
+    return start
 
 
 def envelope(to: str | list[str] = "bob@example.com", subject: str = "Hello") -> Envelope:
@@ -362,3 +381,41 @@ def test_repr_and_describe_never_show_the_password(tmp_path: Path) -> None:
     assert TEST_PASSWORD not in repr(transport)
     assert TEST_PASSWORD not in transport.describe()
     assert TEST_PASSWORD not in repr(vars(transport))
+
+
+async def test_pipelining_sends_mail_rcpt_and_data_in_one_round_trip(
+    smtp_server: SMTPTestServer,
+) -> None:
+    env = envelope(["bob@example.com", "carol@example.com"])
+    async with transport_for(smtp_server) as transport:
+        await transport.send(env)
+    [behind] = smtp_server.scripted.behind_mail
+    if smtp_server.scripted.pipelining:
+        assert behind == (b"RCPT TO:<bob@example.com>\r\nRCPT TO:<carol@example.com>\r\nDATA\r\n")
+    else:
+        assert behind == b""  # each command waits for its reply
+    assert smtp_server.scripted.received[0].rcpt_tos == ["bob@example.com", "carol@example.com"]
+
+
+async def test_pipelined_refusals_leave_the_connection_in_step(smtp_server: SMTPTestServer) -> None:
+    """A refused MAIL makes the relay answer the pipelined RCPT and DATA with errors too;
+    every one of those replies must be read, or the next message would get them."""
+    async with transport_for(smtp_server) as transport:
+        smtp_server.scripted.sender_replies["ada@example.com"] = "550 5.7.1 sender blocked"
+        with pytest.raises(SenderRefusedError):
+            await transport.send(envelope())
+        smtp_server.scripted.sender_replies.clear()
+        smtp_server.scripted.rcpt_replies["bob@example.com"] = "550 5.1.1 no such user"
+        with pytest.raises(PermanentError):
+            await transport.send(envelope())
+        smtp_server.scripted.rcpt_replies.clear()
+        results = [await transport.send(envelope(subject=f"n{i}")) for i in range(3)]
+    assert [r.accepted for r in results] == [("bob@example.com",)] * 3
+    assert [parse(r.data)["Subject"] for r in smtp_server.scripted.received] == ["n0", "n1", "n2"]
+    assert smtp_server.scripted.connections == 1
+
+
+def parse(data: bytes) -> email.message.EmailMessage:
+    parsed = email.message_from_bytes(data, policy=email.policy.default)
+    assert isinstance(parsed, email.message.EmailMessage)
+    return parsed

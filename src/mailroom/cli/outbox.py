@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import signal
+import sys
 from datetime import UTC, datetime
 from typing import TextIO
 
 import click
 
 from mailroom.cli.base import cli_settings, config_option, main
-from mailroom.delivery.worker import Worker, WorkerStats
+from mailroom.config import Settings
+from mailroom.delivery.processes import run_worker, run_worker_processes
 from mailroom.errors import MailroomError
 from mailroom.logs import attach_log_files
 from mailroom.message import Message
@@ -88,31 +88,54 @@ def send_command(
 
 @main.command("worker")
 @click.option("--concurrency", type=click.IntRange(1, 1000), help="Connections (default setting).")
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 256),
+    help="Worker processes side by side (default WORKER_PROCESSES).",
+)
 @click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
 @config_option
 @click.pass_context
 def worker_command(
-    ctx: click.Context, concurrency: int | None, once: bool, config_path: str | None
+    ctx: click.Context,
+    concurrency: int | None,
+    processes: int | None,
+    once: bool,
+    config_path: str | None,
 ) -> None:
     """Deliver the outbox: claim due messages, send them, record the outcome."""
     settings = cli_settings(ctx, config_path)
+    count = processes or settings.WORKER_PROCESSES
+    if count == 1:
+        _worker_process(settings, concurrency, once)
+        return
+    failed = run_worker_processes(
+        settings, count, concurrency=concurrency, once=once, child=_worker_child
+    )
+    if failed:
+        raise click.ClickException(f"{failed} of {count} worker processes ended with an error")
+
+
+def _worker_process(settings: Settings, concurrency: int | None, once: bool) -> None:
+    """One worker, in this process: the whole run, or one child of ``--processes``."""
     attach_log_files(settings)
-    worker = Worker(settings, concurrency=concurrency, once=once)
-
-    async def run() -> WorkerStats:
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, worker.stop)
-        return await worker.run()
-
     try:
-        stats = asyncio.run(run())
+        name, stats = run_worker(settings, concurrency=concurrency, once=once)
     except SchemaOutdatedError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(
-        f"worker {worker.name}: sent {stats.sent}, deferred {stats.deferred}, "
+        f"worker {name}: sent {stats.sent}, deferred {stats.deferred}, "
         f"failed {stats.failed}, paused {stats.paused}, released {stats.released}"
     )
+
+
+def _worker_child(settings: Settings, concurrency: int | None, once: bool) -> None:
+    """The target of each ``--processes`` child: an error is shown, not a traceback."""
+    try:
+        _worker_process(settings, concurrency, once)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
 
 
 @main.command("status")

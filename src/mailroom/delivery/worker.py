@@ -9,7 +9,9 @@ Three kinds of task share one event loop:
   open), take messages from the queue and send them;
 - the *recorder* writes outcomes and send-log rows in one transaction per batch.
 
-Database work runs in threads, so it never stops the loop from sending. A message is marked
+Database work runs in one thread of its own, so it never stops the loop from sending; one,
+because claims and outcome writes on two connections would contend for SQLite's single write
+lock, and SQLite's busy handler waits in milliseconds-long sleeps. A message is marked
 ``sent`` only after the relay's 250; if the worker dies in between, the lease expires and the
 message is sent again (at-least-once). It keeps its Message-ID, so a duplicate can be told.
 """
@@ -24,7 +26,9 @@ import secrets
 import socket
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
@@ -46,7 +50,10 @@ logger = logging.getLogger(__name__)
 send_log = logging.getLogger("mailroom.sendlog")
 """One record per attempt and recipient, with the fields in ``extra``; see mailroom.logs."""
 
+T = TypeVar("T")
+
 _RECORD_EVERY = 0.05  # seconds: how long outcomes may wait to be written in one batch
+_RECORD_RETRY = 1.0  # seconds before writing outcomes again after the database failed
 
 
 def retry_policy_from_settings(settings: Settings) -> RetryPolicy:
@@ -99,6 +106,7 @@ class Worker:
         self._finished = False
         self._pending = 0  # claimed and not yet recorded
         self._paused_here: dict[str, float] = {}  # stream -> until, as this worker knows it
+        self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailroom-db")
 
     def stop(self) -> None:
         """Stop claiming; finish what is being sent, give the rest back, and return."""
@@ -109,7 +117,7 @@ class Worker:
     # -- the run -------------------------------------------------------------------------
 
     async def run(self) -> WorkerStats:
-        await asyncio.to_thread(check_schema, self.engine)
+        await self._in_db_thread(check_schema, self.engine)
         recorder = asyncio.create_task(self._recorder(), name="mailroom-recorder")
         senders = [
             asyncio.create_task(self._sender(), name=f"mailroom-sender-{i}")
@@ -129,6 +137,7 @@ class Worker:
             self._finished = True
             self._outcome_ready.set()
             await recorder
+            self._db_thread.shutdown(wait=True)
             if self._owns_engine:
                 self.engine.dispose()
         return self.stats
@@ -136,12 +145,15 @@ class Worker:
     def _now(self) -> float:
         return time.time()
 
+    async def _in_db_thread(self, function: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._db_thread, function, *args)
+
     async def _claimer(self) -> None:
         last_sweep = 0.0
         while not self._stopping.is_set():
             now = self._now()
             if now - last_sweep > min(5.0, self.settings.WORKER_LEASE_SECONDS / 4):
-                for message_pk, message_id in await asyncio.to_thread(self._sweep, now):
+                for message_pk, message_id in await self._in_db_thread(self._sweep, now):
                     logger.warning(
                         "re-queued message %s %s: its worker's lease expired; if that worker "
                         "sent it before dying, this will be a duplicate",
@@ -151,8 +163,10 @@ class Worker:
                     )
                 last_sweep = now
             room = self.batch_size * 2 - self._queue.qsize()
-            if room >= self.batch_size:
-                claimed = await asyncio.to_thread(self._claim, self.batch_size)
+            # Claimed but unrecorded messages are bounded too, so a recorder that cannot
+            # write (database away) stops the sending instead of piling outcomes up.
+            if room >= self.batch_size and self._pending < self.batch_size * 4:
+                claimed = await self._in_db_thread(self._claim, self.batch_size)
                 self._pending += len(claimed)
                 for message in claimed:
                     self._queue.put_nowait(message)
@@ -268,7 +282,15 @@ class Worker:
             self._outcome_ready.clear()
             batch, self._outcomes = self._outcomes, []
             if batch:
-                await asyncio.to_thread(self._record, batch)
+                try:
+                    await self._in_db_thread(self._record, batch)
+                except Exception:
+                    # The database is away or refused the write: keep every outcome and try
+                    # again; the claimer stops taking more while these wait (see _claimer).
+                    logger.exception("could not record %d outcomes; retrying", len(batch))
+                    self._outcomes[:0] = batch
+                    await asyncio.sleep(_RECORD_RETRY)
+                    continue
                 self._pending -= len(batch)
             if self._finished and not self._outcomes:
                 return

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import socket
 import ssl
 from pathlib import Path
+from typing import cast
 
 import aiosmtplib
 from pydantic import SecretStr
@@ -33,6 +33,13 @@ from mailroom.errors import (
 )
 from mailroom.message import Envelope
 from mailroom.transports.base import SendResult, Transport
+from mailroom.transports.smtp_session import (
+    MalformedReplyError,
+    Reply,
+    Session,
+    SessionClosedError,
+    dot_stuffed,
+)
 
 __all__ = ["SMTPTransport"]
 
@@ -41,15 +48,14 @@ logger = logging.getLogger(__name__)
 _RESET_TIMEOUT = 5.0
 
 
-_LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
+_CLOSING = 421  # RFC 5321 §3.8: the relay is closing the connection
 
 
-def _dot_stuffed(data: bytes) -> bytes:
-    """The message as sent after DATA: leading dots doubled, ended by CRLF.CRLF (RFC 5321
-    §4.5.2). Our bytes already use CRLF line ends (email.policy.SMTP)."""
-    if not data.endswith(b"\r\n"):
-        data += b"\r\n"
-    return _LEADING_DOT.sub(b"..", data) + b".\r\n"
+def _pipeline_stage(unanswered: int, recipients: int) -> SMTPStage:
+    """The stage of the ``unanswered``-th command of MAIL, the RCPTs and DATA."""
+    if unanswered == 0:
+        return SMTPStage.MAIL
+    return SMTPStage.RCPT if unanswered <= recipients else SMTPStage.DATA
 
 
 def _cause_of(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
@@ -96,7 +102,7 @@ class SMTPTransport(Transport):
         self._keyfile = keyfile
         self._cafile = cafile
         self._local_hostname = local_hostname
-        self._smtp: aiosmtplib.SMTP | None = None
+        self._session: Session | None = None
         self._lock = asyncio.Lock()
         self.connections_opened = 0
         """How many connections this transport has opened (each one logged in)."""
@@ -130,22 +136,18 @@ class SMTPTransport(Transport):
 
     async def close(self) -> None:
         async with self._lock:
-            smtp, self._smtp = self._smtp, None
-            if smtp is None or not smtp.is_connected:
-                return
-            try:
-                await smtp.quit(timeout=_RESET_TIMEOUT)
-            except (aiosmtplib.SMTPException, OSError):
-                smtp.close()
+            session, self._session = self._session, None
+            if session is not None:
+                await session.quit(_RESET_TIMEOUT)
 
     @property
     def is_connected(self) -> bool:
-        return self._smtp is not None and self._smtp.is_connected
+        return self._session is not None and self._session.is_open
 
-    async def _ensure_connected(self) -> aiosmtplib.SMTP:
-        if self._smtp is not None and self._smtp.is_connected:
-            return self._smtp
-        self._smtp = None
+    async def _ensure_connected(self) -> Session:
+        if self._session is not None and self._session.is_open:
+            return self._session
+        self._session = None
         smtp = aiosmtplib.SMTP(
             hostname=self.host,
             port=self.port,
@@ -180,12 +182,16 @@ class SMTPTransport(Transport):
         except (aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
             smtp.close()
             raise self._translate(exc, stage) from exc
-        self._smtp = smtp
+        # From here on the mail transactions are ours (see smtp_session): aiosmtplib's part,
+        # the connection set up and logged in, is done.
+        # (uvloop's transports are not asyncio.Transport subclasses, hence a cast, no check.)
+        connection = cast(asyncio.Transport, smtp.transport)
+        self._session = Session(connection, smtp.esmtp_extensions, self.timeout)
         self.connections_opened += 1
         logger.debug(
             "connected to %s", self.describe(), extra={"host": self.host, "port": self.port}
         )
-        return smtp
+        return self._session
 
     async def _login(self, smtp: aiosmtplib.SMTP) -> None:
         if not smtp.supports_extension("auth"):
@@ -219,6 +225,10 @@ class SMTPTransport(Transport):
             return AuthenticationError(
                 f"authentication with {self.where} failed: {exc}", stage=stage
             )
+        if isinstance(exc, MalformedReplyError):
+            return ConnectionLostError(f"{self.where} {exc} ({stage})", stage=stage)
+        if isinstance(exc, SessionClosedError):
+            return ConnectionLostError(f"{self.where} closed the connection ({stage})", stage=stage)
         if isinstance(exc, aiosmtplib.SMTPServerDisconnected) or _cause_of(
             exc, aiosmtplib.SMTPServerDisconnected
         ):
@@ -229,118 +239,166 @@ class SMTPTransport(Transport):
             f"connection to {self.where} failed ({stage}): {exc}", stage=stage
         )
 
-    async def _reset(self, smtp: aiosmtplib.SMTP) -> None:
+    async def _reset(self, session: Session) -> None:
         """RSET after a refused transaction, so the connection can carry the next message."""
         try:
-            await smtp.rset(timeout=_RESET_TIMEOUT)
-        except (aiosmtplib.SMTPException, OSError):
-            smtp.close()
+            await session.command(b"RSET\r\n", _RESET_TIMEOUT)
+        except (OSError, TimeoutError):
+            session.abort()
 
     # -- sending ------------------------------------------------------------------------
 
     async def send(self, envelope: Envelope) -> SendResult:
         async with self._lock:
-            smtp = await self._ensure_connected()
+            session = await self._ensure_connected()
             try:
-                return await self._transaction(smtp, envelope)
+                return await self._transaction(session, envelope)
             except ConnectionLostError as exc:
                 if exc.stage is not SMTPStage.MAIL:
                     raise
             # The relay dropped an idle connection before accepting anything of this
             # message: nothing was delivered, so one more try on a fresh connection is safe.
             logger.debug("connection to %s was stale; reconnecting", self.where)
-            smtp = await self._ensure_connected()
-            return await self._transaction(smtp, envelope)
+            session = await self._ensure_connected()
+            return await self._transaction(session, envelope)
 
-    async def _transaction(self, smtp: aiosmtplib.SMTP, envelope: Envelope) -> SendResult:
-        self._check_capabilities(smtp, envelope)
-        encoding = "utf-8" if envelope.smtputf8 else "ascii"
-        options: list[str] = []
-        if smtp.supports_extension("size"):
-            options.append(f"SIZE={len(envelope.data)}")  # RFC 1870: let it refuse early
-        if envelope.smtputf8:
-            options += ["SMTPUTF8", "BODY=8BITMIME"]
-
+    async def _transaction(self, session: Session, envelope: Envelope) -> SendResult:
+        self._check_capabilities(session, envelope)
         try:
-            await smtp.mail(envelope.sender, options=options, encoding=encoding)
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            error = self._translate(exc, SMTPStage.MAIL)
-            await self._reset(smtp)
-            raise error from exc
+            return await self._exchange(session, envelope)
+        except asyncio.CancelledError:
+            session.abort()  # halfway through a transaction, the connection is unusable
+            raise
+
+    async def _exchange(self, session: Session, envelope: Envelope) -> SendResult:
+        mail = self._mail_command(session, envelope)
+        encoding = "utf-8" if envelope.smtputf8 else "ascii"
+        rcpts = [f"RCPT TO:<{r}>\r\n".encode(encoding) for r in envelope.recipients]
+        stage = SMTPStage.MAIL
+        try:
+            if session.pipelining:
+                # RFC 2920: MAIL, the RCPTs and DATA in one write, the replies read in order.
+                received: list[Reply] = []
+                group = b"".join((mail, *rcpts, b"DATA\r\n"))
+                try:
+                    await session.write(group, len(rcpts) + 2, received=received)
+                except (OSError, TimeoutError):
+                    stage = _pipeline_stage(len(received), len(rcpts))
+                    raise
+                mail_reply, *rcpt_replies, data_reply = received
+            else:
+                mail_reply = await session.command(mail)
+                rcpt_replies, data_reply = [], None
+                if mail_reply.code == 250:
+                    stage = SMTPStage.RCPT
+                    for position, rcpt in enumerate(rcpts):
+                        reply = await session.command(rcpt)
+                        if reply.code == _CLOSING:  # the relay hangs up: the same for the rest
+                            rcpt_replies += [reply] * (len(rcpts) - position)
+                            break
+                        rcpt_replies.append(reply)
+        except (OSError, TimeoutError) as exc:
+            raise self._translate(exc, stage) from exc
+
+        if mail_reply.code != 250:
+            await self._abandon(session, data_reply)
+            raise error_from_reply(mail_reply.code, mail_reply.text, SMTPStage.MAIL)
 
         accepted: list[str] = []
         refused: dict[str, DeliveryError] = {}
-        for recipient in envelope.recipients:
-            try:
-                await smtp.rcpt(recipient, encoding=encoding)
-            except aiosmtplib.SMTPRecipientRefused as exc:
-                error = self._translate(exc, SMTPStage.RCPT, recipient)
-                if error.verdict is Verdict.CONFIGURATION:  # about us, not this recipient
-                    await self._reset(smtp)
-                    raise error from exc
-                refused[recipient] = error
-            except (aiosmtplib.SMTPException, OSError) as exc:
-                raise self._translate(exc, SMTPStage.RCPT, recipient) from exc
-            else:
+        for recipient, reply in zip(envelope.recipients, rcpt_replies, strict=True):
+            if reply.code in (250, 251):
                 accepted.append(recipient)
+                continue
+            error = error_from_reply(reply.code, reply.text, SMTPStage.RCPT, recipient=recipient)
+            if error.verdict is Verdict.CONFIGURATION:  # about us, not this recipient
+                await self._abandon(session, data_reply)
+                raise error
+            refused[recipient] = error
 
         if not accepted:
-            await self._reset(smtp)
+            await self._abandon(session, data_reply)
             # Report the most hopeful verdict: if any recipient may work later, retry.
             errors = list(refused.values())
             first = next((e for e in errors if e.verdict is Verdict.TRANSIENT), errors[0])
             first.refused = refused
             raise first
 
-        reply = await self._data(smtp, envelope)
+        reply = await self._data(session, envelope, data_reply)
         return SendResult(
             message_id=envelope.message_id,
             accepted=tuple(accepted),
             transport=self.name,
-            reply=f"{reply.code} {reply.message}",
+            reply=f"{reply.code} {reply.text}",
             refused=refused,
             location=self.where,
         )
 
-    async def _data(self, smtp: aiosmtplib.SMTP, envelope: Envelope) -> aiosmtplib.SMTPResponse:
+    def _mail_command(self, session: Session, envelope: Envelope) -> bytes:
+        for address in (envelope.sender, *envelope.recipients):
+            # Addresses were validated when the message was built; a row edited by hand must
+            # still never smuggle a second command in (RFC 5321 §4.1.1: a line is a command).
+            if "\r" in address or "\n" in address or ">" in address:
+                raise PermanentError(
+                    f"message {envelope.message_id} has an invalid envelope address {address!r}",
+                    stage=SMTPStage.MAIL,
+                )
+        options = ""
+        if session.supports("size"):
+            options = f" SIZE={len(envelope.data)}"  # RFC 1870: let it refuse early
+        if envelope.smtputf8:
+            options += " SMTPUTF8 BODY=8BITMIME"
+        encoding = "utf-8" if envelope.smtputf8 else "ascii"
+        return f"MAIL FROM:<{envelope.sender}>{options}\r\n".encode(encoding)
+
+    async def _abandon(self, session: Session, data_reply: Reply | None) -> None:
+        """End a transaction that will carry no content, and RSET for the next one."""
+        if data_reply is not None and data_reply.code == 354:
+            # A pipelining relay said "go ahead" with no recipient accepted (RFC 2920
+            # §3.1 allows it): end the content at once, empty, before resetting.
+            try:
+                await session.command(b".\r\n", _RESET_TIMEOUT)
+            except (OSError, TimeoutError):
+                session.abort()
+                return
+        await self._reset(session)
+
+    async def _data(self, session: Session, envelope: Envelope, go_ahead: Reply | None) -> Reply:
         """DATA in two steps, so silence after the final dot is told apart from a failure
         before it: only the former may mean the relay accepted the message."""
-        try:
-            go_ahead = await smtp.execute_command(b"DATA")
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            raise self._translate(exc, SMTPStage.DATA) from exc
+        if go_ahead is None:  # not pipelined: DATA has not been sent yet
+            try:
+                go_ahead = await session.command(b"DATA\r\n")
+            except (OSError, TimeoutError) as exc:
+                raise self._translate(exc, SMTPStage.DATA) from exc
         if go_ahead.code != 354:
-            await self._reset(smtp)
-            raise error_from_reply(go_ahead.code, go_ahead.message, SMTPStage.DATA)
-        protocol = smtp.protocol
+            await self._reset(session)
+            raise error_from_reply(go_ahead.code, go_ahead.text, SMTPStage.DATA)
         try:
-            if protocol is None:
-                raise aiosmtplib.SMTPServerDisconnected("connection lost before the content")
-            protocol.write(_dot_stuffed(envelope.data))
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            smtp.close()
+            pending = session.write(dot_stuffed(envelope.data), 1)
+        except OSError as exc:
+            session.abort()
             raise self._translate(exc, SMTPStage.DATA) from exc
         try:
-            # No await between the write and this read: the reply cannot be missed.
-            reply = await protocol.read_response(timeout=self.timeout)
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            smtp.close()
+            [reply] = await pending
+        except (OSError, TimeoutError) as exc:
+            session.abort()
             error = self._translate(exc, SMTPStage.DATA)
             error.possibly_delivered = True
             raise error from exc
         if reply.code != 250:
-            await self._reset(smtp)
-            raise error_from_reply(reply.code, reply.message, SMTPStage.DATA)
+            await self._reset(session)
+            raise error_from_reply(reply.code, reply.text, SMTPStage.DATA)
         return reply
 
-    def _check_capabilities(self, smtp: aiosmtplib.SMTP, envelope: Envelope) -> None:
-        if envelope.smtputf8 and not smtp.supports_extension("smtputf8"):
+    def _check_capabilities(self, session: Session, envelope: Envelope) -> None:
+        if envelope.smtputf8 and not session.supports("smtputf8"):
             raise SMTPUTF8UnsupportedError(
                 f"an address of message {envelope.message_id} has a non-ASCII local part and "
                 f"{self.where} does not offer SMTPUTF8 (RFC 6531)",
                 stage=SMTPStage.MAIL,
             )
-        limit = smtp.esmtp_extensions.get("size", "").strip()
+        limit = session.extensions.get("size", "").strip()
         if limit.isdigit() and 0 < int(limit) < len(envelope.data):
             raise PermanentError(
                 f"message {envelope.message_id} is {len(envelope.data)} bytes; "

@@ -188,3 +188,26 @@ def test_a_late_worker_cannot_overwrite_a_reclaimed_message(outbox: Outbox) -> N
     assert stored is not None
     assert stored.status is Status.SENT
     assert stored.attempts == 1
+
+
+def test_send_many_ids_match_their_messages_across_insert_chunks(outbox: Outbox) -> None:
+    """The ids come back in the order of the batch, also past one INSERT statement's rows,
+    and between another caller's inserts."""
+    outbox.send(note(-1))
+    batch = [note(i, metadata={"n": i}) for i in range(450)]
+    ids = outbox.send_many(batch)
+    assert len(set(ids)) == 450
+    with outbox.engine.connect() as connection:
+        stored = dict(
+            connection.execute(
+                select(messages.c.id, messages.c.recipients).where(messages.c.id.in_(ids))
+            ).all()
+        )
+        extras = dict(
+            connection.execute(
+                select(messages.c.id, messages.c.extra).where(messages.c.id.in_(ids))
+            ).all()
+        )
+    assert [stored[i] for i in ids] == [[f"user{n}@example.com"] for n in range(450)]
+    assert [extras[i] for i in ids] == [{"n": n} for n in range(450)]
+    assert outbox.send(note(1000)) > max(ids)
