@@ -337,8 +337,7 @@ class Notifier:
         ntype = self.registry.get(notification_type)
         context = dict(context or {})
         recipients, fallback = self._recipients(to)
-        actor_person = Recipient.of(actor) if actor is not None else None
-        actor_name = _person_name(actor) if actor is not None else ""
+        actor_person, actor_name = _actor(actor)
         now = time.time()
         outcomes: list[RecipientOutcome] = []
 
@@ -567,6 +566,18 @@ def _footer(
         "Unsubscribe or change your email settings",
         unsubscribe_link,
     )
+
+
+def _actor(actor: object) -> tuple[Recipient | None, str]:
+    """The actor as a recipient (to leave them out) and the name the sender line shows.
+
+    A string is a name ("Ada Lovelace") or an address ("Ada Lovelace <ada@x>")."""
+    if actor is None:
+        return None, ""
+    if isinstance(actor, str) and "@" not in actor:
+        return None, " ".join(actor.split())
+    person = Recipient.of(actor)
+    return person, person.name
 
 
 def _skip(recipient: Recipient, reason: str) -> RecipientOutcome:
