@@ -52,7 +52,8 @@ def assert_well_formed(data: bytes) -> EmailMessage:
         assert len(message.get_all(name) or []) == 1, f"{name} appears more than once"
     assert message["MIME-Version"] == "1.0"
     assert message["Date"].datetime is not None
-    assert message["Message-ID"].startswith("<") and message["Message-ID"].endswith(">")
+    assert message["Message-ID"].startswith("<")
+    assert message["Message-ID"].endswith(">")
     assert message.defects == [], message.defects
     text_part(message)
     return message

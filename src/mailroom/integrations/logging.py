@@ -15,9 +15,10 @@ Flood control, because an error in a hot path or a crash loop must not bury the 
 - **repeats**: after a signature was mailed, it is mailed again at most once per
   ``repeat_after`` seconds, with the count of everything in between (held in memory, never
   dropped);
-- **processes**: each mail's idempotency key holds the signature and the ``repeat_after``
-  period it falls in, so a crash loop of short-lived processes, each sending the same
-  traceback at exit, still makes one mail per period;
+- **processes**: each mail's idempotency key holds the signature, the ``repeat_after``
+  period it falls in and how many mails of it this process sent in that period, so a crash
+  loop of short-lived processes, each sending the same traceback at exit, makes one mail per
+  period;
 - **a cap**: at most ``max_mails_per_hour`` mails per process, whatever the signatures;
   the rest are held until the cap allows, or ``close()``.
 
@@ -110,6 +111,7 @@ class AdminEmailHandler(logging.Handler):
         self._pending: dict[str, _Aggregate] = {}
         self._last_mailed: dict[str, float] = {}
         self._mailed_at: deque[float] = deque()
+        self._sequence: dict[str, tuple[int, int]] = {}
         self._overflow = 0  # records beyond _MAX_PENDING_SIGNATURES, reported in the next mail
         self._state = threading.Lock()
         self._sending = threading.local()
@@ -227,6 +229,12 @@ class AdminEmailHandler(logging.Handler):
             )
         text = "\n".join(lines) + "\n\n" + aggregate.details + "\n"
         period = int(time.time() // self.repeat_after)
+        # The n-th mail of this signature in this period, from this process: a fresh process
+        # in a crash loop starts at 0 again and so repeats the key of the mail already sent.
+        with self._state:
+            last_period, sent = self._sequence.get(aggregate.signature, (period, 0))
+            number = sent if last_period == period else 0
+            self._sequence[aggregate.signature] = (period, number + 1)
         self._sending.active = True
         try:
             outbox.send(
@@ -239,7 +247,7 @@ class AdminEmailHandler(logging.Handler):
                     metadata={"error_signature": aggregate.signature, "count": aggregate.count},
                 ),
                 stream=self.stream,
-                idempotency_key=f"mailroom-error:{aggregate.signature}:{period}",
+                idempotency_key=f"mailroom-error:{aggregate.signature}:{period}:{number}",
             )
         finally:
             self._sending.active = False
@@ -257,8 +265,12 @@ class AdminEmailHandler(logging.Handler):
     def _on_timer(self) -> None:
         with self._state:
             self._timer = None
-        self._send_due(force=False)
+        self.send_due()
         self._schedule()
+
+    def send_due(self) -> None:
+        """Send the mails whose window has closed and that the limits allow (the timer's job)."""
+        self._send_due(force=False)
 
     def flush(self) -> None:
         """Send every pending mail now, each with its count so far."""
