@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from common import Figure, log
-from scenarios import Sizes, e2e_postgresql, e2e_sqlite, enqueue, reference, rss
+from scenarios import Sizes, e2e_postgresql, e2e_sqlite, enqueue, latency, reference, rss
 from sink import Postfix, ensure_postfix
 from workload import postgres_database, postgres_version, remove_sqlite, sqlite_url
 
-SCENARIOS = ("reference", "enqueue", "e2e-sqlite", "e2e-postgresql", "rss")
+SCENARIOS = ("reference", "enqueue", "e2e-sqlite", "e2e-postgresql", "latency", "rss")
 CACHE = Path(__file__).resolve().parent / ".cache"
 
 
@@ -179,6 +179,9 @@ class Run:
     def rss(self) -> list[Figure]:
         return rss(self.sink(), self.workdir, self.sizes)
 
+    def latency(self) -> list[Figure]:
+        return latency(self.sink(), self.workdir, self.sizes)
+
     def all(self, chosen: list[str]) -> None:
         if "reference" in chosen or any(s.startswith("e2e") for s in chosen):
             # The e2e ratios need the reference from this same run.
@@ -190,6 +193,8 @@ class Run:
             self.attempt("e2e-sqlite", self.e2e_sqlite)
         if "e2e-postgresql" in chosen:
             self.attempt("e2e-postgresql", self.e2e_postgresql)
+        if "latency" in chosen:
+            self.attempt("latency", self.latency)
         if "rss" in chosen:
             self.attempt("rss", self.rss)
 

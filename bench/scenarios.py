@@ -6,6 +6,7 @@ Every delivery figure is checked against what smtp-sink counted, never only our 
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
 import smtplib
@@ -41,6 +42,8 @@ E2E_TARGET_RATIO = 0.35
 POSTGRES_WITHIN = 0.20
 """PostgreSQL end-to-end may be this much slower than SQLite."""
 ENQUEUE_TARGET = 20_000.0
+LATENCY_TARGET_MS = 200.0
+"""A transactional message sent to an idle worker reaches the sink within this (p99)."""
 RSS_FLAT_WITHIN = 0.20
 
 
@@ -58,12 +61,15 @@ class Sizes:
     rss_backlogs: tuple[int, ...]
     rss_stop_after: int
     rss_timeout: float
+    latency_sends: int
 
     @classmethod
     def make(cls, quick: bool) -> Sizes:
         if quick:
-            return cls(20_000, 3, 2_000, 5_000, 10_000, (10_000, 100_000), 9_000, 30.0)
-        return cls(100_000, 3, 5_000, 20_000, 50_000, (10_000, 100_000, 1_000_000), 9_000, 60.0)
+            return cls(20_000, 3, 2_000, 5_000, 10_000, (10_000, 100_000), 9_000, 30.0, 200)
+        return cls(
+            100_000, 3, 5_000, 20_000, 50_000, (10_000, 100_000, 1_000_000), 9_000, 60.0, 1_000
+        )
 
 
 # -- reference ----------------------------------------------------------------------------
@@ -295,7 +301,7 @@ def run_worker(
         seconds = time.perf_counter() - started
     counted = sink.wait_quiet() - before
     stdout = out_path.read_bytes()
-    found = _SENT.search(stdout)
+    found = _SENT.findall(stdout)  # one "sent N" line per worker process
     steady = None
     if first_seen is not None and last_change is not None and last_change[0] > first_seen[0]:
         steady = (last_change[1] - first_seen[1]) / (last_change[0] - first_seen[0])
@@ -303,7 +309,7 @@ def run_worker(
         returncode=process.returncode,
         seconds=seconds,
         sink_counted=counted,
-        worker_sent=int(found[1]) if found else None,
+        worker_sent=sum(int(n) for n in found) if found else None,
         first_seen=first_seen[0] if first_seen else None,
         steady_rate=steady,
         peak_rss_kb=peak,
@@ -493,3 +499,68 @@ def rss(postfix: Postfix, workdir: Path, sizes: Sizes) -> list[Figure]:
             )
         )
     return figures
+
+
+# -- latency ------------------------------------------------------------------------------
+
+
+def _wait_for_count(sink: Sink, above: int, timeout: float) -> None:
+    deadline = time.perf_counter() + timeout
+    while sink.count() <= above:
+        if time.perf_counter() > deadline:
+            raise MismatchError(f"the sink did not receive message {above + 1} in {timeout}s")
+        time.sleep(0.0005)
+
+
+def latency(postfix: Postfix, workdir: Path, sizes: Sizes) -> list[Figure]:
+    """One transactional ``Outbox.send`` at a time to an idle ``mailroom worker`` (default
+    settings): from the call to the sink counting the message, over ``latency_sends`` sends
+    at random points of the worker's idle polling."""
+    url = sqlite_url(workdir, "latency.db")
+    outbox = Outbox(settings_for(url))
+    outbox.ensure_schema()
+    rng = random.Random(20261121)  # noqa: S311 - when to send, not a secret
+    delays: list[float] = []
+    try:
+        with Sink(postfix, workdir) as sink:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "mailroom", "worker"],
+                env=worker_env(url, sink),
+                cwd=workdir,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                outbox.send(message(0))  # the worker's start-up is not part of the figure
+                _wait_for_count(sink, 0, timeout=30)
+                for n in range(1, sizes.latency_sends + 1):
+                    time.sleep(rng.uniform(0, 0.05))
+                    before = sink.count()
+                    started = time.perf_counter()
+                    outbox.send(message(n))
+                    _wait_for_count(sink, before, timeout=10)
+                    delays.append(time.perf_counter() - started)
+            finally:
+                worker.send_signal(signal.SIGTERM)
+                worker.wait(timeout=30)
+    finally:
+        outbox.dispose()
+        remove_sqlite(url)
+    delays.sort()
+    p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))] * 1000
+    log(f"latency: p50 {statistics.median(delays) * 1000:.1f} ms, p99 {p99:.1f} ms")
+    return [
+        Figure(
+            "latency-sqlite",
+            "transactional send -> sink, p99",
+            p99,
+            "ms",
+            target=f"< {LATENCY_TARGET_MS:.0f} ms",
+            ok=p99 < LATENCY_TARGET_MS,
+            extra={
+                "sends": len(delays),
+                "p50_ms": round(statistics.median(delays) * 1000, 2),
+                "max_ms": round(delays[-1] * 1000, 2),
+            },
+        )
+    ]

@@ -22,17 +22,20 @@ import configparser
 import difflib
 import logging
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from email.utils import getaddresses
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, PrivateAttr, SecretStr, ValidationError, field_validator
 
-from mailroom.errors import SettingsError
+from mailroom.errors import MessageError, SettingsError
+from mailroom.message import Address
 
 __all__ = ["Backend", "Settings", "load_settings"]
 
@@ -65,14 +68,48 @@ _DJANGO_BACKENDS = {
     "django.core.mail.backends.dummy.EmailBackend": Backend.NULL,
 }
 
-SECRET_SETTINGS = frozenset({"EMAIL_HOST_PASSWORD"})
+SECRET_SETTINGS = frozenset({"EMAIL_HOST_PASSWORD", "SECRET_KEY"})
 
 # Keys a secrets file may hold, and the setting each one sets. ``email_password`` is the name
 # operators of Zulip-style deployments already use.
 _SECRETS_KEYS = {
     "email_password": "EMAIL_HOST_PASSWORD",
     "email_host_password": "EMAIL_HOST_PASSWORD",
+    "secret_key": "SECRET_KEY",
 }
+
+MIN_SECRET_KEY_LENGTH = 32
+"""Characters; ``python -c 'import secrets; print(secrets.token_urlsafe(32))'`` makes 43."""
+
+
+def _address_list(value: Any) -> Any:
+    """``"Ada <ada@x>, bob@y"`` (environment), a list of addresses, or Django's
+    ``[("Ada", "ada@x"), ...]`` pairs → a tuple of address strings."""
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        return tuple(
+            f"{name} <{addr}>" if name else addr for name, addr in getaddresses([value]) if addr
+        )
+    if isinstance(value, list | tuple):
+        out: list[Any] = []
+        for item in value:
+            if isinstance(item, list | tuple) and len(item) == 2:  # Django's (name, address)
+                name, addr = item
+                out.append(f"{name} <{addr}>" if name else str(addr))
+            else:
+                out.append(item)
+        return tuple(out)
+    return value
+
+
+def _path_list(value: Any) -> Any:
+    """``"dir1:dir2"`` (``os.pathsep``-separated, like ``PATH``) or a list → paths."""
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        return tuple(part for part in value.split(os.pathsep) if part)
+    return value
 
 
 class Settings(BaseModel):
@@ -106,7 +143,7 @@ class Settings(BaseModel):
     EMAIL_BURST_PAUSE: float = 0.0
     EMAIL_RATE_LIMIT: str = ""
     WORKER_CONCURRENCY: int = 4
-    WORKER_BATCH_SIZE: int = 100
+    WORKER_BATCH_SIZE: int = 250
     WORKER_LEASE_SECONDS: float = 300.0
     WORKER_POLL_INTERVAL: float = 0.05
     WORKER_PROCESSES: int = 1
@@ -114,8 +151,25 @@ class Settings(BaseModel):
     SEND_LOG_FILE: Path | None = None
     ERROR_LOG_FILE: Path | None = None
 
+    # Notifications (see README, "Notifications").
+    SECRET_KEY: SecretStr = SecretStr("")
+    EMAIL_SUBJECT_PREFIX: str = ""
+    SERVER_EMAIL: str | None = None
+    ADMINS: tuple[str, ...] = ()
+    EMAIL_FALLBACK_TO: tuple[str, ...] = ()
+    ADD_TOKENS_TO_NOREPLY_ADDRESS: bool = True
+    FRONTEND_BASE_URL: str = ""
+    PUBLIC_BASE_URL: str = ""
+    UNSUBSCRIBE_EMAIL_ADDRESS: str | None = None
+    UNSUBSCRIBE_TOKEN_MAX_AGE: float = 365 * 24 * 3600.0
+    EMAIL_TEMPLATE_DIRS: tuple[Path, ...] = ()
+    NOTIFICATION_TYPE_HEADER: str = "X-Mailroom-Notification-Type"
+
     _sources: Mapping[str, str] = PrivateAttr(default_factory=dict)
     _warnings: tuple[str, ...] = PrivateAttr(default=())
+
+    _split_addresses = field_validator("ADMINS", "EMAIL_FALLBACK_TO", mode="before")(_address_list)
+    _split_paths = field_validator("EMAIL_TEMPLATE_DIRS", mode="before")(_path_list)
 
     @property
     def port(self) -> int:
@@ -135,6 +189,23 @@ class Settings(BaseModel):
         address = self.DEFAULT_FROM_EMAIL.strip()
         domain = address.rpartition("@")[2].rstrip(">").strip() or "localhost"
         return f"noreply@{domain}"
+
+    @property
+    def server_email(self) -> str:
+        """``SERVER_EMAIL`` (sender of error mail to ``ADMINS``), else ``DEFAULT_FROM_EMAIL``."""
+        return self.SERVER_EMAIL or self.DEFAULT_FROM_EMAIL
+
+    def secret_key(self, purpose: str) -> str:
+        """``SECRET_KEY``, or a :class:`SettingsError` saying what needs it and how to set it."""
+        key = self.SECRET_KEY.get_secret_value()
+        if not key:
+            raise SettingsError(
+                "SECRET_KEY",
+                f"is needed to {purpose} but is not set; put `secret_key = ...` in the secrets "
+                "file or set the SECRET_KEY environment variable (make one with: python -c "
+                "'import secrets; print(secrets.token_urlsafe(32))')",
+            )
+        return key
 
     def source_of(self, name: str) -> str:
         """Where a setting's value came from: ``default``, a file path, ``environment``..."""
@@ -434,6 +505,55 @@ def _check_consistency(settings: Settings) -> None:
     parse_rate_limits(settings.EMAIL_RATE_LIMIT)  # raises SettingsError naming the setting
     if settings.EMAIL_SSL_KEYFILE and not settings.EMAIL_SSL_CERTFILE:
         raise SettingsError("EMAIL_SSL_CERTFILE", "EMAIL_SSL_KEYFILE is set but no certificate")
+    _check_notification_settings(settings)
+
+
+_HEADER_NAME = re.compile(r"^[\x21-\x39\x3b-\x7e]+\Z")  # RFC 5322 §2.2 field name
+
+
+def _check_base_url(name: str, value: str, *, https_only: bool) -> None:
+    if not value:
+        return
+    parts = urlsplit(value)
+    schemes = ("https",) if https_only else ("https", "http")
+    if parts.scheme not in schemes or not parts.netloc or parts.query or parts.fragment:
+        need = "an https:// URL" if https_only else "an http:// or https:// URL"
+        why = " (RFC 8058 one-click unsubscribe links must be HTTPS)" if https_only else ""
+        raise SettingsError(
+            name, f"must be {need} without query or fragment, e.g. https://app.example{why}"
+        )
+
+
+def _check_notification_settings(settings: Settings) -> None:
+    key = settings.SECRET_KEY.get_secret_value()
+    if key and len(key) < MIN_SECRET_KEY_LENGTH:
+        # The value is never echoed, only its length requirement.
+        raise SettingsError(
+            "SECRET_KEY",
+            f"is too short to sign links safely; use at least "
+            f"{MIN_SECRET_KEY_LENGTH} random characters",
+        )
+    _check_base_url("FRONTEND_BASE_URL", settings.FRONTEND_BASE_URL, https_only=False)
+    _check_base_url("PUBLIC_BASE_URL", settings.PUBLIC_BASE_URL, https_only=True)
+    if not _HEADER_NAME.match(settings.NOTIFICATION_TYPE_HEADER):
+        raise SettingsError(
+            "NOTIFICATION_TYPE_HEADER", "must be a header field name (printable ASCII, no colon)"
+        )
+    if settings.UNSUBSCRIBE_TOKEN_MAX_AGE <= 0:
+        raise SettingsError("UNSUBSCRIBE_TOKEN_MAX_AGE", "must be a positive number of seconds")
+    addresses = [
+        (name, a) for name in ("ADMINS", "EMAIL_FALLBACK_TO") for a in getattr(settings, name)
+    ]
+    addresses += [
+        (name, getattr(settings, name))
+        for name in ("SERVER_EMAIL", "UNSUBSCRIBE_EMAIL_ADDRESS")
+        if getattr(settings, name)
+    ]
+    for name, address in addresses:
+        try:
+            Address.parse(address, name)
+        except MessageError as exc:
+            raise SettingsError(name, str(exc).removeprefix(f"{name}: ")) from None
 
 
 def load_settings(

@@ -7,7 +7,10 @@ The tree::
     ├── MessageError (ValueError)           the message cannot be built as given; names the field
     │   ├── HeaderInjectionError            CR, LF or NUL in a header field
     │   ├── InvalidAddressError             not an address we can send to
-    │   └── MessageTooLargeError            over EMAIL_MAX_MESSAGE_SIZE
+    │   ├── MessageTooLargeError            over EMAIL_MAX_MESSAGE_SIZE
+    │   └── TemplateError                   a template is missing, unsafe or fails to render
+    ├── NotificationError (ValueError)      an unknown or badly declared notification type
+    ├── InvalidTokenError (ValueError)      an unsubscribe token that is forged, altered or old
     └── DeliveryError                       the transport could not deliver; carries the reply
         ├── TransientError                  try again later (4xx, dropped connection, timeout)
         │   ├── DeliveryTimeoutError (TimeoutError)
@@ -40,9 +43,11 @@ __all__ = [
     "DeliveryTimeoutError",
     "HeaderInjectionError",
     "InvalidAddressError",
+    "InvalidTokenError",
     "MailroomError",
     "MessageError",
     "MessageTooLargeError",
+    "NotificationError",
     "PermanentError",
     "RelayUnreachableError",
     "SMTPStage",
@@ -50,6 +55,7 @@ __all__ = [
     "SenderRefusedError",
     "SettingsError",
     "TLSError",
+    "TemplateError",
     "TransientError",
     "Verdict",
     "classify_reply",
@@ -118,6 +124,30 @@ class InvalidAddressError(MessageError):
 
 class MessageTooLargeError(MessageError):
     """The built message is larger than the configured limit."""
+
+
+class TemplateError(MessageError):
+    """A template cannot be found, is not valid Jinja, or fails to render (an undefined
+    variable, a sandbox violation); ``field`` names the template."""
+
+    def __init__(self, template: str, message: str) -> None:
+        super().__init__(f"template {template}", message)
+        self.template = template
+
+
+class NotificationError(MailroomError, ValueError):
+    """An unknown notification type, or one declared inconsistently."""
+
+
+class InvalidTokenError(MailroomError, ValueError):
+    """An unsubscribe or preferences token that is not valid.
+
+    The message is the same whatever was wrong (altered, expired, for another recipient,
+    not a token at all), so the answer tells a forger nothing.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("this link is not valid or has expired")
 
 
 class DeliveryError(MailroomError):

@@ -284,8 +284,33 @@ def _set_unstructured(mime: EmailMessage, name: str, value: str) -> None:
     # the reader (RFC 2047 §6.1); encoding the whole value keeps it as written.
     if not _PRINTABLE_ASCII.match(value) or "=?" in value:
         mime.set_raw(name, _encoded_words(value))
+    elif any(len(word) > _FOLD_AT - len(name) - 2 for word in value.split(" ")):
+        mime.set_raw(name, _fold_at_blanks(name, value))
     else:
         mime[name] = value
+
+
+_FOLD_AT = 78  # RFC 5322 §2.1.1's "SHOULD"; 998 is the limit that is checked
+_BLANK_THEN_WORD = re.compile(r" *[^ ]+")
+
+
+def _fold_at_blanks(name: str, value: str) -> str:
+    """Fold plain ASCII at its blanks only (RFC 5322 §2.2.3), however long a word is.
+
+    The email package would turn a word too long for one line into encoded words, which a
+    reader of a structured value never decodes: a List-Unsubscribe URL (RFC 2369) must stay as
+    written. A word longer than 998 octets is caught by the line check in build_envelope.
+    """
+    pieces = _BLANK_THEN_WORD.findall(value)
+    lines = [pieces[0]] if pieces else [""]
+    width = len(name) + 2
+    for piece in pieces[1:]:
+        if width + len(lines[-1]) + len(piece) > _FOLD_AT:
+            lines.append(piece)  # starts with its blank: the folding white space
+            width = 0
+        else:
+            lines[-1] += piece
+    return "\n".join(lines)
 
 
 MAX_DISPLAY_NAME_OCTETS = 256

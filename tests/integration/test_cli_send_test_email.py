@@ -202,6 +202,21 @@ def test_config_show_json_and_password_in_settings_file_warning(tmp_path: Path) 
     assert "move it to the secrets file" in warning
 
 
+def test_config_show_masks_the_secret_key(tmp_path: Path) -> None:
+    secret = "a-signing-key-that-must-stay-hidden-0123456789"
+    result = run(
+        "config",
+        "show",
+        "--json",
+        env={"SECRET_KEY": secret, "ADMINS": "Ada <ada@example.com>, ops@example.com"},
+    )
+    assert result.exit_code == 0, result.output
+    assert secret not in result.output
+    shown = json.loads(result.stdout)["settings"]
+    assert shown["SECRET_KEY"] == {"value": "********", "source": "environment"}
+    assert shown["ADMINS"]["value"] == "Ada <ada@example.com>, ops@example.com"
+
+
 def test_unknown_setting_names_it_with_a_suggestion(tmp_path: Path) -> None:
     config = tmp_path / "mailroom.toml"
     config.write_text('EMAIL_HOTS = "relay.example.com"\n')

@@ -1008,3 +1008,77 @@ def test_other_validation_errors_do_not_show_the_password(write: WriteFile) -> N
         with pytest.raises(SettingsError) as info:
             load_settings(environ=environ)
         assert_settings_error_hides_password(info.value)
+
+
+# --- notification settings -----------------------------------------------------------------
+
+SECRET_KEY_VALUE = "k3y-Th4t-Must-N3ver-Show-0123456789abcdef"
+
+
+def test_notification_defaults() -> None:
+    settings = load_settings(environ={})
+    assert settings.EMAIL_SUBJECT_PREFIX == ""
+    assert settings.server_email == "webmaster@localhost"
+    assert settings.ADMINS == ()
+    assert settings.EMAIL_FALLBACK_TO == ()
+    assert settings.ADD_TOKENS_TO_NOREPLY_ADDRESS is True
+    assert settings.FRONTEND_BASE_URL == ""
+    assert settings.PUBLIC_BASE_URL == ""
+    assert settings.NOTIFICATION_TYPE_HEADER == "X-Mailroom-Notification-Type"
+    assert settings.EMAIL_TEMPLATE_DIRS == ()
+    assert settings.UNSUBSCRIBE_TOKEN_MAX_AGE == 365 * 24 * 3600
+
+
+def test_address_lists_from_environment_file_and_django_pairs(write: WriteFile) -> None:
+    env = {"ADMINS": 'Ada Lovelace <ada@example.com>, "Hopper, Grace" <grace@example.com>'}
+    assert load_settings(environ=env).ADMINS == (
+        "Ada Lovelace <ada@example.com>",
+        "Hopper, Grace <grace@example.com>",
+    )
+    path = write(
+        "c.toml",
+        'ADMINS = [["Ada", "ada@example.com"], "ops@example.com"]\n'
+        'EMAIL_FALLBACK_TO = ["team@example.com"]\nEMAIL_TEMPLATE_DIRS = ["a", "b"]\n',
+    )
+    settings = load_settings(config_path=path, environ={"EMAIL_TEMPLATE_DIRS": "x:y"})
+    assert settings.ADMINS == ("Ada <ada@example.com>", "ops@example.com")
+    assert settings.EMAIL_FALLBACK_TO == ("team@example.com",)
+    assert (Path("x"), Path("y")) == settings.EMAIL_TEMPLATE_DIRS
+
+
+@pytest.mark.parametrize(
+    ("environ", "setting"),
+    [
+        ({"ADMINS": "not an address"}, "ADMINS"),
+        ({"EMAIL_FALLBACK_TO": "a@b.example, nope"}, "EMAIL_FALLBACK_TO"),
+        ({"SERVER_EMAIL": "root"}, "SERVER_EMAIL"),
+        ({"PUBLIC_BASE_URL": "http://app.example"}, "PUBLIC_BASE_URL"),
+        ({"PUBLIC_BASE_URL": "https://app.example/?x=1"}, "PUBLIC_BASE_URL"),
+        ({"FRONTEND_BASE_URL": "app.example"}, "FRONTEND_BASE_URL"),
+        ({"NOTIFICATION_TYPE_HEADER": "X-Bad: header"}, "NOTIFICATION_TYPE_HEADER"),
+        ({"UNSUBSCRIBE_TOKEN_MAX_AGE": "0"}, "UNSUBSCRIBE_TOKEN_MAX_AGE"),
+        ({"ADD_TOKENS_TO_NOREPLY_ADDRESS": "perhaps"}, "ADD_TOKENS_TO_NOREPLY_ADDRESS"),
+    ],
+)
+def test_bad_notification_settings_name_the_setting(environ: dict[str, str], setting: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(environ=environ)
+    assert info.value.setting == setting
+
+
+def test_secret_key_from_secrets_file_is_masked(write: WriteFile) -> None:
+    path = write("secrets", f"secret_key = {SECRET_KEY_VALUE}\n")
+    settings = load_settings(environ={"MAILROOM_SECRETS": str(path)})
+    assert settings.secret_key("sign links") == SECRET_KEY_VALUE
+    assert settings.source_of("SECRET_KEY") == f"secrets file {path}"
+    assert SECRET_KEY_VALUE not in repr(settings)
+    assert SECRET_KEY_VALUE not in str(settings)
+
+
+def test_short_or_missing_secret_key_errors_never_show_it() -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(environ={"SECRET_KEY": "short-Tr0ub4dor"})
+    assert info.value.setting == "SECRET_KEY"
+    assert "Tr0ub4dor" not in str(info.value)
+    with pytest.raises(SettingsError, match="SECRET_KEY: is needed to sign links"):
+        load_settings(environ={}).secret_key("sign links")

@@ -125,7 +125,8 @@ def _worker_process(settings: Settings, concurrency: int | None, once: bool) -> 
         raise click.ClickException(str(exc)) from None
     click.echo(
         f"worker {name}: sent {stats.sent}, deferred {stats.deferred}, "
-        f"failed {stats.failed}, paused {stats.paused}, released {stats.released}"
+        f"failed {stats.failed}, paused {stats.paused}, released {stats.released}, "
+        f"suppressed {stats.suppressed}"
     )
 
 

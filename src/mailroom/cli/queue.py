@@ -410,7 +410,7 @@ def queue_cancel(
     "statuses",
     type=click.Choice([s.value for s in admin.PURGEABLE]),
     multiple=True,
-    help="Only this final state (repeatable). Default: sent, failed and cancelled.",
+    help="Only this final state (repeatable). Default: sent, failed, cancelled and suppressed.",
 )
 @click.option("--dry-run", is_flag=True, help="Show what would be deleted; delete nothing.")
 @click.option(
@@ -431,7 +431,7 @@ def queue_purge(
     limit: int,
     config_path: str | None,
 ) -> None:
-    """Delete old sent, failed and cancelled messages and their send log.
+    """Delete old sent, failed, cancelled and suppressed messages and their send log.
 
     Queued, scheduled, deferred and sending messages are never deleted.
     """

@@ -24,6 +24,8 @@ def _shown_value(settings: Settings, name: str) -> Any:
         return None
     if hasattr(value, "value"):  # StrEnum
         return str(value.value)
+    if isinstance(value, tuple):  # ADMINS, EMAIL_TEMPLATE_DIRS
+        return ", ".join(str(item) for item in value)
     return str(value) if not isinstance(value, bool | int | float) else value
 
 

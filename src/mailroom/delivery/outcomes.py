@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +36,7 @@ class WorkerStats:
     failed: int = 0
     paused: int = 0
     released: int = 0
+    suppressed: int = 0
     possible_duplicates: int = 0
 
 
@@ -63,7 +65,7 @@ class OutcomeBuilder:
 
     def _row(
         self,
-        transport: Transport,
+        transport: Transport | None,
         message: ClaimedMessage,
         recipient: str,
         outcome: AttemptOutcome,
@@ -80,7 +82,7 @@ class OutcomeBuilder:
             "at": time.time(),
             "duration_ms": round(duration * 1000, 3),
             "recipient": recipient,
-            "transport": transport.name,
+            "transport": transport.name if transport is not None else "-",
             "outcome": outcome.value,
             "code": code,
             "enhanced_status": enhanced_status,
@@ -226,6 +228,34 @@ class OutcomeBuilder:
             ),
             # Silence after the final dot: the relay may have delivered it after all.
             rows(AttemptOutcome.FAILED, error.possibly_delivered),
+        )
+
+    def suppressed(self, message: ClaimedMessage, reasons: Mapping[str, str]) -> Outcome:
+        """Not sent: every recipient is on the suppression list (unsubscribed, bounced...).
+        One send-log row per recipient says why; no attempt is used."""
+        self.stats.suppressed += 1
+        rows = [
+            self._row(
+                None,
+                message,
+                recipient,
+                AttemptOutcome.SUPPRESSED,
+                0.0,
+                server_text=f"suppressed: {reason}",
+            )
+            for recipient, reason in reasons.items()
+        ]
+        summary = ", ".join(f"{r} ({reason})" for r, reason in reasons.items())
+        return Outcome(
+            message,
+            Completion(
+                id=message.id,
+                status=Status.SUPPRESSED,
+                due_at=time.time(),
+                attempts_used=0,
+                error=f"suppressed: {summary}"[:1000],
+            ),
+            rows,
         )
 
     def released(self, message: ClaimedMessage) -> Outcome:

@@ -43,6 +43,7 @@ from mailroom.outbox.database import check_schema, create_outbox_engine
 from mailroom.outbox.queries import ClaimedMessage
 from mailroom.outbox.schema import Status
 from mailroom.transports import Transport, transport_from_settings
+from mailroom.unsubscribe import suppressed_for_messages
 
 __all__ = ["Worker", "WorkerStats", "retry_policy_from_settings"]
 
@@ -166,11 +167,13 @@ class Worker:
             # Claimed but unrecorded messages are bounded too, so a recorder that cannot
             # write (database away) stops the sending instead of piling outcomes up.
             if room >= self.batch_size and self._pending < self.batch_size * 4:
-                claimed = await self._in_db_thread(self._claim, self.batch_size)
-                self._pending += len(claimed)
+                claimed, withheld = await self._in_db_thread(self._claim, self.batch_size)
+                self._pending += len(claimed) + len(withheld)
                 for message in claimed:
                     self._queue.put_nowait(message)
-                if claimed:
+                for outcome in withheld:
+                    self._add_outcome(outcome)
+                if claimed or withheld:
                     continue
                 # Nothing due. In --once mode we are done when nothing is left unrecorded:
                 # recorded outcomes cannot make more work due "now" except a stream pause
@@ -187,16 +190,31 @@ class Worker:
         with self.engine.begin() as connection:
             return queries.recover_expired_leases(connection, now)
 
-    def _claim(self, limit: int) -> list[ClaimedMessage]:
+    def _claim(self, limit: int) -> tuple[list[ClaimedMessage], list[Outcome]]:
+        """Due messages to send, and outcomes for those whose every recipient is suppressed."""
         now = self._now()
         with self.engine.begin() as connection:
-            return queries.claim_due(
+            claimed = queries.claim_due(
                 connection,
                 now=now,
                 limit=limit,
                 lease_token=self.lease_token,
                 lease_until=now + self.settings.WORKER_LEASE_SECONDS,
             )
+            # Checked now, not only at enqueue: an unsubscribe or a bounce may have come in
+            # since the message was queued.
+            suppressed = suppressed_for_messages(connection, [m.id for m in claimed], now)
+        if not suppressed:
+            return claimed, []
+        deliverable, withheld = [], []
+        for message in claimed:
+            reasons = suppressed.get(message.id, {})
+            remaining = tuple(r for r in message.recipients if r not in reasons)
+            if remaining:
+                deliverable.append(message._replace(recipients=remaining))
+            else:
+                withheld.append(self.outcomes.suppressed(message, reasons))
+        return deliverable, withheld
 
     async def _sender(self) -> None:
         transport = self._transport_factory()

@@ -26,15 +26,24 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 __all__ = [
     "AttemptOutcome",
+    "ConsentAction",
+    "NotificationOutcome",
     "Status",
+    "SuppressionReason",
     "attempts",
+    "consent_log",
     "messages",
     "metadata",
+    "notification_log",
+    "preferences",
     "streams",
+    "suppressions",
+    "templates",
     "throttle_windows",
 ]
 
@@ -56,10 +65,13 @@ class Status(StrEnum):
     """Given up: a permanent refusal, or out of attempts or time."""
     CANCELLED = "cancelled"
     """Withdrawn by an operator before it was sent."""
+    SUPPRESSED = "suppressed"
+    """Not sent: every recipient was on the suppression list when it came due
+    (:func:`mailroom.unsubscribe.suppressed_for_messages`)."""
 
 
 CLAIMABLE = (Status.QUEUED, Status.SCHEDULED, Status.DEFERRED)
-FINAL = (Status.SENT, Status.FAILED, Status.CANCELLED)
+FINAL = (Status.SENT, Status.FAILED, Status.CANCELLED, Status.SUPPRESSED)
 
 
 class AttemptOutcome(StrEnum):
@@ -75,6 +87,52 @@ class AttemptOutcome(StrEnum):
     """Our own configuration is wrong; the stream was paused and the message re-queued."""
     REFUSED = "refused"
     """This recipient was refused while others were accepted."""
+    SUPPRESSED = "suppressed"
+    """Not attempted: this recipient is on the suppression list."""
+
+
+class SuppressionReason(StrEnum):
+    """Why an address is on the suppression list. Stored as text."""
+
+    UNSUBSCRIBED = "unsubscribed"
+    """The recipient asked to stop (a link, one-click POST, or mailto). Mail the recipient
+    cannot turn off (a password reset they asked for) still goes to them."""
+    HARD_BOUNCE = "hard_bounce"
+    """The address does not exist; sending again hurts the sender's reputation. Blocks all."""
+    COMPLAINT = "complaint"
+    """The recipient marked a message as spam. Blocks all."""
+    MANUAL = "manual"
+    """An operator put it there. Blocks all."""
+
+
+BLOCKS_REQUIRED_MAIL = frozenset(
+    {SuppressionReason.HARD_BOUNCE, SuppressionReason.COMPLAINT, SuppressionReason.MANUAL}
+)
+"""Reasons that stop even mail a recipient may not turn off (see SuppressionReason)."""
+
+
+class ConsentAction(StrEnum):
+    """What changed in a recipient's consent, for the consent log. Stored as text."""
+
+    UNSUBSCRIBED = "unsubscribed"
+    """Suppressed for a scope (everything, a type or a list) at the recipient's request."""
+    PREFERENCE_CHANGED = "preference_changed"
+    """Email for one notification type turned on or off."""
+    SUPPRESSED = "suppressed"
+    """Put on the suppression list for another reason (bounce, complaint, operator)."""
+    UNSUPPRESSED = "unsuppressed"
+    """Taken off the suppression list."""
+
+
+class NotificationOutcome(StrEnum):
+    """What ``notify`` did for one recipient. Stored as text."""
+
+    QUEUED = "queued"
+    """A message was committed to the outbox (``message_pk``)."""
+    SKIPPED = "skipped"
+    """Not sent by choice or for lack of an address; ``reason`` says which."""
+    SUPPRESSED = "suppressed"
+    """Not sent: the address is on the suppression list; ``reason`` names the entry's reason."""
 
 
 STREAM_PRIORITIES = {"transactional": 0, "bulk": 100}
@@ -159,4 +217,71 @@ throttle_windows = Table(
     Column("granted", Integer, nullable=False, comment="sends allowed in this window or burst"),
     Column("finished", Integer, nullable=False, comment="burst sends that have finished"),
     Column("paused_until", Double, nullable=True, comment="burst pause"),
+)
+
+
+# -- notifications: preferences, suppression, consent, templates ---------------------------
+
+_ADDRESS = String(320)  # RFC 5321 §4.5.3.1: 64 + "@" + 255
+_TYPE_NAME = String(100)
+_SCOPE = String(200)
+
+suppressions = Table(
+    "mailroom_suppressions",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("address", _ADDRESS, nullable=False, comment="normalised: lower-case addr-spec"),
+    Column("scope", _SCOPE, nullable=False, comment="'all', 'type:<name>' or 'list:<name>'"),
+    Column("reason", String(16), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("expires_at", Double, nullable=True, comment="none: until removed"),
+    Column("note", Text, nullable=True),
+    UniqueConstraint("address", "scope"),
+)
+
+preferences = Table(
+    "mailroom_preferences",
+    metadata,
+    Column("recipient", _ADDRESS, primary_key=True, comment="the app's user key, or the address"),
+    Column("notification_type", _TYPE_NAME, primary_key=True),
+    Column("email", Boolean, nullable=False),
+    Column("updated_at", Double, nullable=False),
+)
+
+consent_log = Table(
+    "mailroom_consent_log",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("at", Double, nullable=False),
+    Column("recipient", _ADDRESS, nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("scope", _SCOPE, nullable=False),
+    Column("source", String(32), nullable=False, comment="one_click, link, mailto, api, admin"),
+    Column("detail", JSON, nullable=True),
+    Index(None, "recipient"),
+)
+
+notification_log = Table(
+    "mailroom_notification_log",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("at", Double, nullable=False),
+    Column("notification_type", _TYPE_NAME, nullable=False),
+    Column("recipient", Text, nullable=False, comment="address, else the app's key or name"),
+    Column("outcome", String(16), nullable=False),
+    Column("reason", String(64), nullable=True),
+    Column("message_pk", _ID, nullable=True, comment="the outbox message, when queued"),
+    Column("actor", Text, nullable=True),
+    Index(None, "notification_type", "at"),
+    Index(None, "at"),
+)
+
+templates = Table(
+    "mailroom_templates",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("subject", Text, nullable=False),
+    Column("html", Text, nullable=True),
+    Column("text", Text, nullable=True),
+    Column("updated_at", Double, nullable=False),
 )

@@ -25,8 +25,9 @@ from mailroom.delivery.worker import Worker
 from mailroom.message import Message
 from mailroom.outbox import database
 from mailroom.outbox.database import SchemaOutdatedError
-from mailroom.outbox.schema import attempts, messages, streams
+from mailroom.outbox.schema import SuppressionReason, attempts, messages, streams
 from mailroom.outbox.store import Outbox
+from mailroom.unsubscribe import suppress
 from smtp_server import TEST_PASSWORD, TEST_USER, ServerFactory, SMTPTestServer
 from tls_files import TLSFiles
 
@@ -523,6 +524,28 @@ async def test_one_recipient_refused_the_others_delivered(
     [received] = smtp_server.scripted.received
     assert received.rcpt_tos == ["bob@example.com"]
     assert run.worker.stats.sent == 1
+
+
+async def test_suppressed_recipients_are_withheld_at_send_time(
+    outbox: Outbox, database_url: str, smtp_server: SMTPTestServer
+) -> None:
+    """A bounce that arrives after a message was queued still stops it: the worker checks
+    the suppression list when it claims the message, not only the caller at enqueue."""
+    only_bounced = outbox.send(note(1, to=["Gone@Example.com"]))
+    mixed = outbox.send(note(2, to=["bob@example.com", "gone@example.com"]))
+    suppress(outbox.engine, "gone@example.com", SuppressionReason.HARD_BOUNCE)
+
+    run = await run_once(settings_for(database_url, smtp_server), retry_policy=NO_JITTER)
+
+    withheld = message_row(outbox.engine, only_bounced)
+    assert (withheld.status, withheld.attempts) == ("suppressed", 0)
+    assert withheld.last_error == "suppressed: Gone@example.com (hard_bounce)"
+    [row] = attempt_rows(outbox.engine, only_bounced)
+    assert (row.recipient, row.outcome) == ("Gone@example.com", "suppressed")
+    assert message_row(outbox.engine, mixed).status == "sent"
+    [received] = smtp_server.scripted.received
+    assert received.rcpt_tos == ["bob@example.com"]
+    assert (run.worker.stats.sent, run.worker.stats.suppressed) == (1, 1)
 
 
 # -- 5. priorities -----------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Mailroom inside other frameworks: logging (and later Django, Celery, SMTP submission)."""
