@@ -116,11 +116,15 @@ def worker_command(
         raise click.ClickException(f"{failed} of {count} worker processes ended with an error")
 
 
-def _worker_process(settings: Settings, concurrency: int | None, once: bool) -> None:
+def _worker_process(
+    settings: Settings, concurrency: int | None, once: bool, *, supervised: bool = False
+) -> None:
     """One worker, in this process: the whole run, or one child of ``--processes``."""
     attach_log_files(settings)
     try:
-        name, stats = run_worker(settings, concurrency=concurrency, once=once)
+        name, stats = run_worker(
+            settings, concurrency=concurrency, once=once, supervised=supervised
+        )
     except SchemaOutdatedError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(
@@ -133,7 +137,7 @@ def _worker_process(settings: Settings, concurrency: int | None, once: bool) -> 
 def _worker_child(settings: Settings, concurrency: int | None, once: bool) -> None:
     """The target of each ``--processes`` child: an error is shown, not a traceback."""
     try:
-        _worker_process(settings, concurrency, once)
+        _worker_process(settings, concurrency, once, supervised=True)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

@@ -25,20 +25,41 @@ __all__ = ["run_worker", "run_worker_processes"]
 logger = logging.getLogger(__name__)
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_PARENT_CHECK_EVERY = 1.0  # seconds
 
 
 def run_worker(
-    settings: Settings, *, concurrency: int | None = None, once: bool = False
+    settings: Settings,
+    *,
+    concurrency: int | None = None,
+    once: bool = False,
+    supervised: bool = False,
 ) -> tuple[str, WorkerStats]:
     """Run one worker in this process until it is stopped (or, ``once``, the outbox is
-    drained); SIGTERM and SIGINT stop it gracefully. Returns its name and what it did."""
+    drained); SIGTERM and SIGINT stop it gracefully. Returns its name and what it did.
+
+    ``supervised``: this is a child of :func:`run_worker_processes`; if that parent dies
+    without passing a signal on (SIGKILL, say), stop gracefully instead of running on alone.
+    """
     worker = Worker(settings, concurrency=concurrency, once=once)
+    parent = os.getppid()
+
+    async def watch_parent() -> None:
+        while os.getppid() == parent:
+            await asyncio.sleep(_PARENT_CHECK_EVERY)
+        logger.warning("the supervising process %s is gone; stopping", parent)
+        worker.stop()
 
     async def main() -> WorkerStats:
         running = asyncio.get_running_loop()
         for signum in _STOP_SIGNALS:
             running.add_signal_handler(signum, worker.stop)
-        return await worker.run()
+        watcher = asyncio.create_task(watch_parent()) if supervised else None
+        try:
+            return await worker.run()
+        finally:
+            if watcher is not None:
+                watcher.cancel()
 
     return worker.name, loop.run(main(), settings.WORKER_EVENT_LOOP)
 
@@ -62,7 +83,10 @@ def run_worker_processes(
         for n in range(processes)
     ]
 
+    stop_signal: list[int] = []  # the signal that asked us to stop, once one did
+
     def forward(signum: int, _frame: FrameType | None) -> None:
+        stop_signal[:] = [signum]
         for process in children:
             if process.pid is not None and process.is_alive():
                 os.kill(process.pid, signum)
@@ -71,12 +95,19 @@ def run_worker_processes(
     try:
         for process in children:
             process.start()
+            if stop_signal and process.pid is not None:
+                # The stop came while the children were starting: this one was not there
+                # to be told.
+                os.kill(process.pid, stop_signal[0])
         for process in children:
             process.join()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    failed = [p for p in children if p.exitcode != 0]
+    # A child still starting up when the stop came is ended by the signal itself, before it
+    # could claim anything: that is a clean stop, not a failure.
+    clean = {0, -stop_signal[0]} if stop_signal else {0}
+    failed = [p for p in children if p.exitcode not in clean]
     for process in failed:
         logger.error("worker process %s ended with exit code %s", process.pid, process.exitcode)
     return len(failed)

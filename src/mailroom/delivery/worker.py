@@ -343,6 +343,8 @@ class Worker:
                 len(batch) - held,
                 len(batch),
             )
+        if not send_log.isEnabledFor(logging.INFO):
+            return  # no send-log file: skip formatting a line per recipient
         for row in rows:
             send_log.info(
                 "message %s to %s: %s %s",

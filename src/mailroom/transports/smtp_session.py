@@ -54,14 +54,19 @@ def dot_stuffed(data: bytes) -> bytes:
 class _Group:
     """Commands written together, and the replies they drew so far."""
 
-    __slots__ = ("expected", "future", "replies")
+    __slots__ = ("expected", "future", "replies", "timeout")
 
     def __init__(
-        self, future: asyncio.Future[list[Reply]], expected: int, replies: list[Reply]
+        self,
+        future: asyncio.Future[list[Reply]],
+        expected: int,
+        replies: list[Reply],
+        timeout: float,
     ) -> None:
         self.future = future
         self.expected = expected
         self.replies = replies
+        self.timeout = timeout  # counted from when the group before it is answered
 
 
 class Session(asyncio.Protocol):
@@ -118,9 +123,15 @@ class Session(asyncio.Protocol):
         if self._closed is not None or self._transport.is_closing():
             raise SessionClosedError("the connection is closed")
         future: asyncio.Future[list[Reply]] = self._loop.create_future()
+        group = _Group(
+            future,
+            replies,
+            [] if received is None else received,
+            self.timeout if timeout is None else timeout,
+        )
         if not self._groups:
-            self._deadline = self._loop.time() + (self.timeout if timeout is None else timeout)
-        self._groups.append(_Group(future, replies, [] if received is None else received))
+            self._deadline = self._loop.time() + group.timeout
+        self._groups.append(group)
         self._transport.write(data)
         return future
 
@@ -137,7 +148,9 @@ class Session(asyncio.Protocol):
         """QUIT politely (RFC 5321 §4.1.1.10) and close; never raises."""
         try:
             if self.is_open:
-                await self.command(b"QUIT\r\n", timeout)
+                # Bounded as a whole: the QUIT may sit behind a command nobody waits for.
+                async with asyncio.timeout(timeout):
+                    await self.command(b"QUIT\r\n", timeout)
         except (OSError, TimeoutError):
             pass
         finally:
@@ -149,8 +162,9 @@ class Session(asyncio.Protocol):
             return
         # While the socket's buffer is full the content is still leaving: not yet a silence.
         if self._groups and self._paused is None and self._loop.time() > self._deadline:
+            waited = self._groups[0].timeout
             self._transport.abort()
-            self._fail_waiting(TimeoutError(f"no reply within {self.timeout:g} s"))
+            self._fail_waiting(TimeoutError(f"no reply within {waited:g} s"))
             return
         self._watchdog = self._loop.call_later(self._watch_every, self._watch)
 
@@ -191,7 +205,7 @@ class Session(asyncio.Protocol):
                 if not group.future.done():
                     group.future.set_result(group.replies)
                 if groups:  # the next group's wait starts now
-                    self._deadline = self._loop.time() + self.timeout
+                    self._deadline = self._loop.time() + groups[0].timeout
         # Otherwise a reply nobody asked for (a 421 before closing, say): nothing to pair.
         if reply.code == _CLOSING:
             # RFC 5321 §3.8: the relay is closing the channel. Every command still waiting
@@ -239,4 +253,5 @@ class Session(asyncio.Protocol):
         if self._paused is not None and not self._paused.done():
             self._paused.set_result(None)
         self._paused = None
-        self._deadline = self._loop.time() + self.timeout  # the content has left: time it
+        if self._groups:  # the content has left: time the reply from now
+            self._deadline = self._loop.time() + self._groups[0].timeout

@@ -211,3 +211,21 @@ def test_send_many_ids_match_their_messages_across_insert_chunks(outbox: Outbox)
     assert [stored[i] for i in ids] == [[f"user{n}@example.com"] for n in range(450)]
     assert [extras[i] for i in ids] == [{"n": n} for n in range(450)]
     assert outbox.send(note(1000)) > max(ids)
+
+
+def test_message_bytes_are_stored_out_of_line_on_postgresql(database_url: str) -> None:
+    """Migration 0004: updates of a message's state must not copy (or recompress) its bytes."""
+    engine = create_outbox_engine(database_url)
+    try:
+        database.upgrade(engine)
+        if engine.dialect.name != "postgresql":
+            assert database.schema_revisions(engine)[0] == "0004"  # a no-op on SQLite
+            return
+        with engine.connect() as connection:
+            storage = connection.exec_driver_sql(
+                "SELECT attstorage FROM pg_attribute "
+                "WHERE attrelid = 'mailroom_messages'::regclass AND attname = 'data'"
+            ).scalar()
+        assert storage == "e"  # EXTERNAL: out of line, uncompressed
+    finally:
+        engine.dispose()
