@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import Engine, func, select, update
 
 from mailroom.config import Settings, load_settings
+from mailroom.delivery import worker as worker_module
 from mailroom.delivery.retry import RetryPolicy
 from mailroom.delivery.worker import Worker
 from mailroom.message import Message
@@ -546,6 +547,36 @@ async def test_suppressed_recipients_are_withheld_at_send_time(
     [received] = smtp_server.scripted.received
     assert received.rcpt_tos == ["bob@example.com"]
     assert (run.worker.stats.sent, run.worker.stats.suppressed) == (1, 1)
+
+
+async def test_outcomes_survive_a_failed_database_write(
+    outbox: Outbox, database_url: str, smtp_server: SMTPTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The recorder keeps a batch it could not write and writes it again: the worker neither
+    loses the outcomes (and hangs in --once) nor sends anything twice."""
+    ids = [outbox.send(note(i)) for i in range(3)]
+    worker = Worker(settings_for(database_url, smtp_server), once=True, rng=random.Random(0))
+    monkeypatch.setattr(worker_module, "_RECORD_RETRY", 0.05)
+    real_record = worker._record
+    calls: list[int] = []
+
+    def flaky_record(batch: list[Any]) -> None:
+        calls.append(len(batch))
+        if len(calls) == 1:
+            raise RuntimeError("the database went away")
+        real_record(batch)
+
+    monkeypatch.setattr(worker, "_record", flaky_record)
+    try:
+        await asyncio.wait_for(worker.run(), timeout=30)
+    finally:
+        worker.engine.dispose()
+
+    assert len(calls) >= 2
+    assert [message_row(outbox.engine, i).status for i in ids] == ["sent"] * 3
+    assert sorted(received_ids(smtp_server)) == sorted(
+        message_row(outbox.engine, i).message_id for i in ids
+    )
 
 
 # -- 5. priorities -----------------------------------------------------------------------------
