@@ -34,6 +34,7 @@ from mailroom.errors import (
 from mailroom.message import Envelope
 from mailroom.transports.base import SendResult, Transport
 from mailroom.transports.smtp_session import (
+    CLOSING,
     MalformedReplyError,
     Reply,
     Session,
@@ -46,9 +47,6 @@ __all__ = ["SMTPTransport"]
 logger = logging.getLogger(__name__)
 
 _RESET_TIMEOUT = 5.0
-
-
-_CLOSING = 421  # RFC 5321 §3.8: the relay is closing the connection
 
 
 def _pipeline_stage(unanswered: int, recipients: int) -> SMTPStage:
@@ -271,9 +269,7 @@ class SMTPTransport(Transport):
             raise
 
     async def _exchange(self, session: Session, envelope: Envelope) -> SendResult:
-        mail = self._mail_command(session, envelope)
-        encoding = "utf-8" if envelope.smtputf8 else "ascii"
-        rcpts = [f"RCPT TO:<{r}>\r\n".encode(encoding) for r in envelope.recipients]
+        mail, rcpts = self._envelope_commands(session, envelope)
         stage = SMTPStage.MAIL
         try:
             if session.pipelining:
@@ -293,7 +289,7 @@ class SMTPTransport(Transport):
                     stage = SMTPStage.RCPT
                     for position, rcpt in enumerate(rcpts):
                         reply = await session.command(rcpt)
-                        if reply.code == _CLOSING:  # the relay hangs up: the same for the rest
+                        if reply.code == CLOSING:  # the relay hangs up: the same for the rest
                             rcpt_replies += [reply] * (len(rcpts) - position)
                             break
                         rcpt_replies.append(reply)
@@ -334,7 +330,8 @@ class SMTPTransport(Transport):
             location=self.where,
         )
 
-    def _mail_command(self, session: Session, envelope: Envelope) -> bytes:
+    def _envelope_commands(self, session: Session, envelope: Envelope) -> tuple[bytes, list[bytes]]:
+        """The MAIL command and one RCPT command per recipient, encoded for the wire."""
         for address in (envelope.sender, *envelope.recipients):
             # Addresses were validated when the message was built; a row edited by hand must
             # still never smuggle a second command in (RFC 5321 §4.1.1: a line is a command).
@@ -349,7 +346,10 @@ class SMTPTransport(Transport):
         if envelope.smtputf8:
             options += " SMTPUTF8 BODY=8BITMIME"
         encoding = "utf-8" if envelope.smtputf8 else "ascii"
-        return f"MAIL FROM:<{envelope.sender}>{options}\r\n".encode(encoding)
+        return (
+            f"MAIL FROM:<{envelope.sender}>{options}\r\n".encode(encoding),
+            [f"RCPT TO:<{r}>\r\n".encode(encoding) for r in envelope.recipients],
+        )
 
     async def _abandon(self, session: Session, data_reply: Reply | None) -> None:
         """End a transaction that will carry no content, and RSET for the next one."""

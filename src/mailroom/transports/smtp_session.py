@@ -19,12 +19,19 @@ from collections import deque
 from collections.abc import Mapping
 from typing import NamedTuple
 
-__all__ = ["MalformedReplyError", "Reply", "Session", "SessionClosedError", "dot_stuffed"]
+__all__ = [
+    "CLOSING",
+    "MalformedReplyError",
+    "Reply",
+    "Session",
+    "SessionClosedError",
+    "dot_stuffed",
+]
 
 # RFC 5321 §4.5.3.1.5 allows 512 octets a reply line; relays exceed it in multiline EHLO
 # answers, so be generous, but a peer that never ends a line must not fill our memory.
 _MAX_PENDING_OCTETS = 64 * 1024
-_CLOSING = 421  # "service not available, closing transmission channel"
+CLOSING = 421  # "service not available, closing transmission channel" (RFC 5321 §3.8)
 
 
 class Reply(NamedTuple):
@@ -93,7 +100,7 @@ class Session(asyncio.Protocol):
         self._groups: deque[_Group] = deque()
         self._deadline = 0.0  # loop time by which the oldest expected reply must be in
         self._closed: BaseException | None = None
-        self._paused: asyncio.Future[None] | None = None
+        self._writing_paused = False  # the socket's buffer is full: content still leaving
         self._watch_every = max(0.01, min(1.0, timeout / 4))
         self._watchdog = self._loop.call_later(self._watch_every, self._watch)
         transport.set_protocol(self)
@@ -161,7 +168,7 @@ class Session(asyncio.Protocol):
         if self._closed is not None:
             return
         # While the socket's buffer is full the content is still leaving: not yet a silence.
-        if self._groups and self._paused is None and self._loop.time() > self._deadline:
+        if self._groups and not self._writing_paused and self._loop.time() > self._deadline:
             waited = self._groups[0].timeout
             self._transport.abort()
             self._fail_waiting(TimeoutError(f"no reply within {waited:g} s"))
@@ -207,7 +214,7 @@ class Session(asyncio.Protocol):
                 if groups:  # the next group's wait starts now
                     self._deadline = self._loop.time() + groups[0].timeout
         # Otherwise a reply nobody asked for (a 421 before closing, say): nothing to pair.
-        if reply.code == _CLOSING:
+        if reply.code == CLOSING:
             # RFC 5321 §3.8: the relay is closing the channel. Every command still waiting
             # gets this same answer (it is the truth about them), and nothing more is sent.
             while groups:
@@ -230,8 +237,6 @@ class Session(asyncio.Protocol):
             if not group.future.done():
                 group.future.set_exception(error)
                 group.future.exception()  # retrieved: nobody may await after a failure
-        if self._paused is not None and not self._paused.done():
-            self._paused.set_result(None)
 
     def eof_received(self) -> bool:
         self._fail_waiting(SessionClosedError("the relay closed the connection"))
@@ -246,12 +251,9 @@ class Session(asyncio.Protocol):
         self._fail_waiting(error)
 
     def pause_writing(self) -> None:
-        if self._paused is None or self._paused.done():
-            self._paused = self._loop.create_future()
+        self._writing_paused = True
 
     def resume_writing(self) -> None:
-        if self._paused is not None and not self._paused.done():
-            self._paused.set_result(None)
-        self._paused = None
+        self._writing_paused = False
         if self._groups:  # the content has left: time the reply from now
             self._deadline = self._loop.time() + self._groups[0].timeout
