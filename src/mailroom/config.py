@@ -24,12 +24,12 @@ import logging
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import getaddresses
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, SecretStr, ValidationError, field_validator
@@ -37,9 +37,17 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, SecretStr, ValidationEr
 from mailroom.errors import MessageError, SettingsError
 from mailroom.message import Address
 
-__all__ = ["Backend", "Settings", "load_settings"]
+__all__ = [
+    "Backend",
+    "Settings",
+    "SettingsReport",
+    "load_settings",
+    "load_settings_report",
+    "redact_url",
+]
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 DEFAULT_SETTINGS_FILE = "mailroom.toml"
 
@@ -80,6 +88,33 @@ _SECRETS_KEYS = {
 
 MIN_SECRET_KEY_LENGTH = 32
 """Characters; ``python -c 'import secrets; print(secrets.token_urlsafe(32))'`` makes 43."""
+
+
+_URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
+# libpq and others also take a password as a query parameter (?password=...).
+_QUERY_SECRET = re.compile(r"(?i)([?&;](?:password|passwd|pwd|pass|secret)=)[^&#;]*")
+REDACTED = "***"
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password of its user information (and any ``password=`` query
+    parameter) replaced by ``***``, for showing in output, logs and error messages.
+
+    Never raises. RFC 3986 §3.2 ends the authority at the first ``/``, ``?`` or ``#``, but an
+    unencoded one inside the password moves that boundary, so the user information is taken
+    up to the *last* ``@``: better to hide a piece of the path than to show a piece of the
+    password.
+    """
+    match = _URL_SCHEME.match(url)
+    head = match.group() if match else ""
+    rest = url[len(head) :]
+    at = rest.rfind("@")
+    # "sqlite:////srv/a@b.db": an empty authority, the "@" is in the path.
+    if at >= 0 and not rest.startswith("/"):
+        user, colon, _password = rest[:at].partition(":")
+        if colon:
+            rest = f"{user}:{REDACTED}{rest[at:]}"
+    return head + _QUERY_SECRET.sub(rf"\g<1>{REDACTED}", rest)
 
 
 def _address_list(value: Any) -> Any:
@@ -216,8 +251,34 @@ class Settings(BaseModel):
         """Things that work but should be changed (a password in the settings file)."""
         return self._warnings
 
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # DATABASE_URL may carry a password; the repr (and str) show it masked.
+        for name, value in super().__repr_args__():
+            redact = name in URL_SETTINGS and isinstance(value, str)
+            yield name, redact_url(value) if redact else value
+
 
 SETTING_NAMES = tuple(Settings.model_fields)
+URL_SETTINGS = frozenset(name for name in SETTING_NAMES if name.endswith("_URL"))
+"""Settings holding a URL, shown through :func:`redact_url` everywhere."""
+
+
+class _Problems:
+    """Where a failed check goes: raised at once (:func:`load_settings`) or kept, so that
+    every error can be shown at the end (:func:`load_settings_report`).
+
+    Callers hand an error over *outside* their ``except`` blocks, so the exception raised
+    does not keep (as its ``__context__``) a parser's error that may quote a secret.
+    """
+
+    def __init__(self, *, keep: bool) -> None:
+        self.keep = keep
+        self.errors: list[SettingsError] = []
+
+    def add(self, error: SettingsError) -> None:
+        if not self.keep:
+            raise error
+        self.errors.append(error)
 
 
 @dataclass
@@ -227,6 +288,8 @@ class _Layers:
     values: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    """Warnings logged once per process (misspelt environment variables)."""
 
     def put(self, values: Mapping[str, Any], source: str) -> None:
         for key, value in values.items():
@@ -239,18 +302,27 @@ def _suggest(key: str, known: tuple[str, ...] | list[str]) -> str:
     return f"; did you mean {close[0]}?" if close else ""
 
 
-def _canonical_keys(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
+def _canonical_keys(raw: Mapping[str, Any], where: str, problems: _Problems) -> dict[str, Any]:
     """Upper-case the keys of a settings file and refuse the ones Mailroom does not know."""
     out: dict[str, Any] = {}
     for key, value in raw.items():
         name = key.upper()
         if name not in SETTING_NAMES and name != "EMAIL_URL":
-            raise SettingsError(name, f"unknown setting in {where}{_suggest(name, SETTING_NAMES)}")
+            problems.add(
+                SettingsError(name, f"unknown setting in {where}{_suggest(name, SETTING_NAMES)}")
+            )
+            continue
         out[name] = value
     return out
 
 
 _URL_OPTIONS = {"tls": "EMAIL_USE_TLS", "ssl": "EMAIL_USE_SSL", "timeout": "EMAIL_TIMEOUT"}
+
+_ENCODE_ADVICE = (
+    "special characters in the user name and password must be percent-encoded (/ as %2F, "
+    "? as %3F, # as %23, @ as %40, : as %3A, % as %25), or leave the password out of "
+    "EMAIL_URL and set EMAIL_HOST_PASSWORD or email_password in the secrets file"
+)
 
 
 def _expand_smtp_url(parts: SplitResult, port: int | None, source: str) -> dict[str, Any]:
@@ -271,30 +343,61 @@ def _expand_smtp_url(parts: SplitResult, port: int | None, source: str) -> dict[
         if setting is None:
             raise SettingsError(
                 "EMAIL_URL",
-                # The option's name is not echoed: with an unencoded '?' in the password,
-                # it could be a piece of the password.
+                # The option's name is not echoed: a query string is where the tail of a
+                # password with an unencoded '?' would land.
                 f"unknown option ({source}); known options are tls, ssl and timeout",
             )
         values[setting] = value[-1]
     return values
 
 
+def _userinfo_spills_over(url: str) -> bool:
+    """Whether an ``@`` comes after the end of the authority (RFC 3986 §3.2: the first ``/``,
+    ``?`` or ``#``): then a user name or password holds one of those unencoded, and the parser
+    would take the rest of the password for a path, query or fragment."""
+    _, sep, rest = url.partition("://")
+    if not sep:
+        return False
+    ends = [i for i in (rest.find(c) for c in "/?#") if i >= 0]
+    return "@" in rest[min(ends, default=len(rest)) :]
+
+
 def _expand_email_url(url: str, source: str) -> dict[str, Any]:
-    """``smtp://user:pass@host:587?tls=true`` → the settings it stands for."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        # Not the parser's message: it quotes the "port", and an unencoded / ? or # in the
-        # password makes the text after the user name's colon, i.e. the password, that port.
+    """``smtp://user:pass@host:587?tls=true`` → the settings it stands for.
+
+    No error message quotes the URL or any part of it that could hold the user information.
+    """
+    match = _URL_SCHEME.match(url)
+    if match is None:
+        # Nothing of it is echoed: it may be a password put in the wrong variable.
         raise SettingsError(
             "EMAIL_URL",
-            f"not a valid URL ({source}): the port must be a number from 1 to 65535, and "
-            "reserved characters (/ ? # @ :) in the user name and password must be "
-            "percent-encoded",
-        ) from None
-    scheme = parts.scheme.lower()
-    if scheme in ("smtp", "smtps", "submission"):
+            f"is not a URL ({source}); write smtp://user@host:587?tls=true, smtps://host, "
+            "console://, file:///path, memory:// or null://",
+        )
+    scheme = match.group()[:-3].lower()
+    smtp = scheme in ("smtp", "smtps", "submission")
+    if smtp and _userinfo_spills_over(url):
+        raise SettingsError(
+            "EMAIL_URL",
+            f"the user name or password ({source}) contains an unencoded /, ? or #, so the "
+            f"URL cannot be read; {_ENCODE_ADVICE}",
+        )
+    part = ""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        part = "the host is not a name or a bracketed [IPv6] address"
+    else:
+        try:
+            port = parts.port
+        except ValueError:
+            part = "the port is not a number from 1 to 65535"
+    if part:
+        # Not the parser's message: it quotes the "port", which with an unencoded character
+        # in the password is a piece of the password.
+        raise SettingsError("EMAIL_URL", f"not a valid URL ({source}): {part}; {_ENCODE_ADVICE}")
+    if smtp:
         return _expand_smtp_url(parts, port, source)
     if scheme in ("console", "memory", "null"):
         return {"EMAIL_BACKEND": Backend(scheme)}
@@ -305,47 +408,71 @@ def _expand_email_url(url: str, source: str) -> dict[str, Any]:
         return values
     raise SettingsError(
         "EMAIL_URL",
-        f"unknown scheme {scheme!r} ({source}); use smtp://, smtps://, console://, file://, "
-        "memory:// or null://",
+        f"unknown scheme {scheme!r} ({source}); use smtp://, smtps://, console://, "
+        "file://, memory:// or null://",
     )
 
 
-def _apply_layer(layers: _Layers, values: dict[str, Any], source: str) -> None:
+def _apply_layer(layers: _Layers, values: dict[str, Any], source: str, problems: _Problems) -> None:
     """Add one layer: its ``EMAIL_URL`` first, then its explicit settings on top."""
     url = values.pop("EMAIL_URL", None)
     if url:
-        layers.put(_expand_email_url(str(url), source), f"EMAIL_URL in {source}")
+        expanded = _attempt(problems, lambda: _expand_email_url(str(url), source))
+        layers.put(expanded or {}, f"EMAIL_URL in {source}")
     layers.put(values, source)
 
 
-def _read_settings_file(path: Path) -> dict[str, Any]:
+def _read_text(path: Path, setting: str, what: str) -> str:
+    """The file's text, or a :class:`SettingsError` naming the file by its absolute path."""
+    shown = path.absolute()
+    problem = ""
     try:
-        with path.open("rb") as fh:
-            raw = tomllib.load(fh)
+        data = path.read_bytes()
     except FileNotFoundError:
-        raise SettingsError("MAILROOM_CONFIG", f"settings file {path} does not exist") from None
+        problem = f"{what} {shown} does not exist"
+    except IsADirectoryError:
+        problem = f"{what} {shown} is a folder, not a file"
+    except OSError as exc:
+        problem = f"cannot read {what} {shown}: {exc.strerror}"
+    if problem:
+        raise SettingsError(setting, problem)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        problem = f"{what} {shown} is not UTF-8 text (line {line}); save it as UTF-8"
+    raise SettingsError(setting, problem)
+
+
+def _read_settings_file(path: Path, problems: _Problems) -> dict[str, Any]:
+    shown = path.absolute()
+    text = _read_text(path, "MAILROOM_CONFIG", "settings file")
+    problem = ""
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SettingsError("MAILROOM_CONFIG", f"settings file {path} is not TOML: {exc}") from None
+        # tomllib's message says what is wrong and where: "... (at line 3, column 9)".
+        problem = f"settings file {shown} is not valid TOML: {exc}"
+    if problem:
+        raise SettingsError("MAILROOM_CONFIG", problem)
     # Allow the settings to sit under a [mailroom] table, as in a shared pyproject-style file.
     if set(raw) == {"mailroom"} and isinstance(raw["mailroom"], dict):
         raw = raw["mailroom"]
-    return _canonical_keys(raw, str(path))
+    return _canonical_keys(raw, str(shown), problems)
 
 
 def _read_secrets_file(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SettingsError("SECRETS_FILE", f"secrets file {path} does not exist") from None
+    shown = path.absolute()
+    text = _read_text(path, "SECRETS_FILE", "secrets file")
     parser = configparser.ConfigParser(interpolation=None)
     if not text.lstrip().startswith("["):
         text = "[secrets]\n" + text
     try:
-        parser.read_string(text, source=str(path))
+        parser.read_string(text, source=str(shown))
     except configparser.Error as exc:
         # The parser's message quotes the offending line, which may be the password itself.
         raise SettingsError(
-            "SECRETS_FILE", f"{path} is not a 'key = value' file ({type(exc).__name__})"
+            "SECRETS_FILE", f"{shown} is not a 'key = value' file ({type(exc).__name__})"
         ) from None
     out: dict[str, Any] = {}
     for section in parser.sections():
@@ -357,16 +484,42 @@ def _read_secrets_file(path: Path) -> dict[str, Any]:
                 known = list(_SECRETS_KEYS)
                 raise SettingsError(
                     "SECRETS_FILE",
-                    f"unknown key in secrets file {path}; the keys it may hold are "
+                    f"unknown key in secrets file {shown}; the keys it may hold are "
                     f"{' and '.join(known)}{_suggest(key, known).lower()}",
                 )
             out[setting] = value.strip().strip("\"'")
     return out
 
 
+# Environment variables Mailroom reads besides the settings themselves.
+_OTHER_VARIABLES = ("EMAIL_URL", "MAILROOM_CONFIG", "MAILROOM_SECRETS")
+_warned_variables: set[str] = set()
+
+
 def _read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     names = (*SETTING_NAMES, "EMAIL_URL")
     return {name: environ[name] for name in names if environ.get(name, "") != ""}
+
+
+def _misspelt_variables(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each ``EMAIL_*`` or ``MAILROOM_*`` variable that is close to a name
+    Mailroom reads but is not one (``EMAIL_HOST_PASWORD``): otherwise it is silently ignored.
+
+    Only near misses are named; other programs' ``EMAIL_*`` variables are theirs. The value is
+    never shown: the variable may well be a password.
+    """
+    known = (*SETTING_NAMES, *_OTHER_VARIABLES)
+    found: list[str] = []
+    for name in environ:
+        if not name.upper().startswith(("EMAIL_", "MAILROOM_")) or name in known:
+            continue
+        close = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.8)
+        if close:
+            found.append(
+                f"environment variable {name} is not a Mailroom setting and is ignored; "
+                f"did you mean {close[0]}?"
+            )
+    return found
 
 
 def _normalise_backend(value: Any, source: str) -> Backend:
@@ -384,13 +537,21 @@ def _normalise_backend(value: Any, source: str) -> Backend:
         ) from None
 
 
-def _validation_error(exc: ValidationError, layers: _Layers) -> SettingsError:
-    """Turn pydantic's report into one message naming the setting, never echoing a secret."""
-    first = exc.errors()[0]
-    name = str(first["loc"][0]) if first["loc"] else "settings"
-    source = layers.sources.get(name, "default")
-    shown = "" if name in SECRET_SETTINGS else f" (got {first.get('input')!r})"
-    return SettingsError(name, f"{first['msg']}{shown}, from {source}")
+def _validation_errors(exc: ValidationError, layers: _Layers) -> list[tuple[str, SettingsError]]:
+    """Pydantic's report as one error per setting, never echoing a secret."""
+    out: list[tuple[str, SettingsError]] = []
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else "settings"
+        source = layers.sources.get(name, "default")
+        given = error.get("input")
+        if name in SECRET_SETTINGS or source.startswith("EMAIL_URL"):
+            shown = ""
+        elif name in URL_SETTINGS and isinstance(given, str):
+            shown = f" (got {redact_url(given)!r})"
+        else:
+            shown = f" (got {given!r})"
+        out.append((name, SettingsError(name, f"{error['msg']}{shown}, from {source}")))
+    return out
 
 
 _RATE_UNITS = {
@@ -423,15 +584,25 @@ def parse_rate_limits(text: str) -> list[tuple[int, float]]:
     return limits
 
 
-def _validate(values: dict[str, Any], layers: _Layers) -> Settings:
-    failure: SettingsError
-    try:
-        return Settings.model_validate(values)
-    except ValidationError as exc:
-        failure = _validation_error(exc, layers)
-    # Raised outside the except block, so pydantic's error, which quotes the raw input (maybe
-    # the password), is not kept as this exception's __context__.
-    raise failure
+def _validate(
+    values: dict[str, Any], layers: _Layers, problems: _Problems
+) -> tuple[Settings, dict[str, Any]]:
+    """The settings, and (when errors are kept) the raw values refused, left at defaults."""
+    rejected: dict[str, Any] = {}
+    while True:
+        try:
+            return Settings.model_validate(values), rejected
+        except ValidationError as exc:
+            failures = _validation_errors(exc, layers)
+        # Handed over outside the except block, so pydantic's error, which quotes the raw
+        # input (maybe the password), is not kept as the raised error's __context__.
+        for name, failure in failures:
+            problems.add(failure)
+            if name in values:
+                value = values.pop(name)
+                rejected[name] = "********" if name in SECRET_SETTINGS else value
+        if not any(name in rejected for name, _ in failures):
+            return Settings(), rejected  # nothing left to drop: every value at its default
 
 
 def _locate_secrets_file(
@@ -453,7 +624,7 @@ def _locate_secrets_file(
     return None
 
 
-def _check_delivery_settings(settings: Settings) -> None:
+def _check_worker_settings(settings: Settings) -> None:
     """Counts and durations of the outbox and its workers."""
     if settings.WORKER_EVENT_LOOP not in ("auto", "asyncio", "uvloop"):
         raise SettingsError("WORKER_EVENT_LOOP", "must be auto, asyncio or uvloop")
@@ -475,7 +646,7 @@ def _check_delivery_settings(settings: Settings) -> None:
             raise SettingsError(name, "must be a positive number of seconds")
 
 
-def _check_consistency(settings: Settings) -> None:
+def _check_tls(settings: Settings) -> None:
     if settings.EMAIL_USE_TLS and settings.EMAIL_USE_SSL:
         raise SettingsError(
             "EMAIL_USE_TLS",
@@ -483,29 +654,39 @@ def _check_consistency(settings: Settings) -> None:
             "Use EMAIL_USE_TLS for STARTTLS (usually port 587) or EMAIL_USE_SSL for implicit "
             "TLS (usually port 465).",
         )
+
+
+def _check_port(settings: Settings) -> None:
     if settings.EMAIL_PORT is not None and not 0 < settings.EMAIL_PORT < 65536:
         raise SettingsError(
             "EMAIL_PORT", f"{settings.EMAIL_PORT} is not a port number (1 to 65535)"
         )
-    if settings.EMAIL_PORT == 465 and settings.EMAIL_USE_TLS:
+    if settings.EMAIL_PORT == 465 and settings.EMAIL_USE_TLS and not settings.EMAIL_USE_SSL:
         raise SettingsError(
             "EMAIL_USE_TLS",
             "port 465 speaks implicit TLS, not STARTTLS: set EMAIL_USE_SSL = true and "
             "EMAIL_USE_TLS = false (or use port 587 with EMAIL_USE_TLS)",
         )
+
+
+def _check_sending(settings: Settings) -> None:
     if settings.EMAIL_TIMEOUT <= 0:
         raise SettingsError("EMAIL_TIMEOUT", "must be a positive number of seconds")
     if settings.EMAIL_MAX_MESSAGE_SIZE <= 0:
         raise SettingsError("EMAIL_MAX_MESSAGE_SIZE", "must be a positive number of bytes")
-    _check_delivery_settings(settings)
+
+
+def _check_pacing(settings: Settings) -> None:
     if settings.EMAIL_BURST < 0 or settings.EMAIL_BURST_PAUSE < 0:
         raise SettingsError("EMAIL_BURST", "EMAIL_BURST and EMAIL_BURST_PAUSE cannot be negative")
     if settings.EMAIL_BURST_PAUSE and not settings.EMAIL_BURST:
         raise SettingsError("EMAIL_BURST", "EMAIL_BURST_PAUSE is set but EMAIL_BURST is 0")
     parse_rate_limits(settings.EMAIL_RATE_LIMIT)  # raises SettingsError naming the setting
+
+
+def _check_client_certificate(settings: Settings) -> None:
     if settings.EMAIL_SSL_KEYFILE and not settings.EMAIL_SSL_CERTFILE:
         raise SettingsError("EMAIL_SSL_CERTFILE", "EMAIL_SSL_KEYFILE is set but no certificate")
-    _check_notification_settings(settings)
 
 
 _HEADER_NAME = re.compile(r"^[\x21-\x39\x3b-\x7e]+\Z")  # RFC 5322 §2.2 field name
@@ -556,53 +737,165 @@ def _check_notification_settings(settings: Settings) -> None:
             raise SettingsError(name, str(exc).removeprefix(f"{name}: ")) from None
 
 
-def load_settings(
-    config_path: str | os.PathLike[str] | None = None,
-    environ: Mapping[str, str] | None = None,
-    **overrides: Any,
-) -> Settings:
-    """Read every layer afresh and return validated settings.
+# The database URL schemes Mailroom runs on (SQLAlchemy dialect[+driver]); psycopg 3 is the
+# PostgreSQL driver it installs and is added to a bare postgresql:// URL.
+_DATABASE_SCHEMES = frozenset(
+    {
+        "sqlite",
+        "sqlite+pysqlite",
+        "postgresql",
+        "postgres",
+        "postgresql+psycopg",
+        "postgres+psycopg",
+    }
+)
 
-    ``overrides`` sit above the environment; they are for programs that build their settings
-    in code (and for tests).
-    """
-    env = os.environ if environ is None else environ
+
+def _check_database_url(settings: Settings) -> None:
+    """Refuse a database Mailroom cannot use now, not at the first query."""
+    url = settings.DATABASE_URL.strip()
+    match = _URL_SCHEME.match(url)
+    scheme = match.group()[:-3].lower() if match else ""
+    if scheme in _DATABASE_SCHEMES:
+        return
+    what = f"{scheme}:// is not supported" if scheme else "is not a database URL"
+    raise SettingsError(
+        "DATABASE_URL",
+        f"{redact_url(url)!r} {what} ({settings.source_of('DATABASE_URL')}); Mailroom runs on "
+        "SQLite (sqlite:///path/to/mailroom.db) or PostgreSQL "
+        "(postgresql://user:password@host:5432/dbname)",
+    )
+
+
+# Each check raises the first problem it finds; load_settings stops at the first, while
+# load_settings_report runs them all.
+_CHECKS: tuple[Callable[[Settings], None], ...] = (
+    _check_tls,
+    _check_port,
+    _check_sending,
+    _check_worker_settings,
+    _check_pacing,
+    _check_client_certificate,
+    _check_notification_settings,
+    _check_database_url,
+)
+
+
+def _attempt(problems: _Problems, action: Callable[[], _T]) -> _T | None:
+    """``action()``, or None with its :class:`SettingsError` handed to ``problems``."""
+    try:
+        return action()
+    except SettingsError as exc:
+        failure = exc
+    problems.add(failure)  # outside the except block: see _Problems
+    return None
+
+
+def _gather(
+    config_path: str | os.PathLike[str] | None,
+    env: Mapping[str, str],
+    overrides: Mapping[str, Any],
+    problems: _Problems,
+) -> _Layers:
+    """Every layer's raw values, lowest first (see the module docstring)."""
     layers = _Layers()
-
     path = config_path or env.get("MAILROOM_CONFIG")
     settings_file = Path(path) if path else Path(DEFAULT_SETTINGS_FILE)
     if path or settings_file.exists():
-        from_file = _read_settings_file(settings_file)
+        from_file = _attempt(problems, lambda: _read_settings_file(settings_file, problems)) or {}
         _warn_password_in_settings_file(from_file, settings_file, layers)
-        _apply_layer(layers, from_file, str(settings_file))
+        _apply_layer(layers, from_file, str(settings_file.absolute()), problems)
 
     located = _locate_secrets_file(env, layers, settings_file, overrides)
     if located is not None:
         secrets_file, named_by = located
         layers.put({"SECRETS_FILE": secrets_file}, named_by)
-        layers.put(_read_secrets_file(secrets_file), f"secrets file {secrets_file}")
+        secrets = _attempt(problems, lambda: _read_secrets_file(secrets_file)) or {}
+        layers.put(secrets, f"secrets file {secrets_file.absolute()}")
 
-    _apply_layer(layers, _read_environment(env), "environment")
+    layers.notices.extend(_misspelt_variables(env))
+    _apply_layer(layers, _read_environment(env), "environment", problems)
     if overrides:
-        _apply_layer(layers, _canonical_keys(overrides, "overrides"), "overrides")
+        canonical = _canonical_keys(overrides, "overrides", problems)
+        _apply_layer(layers, canonical, "overrides", problems)
+    return layers
 
+
+def _resolve(
+    config_path: str | os.PathLike[str] | None,
+    environ: Mapping[str, str] | None,
+    overrides: Mapping[str, Any],
+    problems: _Problems,
+) -> tuple[Settings, dict[str, Any]]:
+    """Read every layer; the settings and the raw values refused (see :class:`_Problems`)."""
+    layers = _gather(config_path, os.environ if environ is None else environ, overrides, problems)
     values = dict(layers.values)
     if "EMAIL_BACKEND" in values:
-        values["EMAIL_BACKEND"] = _normalise_backend(
-            values["EMAIL_BACKEND"], layers.sources["EMAIL_BACKEND"]
-        )
+        given, source = values.pop("EMAIL_BACKEND"), layers.sources["EMAIL_BACKEND"]
+        backend = _attempt(problems, lambda: _normalise_backend(given, source))
+        if backend is not None:
+            values["EMAIL_BACKEND"] = backend
     elif "EMAIL_HOST" in values:
         # A relay was named but no backend: the user means to send through it.
         values["EMAIL_BACKEND"] = Backend.SMTP
         layers.sources["EMAIL_BACKEND"] = f"implied by EMAIL_HOST ({layers.sources['EMAIL_HOST']})"
 
-    settings = _validate(values, layers)
-    _check_consistency(settings)
+    settings, rejected = _validate(values, layers, problems)
     settings._sources = dict(layers.sources)
-    settings._warnings = tuple(layers.warnings)
+    settings._warnings = (*layers.warnings, *layers.notices)
+    for check in _CHECKS:
+        _attempt(problems, lambda: check(settings))  # noqa: B023 - called at once
     for warning in layers.warnings:
         logger.warning(warning)
+    for notice in layers.notices:
+        if notice not in _warned_variables:
+            _warned_variables.add(notice)
+            logger.warning(notice)
+    return settings, rejected
+
+
+def load_settings(
+    config_path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Read every layer afresh and return validated settings; the first problem found is
+    raised as a :class:`SettingsError`.
+
+    ``overrides`` sit above the environment; they are for programs that build their settings
+    in code (and for tests).
+    """
+    settings, _ = _resolve(config_path, environ, overrides, _Problems(keep=False))
     return settings
+
+
+@dataclass(frozen=True)
+class SettingsReport:
+    """Every setting and where it came from, with every problem found, for the commands that
+    diagnose a broken configuration (``config show``, ``status``) and must not stop at it."""
+
+    settings: Settings
+    """The settings; a value that was refused is left at its default (see ``rejected``)."""
+    rejected: Mapping[str, Any]
+    """The raw values refused by type validation, by setting (secrets masked)."""
+    errors: tuple[SettingsError, ...]
+
+    def usable(self, name: str) -> bool:
+        """Whether ``settings.<name>`` is the value the operator meant: no error names it and
+        the settings file, which could have set it, was read."""
+        refused = {error.setting for error in self.errors}
+        return name not in refused and "MAILROOM_CONFIG" not in refused
+
+
+def load_settings_report(
+    config_path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> SettingsReport:
+    """Like :func:`load_settings`, but every problem is collected instead of raised."""
+    problems = _Problems(keep=True)
+    settings, rejected = _resolve(config_path, environ, overrides, problems)
+    return SettingsReport(settings, rejected, tuple(problems.errors))
 
 
 def _warn_password_in_settings_file(values: Mapping[str, Any], path: Path, layers: _Layers) -> None:
@@ -614,7 +907,7 @@ def _warn_password_in_settings_file(values: Mapping[str, Any], path: Path, layer
             url_password = False
     if values.get("EMAIL_HOST_PASSWORD") or url_password:
         layers.warnings.append(
-            f"the SMTP password is in the settings file {path}; move it to the secrets file "
-            "(email_password = ...) or the EMAIL_HOST_PASSWORD environment variable, so the "
-            "settings file can be shared and committed"
+            f"the SMTP password is in the settings file {path.absolute()}; move it to the "
+            "secrets file (email_password = ...) or the EMAIL_HOST_PASSWORD environment "
+            "variable, so the settings file can be shared and committed"
         )

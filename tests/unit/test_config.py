@@ -12,9 +12,19 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from mailroom.config import Backend, Settings, load_settings
+from mailroom import config as config_module
+from mailroom.config import (
+    SECRET_SETTINGS,
+    Backend,
+    Settings,
+    load_settings,
+    load_settings_report,
+    redact_url,
+)
 from mailroom.errors import MailroomError, SettingsError
 
 PASSWORD = "Tr0ub4dor-&-3-unique"
@@ -126,10 +136,11 @@ def test_config_path_beats_mailroom_config(write: WriteFile) -> None:
 
 
 def test_mailroom_toml_in_working_directory_is_discovered(write: WriteFile) -> None:
-    write("mailroom.toml", 'EMAIL_HOST = "found.example"\n')
+    path = write("mailroom.toml", 'EMAIL_HOST = "found.example"\n')
     settings = load_settings(environ={})
     assert settings.EMAIL_HOST == "found.example"
-    assert settings.source_of("EMAIL_HOST") == "mailroom.toml"
+    # The file actually read, by its absolute path.
+    assert settings.source_of("EMAIL_HOST") == str(path)
 
 
 def test_explicit_settings_file_replaces_discovered_one(write: WriteFile) -> None:
@@ -192,8 +203,9 @@ def test_invalid_toml_is_an_error(write: WriteFile) -> None:
     with pytest.raises(SettingsError) as info:
         load_settings(config_path=path, environ={})
     assert info.value.setting == "MAILROOM_CONFIG"
-    assert "not TOML" in str(info.value)
+    assert "not valid TOML" in str(info.value)
     assert str(path) in str(info.value)
+    assert "line 1, column 14" in str(info.value)
 
 
 def test_invalid_toml_on_the_password_line_does_not_show_the_password(write: WriteFile) -> None:
@@ -1082,3 +1094,287 @@ def test_short_or_missing_secret_key_errors_never_show_it() -> None:
     assert "Tr0ub4dor" not in str(info.value)
     with pytest.raises(SettingsError, match="SECRET_KEY: is needed to sign links"):
         load_settings(environ={}).secret_key("sign links")
+
+
+# --- URLs never show their password --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "postgresql://ada:Tr0ub4dor@db.example:5432/app",
+            "postgresql://ada:***@db.example:5432/app",
+        ),
+        # Unencoded / ? # @ in the password: the last "@" ends the user information.
+        ("postgresql://ada:Tr0/ub4dor@db.example/app", "postgresql://ada:***@db.example/app"),
+        ("postgresql://ada:Tr0?ub#4dor@db.example/app", "postgresql://ada:***@db.example/app"),
+        ("postgresql://ada:Tr0@ub4dor@db.example/app", "postgresql://ada:***@db.example/app"),
+        (
+            "postgresql://db.example/app?user=ada&password=Tr0ub4dor",
+            "postgresql://db.example/app?user=ada&password=***",
+        ),
+        ("ada:Tr0ub4dor@db.example/app", "ada:***@db.example/app"),
+        # Nothing secret: left alone.
+        ("postgresql://ada@db.example/app", "postgresql://ada@db.example/app"),
+        ("sqlite:///mailroom.db", "sqlite:///mailroom.db"),
+        ("sqlite:////srv/mail@room.db", "sqlite:////srv/mail@room.db"),
+        ("", ""),
+    ],
+)
+def test_redact_url(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_settings_repr_masks_the_database_password() -> None:
+    url = f"postgresql://mailroom:{quote(PASSWORD, safe='')}@db.example/mailroom"
+    settings = load_settings(environ={"DATABASE_URL": url})
+    assert url == settings.DATABASE_URL  # the value itself is intact, for connecting
+    assert "postgresql://mailroom:***@db.example/mailroom" in repr(settings)
+    assert_no_password(repr(settings), str(settings))
+
+
+def test_url_query_cannot_carry_the_password_into_an_error() -> None:
+    # "4?timeout=Tr0ub4dor-..." unencoded: the parser reads port 4 and a query whose timeout
+    # is the rest of the password; the complaint about that timeout used to quote it.
+    url = f"smtp://ada:4?timeout={PASSWORD}@mail.example.com:587"
+    with pytest.raises(SettingsError) as info:
+        load_settings(environ={"EMAIL_URL": url})
+    assert info.value.setting == "EMAIL_URL"
+    assert "must be percent-encoded" in str(info.value)
+    assert "EMAIL_HOST_PASSWORD" in str(info.value)
+    assert_settings_error_hides_password(info.value)
+
+
+def test_url_with_unencoded_hash_is_not_silently_misread() -> None:
+    # "ada:25#..." used to parse as host "ada", port 25, no password: a silent wrong relay.
+    with pytest.raises(SettingsError, match="EMAIL_URL: the user name or password"):
+        load_settings(environ={"EMAIL_URL": "smtp://ada:25#Tr0ub4dor@mail.example.com:587"})
+
+
+def test_url_with_unencoded_at_in_password_is_read() -> None:
+    settings = load_settings(environ={"EMAIL_URL": "smtp://ada:p@ss@mail.example.com:587"})
+    assert settings.EMAIL_HOST == "mail.example.com"
+    assert settings.EMAIL_HOST_PASSWORD.get_secret_value() == "p@ss"
+
+
+def test_a_password_given_as_email_url_is_not_echoed() -> None:
+    with pytest.raises(SettingsError, match="is not a URL") as info:
+        load_settings(environ={"EMAIL_URL": PASSWORD})
+    assert_settings_error_hides_password(info.value)
+
+
+# Letters rare in English words, so that no 4-character piece of a password can occur in an
+# error message by chance; the specials are those that break a URL when left unencoded.
+_PASSWORD_ALPHABET = "qxzjQXZJ0789" + "/?#@:[]%&=+;!$"
+
+
+def _pieces(password: str) -> set[str]:
+    return {password[i : i + 4] for i in range(len(password) - 3)}
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    password=st.text(alphabet=_PASSWORD_ALPHABET, min_size=4, max_size=24),
+    scheme=st.sampled_from(["smtp", "smtps", "submission"]),
+    options=st.sampled_from(["", "?tls=true", "?timeout=5"]),
+)
+def test_no_error_or_repr_shows_a_piece_of_an_unencoded_password(
+    password: str, scheme: str, options: str
+) -> None:
+    url = f"{scheme}://ada:{password}@mail.example.com:587{options}"
+    report = load_settings_report(environ={"EMAIL_URL": url})
+    settings = report.settings
+    shown = [str(getattr(settings, n)) for n in Settings.model_fields if n not in SECRET_SETTINGS]
+    texts = [repr(report), repr(settings), str(settings), *shown, *settings.warnings]
+    for error in report.errors:
+        texts += [str(error), repr(error), str(error.__context__)]
+    try:
+        load_settings(environ={"EMAIL_URL": url})
+    except SettingsError as exc:
+        texts += [str(exc), repr(exc), str(exc.__context__), str(exc.__cause__)]
+    for piece in _pieces(password):
+        for text in texts:
+            assert piece not in text, (piece, text)
+
+
+# --- DATABASE_URL --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"mysql://ada:{PASSWORD}@db.example/app",
+        f"mariadb+pymysql://ada:{PASSWORD}@db.example/app",
+        f"oracle://ada:{PASSWORD}@db.example/app",
+        f"postgresql+psycopg2://ada:{PASSWORD}@db.example/app",
+        "mailroom.db",
+    ],
+)
+def test_unsupported_database_is_refused_at_configuration_time(url: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(environ={"DATABASE_URL": url})
+    assert info.value.setting == "DATABASE_URL"
+    message = str(info.value)
+    assert "sqlite:///" in message
+    assert "postgresql://" in message
+    assert "environment" in message
+    assert_settings_error_hides_password(info.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///mailroom.db",
+        "sqlite:////srv/mailroom.db",
+        "sqlite+pysqlite:///x.db",
+        "postgresql://ada@db.example/app",
+        "postgres://db.example/app",
+        "postgresql+psycopg://db.example/app",
+        "PostgreSQL://db.example/app",
+    ],
+)
+def test_supported_databases_are_accepted(url: str) -> None:
+    assert url == load_settings(environ={"DATABASE_URL": url}).DATABASE_URL
+
+
+# --- every problem at once, for `config show` and `status` ---------------------------------
+
+
+def test_report_collects_every_problem_and_keeps_the_values(write: WriteFile) -> None:
+    path = write(
+        "c.toml",
+        'EMAIL_USE_TLS = true\nEMAIL_USE_SSL = true\nEMAIL_PORT = "smtp"\n'
+        'EMAIL_HOTS = "x"\nDATABASE_URL = "sqlite:///queue.db"\n',
+    )
+    env = {"EMAIL_BACKEND": "carrier-pigeon", "WORKER_CONCURRENCY": "0"}
+    report = load_settings_report(path, environ=env)
+    assert [e.setting for e in report.errors] == [
+        "EMAIL_HOTS",
+        "EMAIL_BACKEND",
+        "EMAIL_PORT",
+        "EMAIL_USE_TLS",
+        "WORKER_CONCURRENCY",
+    ]
+    settings = report.settings
+    assert settings.EMAIL_USE_TLS is True
+    assert settings.EMAIL_USE_SSL is True
+    assert settings.source_of("EMAIL_USE_SSL") == str(path)
+    assert settings.DATABASE_URL == "sqlite:///queue.db"
+    assert report.rejected == {"EMAIL_PORT": "smtp"}
+    assert settings.EMAIL_PORT is None  # refused, so left at its default
+    assert report.usable("DATABASE_URL")
+    assert not report.usable("EMAIL_USE_TLS")
+    # load_settings itself is as strict as ever: the first problem is raised.
+    with pytest.raises(SettingsError) as info:
+        load_settings(path, environ=env)
+    assert info.value.setting == "EMAIL_HOTS"
+
+
+def test_report_of_good_settings_has_no_errors() -> None:
+    report = load_settings_report(environ={"EMAIL_HOST": "relay.example"})
+    assert report.errors == ()
+    assert report.settings.EMAIL_HOST == "relay.example"
+
+
+def test_report_of_an_unreadable_settings_file_trusts_no_value_it_could_set(
+    write: WriteFile,
+) -> None:
+    path = write("c.toml", "DATABASE_URL = \n")
+    report = load_settings_report(path, environ={})
+    assert [e.setting for e in report.errors] == ["MAILROOM_CONFIG"]
+    assert not report.usable("DATABASE_URL")
+
+
+def test_report_never_shows_a_refused_secret() -> None:
+    report = load_settings_report(
+        environ={"EMAIL_HOST_PASSWORD": PASSWORD, "SECRET_KEY": "short-Tr0ub4dor"}
+    )
+    assert [e.setting for e in report.errors] == ["SECRET_KEY"]
+    assert_no_password(repr(report), *(str(e) for e in report.errors))
+
+
+# --- misspelt environment variables --------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forget which variables were warned about, so each test sees its warning."""
+    monkeypatch.setattr(config_module, "_warned_variables", set())
+
+
+@pytest.mark.usefixtures("fresh_warnings")
+@pytest.mark.parametrize(
+    ("variable", "meant"),
+    [
+        ("EMAIL_HOST_PASWORD", "EMAIL_HOST_PASSWORD"),
+        ("EMAIL_USE_TSL", "EMAIL_USE_TLS"),
+        ("MAILROOM_CONFG", "MAILROOM_CONFIG"),
+        ("email_host", "EMAIL_HOST"),
+    ],
+)
+def test_misspelt_variable_is_named_with_the_near_setting(
+    variable: str, meant: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="mailroom.config"):
+        settings = load_settings(environ={variable: PASSWORD})
+        load_settings(environ={variable: PASSWORD})
+    [record] = [r for r in caplog.records if variable in r.getMessage()]  # once per process
+    assert f"did you mean {meant}?" in record.getMessage()
+    assert_no_password(caplog.text)
+    assert any(variable in warning for warning in settings.warnings)
+    assert_no_password(*settings.warnings)
+
+
+@pytest.mark.usefixtures("fresh_warnings")
+def test_other_programs_variables_are_left_alone(caplog: pytest.LogCaptureFixture) -> None:
+    env = {"EMAIL_PROVIDER_REGION": "eu", "MAILROOM_TEST_POSTGRES_URL": "x", "EMAIL_HOST": "h"}
+    with caplog.at_level(logging.WARNING, logger="mailroom.config"):
+        settings = load_settings(environ=env)
+    assert caplog.records == []
+    assert settings.warnings == ()
+
+
+# --- the settings file actually read -------------------------------------------------------
+
+
+def test_relative_settings_path_is_named_absolute_in_errors_and_sources(
+    write: WriteFile, tmp_path: Path
+) -> None:
+    write("mailroom.toml", 'EMAIL_HOTS = "x"\n')
+    with pytest.raises(SettingsError) as info:
+        load_settings("mailroom.toml", environ={})
+    assert str(tmp_path / "mailroom.toml") in str(info.value)
+    with pytest.raises(SettingsError, match="does not exist") as missing:
+        load_settings("nowhere.toml", environ={})
+    assert str(tmp_path / "nowhere.toml") in str(missing.value)
+
+
+def test_settings_file_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(
+        'EMAIL_HOST = "h"\nDEFAULT_FROM_EMAIL = "Zoë <z@x.example>"\n'.encode("latin-1")
+    )
+    with pytest.raises(SettingsError) as info:
+        load_settings(path, environ={})
+    assert info.value.setting == "MAILROOM_CONFIG"
+    assert f"settings file {path} is not UTF-8 text (line 2)" in str(info.value)
+    assert info.value.__context__ is None or not isinstance(info.value.__context__, UnicodeError)
+
+
+def test_secrets_file_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "secrets.conf"
+    path.write_bytes("email_password = Tr0ub4dor-\xe9\n".encode("latin-1"))
+    with pytest.raises(SettingsError) as info:
+        load_settings(environ={"MAILROOM_SECRETS": str(path)})
+    assert info.value.setting == "SECRETS_FILE"
+    assert f"{path} is not UTF-8 text (line 1)" in str(info.value)
+    assert_settings_error_hides_password(info.value)
+
+
+def test_settings_file_that_is_a_folder(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="is a folder, not a file") as info:
+        load_settings(tmp_path, environ={})
+    assert str(tmp_path) in str(info.value)
