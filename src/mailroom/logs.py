@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+from io import TextIOWrapper
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from mailroom.config import Settings
 
@@ -24,8 +26,27 @@ class JsonLinesFormatter(logging.Formatter):
         return json.dumps(attempt, ensure_ascii=False, separators=(",", ":"))
 
 
+def _owner_only(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
+
+
 class _LogFileHandler(logging.FileHandler):
-    """A file handler this module attached, so attaching again can replace it."""
+    """A file handler this module attached, so attaching again can replace it.
+
+    It creates its file readable by its owner only (0600): the send log names every recipient
+    and the errors log can quote a message, password-reset links included. An existing file
+    keeps the mode it has.
+    """
+
+    def _open(self) -> TextIOWrapper:
+        stream = open(  # noqa: SIM115 - the handler owns and closes the stream
+            self.baseFilename,
+            self.mode,
+            encoding=self.encoding,
+            errors=self.errors,
+            opener=_owner_only,
+        )
+        return cast(TextIOWrapper, stream)  # text mode: "a" or "w", never binary
 
 
 def _replace(logger: logging.Logger, handler: logging.Handler) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 import click
 
 from mailroom.cli.base import cli_settings, config_option, main
-from mailroom.config import Settings
+from mailroom.cli.settings_show import settings_report
+from mailroom.config import Settings, SettingsReport
 from mailroom.delivery.processes import run_worker, run_worker_processes
 from mailroom.errors import MailroomError
 from mailroom.logs import attach_log_files
@@ -148,8 +149,12 @@ def _worker_child(settings: Settings, concurrency: int | None, once: bool) -> No
 @config_option
 @click.pass_context
 def status_command(ctx: click.Context, as_json: bool, config_path: str | None) -> None:
-    """Counts per status, send rates, recent failures and paused streams."""
-    settings = cli_settings(ctx, config_path)
+    """Counts per status, send rates, recent failures and paused streams; then any settings
+    error (the exit status is 1 if there is one), so a broken setting hides nothing else."""
+    report = settings_report(ctx, config_path)
+    if not report.usable("DATABASE_URL"):
+        _settings_errors(report, as_json=as_json)
+    settings = report.settings
     engine = create_outbox_engine(settings.DATABASE_URL)
     try:
         database.check_schema(engine)
@@ -157,8 +162,9 @@ def status_command(ctx: click.Context, as_json: bool, config_path: str | None) -
         raise click.ClickException(str(exc)) from None
     state = outbox_status(engine)
     if as_json:
+        state["settings_errors"] = [str(error) for error in report.errors]
         click.echo(json.dumps(state, indent=2))
-        return
+        ctx.exit(1 if report.errors else 0)
     counts = "  ".join(f"{name} {count}" for name, count in state["counts"].items())
     click.echo(f"messages: {counts}")
     click.echo(
@@ -181,3 +187,15 @@ def status_command(ctx: click.Context, as_json: bool, config_path: str | None) -
             f"  {when} #{failure['message_pk']} {failure['recipient']} {failure['outcome']}: "
             f"{reply}"
         )
+    if report.errors:
+        _settings_errors(report, as_json=False)
+
+
+def _settings_errors(report: SettingsReport, *, as_json: bool) -> NoReturn:
+    """Print the settings errors and exit with status 1."""
+    if as_json:
+        click.echo(json.dumps({"settings_errors": [str(error) for error in report.errors]}))
+    else:
+        for error in report.errors:
+            click.echo(f"settings error: {error}", err=True)
+    sys.exit(1)

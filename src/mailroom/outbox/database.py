@@ -11,6 +11,7 @@ PostgreSQL is used through psycopg 3: ``postgresql://`` URLs get the driver adde
 
 from __future__ import annotations
 
+import os
 from importlib.resources import files
 from typing import Any
 
@@ -51,6 +52,7 @@ def create_outbox_engine(url: str, *, durable: bool = True) -> Engine:
         # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        _keep_new_file_private(cursor)
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -62,6 +64,18 @@ def create_outbox_engine(url: str, *, durable: bool = True) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _keep_new_file_private(cursor: Any) -> None:
+    """Make a database file SQLite has just created (still empty) readable by its owner only,
+    before anything is written to it: it will hold password-reset links. SQLite gives the
+    -wal and -shm files it makes later the database file's permissions."""
+    path = cursor.execute("PRAGMA database_list").fetchone()[2]  # (seq, name, file)
+    try:
+        if path and os.path.getsize(path) == 0:
+            os.chmod(path, 0o600)
+    except OSError:
+        pass  # not ours to change (another owner); SQLite reports real access problems
 
 
 def alembic_config(engine: Engine | None = None) -> Config:
