@@ -13,7 +13,10 @@ Within one layer, an explicit setting beats a value taken from that layer's ``EM
 
 Setting names are Django's where Django has one. Every value remembers which layer it came
 from, for ``mailroom config show``. The password is a :class:`pydantic.SecretStr`, so no
-``repr``, log line or error message shows it.
+``repr``, log line or error message shows it; a URL is shown only through :func:`redact_url`.
+
+:func:`load_settings` raises the first problem it finds; :func:`load_settings_report` collects
+them all, for the commands an operator runs to find a broken setting.
 """
 
 from __future__ import annotations
