@@ -126,6 +126,12 @@ def test_status_shows_the_queue_and_the_settings_error(tmp_path: Path) -> None:
     assert_no_traceback(result)
     assert "queued 1" in result.stdout
     assert "EMAIL_USE_TLS and EMAIL_USE_SSL are both on" in result.stderr
+    as_json = mailroom("status", "--json", cwd=tmp_path, env=broken)
+    assert as_json.returncode == 1
+    state = json.loads(as_json.stdout)
+    assert state["counts"]["queued"] == 1
+    [error] = state["settings_errors"]
+    assert error.startswith("EMAIL_USE_TLS:")
     healthy = mailroom("status", cwd=tmp_path, env=env)
     assert healthy.returncode == 0, healthy.stderr
 

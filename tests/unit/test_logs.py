@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,3 +52,22 @@ def test_errors_log_keeps_tracebacks(log_files: tuple[Path, Path]) -> None:
     assert "RuntimeError: the relay's reply could not be parsed" in text
     assert "a warning is not an error" not in text
     assert text.count("unexpected error sending message 12") == 1
+
+
+def test_log_files_are_created_for_their_owner_only(tmp_path: Path) -> None:
+    # They name recipients and can quote messages (password-reset links among them).
+    send, errors = tmp_path / "send.log", tmp_path / "errors.log"
+    settings = load_settings(environ={"SEND_LOG_FILE": str(send), "ERROR_LOG_FILE": str(errors)})
+    old = os.umask(0o022)
+    try:
+        handlers = attach_log_files(settings)
+    finally:
+        os.umask(old)
+    try:
+        assert stat.S_IMODE(send.stat().st_mode) == 0o600
+        assert stat.S_IMODE(errors.stat().st_mode) == 0o600
+    finally:
+        for handler in handlers:
+            for name in ("mailroom", "mailroom.sendlog"):
+                logging.getLogger(name).removeHandler(handler)
+            handler.close()
