@@ -758,13 +758,18 @@ def _check_database_url(settings: Settings) -> None:
     """Refuse a database Mailroom cannot use now, not at the first query."""
     url = settings.DATABASE_URL.strip()
     match = _URL_SCHEME.match(url)
-    scheme = match.group()[:-3].lower() if match else ""
+    scheme = match.group()[:-3] if match else ""
     if scheme in _DATABASE_SCHEMES:
         return
-    what = f"{scheme}:// is not supported" if scheme else "is not a database URL"
+    if scheme.lower() in _DATABASE_SCHEMES:  # SQLAlchemy finds its dialects by exact name
+        what = f"{scheme}:// must be written in lower case"
+    elif scheme:
+        what = f"{scheme}:// is not supported"
+    else:
+        what = "is not a database URL"
     raise SettingsError(
         "DATABASE_URL",
-        f"{redact_url(url)!r} {what} ({settings.source_of('DATABASE_URL')}); Mailroom runs on "
+        f"{what} ({redact_url(url)!r} from {settings.source_of('DATABASE_URL')}); Mailroom runs on "
         "SQLite (sqlite:///path/to/mailroom.db) or PostgreSQL "
         "(postgresql://user:password@host:5432/dbname)",
     )

@@ -1210,6 +1210,7 @@ def test_no_error_or_repr_shows_a_piece_of_an_unencoded_password(
         f"mariadb+pymysql://ada:{PASSWORD}@db.example/app",
         f"oracle://ada:{PASSWORD}@db.example/app",
         f"postgresql+psycopg2://ada:{PASSWORD}@db.example/app",
+        f"PostgreSQL://ada:{PASSWORD}@db.example/app",
         "mailroom.db",
     ],
 )
@@ -1233,7 +1234,6 @@ def test_unsupported_database_is_refused_at_configuration_time(url: str) -> None
         "postgresql://ada@db.example/app",
         "postgres://db.example/app",
         "postgresql+psycopg://db.example/app",
-        "PostgreSQL://db.example/app",
     ],
 )
 def test_supported_databases_are_accepted(url: str) -> None:
