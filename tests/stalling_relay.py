@@ -1,7 +1,7 @@
 """A relay that goes quiet at a chosen point of the SMTP dialogue, for timeout tests.
 
-A few lines of SMTP over ``asyncio.start_server`` on 127.0.0.1, port 0, in the test's own
-event loop. It answers like a plain relay (greeting, EHLO, MAIL, RCPT, DATA, the content,
+A few lines of SMTP over ``asyncio.start_server`` on 127.0.0.1 (or ``host``), port 0, in the
+test's own event loop. It answers like a plain relay (greeting, EHLO, MAIL, RCPT, DATA, the content,
 RSET, QUIT) until it reaches the point named by ``stall_at``; from there on it neither
 answers nor reads the socket (asyncio's stream reader stops reading once its buffer holds
 128 KiB), and keeps the connection open until the test ends:
@@ -40,8 +40,10 @@ class StallingRelay:
         *,
         pipelining: bool = True,
         implicit_tls: ssl.SSLContext | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
         self.stall_at = stall_at
+        self.host = host
         self.pipelining = pipelining
         self.implicit_tls = implicit_tls
         self.port = 0
@@ -54,9 +56,7 @@ class StallingRelay:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> StallingRelay:
-        self._server = await asyncio.start_server(
-            self._serve, "127.0.0.1", 0, ssl=self.implicit_tls
-        )
+        self._server = await asyncio.start_server(self._serve, self.host, 0, ssl=self.implicit_tls)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
