@@ -110,7 +110,7 @@ class Worker:
         self._outcome_ready = asyncio.Event()
         self._stopping = asyncio.Event()
         self._abort_now = asyncio.Event()  # the grace is over (or a second stop came)
-        self._stopped_at = 0.0  # loop time of the first stop()
+        self._stopped_at: float | None = None  # loop time of the first stop()
         self._in_flight: set[int] = set()
         """Messages taken by a sender whose outcome is not yet added."""
         self._finished = False
@@ -128,7 +128,8 @@ class Worker:
             return
         grace = self.settings.WORKER_SHUTDOWN_GRACE
         logger.info("worker %s stopping (in-flight sends get %g s)", self.name, grace)
-        self._stopped_at = asyncio.get_running_loop().time()
+        with contextlib.suppress(RuntimeError):  # no loop yet: the grace starts with the run
+            self._stopped_at = asyncio.get_running_loop().time()
         self._stopping.set()
 
     # -- the run -------------------------------------------------------------------------
@@ -167,7 +168,8 @@ class Worker:
         # bounded by EMAIL_TIMEOUT in every state of the dialogue.
         busy = await _wait_while(set(senders), until=self._stopping)
         if busy:
-            grace_ends = self._stopped_at + self.settings.WORKER_SHUTDOWN_GRACE
+            stopped_at = self._stopped_at or asyncio.get_running_loop().time()
+            grace_ends = stopped_at + self.settings.WORKER_SHUTDOWN_GRACE
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout_at(grace_ends):
                     await _wait_while(busy, until=self._abort_now)
