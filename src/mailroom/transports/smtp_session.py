@@ -215,8 +215,8 @@ class Session(asyncio.Protocol):
         if self._groups and self._loop.time() > self._deadline:
             waited = self._groups[0].timeout
             error: TimeoutError
-            if self._writing_paused or self._unsent:
-                # Nothing left our buffer for the whole wait: the relay stopped reading.
+            if self._writing_paused or self._unsent or self._transport.get_write_buffer_size():
+                # Bytes of ours still here after the whole wait: the relay stopped reading.
                 error = WriteStalledError(f"the relay read nothing of ours for {waited:g} s")
             else:
                 error = TimeoutError(f"no reply within {waited:g} s")
