@@ -186,6 +186,7 @@ class Settings(BaseModel):
     WORKER_POLL_INTERVAL: float = 0.05
     WORKER_PROCESSES: int = 1
     WORKER_EVENT_LOOP: str = "auto"
+    WORKER_SHUTDOWN_GRACE: float = 10.0
     SEND_LOG_FILE: Path | None = None
     ERROR_LOG_FILE: Path | None = None
 
@@ -647,6 +648,8 @@ def _check_worker_settings(settings: Settings) -> None:
     ):
         if getattr(settings, name) <= 0:
             raise SettingsError(name, "must be a positive number of seconds")
+    if settings.WORKER_SHUTDOWN_GRACE < 0:
+        raise SettingsError("WORKER_SHUTDOWN_GRACE", "must be 0 or more seconds")
 
 
 def _check_tls(settings: Settings) -> None:

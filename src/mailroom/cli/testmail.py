@@ -19,7 +19,8 @@ from mailroom.errors import (
     TLSError,
 )
 from mailroom.message import Message, build_envelope
-from mailroom.transports import transport_from_settings
+from mailroom.transports import SMTPTransport, Transport, transport_from_settings
+from mailroom.transports.ehlo import EhloSource
 
 # Failures that will hit every message the same way: after one, the second test is pointless.
 _CONNECTION_LEVEL = (RelayUnreachableError, TLSError, AuthenticationError)
@@ -40,12 +41,35 @@ def _test_message(to: tuple[str, ...], sender: str, which: str, number: int) -> 
     )
 
 
+def _ehlo_line(transport: Transport) -> str | None:
+    """Which name we greeted the relay with, and why: relays may refuse an unqualified one."""
+    if not isinstance(transport, SMTPTransport) or transport.ehlo_name is None:
+        return None
+    name, source, fqdn = transport.ehlo_name
+    if source is EhloSource.SETTING:
+        why = "EMAIL_LOCAL_HOSTNAME"
+    elif source is EhloSource.FQDN:
+        why = "this machine's name; set EMAIL_LOCAL_HOSTNAME to give another"
+    elif fqdn:
+        why = (
+            f"our address on the connection: this machine's name {fqdn!r} is not fully "
+            "qualified; set EMAIL_LOCAL_HOSTNAME to give a name the relay accepts"
+        )
+    else:
+        why = (
+            "our address on the connection: this machine's name could not be looked up in "
+            "time; set EMAIL_LOCAL_HOSTNAME to give one"
+        )
+    return f"EHLO name: {name} ({why})"
+
+
 async def _send_test_emails(settings: Settings, to: tuple[str, ...]) -> bool:
     # Everything goes to stdout, failures included: the report is this command's output, and
     # one stream keeps it in order when piped; the exit status says whether it worked.
     transport = transport_from_settings(settings)
     click.echo(f"Transport: {transport.describe()}")
     ok = True
+    ehlo_shown = False
     senders = (
         ("DEFAULT_FROM_EMAIL", settings.DEFAULT_FROM_EMAIL),
         ("NOREPLY_EMAIL_ADDRESS", settings.noreply_address),
@@ -59,7 +83,13 @@ async def _send_test_emails(settings: Settings, to: tuple[str, ...]) -> bool:
                     default_from=settings.DEFAULT_FROM_EMAIL,
                     max_size=settings.EMAIL_MAX_MESSAGE_SIZE,
                 )
-                result = await transport.send(envelope)
+                try:
+                    result = await transport.send(envelope)
+                finally:
+                    ehlo = None if ehlo_shown else _ehlo_line(transport)
+                    if ehlo is not None:
+                        click.echo(f"      {ehlo}")
+                        ehlo_shown = True
             except DeliveryError as exc:
                 ok = False
                 click.echo(f"      FAILED: {exc}")

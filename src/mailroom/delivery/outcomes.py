@@ -258,6 +258,43 @@ class OutcomeBuilder:
             rows,
         )
 
+    def interrupted(self, message: ClaimedMessage, duration: float) -> Outcome:
+        """Aborted by a shutdown, its grace period over: back to the queue, due now, no
+        attempt used. Not a deferral: the relay did nothing wrong, and a worker restarted
+        by every deploy must not use up the message's attempts or push it back by a backoff.
+        (Only an abort in the moment between the final dot and the relay's reply can repeat
+        a message the relay took; the lease expiring, as it did before, had the same risk.)"""
+        self.stats.released += 1
+        logger.warning(
+            "message %s (%s): the worker stopped during its send; it goes back to the queue",
+            message.id,
+            message.message_id,
+            extra={"message_pk": message.id, "message_id": message.message_id},
+        )
+        reason = "interrupted: the worker stopped during the send (WORKER_SHUTDOWN_GRACE)"
+        rows = [
+            self._row(
+                None,
+                message,
+                recipient,
+                AttemptOutcome.INTERRUPTED,
+                duration,
+                server_text=reason,
+            )
+            for recipient in message.recipients
+        ]
+        return Outcome(
+            message,
+            Completion(
+                id=message.id,
+                status=Status.QUEUED,
+                due_at=time.time(),
+                attempts_used=0,
+                error=reason,
+            ),
+            rows,
+        )
+
     def released(self, message: ClaimedMessage) -> Outcome:
         """Back to the queue, no attempt used (shutting down, or its stream is paused)."""
         self.stats.released += 1

@@ -14,6 +14,10 @@ because claims and outcome writes on two connections would contend for SQLite's 
 lock, and SQLite's busy handler waits in milliseconds-long sleeps. A message is marked
 ``sent`` only after the relay's 250; if the worker dies in between, the lease expires and the
 message is sent again (at-least-once). It keeps its Message-ID, so a duplicate can be told.
+
+Stopping (SIGTERM, :meth:`Worker.stop`) stops the claiming at once; the sends in flight get
+``WORKER_SHUTDOWN_GRACE`` seconds to finish, and those still running then are cancelled,
+their connections dropped and their messages given back to the queue.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ T = TypeVar("T")
 
 _RECORD_EVERY = 0.05  # seconds: how long outcomes may wait to be written in one batch
 _RECORD_RETRY = 1.0  # seconds before writing outcomes again after the database failed
+_CLOSE_AFTER_ABORT = 1.0  # seconds a cancelled sender may spend closing its connection
 
 
 def retry_policy_from_settings(settings: Settings) -> RetryPolicy:
@@ -104,15 +109,27 @@ class Worker:
         self._outcomes: list[Outcome] = []
         self._outcome_ready = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._abort_now = asyncio.Event()  # the grace is over (or a second stop came)
+        self._stopped_at: float | None = None  # loop time of the first stop()
+        self._in_flight: set[int] = set()
+        """Messages taken by a sender whose outcome is not yet added."""
         self._finished = False
         self._pending = 0  # claimed and not yet recorded
         self._paused_here: dict[str, float] = {}  # stream -> until, as this worker knows it
         self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailroom-db")
 
     def stop(self) -> None:
-        """Stop claiming; finish what is being sent, give the rest back, and return."""
-        if not self._stopping.is_set():
-            logger.info("worker %s stopping", self.name)
+        """Stop claiming; finish what is being sent (for at most ``WORKER_SHUTDOWN_GRACE``
+        seconds), give the rest back, and return. A second call ends the grace at once."""
+        if self._stopping.is_set():
+            if not self._abort_now.is_set():
+                logger.warning("worker %s: stopping now, aborting the sends in flight", self.name)
+            self._abort_now.set()
+            return
+        grace = self.settings.WORKER_SHUTDOWN_GRACE
+        logger.info("worker %s stopping (in-flight sends get %g s)", self.name, grace)
+        with contextlib.suppress(RuntimeError):  # no loop yet: the grace starts with the run
+            self._stopped_at = asyncio.get_running_loop().time()
         self._stopping.set()
 
     # -- the run -------------------------------------------------------------------------
@@ -132,9 +149,7 @@ class Worker:
             self._release_queued()
             for _ in senders:
                 self._queue.put_nowait(None)
-            for result in await asyncio.gather(*senders, return_exceptions=True):
-                if isinstance(result, BaseException):
-                    logger.error("a sender ended with an error", exc_info=result)
+            await self._end_senders(senders)
             self._finished = True
             self._outcome_ready.set()
             await recorder
@@ -145,6 +160,39 @@ class Worker:
 
     def _now(self) -> float:
         return time.time()
+
+    async def _end_senders(self, senders: list[asyncio.Task[None]]) -> None:
+        """Wait for the senders to finish their messages; once a stop has come, for at most
+        the grace period, and then cancel those still sending."""
+        # Without a stop (--once draining the outbox) every send runs to its end: each is
+        # bounded by EMAIL_TIMEOUT in every state of the dialogue.
+        busy = await _wait_while(set(senders), until=self._stopping)
+        if busy:
+            stopped_at = self._stopped_at or asyncio.get_running_loop().time()
+            grace_ends = stopped_at + self.settings.WORKER_SHUTDOWN_GRACE
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(grace_ends):
+                    await _wait_while(busy, until=self._abort_now)
+            busy = {task for task in busy if not task.done()}
+            self._abort_now.set()  # senders close their connections without a QUIT now
+        if busy:
+            logger.warning(
+                "worker %s: %d send(s) still running after WORKER_SHUTDOWN_GRACE (%g s); "
+                "aborting them and giving their messages back to the queue",
+                self.name,
+                len(busy),
+                self.settings.WORKER_SHUTDOWN_GRACE,
+            )
+            for task in busy:
+                task.cancel()
+        for task in senders:
+            try:
+                await task
+            except asyncio.CancelledError:
+                if task not in busy:  # not ours: the whole run is being cancelled
+                    raise
+            except Exception:
+                logger.exception("a sender ended with an error")
 
     async def _in_db_thread(self, function: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._db_thread, function, *args)
@@ -220,15 +268,38 @@ class Worker:
         transport = self._transport_factory()
         try:
             while (message := await self._queue.get()) is not None:
+                self._in_flight.add(message.id)
+                started = time.perf_counter()
                 try:
                     await self._handle(transport, message)
+                except asyncio.CancelledError:
+                    # Aborted at the end of the grace period: unless its outcome is in, the
+                    # message goes back to the queue rather than waiting for its lease.
+                    if message.id in self._in_flight:
+                        duration = time.perf_counter() - started
+                        self._add_outcome(self.outcomes.interrupted(message, duration))
+                    raise
                 except Exception:
                     # Never lose a message to a bug or a database hiccup here: it was not
                     # sent (delivery errors are handled inside), so it goes back to the queue.
                     logger.exception("sender failed on message %s; re-queueing it", message.id)
                     self._add_outcome(self._released(message))
+                finally:
+                    self._in_flight.discard(message.id)
         finally:
+            await self._close_transport(transport)
+
+    async def _close_transport(self, transport: Transport) -> None:
+        if not self._abort_now.is_set():
             await transport.close()
+            return
+        # Shutting down past the grace: a QUIT may not wait on a relay that stopped answering
+        # (a cancelled send has dropped its connection already; this is for idle ones).
+        try:
+            async with asyncio.timeout(_CLOSE_AFTER_ABORT):
+                await transport.close()
+        except TimeoutError:
+            logger.debug("closing %s took too long; leaving it", transport.describe())
 
     async def _handle(self, transport: Transport, message: ClaimedMessage) -> None:
         pause = self._paused_here.get(message.stream)
@@ -251,6 +322,7 @@ class Worker:
             logger.exception("could not record the end of a throttled send")
 
     def _add_outcome(self, outcome: Outcome) -> None:
+        self._in_flight.discard(outcome.message.id)
         self._outcomes.append(outcome)
         if len(self._outcomes) >= self.batch_size:
             self._outcome_ready.set()
@@ -356,3 +428,20 @@ class Worker:
                 ),
                 extra={"attempt": row},
             )
+
+
+async def _wait_while(
+    tasks: set[asyncio.Task[None]], *, until: asyncio.Event
+) -> set[asyncio.Task[None]]:
+    """Wait for ``tasks`` to end, or for ``until`` to be set; return those still running.
+    (If the wait is cancelled, as by a timeout around it, the tasks keep running.)"""
+    busy = {task for task in tasks if not task.done()}
+    signal = asyncio.ensure_future(until.wait())
+    try:
+        while busy and not until.is_set():
+            waiting: set[asyncio.Future[Any]] = {*busy, signal}
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            busy = {task for task in busy if not task.done()}
+    finally:
+        signal.cancel()
+    return busy

@@ -89,6 +89,9 @@ class AttemptOutcome(StrEnum):
     """This recipient was refused while others were accepted."""
     SUPPRESSED = "suppressed"
     """Not attempted: this recipient is on the suppression list."""
+    INTERRUPTED = "interrupted"
+    """The worker was stopped during the send and aborted it after WORKER_SHUTDOWN_GRACE;
+    the message went back to the queue without using an attempt."""
 
 
 class SuppressionReason(StrEnum):

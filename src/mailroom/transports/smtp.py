@@ -33,12 +33,20 @@ from mailroom.errors import (
 )
 from mailroom.message import Envelope
 from mailroom.transports.base import SendResult, Transport
+from mailroom.transports.ehlo import (
+    EhloName,
+    EhloSource,
+    address_literal,
+    is_qualified,
+    machine_fqdn,
+)
 from mailroom.transports.smtp_session import (
     CLOSING,
     MalformedReplyError,
     Reply,
     Session,
     SessionClosedError,
+    WriteStalledError,
     dot_stuffed,
 )
 
@@ -100,6 +108,10 @@ class SMTPTransport(Transport):
         self._keyfile = keyfile
         self._cafile = cafile
         self._local_hostname = local_hostname
+        self._fqdn: str | None = None
+        self._fqdn_looked_up = False
+        self.ehlo_name: EhloName | None = None
+        """The name given in EHLO on the latest connection, and where it came from."""
         self._session: Session | None = None
         self._lock = asyncio.Lock()
         self.connections_opened = 0
@@ -146,6 +158,11 @@ class SMTPTransport(Transport):
         if self._session is not None and self._session.is_open:
             return self._session
         self._session = None
+        if not self._local_hostname and not self._fqdn_looked_up:
+            # Once per transport, and bounded: aiosmtplib would ask on every connection,
+            # before connecting, with no time limit.
+            self._fqdn = await machine_fqdn(self.timeout)
+            self._fqdn_looked_up = True
         smtp = aiosmtplib.SMTP(
             hostname=self.host,
             port=self.port,
@@ -153,13 +170,17 @@ class SMTPTransport(Transport):
             use_tls=self.use_ssl,
             start_tls=False,  # we decide on STARTTLS ourselves, below
             tls_context=self._make_tls_context() if self.use_ssl else None,
-            local_hostname=self._local_hostname,
+            # Never None, or aiosmtplib looks the FQDN up itself; the real name is chosen
+            # once connected (an address literal needs the connection).
+            local_hostname=self._local_hostname or self._fqdn or "localhost",
         )
         stage = SMTPStage.CONNECT
         try:
             await smtp.connect()
+            self.ehlo_name = self._choose_ehlo_name(smtp)
+            smtp.local_hostname = self.ehlo_name.name  # also for any EHLO aiosmtplib repeats
             stage = SMTPStage.EHLO
-            await smtp.ehlo()
+            await smtp.ehlo(hostname=self.ehlo_name.name)
             if self.use_tls:
                 stage = SMTPStage.STARTTLS
                 if not smtp.supports_extension("starttls"):
@@ -170,7 +191,7 @@ class SMTPTransport(Transport):
                     )
                 await smtp.starttls(tls_context=self._make_tls_context())
                 stage = SMTPStage.EHLO
-                await smtp.ehlo()
+                await smtp.ehlo(hostname=self.ehlo_name.name)
             if self.username:
                 stage = SMTPStage.AUTH
                 await self._login(smtp)
@@ -180,6 +201,9 @@ class SMTPTransport(Transport):
         except (aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
             smtp.close()
             raise self._translate(exc, stage) from exc
+        except BaseException:
+            smtp.close()  # cancelled (a worker shutting down): leave no half-open connection
+            raise
         # From here on the mail transactions are ours (see smtp_session): aiosmtplib's part,
         # the connection set up and logged in, is done.
         # (uvloop's transports are not asyncio.Transport subclasses, hence a cast, no check.)
@@ -190,6 +214,20 @@ class SMTPTransport(Transport):
             "connected to %s", self.describe(), extra={"host": self.host, "port": self.port}
         )
         return self._session
+
+    def _choose_ehlo_name(self, smtp: aiosmtplib.SMTP) -> EhloName:
+        """RFC 5321 §4.1.4: EHLO with our FQDN, or an address literal if we have none."""
+        if self._local_hostname:
+            return EhloName(self._local_hostname, EhloSource.SETTING)
+        if self._fqdn and is_qualified(self._fqdn):
+            return EhloName(self._fqdn, EhloSource.FQDN, self._fqdn)
+        sockname = smtp.get_transport_info("sockname")
+        if sockname:
+            try:
+                return EhloName(address_literal(sockname), EhloSource.ADDRESS_LITERAL, self._fqdn)
+            except ValueError:  # not an IP socket (a Unix socket): nothing better to give
+                pass
+        return EhloName(self._fqdn or "localhost", EhloSource.FQDN, self._fqdn)
 
     async def _login(self, smtp: aiosmtplib.SMTP) -> None:
         if not smtp.supports_extension("auth"):
@@ -206,6 +244,12 @@ class SMTPTransport(Transport):
         """Map a client-library exception to ours: by reply code where there is a reply."""
         if isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code >= 400:
             return error_from_reply(exc.code, exc.message, stage, recipient=recipient)
+        if isinstance(exc, WriteStalledError):
+            return DeliveryTimeoutError(
+                f"{self.where} stopped reading: nothing more of ours left within "
+                f"{self.timeout:g} s ({stage})",
+                stage=stage,
+            )
         if isinstance(exc, aiosmtplib.SMTPTimeoutError | TimeoutError):
             return DeliveryTimeoutError(
                 f"{self.where} did not answer within {self.timeout:g} s ({stage})", stage=stage
@@ -382,9 +426,12 @@ class SMTPTransport(Transport):
         try:
             [reply] = await pending
         except (OSError, TimeoutError) as exc:
+            # Only if the final dot left this process can the relay have taken the message;
+            # one that stopped reading before the end never saw it (RFC 5321 §4.1.1.4).
+            complete = session.all_written and not isinstance(exc, WriteStalledError)
             session.abort()
             error = self._translate(exc, SMTPStage.DATA)
-            error.possibly_delivered = True
+            error.possibly_delivered = complete
             raise error from exc
         if reply.code != 250:
             await self._reset(session)

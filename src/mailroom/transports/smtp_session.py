@@ -9,7 +9,8 @@ order, one round trip instead of two plus one per recipient.
 
 A session knows nothing about verdicts or recipients; it writes bytes and hands back replies
 in the order the commands went out, or raises :class:`SessionClosedError` (the relay hung up),
-:class:`MalformedReplyError`, or :class:`TimeoutError`.
+:class:`MalformedReplyError`, :class:`TimeoutError`, or :class:`WriteStalledError` (the relay
+stopped reading what we write).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "Reply",
     "Session",
     "SessionClosedError",
+    "WriteStalledError",
     "dot_stuffed",
 ]
 
@@ -32,6 +34,12 @@ __all__ = [
 # answers, so be generous, but a peer that never ends a line must not fill our memory.
 _MAX_PENDING_OCTETS = 64 * 1024
 CLOSING = 421  # "service not available, closing transmission channel" (RFC 5321 §3.8)
+# Large writes (message content) are handed to the transport this much at a time, and only
+# while it is not paused, so its buffer's pause and resume tell whether the relay is still
+# reading. A single write of the whole message would move it all into the socket layer's
+# buffer at once (through TLS too, which encrypts its whole backlog in one go), leaving
+# nothing to tell a relay that reads slowly from one that stopped reading.
+_CHUNK = 256 * 1024
 
 
 class Reply(NamedTuple):
@@ -45,6 +53,11 @@ class SessionClosedError(ConnectionError):
 
 class MalformedReplyError(ConnectionError):
     """The relay sent something that is not an SMTP reply; the connection is unusable."""
+
+
+class WriteStalledError(TimeoutError):
+    """The relay stopped reading: what we were writing could not leave within the timeout.
+    Some of it never left this machine, so the relay cannot have accepted it."""
 
 
 def dot_stuffed(data: bytes) -> bytes:
@@ -85,6 +98,12 @@ class Session(asyncio.Protocol):
     timer per command: at thousands of messages a second, arming and cancelling timers was
     a measurable share of the worker's time. A relay that stays silent past its deadline
     has the connection dropped, and every reply still expected fails with TimeoutError.
+
+    The deadline holds while we are still writing, too. Content leaves in chunks as the
+    relay reads it; each time the transport's buffer drains (``resume_writing``) the relay
+    has shown it is reading and the wait starts again, as RFC 5321 §4.5.3.2.5 times each
+    block of data rather than the whole. A relay that reads nothing for the whole timeout
+    fails the wait with :class:`WriteStalledError`.
     """
 
     def __init__(
@@ -100,7 +119,8 @@ class Session(asyncio.Protocol):
         self._groups: deque[_Group] = deque()
         self._deadline = 0.0  # loop time by which the oldest expected reply must be in
         self._closed: BaseException | None = None
-        self._writing_paused = False  # the socket's buffer is full: content still leaving
+        self._writing_paused = False  # the transport's buffer is full: wait for it to drain
+        self._unsent: deque[memoryview] = deque()  # written by the caller, not yet handed on
         self._watch_every = max(0.01, min(1.0, timeout / 4))
         self._watchdog = self._loop.call_later(self._watch_every, self._watch)
         transport.set_protocol(self)
@@ -139,8 +159,25 @@ class Session(asyncio.Protocol):
         if not self._groups:
             self._deadline = self._loop.time() + group.timeout
         self._groups.append(group)
-        self._transport.write(data)
+        if self._unsent or len(data) > _CHUNK:
+            self._unsent.append(memoryview(data))
+            self._flush()
+        else:
+            self._transport.write(data)
         return future
+
+    def _flush(self) -> None:
+        """Hand unsent bytes to the transport, a chunk at a time, until it pauses us."""
+        unsent = self._unsent
+        # pause_writing() is called from inside transport.write() once its buffer is full.
+        while unsent and not self._writing_paused and not self._transport.is_closing():
+            head = unsent[0]
+            if len(head) > _CHUNK:
+                self._transport.write(head[:_CHUNK])
+                unsent[0] = head[_CHUNK:]
+            else:
+                self._transport.write(head)
+                unsent.popleft()
 
     async def command(self, line: bytes, timeout: float | None = None) -> Reply:
         """One command, one reply: for relays without PIPELINING, RSET and QUIT."""
@@ -148,8 +185,16 @@ class Session(asyncio.Protocol):
 
     def abort(self) -> None:
         """Drop the connection now; whatever is still expected fails with SessionClosedError."""
+        self._unsent.clear()
         self._transport.abort()
         self._fail_waiting(SessionClosedError("the connection was closed by us"))
+
+    @property
+    def all_written(self) -> bool:
+        """Whether everything written has been handed to the transport and (as far as it can
+        tell) left it: the bytes may still be in the kernel's buffers. Kept after a failure,
+        to tell whether the relay can have seen the end of what we wrote."""
+        return not self._unsent and self._transport.get_write_buffer_size() == 0
 
     async def quit(self, timeout: float) -> None:
         """QUIT politely (RFC 5321 §4.1.1.10) and close; never raises."""
@@ -167,11 +212,16 @@ class Session(asyncio.Protocol):
     def _watch(self) -> None:
         if self._closed is not None:
             return
-        # While the socket's buffer is full the content is still leaving: not yet a silence.
-        if self._groups and not self._writing_paused and self._loop.time() > self._deadline:
+        if self._groups and self._loop.time() > self._deadline:
             waited = self._groups[0].timeout
+            error: TimeoutError
+            if self._writing_paused or self._unsent or self._transport.get_write_buffer_size():
+                # Bytes of ours still here after the whole wait: the relay stopped reading.
+                error = WriteStalledError(f"the relay read nothing of ours for {waited:g} s")
+            else:
+                error = TimeoutError(f"no reply within {waited:g} s")
             self._transport.abort()
-            self._fail_waiting(TimeoutError(f"no reply within {waited:g} s"))
+            self._fail_waiting(error)
             return
         self._watchdog = self._loop.call_later(self._watch_every, self._watch)
 
@@ -255,5 +305,6 @@ class Session(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._writing_paused = False
-        if self._groups:  # the content has left: time the reply from now
+        if self._groups:  # the relay is reading: the wait starts again from now
             self._deadline = self._loop.time() + self._groups[0].timeout
+        self._flush()

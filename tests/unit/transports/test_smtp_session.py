@@ -27,6 +27,7 @@ from mailroom.transports.smtp_session import (
     Reply,
     Session,
     SessionClosedError,
+    WriteStalledError,
     dot_stuffed,
 )
 from smtp_server import ScriptedHandler, ServerFactory
@@ -410,18 +411,19 @@ async def test_quit_behind_an_abandoned_command_keeps_its_timeout() -> None:
 
 @LOOPS
 def test_content_still_leaving_is_not_silence(loop_name: str) -> None:
-    """While the socket's buffer is full (the relay reads slowly) the watchdog waits, and
-    the wait for the reply starts when the content has left: a 32 MiB write, with a 0.6 s
-    timeout, to a relay that starts reading after 1.2 s and answers 0.25 s after the end."""
-    size = 32 << 20
+    """A relay that reads slowly but steadily is not silent: each time the transport's
+    buffer drains the wait starts again. A 32 MiB write, with a 0.6 s timeout, to a relay
+    that reads 4 MiB every 0.3 s (about 2.4 s in all) and answers 0.25 s after the end."""
+    size, step = 32 << 20, 4 << 20
 
     async def slow_reader(
         relay: Relay, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        await asyncio.sleep(1.2)
-        content = await reader.readexactly(size)
+        for _ in range(size // step):
+            await asyncio.sleep(0.3)
+            await reader.readexactly(step)
         await asyncio.sleep(0.25)
-        writer.write(f"250 got {len(content)}\r\n".encode())
+        writer.write(f"250 got {size}\r\n".encode())
         await writer.drain()
         await reader.read()
 
@@ -430,8 +432,38 @@ def test_content_still_leaving_is_not_silence(loop_name: str) -> None:
         async with relay, session_with(relay, timeout=0.6) as session:
             started = time.monotonic()
             assert await session.write(b"x" * size, 1) == [Reply(250, f"got {size}")]
-            assert time.monotonic() - started > 1.4
+            assert time.monotonic() - started > 1.5
             assert session.pauses >= 1
+            assert session.all_written
+
+    on(loop_name, scenario)
+
+
+@LOOPS
+def test_a_relay_that_stops_reading_fails_the_write_within_the_timeout(loop_name: str) -> None:
+    """Writing paused for good is silence too: the wait fails with WriteStalledError after
+    the timeout, the connection is dropped, and the unwritten rest is known."""
+    size = 16 << 20
+
+    async def never_reads(
+        relay: Relay, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await asyncio.sleep(3600)
+
+    async def scenario() -> None:
+        relay = Relay(converse=never_reads)
+        async with relay, session_with(relay, timeout=0.4) as session:
+            started = time.monotonic()
+            pending = session.write(b"x" * size, 1)
+            later = session.write(b"QUIT\r\n", 1)
+            with pytest.raises(WriteStalledError, match=r"read nothing of ours for 0\.4 s"):
+                await asyncio.wait_for(pending, 10)
+            assert 0.4 <= time.monotonic() - started < 1.5
+            assert session.pauses >= 1
+            assert not session.all_written
+            with pytest.raises(WriteStalledError):
+                await later
+            assert not session.is_open
 
     on(loop_name, scenario)
 
