@@ -8,6 +8,7 @@ are catalogued in their own file.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -21,8 +22,9 @@ import pytest
 from click.testing import CliRunner
 
 from mailroom.cli.base import EXIT_INTERNAL, MailroomGroup
-from mailroom.config import SETTING_NAMES
+from mailroom.config import SETTING_NAMES, load_settings
 from mailroom.errors import SettingsError
+from mailroom.logs import attach_log_files
 
 MAX_LINES = 5
 
@@ -54,6 +56,11 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def _upgrade(tmp_path: Path) -> None:
+    done = mailroom(tmp_path, ["db", "upgrade"])
+    assert done.returncode == 0, done.stderr
 
 
 @dataclass
@@ -132,12 +139,12 @@ CASES = {
     "an unknown message": Case(
         ["queue", "show", "4242"],
         ["4242"],
-        setup=lambda tmp: _upgrade(tmp),
+        setup=_upgrade,
     ),
     "an unknown stream to resume": Case(
         ["streams", "resume", "transactionl"],
         ["transactionl", "transactional"],
-        setup=lambda tmp: _upgrade(tmp),
+        setup=_upgrade,
     ),
     "an unreachable relay in send-test-email": Case(
         ["send-test-email", "ops@example.com"],
@@ -146,11 +153,6 @@ CASES = {
         max_lines=8,  # the report: transport, attempt, failure, three lines of advice
     ),
 }
-
-
-def _upgrade(tmp_path: Path) -> None:
-    done = mailroom(tmp_path, ["db", "upgrade"])
-    assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
@@ -228,11 +230,6 @@ def test_an_unexpected_error_is_two_lines_exit_status_70_and_asks_for_v() -> Non
 
 
 def test_an_unexpected_error_goes_to_the_error_log_file(tmp_path: Path) -> None:
-    import logging
-
-    from mailroom.config import load_settings
-    from mailroom.logs import attach_log_files
-
     log = tmp_path / "errors.log"
     handlers = attach_log_files(load_settings(environ={"ERROR_LOG_FILE": str(log)}))
     try:

@@ -13,7 +13,6 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -64,9 +63,7 @@ def assert_nothing_raw(result: subprocess.CompletedProcess[bytes]) -> str:
 
 
 @pytest.fixture
-def hostile_message(
-    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[int]:
+def hostile_message(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> int:
     """A failed message whose every printed field was written by an attacker."""
     monkeypatch.chdir(tmp_path)
     outbox = Outbox(load_settings(environ={"DATABASE_URL": database_url}))
@@ -111,7 +108,7 @@ def hostile_message(
             connection, f"tx{CLEAR}", until=now + 600, reason=f"AUTH refused: 535 {HOSTILE}"
         )
     outbox.dispose()
-    yield message_pk
+    return message_pk
 
 
 def test_queue_list_shows_escapes_not_raw_controls(hostile_message: int, database_url: str) -> None:
