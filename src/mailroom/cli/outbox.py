@@ -12,7 +12,13 @@ from pathlib import Path
 import click
 from sqlalchemy.engine import make_url
 
-from mailroom.cli.base import EXIT_STREAM_PAUSED, cli_settings, config_option, main
+from mailroom.cli.base import (
+    EXIT_STREAM_PAUSED,
+    CommandError,
+    cli_settings,
+    config_option,
+    main,
+)
 from mailroom.cli.render import printable
 from mailroom.cli.streams import echo_pause, paused_streams
 from mailroom.config import Settings
@@ -236,7 +242,7 @@ def _worker_process(
             settings, concurrency=concurrency, once=once, supervised=supervised
         )
     except SchemaOutdatedError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CommandError(str(exc)) from None
     click.echo(
         f"worker {name}: sent {stats.sent}, deferred {stats.deferred}, "
         f"failed {stats.failed}, paused {stats.paused}, released {stats.released}, "

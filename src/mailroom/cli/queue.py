@@ -389,6 +389,9 @@ def queue_retry(
 ) -> None:
     """Send failed, deferred or cancelled messages again, now.
 
+    A cancelled message that was scheduled for later, and never tried, keeps its time: it goes
+    back to scheduled, not out at once.
+
     A retried message starts with a fresh allowance of EMAIL_MAX_ATTEMPTS attempts (its
     attempt counter goes back to 0; the send log keeps the earlier ones). EMAIL_MAX_AGE still
     counts from when it was first enqueued. Sent messages and messages being sent are never

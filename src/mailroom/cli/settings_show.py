@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from mailroom.cli.base import cli_settings, config_option, main
+from mailroom.cli.render import printable
 from mailroom.config import SECRET_SETTINGS, SETTING_NAMES, Settings
 
 
@@ -57,12 +58,12 @@ def config_show(ctx: click.Context, config_path: str | None, as_json: bool) -> N
     width = max(len(name) for name, _, _ in rows)
     value_width = min(40, max(len(str(v)) for _, v, _ in rows + derived))
     for name, value, source in rows:
-        shown = "(not set)" if value is None else str(value)
-        click.echo(f"{name:<{width}}  {shown:<{value_width}}  {source}")
+        shown = "(not set)" if value is None else printable(value)
+        click.echo(f"{name:<{width}}  {shown:<{value_width}}  {printable(source)}")
     click.echo()
     for label, value, source in derived:
-        click.echo(f"{label:<{width}}  {value!s:<{value_width}}  {source}")
+        click.echo(f"{label:<{width}}  {printable(value):<{value_width}}  {source}")
     if settings.warnings:
         click.echo()
         for warning in settings.warnings:
-            click.echo(f"warning: {warning}")
+            click.echo(f"warning: {printable(warning)}")

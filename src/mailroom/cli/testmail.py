@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import click
 
 from mailroom.cli.base import cli_settings, config_option, main
+from mailroom.cli.render import printable
 from mailroom.config import Backend, Settings
 from mailroom.doctor import diagnose
 from mailroom.errors import (
@@ -62,22 +63,25 @@ async def _send_test_emails(settings: Settings, to: tuple[str, ...]) -> bool:
                 result = await transport.send(envelope)
             except DeliveryError as exc:
                 ok = False
-                click.echo(f"      FAILED: {exc}")
+                click.echo(f"      FAILED: {printable(exc)}")
                 advice = diagnose(exc, settings, sender_setting=setting)
-                click.echo("\n".join(f"      {line}" for line in advice.splitlines()))
+                click.echo("\n".join(f"      {printable(line)}" for line in advice.splitlines()))
                 if isinstance(exc, _CONNECTION_LEVEL):
                     click.echo("      (not trying the second message: it would fail the same way)")
                     break
                 continue
             except MailroomError as exc:
                 ok = False
-                click.echo(f"      FAILED: {exc}")
+                click.echo(f"      FAILED: {printable(exc)}")
                 continue
             where = f" ({result.reply})" if result.reply else ""
-            click.echo(f"      delivered to {result.location}{where}: {result.message_id}")
+            # The relay's words: nothing in them may act on the terminal.
+            click.echo(
+                printable(f"      delivered to {result.location}{where}: {result.message_id}")
+            )
             for recipient, error in result.refused.items():
                 ok = False
-                click.echo(f"      refused for {recipient}: {error}")
+                click.echo(printable(f"      refused for {recipient}: {error}"))
     finally:
         await transport.close()
     return ok
