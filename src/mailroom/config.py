@@ -318,6 +318,12 @@ def _apply_layer(layers: _Layers, values: dict[str, Any], source: str) -> None:
     layers.put(values, source)
 
 
+def _not_utf8(what: str, exc: UnicodeDecodeError) -> str:
+    """Where a file stops being UTF-8, by line: never the bytes (they may be a password's)."""
+    line = exc.object[: exc.start].count(b"\n") + 1
+    return f"{what} is not UTF-8 (line {line}); save it as UTF-8"
+
+
 def _read_settings_file(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as fh:
@@ -326,6 +332,8 @@ def _read_settings_file(path: Path) -> dict[str, Any]:
         raise SettingsError("MAILROOM_CONFIG", f"settings file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError("MAILROOM_CONFIG", f"settings file {path} is not TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SettingsError("MAILROOM_CONFIG", _not_utf8(f"settings file {path}", exc)) from None
     # Allow the settings to sit under a [mailroom] table, as in a shared pyproject-style file.
     if set(raw) == {"mailroom"} and isinstance(raw["mailroom"], dict):
         raw = raw["mailroom"]
@@ -337,6 +345,8 @@ def _read_secrets_file(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SettingsError("SECRETS_FILE", f"secrets file {path} does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise SettingsError("SECRETS_FILE", _not_utf8(f"secrets file {path}", exc)) from None
     parser = configparser.ConfigParser(interpolation=None)
     if not text.lstrip().startswith("["):
         text = "[secrets]\n" + text

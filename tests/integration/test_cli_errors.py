@@ -114,6 +114,19 @@ CASES = {
         files={"body.html": b"<p>\n caf\xe9</p>\n"},
         exit_code=2,
     ),
+    "a non-UTF-8 settings file": Case(
+        ["--config", "mailroom.toml", "config", "show"],
+        ["MAILROOM_CONFIG", "mailroom.toml", "not UTF-8", "line 2", "save it as UTF-8"],
+        files={
+            "mailroom.toml": b'EMAIL_HOST = "smtp.example.com"\nDEFAULT_FROM_EMAIL = "caf\xe9"\n'
+        },
+    ),
+    "a non-UTF-8 secrets file": Case(
+        ["config", "show"],
+        ["SECRETS_FILE", "secrets.conf", "not UTF-8", "line 1", "save it as UTF-8"],
+        env={"MAILROOM_SECRETS": "secrets.conf"},
+        files={"secrets.conf": b"email_password = p\xe4ss\n"},
+    ),
     "a missing HTML file": Case(
         ["send", "--to", "ada@example.com", "--subject", "s", "--html", "missing.html"],
         ["--html", "missing.html", "does not exist"],
