@@ -115,6 +115,8 @@ def test_queue_list_shows_escapes_not_raw_controls(hostile_message: int, databas
     out = assert_nothing_raw(mailroom(database_url, "queue", "list"))
     assert "\\x1b[2J" in out  # the stream and subject, shown for what they are
     assert "\\x1b]0;owned\\x07" in out  # the window title, inert
+    # A clipped column ends with whole escapes, never half of one.
+    assert re.search(r"\\(?:x[0-9a-f]?|u[0-9a-f]{0,3})…", out) is None, out
 
 
 def test_queue_show_shows_escapes_not_raw_controls(hostile_message: int, database_url: str) -> None:

@@ -79,8 +79,19 @@ def _queue_time(epoch: float | None) -> str:
 
 def _queue_clip(text: str | None, width: int) -> str:
     # One line, whatever the stored text holds, and nothing in it acts on the terminal.
-    line = printable(" ".join((text or "").split()))
-    return line if len(line) <= width else line[: width - 1] + "…"
+    line = " ".join((text or "").split())
+    shown = printable(line)
+    if len(shown) <= width:
+        return shown
+    # Clipped by what is shown, a whole escape or none of it: never "\x1" before the "…".
+    pieces, used = [], 0
+    for char in line:
+        piece = printable(char)
+        if used + len(piece) > width - 1:
+            break
+        pieces.append(piece)
+        used += len(piece)
+    return "".join(pieces) + "…"
 
 
 def _queue_to_cell(recipients: tuple[str, ...]) -> str:
