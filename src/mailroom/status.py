@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from mailroom.outbox import queries
+from mailroom.outbox import admin, queries
 
 __all__ = ["outbox_status"]
 
@@ -27,5 +27,14 @@ def outbox_status(engine: Engine, now: float | None = None) -> dict[str, Any]:
             "rate_per_second_last_minute": round(last_minute / 60, 2),
             "rate_per_minute_last_hour": round(last_hour / 60, 2),
             "recent_failures": queries.recent_failures(connection),
-            "paused_streams": queries.paused_streams(connection, now),
+            "paused_streams": [
+                {
+                    "name": stream.name,
+                    "paused_until": stream.paused_until,
+                    "pause_reason": stream.reason,
+                    "advice": stream.advice,
+                }
+                for stream in admin.list_streams(connection, now=now)
+                if stream.paused_until is not None
+            ],
         }

@@ -57,7 +57,7 @@ def test_config_show_runs_with_a_broken_setting_and_shows_every_value(tmp_path: 
     assert shown["EMAIL_USE_SSL"].split()[1:] == ["True", "environment"]
     # The refused value is shown as given, with where it came from.
     assert shown["EMAIL_PORT"].split()[1:] == ["smtp", str(config), "(refused)"]
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("mailroom: error: ")]
     assert len(errors) == 2
     assert "EMAIL_PORT" in errors[0]
     assert "EMAIL_USE_TLS and EMAIL_USE_SSL are both on" in errors[1]

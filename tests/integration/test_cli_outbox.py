@@ -102,7 +102,7 @@ def test_status_says_why_a_stream_is_paused(
         run(env, "send", "--to", "ada@example.com", "--subject", "Hi", "--text", "x").exit_code == 0
     )
     worker = run(env, "worker", "--once")
-    assert worker.exit_code == 0, worker.output
+    assert worker.exit_code == 3, worker.output  # a stream ended paused: cron must notice
     assert "paused 1" in worker.output
 
     status = run(env, "status")

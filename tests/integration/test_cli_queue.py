@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from mailroom.message import Message
 from mailroom.outbox import database, queries
 from mailroom.outbox.schema import FINAL, Status, attempts, messages
 from mailroom.outbox.store import Outbox
+from smtp_server import SMTPTestServer
 
 DAY = 86_400.0
 
@@ -394,3 +396,80 @@ def test_purge_offers_only_final_statuses(outbox: Outbox, database_url: str) -> 
     result = run(database_url, "purge", "--older-than", "1d", "--status", "queued")
     assert result.exit_code == 2
     assert "'queued' is not one of" in result.output
+
+
+# -- operators' fixes --------------------------------------------------------------------
+
+
+def test_cancel_then_retry_keeps_a_schedule(outbox: Outbox, database_url: str) -> None:
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    scheduled = outbox.send(
+        Message(to=["ada@example.com"], subject="Later", text="x"), send_at=tomorrow
+    )
+    failed = enqueue(outbox, "bob@example.com")
+    set_rows(outbox.engine, [failed], status=Status.FAILED.value, attempts=3)
+
+    assert run(database_url, "cancel", str(scheduled)).output == "1 message cancelled\n"
+    result = run(database_url, "retry", str(scheduled), str(failed))
+    assert result.exit_code == 0, result.output
+    assert result.output == "2 messages queued again\n"
+
+    again = outbox.get(scheduled)
+    assert again is not None
+    assert again.status is Status.SCHEDULED  # not sent at once
+    assert again.due_at == pytest.approx(tomorrow.timestamp(), abs=1)
+    now_due = outbox.get(failed)
+    assert now_due is not None
+    assert now_due.status is Status.QUEUED
+    assert now_due.due_at == pytest.approx(time.time(), abs=30)
+
+
+def test_show_prints_every_header_and_the_raw_message(outbox: Outbox, database_url: str) -> None:
+    message_pk = outbox.send(
+        Message(
+            to=["ada@example.com"],
+            subject="Receipt",
+            text="thanks",
+            reply_to=["help@example.com"],
+            headers={"X-Order": "7"},
+        )
+    )
+    detail = run(database_url, "show", str(message_pk))
+    assert detail.exit_code == 0, detail.output
+    for field in ("X-Order: 7", "Reply-To: help@example.com", "MIME-Version: 1.0"):
+        assert f"  {field}\n" in detail.output
+
+    with outbox.engine.connect() as connection:
+        stored = connection.execute(
+            select(messages.c.data).where(messages.c.id == message_pk)
+        ).scalar_one()
+    # Into a pipe or file the bytes come out exactly, to be saved as an .eml.
+    raw = CliRunner().invoke(
+        main,
+        ["queue", "show", "--raw", str(message_pk)],
+        env={"DATABASE_URL": database_url},
+        catch_exceptions=False,
+    )
+    assert raw.exit_code == 0
+    assert raw.stdout_bytes == bytes(stored)
+
+
+def test_a_follow_up_row_shows_the_reply_that_deferred_it(
+    outbox: Outbox, database_url: str, smtp_server: SMTPTestServer
+) -> None:
+    smtp_server.scripted.rcpt_replies["bob@example.com"] = "451 4.2.1 mailbox busy, try later"
+    outbox.send(Message(to=["ada@example.com", "bob@example.com"], subject="Hi", text="x"))
+    env = {
+        "DATABASE_URL": database_url,
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": str(smtp_server.port),
+    }
+    worker = CliRunner().invoke(main, ["worker", "--once"], env=env, catch_exceptions=False)
+    assert worker.exit_code == 0, worker.output
+
+    listed = json.loads(run(database_url, "list", "--json", "--status", "deferred").output)
+    (followup,) = listed["messages"]
+    assert followup["recipients"] == ["bob@example.com"]
+    assert followup["last_error"] == "mailbox busy, try later"
+    shown = run(database_url, "show", str(followup["id"]))
+    assert "  last error       451 4.2.1 mailbox busy, try later" in shown.output

@@ -9,6 +9,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -231,3 +232,26 @@ def test_installed_command_runs() -> None:
         [sys.executable, "-m", "mailroom", "--help"], capture_output=True, text=True, check=True
     )
     assert "send-test-email" in completed.stdout
+
+
+def test_the_console_transport_says_nothing_left_the_machine(tmp_path: Path) -> None:
+    # A first run: no settings at all, so the console transport prints the messages.
+    result = subprocess.run(
+        [sys.executable, "-m", "mailroom", "send-test-email", "ops@example.com"],
+        env={
+            k: v
+            for k, v in os.environ.items()
+            if k not in (*SETTING_NAMES, "EMAIL_URL", "MAILROOM_CONFIG", "MAILROOM_SECRETS")
+        },
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Subject: Mailroom test email 1 of 2" in result.stdout  # printed, not sent
+    assert "Check the inbox" not in result.stdout
+    assert "EMAIL_BACKEND is console" in result.stdout
+    assert "nothing left this machine" in result.stdout
+    assert "set EMAIL_HOST" in result.stdout

@@ -3,23 +3,41 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
+import time
 from datetime import UTC, datetime
-from typing import NoReturn, TextIO
+from pathlib import Path
+from typing import NoReturn
 
 import click
+from sqlalchemy.engine import make_url
 
-from mailroom.cli.base import cli_settings, config_option, main
+from mailroom.cli.base import (
+    EXIT_STREAM_PAUSED,
+    CommandError,
+    cli_settings,
+    config_option,
+    main,
+)
+from mailroom.cli.render import printable
 from mailroom.cli.settings_show import settings_report
+from mailroom.cli.streams import echo_pause, paused_streams
 from mailroom.config import Settings, SettingsReport
 from mailroom.delivery.processes import run_worker, run_worker_processes
 from mailroom.errors import MailroomError
 from mailroom.logs import attach_log_files
 from mailroom.message import Message
-from mailroom.outbox import database
+from mailroom.outbox import admin, database, queries
 from mailroom.outbox.database import SchemaOutdatedError, create_outbox_engine
+from mailroom.outbox.schema import STREAM_PRIORITIES
 from mailroom.outbox.store import Outbox
 from mailroom.status import outbox_status
+from mailroom.transports import transport_from_settings
+
+# Its own logger at INFO whatever -v says: the worker's one start line is always shown (the
+# other INFO records, the send log's among them, stay quiet without -v).
+start_log = logging.getLogger("mailroom.cli.worker")
 
 
 @main.group("db")
@@ -44,7 +62,12 @@ def db_upgrade(ctx: click.Context, config_path: str | None) -> None:
 @click.option("--to", "to", multiple=True, required=True, help="Recipient (repeatable).")
 @click.option("--subject", required=True)
 @click.option("--text", help="Plain-text body.")
-@click.option("--html", "html_file", type=click.File("r", encoding="utf-8"), help="HTML body file.")
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="HTML body file (UTF-8).",
+)
 @click.option("--from", "from_email", help="Sender; default DEFAULT_FROM_EMAIL.")
 @click.option("--stream", default="transactional", show_default=True)
 @click.option(
@@ -61,7 +84,7 @@ def send_command(
     to: tuple[str, ...],
     subject: str,
     text: str | None,
-    html_file: TextIO | None,
+    html_file: Path | None,
     from_email: str | None,
     stream: str,
     send_at: datetime | None,
@@ -70,21 +93,57 @@ def send_command(
 ) -> None:
     """Put one message in the outbox and print its id."""
     settings = cli_settings(ctx, config_path)
+    html = _read_utf8(ctx, "html_file", html_file) if html_file else None
     outbox = Outbox(settings)
-    message = Message(
-        to=list(to),
-        subject=subject,
-        text=text,
-        from_email=from_email,
-        html=html_file.read() if html_file else None,
-    )
     try:
+        _warn_if_new_stream(outbox, stream)
+        message = Message(to=list(to), subject=subject, text=text, from_email=from_email, html=html)
         message_pk = outbox.send(
             message, stream=stream, send_at=send_at, idempotency_key=idempotency_key
         )
-    except MailroomError as exc:
-        raise click.ClickException(str(exc)) from None
+    finally:
+        outbox.dispose()
     click.echo(message_pk)
+
+
+def _read_utf8(ctx: click.Context, param_name: str, path: Path) -> str:
+    """A text file's content, or a usage error naming the option when it is not UTF-8."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        param = next(p for p in ctx.command.params if p.name == param_name)
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise click.BadParameter(
+            f"{printable(str(path))} is not UTF-8 text (byte 0x{data[exc.start]:02x} on line "
+            f"{line}); save it as UTF-8 (e.g. iconv -f latin1 -t utf-8)",
+            ctx=ctx,
+            param=param,
+        ) from None
+
+
+def _warn_if_new_stream(outbox: Outbox, stream: str) -> None:
+    """A stream no message has used yet is created by this send: most often a typo."""
+    if stream in STREAM_PRIORITIES:
+        return
+    with outbox.engine.connect() as connection:
+        known = queries.stream_names(connection) if _has_schema(outbox) else set()
+    if stream in known:
+        return
+    names = ", ".join(printable(n) for n in sorted(known | set(STREAM_PRIORITIES)))
+    click.echo(
+        f"mailroom: warning: --stream {printable(stream)} is a new stream (priority 50); the "
+        f"known streams are: {names}. Check the spelling if you meant one of them.",
+        err=True,
+    )
+
+
+def _has_schema(outbox: Outbox) -> bool:
+    try:
+        database.check_schema(outbox.engine)
+    except MailroomError:
+        return False  # the send itself says what to run
+    return True
 
 
 @main.command("worker")
@@ -107,14 +166,72 @@ def worker_command(
     """Deliver the outbox: claim due messages, send them, record the outcome."""
     settings = cli_settings(ctx, config_path)
     count = processes or settings.WORKER_PROCESSES
+    _log_start(settings, concurrency or settings.WORKER_CONCURRENCY, count, once)
     if count == 1:
         _worker_process(settings, concurrency, once)
-        return
-    failed = run_worker_processes(
-        settings, count, concurrency=concurrency, once=once, child=_worker_child
+    else:
+        failed = run_worker_processes(
+            settings, count, concurrency=concurrency, once=once, child=_worker_child
+        )
+        if failed:
+            raise click.ClickException(f"{failed} of {count} worker processes ended with an error")
+    if once:
+        _exit_if_paused(settings)
+
+
+def _shown_database(url: str) -> str:
+    """The database URL without its password, an SQLite path made absolute."""
+    try:
+        parsed = make_url(url)
+    except Exception:  # shown, not used: the worker's own error about it comes later
+        return "(DATABASE_URL could not be parsed)"
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        parsed = parsed.set(database=str(Path(parsed.database or "").resolve()))
+    return parsed.render_as_string(hide_password=True)
+
+
+def _log_start(settings: Settings, concurrency: int, processes: int, once: bool) -> None:
+    """One line that says what this worker will do, so a log shows how it was started."""
+    engine = create_outbox_engine(settings.DATABASE_URL)
+    try:
+        with engine.connect() as connection:
+            streams = admin.list_streams(connection, now=time.time())
+    except Exception:  # the worker itself reports a database it cannot use
+        streams = []
+    finally:
+        engine.dispose()
+    shown = ", ".join(
+        printable(s.name) + (" (paused)" if s.paused_until is not None else "") for s in streams
     )
-    if failed:
-        raise click.ClickException(f"{failed} of {count} worker processes ended with an error")
+    try:
+        transport = transport_from_settings(settings).describe()
+    except Exception as exc:  # the worker itself reports a transport it cannot set up
+        transport = f"{settings.EMAIL_BACKEND} (cannot be set up: {exc})"
+    start_log.setLevel(logging.INFO)
+    start_log.info(
+        "worker starting%s: database %s, transport %s, streams %s, concurrency %d%s",
+        " (--once)" if once else "",
+        _shown_database(settings.DATABASE_URL),
+        transport,
+        shown or "(none yet)",
+        concurrency,
+        f" per process, {processes} processes" if processes > 1 else "",
+    )
+
+
+def _exit_if_paused(settings: Settings) -> None:
+    """``--once`` ends with exit status 3 while a stream is paused, so cron and CI notice."""
+    engine = create_outbox_engine(settings.DATABASE_URL)
+    try:
+        with engine.connect() as connection:
+            paused = paused_streams(connection)
+    finally:
+        engine.dispose()
+    if not paused:
+        return
+    for stream in paused:
+        echo_pause(stream, err=True)
+    click.get_current_context().exit(EXIT_STREAM_PAUSED)
 
 
 def _worker_process(
@@ -127,7 +244,7 @@ def _worker_process(
             settings, concurrency=concurrency, once=once, supervised=supervised
         )
     except SchemaOutdatedError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CommandError(str(exc)) from None
     click.echo(
         f"worker {name}: sent {stats.sent}, deferred {stats.deferred}, "
         f"failed {stats.failed}, paused {stats.paused}, released {stats.released}, "
@@ -159,6 +276,9 @@ def status_command(ctx: click.Context, as_json: bool, config_path: str | None) -
     try:
         database.check_schema(engine)
     except SchemaOutdatedError as exc:
+        # A settings error may be why the outbox is not where it was expected: say both.
+        for error in report.errors:
+            click.echo(printable(f"mailroom: error: {error}"), err=True)
         raise click.ClickException(str(exc)) from None
     state = outbox_status(engine)
     if as_json:
@@ -172,8 +292,16 @@ def status_command(ctx: click.Context, as_json: bool, config_path: str | None) -
         f"({state['rate_per_second_last_minute']}/s), {state['sent_last_hour']} in the last hour"
     )
     for pause in state["paused_streams"]:
-        until = datetime.fromtimestamp(pause["paused_until"], UTC).strftime("%H:%M:%S UTC")
-        click.echo(f"PAUSED stream {pause['name']} until {until}: {pause['pause_reason']}")
+        echo_pause(
+            admin.StreamRow(
+                name=pause["name"],
+                priority=0,
+                waiting=0,
+                paused_until=pause["paused_until"],
+                reason=pause["pause_reason"],
+                advice=pause["advice"],
+            )
+        )
     if state["recent_failures"]:
         click.echo("recent failures:")
     for failure in state["recent_failures"]:
@@ -183,9 +311,13 @@ def status_command(ctx: click.Context, as_json: bool, config_path: str | None) -
             for p in (failure["code"], failure["enhanced_status"], failure["server_text"])
             if p
         )
+        # The recipient and the reply are other people's text: nothing in them may act on
+        # the terminal.
         click.echo(
-            f"  {when} #{failure['message_pk']} {failure['recipient']} {failure['outcome']}: "
-            f"{reply}"
+            printable(
+                f"  {when} #{failure['message_pk']} {failure['recipient']} "
+                f"{failure['outcome']}: {reply}"
+            )
         )
     if report.errors:
         _settings_errors(report, as_json=False)
@@ -197,5 +329,5 @@ def _settings_errors(report: SettingsReport, *, as_json: bool) -> NoReturn:
         click.echo(json.dumps({"settings_errors": [str(error) for error in report.errors]}))
     else:
         for error in report.errors:
-            click.echo(f"settings error: {error}", err=True)
+            click.echo(printable(f"mailroom: error: {error}"), err=True)
     sys.exit(1)

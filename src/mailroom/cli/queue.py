@@ -6,6 +6,7 @@ import email
 import email.policy
 import json
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ import click
 from sqlalchemy import Engine
 
 from mailroom.cli.base import F, cli_settings, config_option, main
+from mailroom.cli.render import printable
 from mailroom.errors import MailroomError
 from mailroom.outbox import admin, database
 from mailroom.outbox.database import create_outbox_engine
@@ -76,8 +78,20 @@ def _queue_time(epoch: float | None) -> str:
 
 
 def _queue_clip(text: str | None, width: int) -> str:
-    line = " ".join((text or "").split())  # one line, whatever the stored text holds
-    return line if len(line) <= width else line[: width - 1] + "…"
+    # One line, whatever the stored text holds, and nothing in it acts on the terminal.
+    line = " ".join((text or "").split())
+    shown = printable(line)
+    if len(shown) <= width:
+        return shown
+    # Clipped by what is shown, a whole escape or none of it: never "\x1" before the "…".
+    pieces, used = [], 0
+    for char in line:
+        piece = printable(char)
+        if used + len(piece) > width - 1:
+            break
+        pieces.append(piece)
+        used += len(piece)
+    return "".join(pieces) + "…"
 
 
 def _queue_to_cell(recipients: tuple[str, ...]) -> str:
@@ -107,7 +121,7 @@ def _queue_table(rows: list[admin.MessageRow]) -> None:
         (
             str(row.id),
             row.status.value,
-            row.stream,
+            _queue_clip(row.stream, 64),
             str(row.attempts),
             _queue_time(row.created_at),
             _queue_time(row.due_at),
@@ -233,29 +247,50 @@ def queue_list(
     click.echo(f"{len(rows)} shown, {total} match in all{more}")
 
 
-_QUEUE_SHOWN_HEADERS = ("From", "To", "Cc", "Subject", "Date", "Message-ID")
+_QUEUE_COMMON_HEADERS = ("From", "To", "Cc", "Subject", "Date", "Message-ID")
 
 
-def _queue_headers(data: bytes) -> dict[str, str | None]:
+def _queue_headers(data: bytes) -> list[tuple[str, str]]:
+    """Every header field of the stored message, in order, decoded (RFC 2047 words too)."""
     parsed = email.message_from_bytes(data, policy=email.policy.default)
-    return {
-        name: str(parsed[name]) if parsed[name] is not None else None
-        for name in _QUEUE_SHOWN_HEADERS
-    }
+    return [(name, str(value)) for name, value in parsed.items()]
+
+
+def _queue_raw(data: bytes) -> None:
+    """The stored bytes: exactly, into a pipe or file (``> message.eml``); on a terminal, as
+    lines with every control character made visible."""
+    stdout = sys.stdout.buffer
+    if not stdout.isatty():
+        stdout.write(data)
+        stdout.flush()
+        return
+    text = data.decode("utf-8", errors="surrogateescape").replace("\r\n", "\n")
+    click.echo(printable(text, keep_newlines=True), nl=not text.endswith("\n"))
 
 
 @queue_group.command("show")
 @click.argument("message_pk", metavar="ID", type=int)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="Print the message as stored (exact bytes into a pipe or file; control characters "
+    "made visible on a terminal).",
+)
 @config_option
 @click.pass_context
-def queue_show(ctx: click.Context, message_pk: int, as_json: bool, config_path: str | None) -> None:
+def queue_show(
+    ctx: click.Context, message_pk: int, as_json: bool, raw: bool, config_path: str | None
+) -> None:
     """Show one message: its state, its headers and every delivery attempt."""
     with _queue_engine(ctx, config_path) as engine, engine.connect() as connection:
         detail = admin.message_detail(connection, message_pk)
         tries = admin.attempts_for(connection, message_pk)
     if detail is None:
         raise click.ClickException(f"there is no message with id {message_pk}")
+    if raw:
+        _queue_raw(detail.data)
+        return
     headers = _queue_headers(detail.data)
     if as_json:
         fields = asdict(detail)
@@ -265,7 +300,10 @@ def queue_show(ctx: click.Context, message_pk: int, as_json: bool, config_path: 
             "status": detail.status.value,
             "recipients": list(detail.recipients),
             "size": len(detail.data),
-            "headers": headers,
+            # The common fields always present as keys (null when absent); every field, in
+            # order and repeated ones too, in header_fields.
+            "headers": {**dict.fromkeys(_QUEUE_COMMON_HEADERS), **dict(headers)},
+            "header_fields": [[name, value] for name, value in headers],
             "attempts_log": [asdict(attempt) for attempt in tries],
         }
         click.echo(json.dumps(payload, indent=2))
@@ -288,24 +326,26 @@ def queue_show(ctx: click.Context, message_pk: int, as_json: bool, config_path: 
         ("metadata", json.dumps(detail.extra) if detail.extra else "-"),
         ("size", f"{len(detail.data)} bytes"),
     ]
+    # Every value below is someone else's text (the application's, the recipient's, the
+    # relay's): printable() keeps it from acting on the terminal.
     click.echo(f"message {detail.id}")
     for label, value in fields_shown:
-        click.echo(f"  {label:<16} {value}")
+        click.echo(f"  {label:<16} {printable(value)}")
     click.echo("headers")
-    for name, header in headers.items():
-        if header is not None:
-            click.echo(f"  {name}: {header}")
+    for name, header in headers:
+        click.echo(f"  {printable(name)}: {printable(header)}")
     click.echo(f"send log ({len(tries)} rows)" if tries else "send log: no attempts yet")
     for attempt in tries:
         reply = " ".join(
             str(p) for p in (attempt.code, attempt.enhanced_status, attempt.server_text) if p
         )
         duplicate = " [possible duplicate]" if attempt.possible_duplicate else ""
-        click.echo(
+        line = (
             f"  #{attempt.attempt} {_queue_time(attempt.at)} {attempt.recipient} {attempt.outcome}"
             f"{': ' + reply if reply else ''} ({attempt.transport}, {attempt.worker}, "
             f"{attempt.duration_ms:.0f} ms){duplicate}"
         )
+        click.echo(printable(line))
 
 
 def _queue_change(
@@ -359,6 +399,9 @@ def queue_retry(
     **options: Any,
 ) -> None:
     """Send failed, deferred or cancelled messages again, now.
+
+    A cancelled message that was scheduled for later, and never tried, keeps its time: it goes
+    back to scheduled, not out at once.
 
     A retried message starts with a fresh allowance of EMAIL_MAX_ATTEMPTS attempts (its
     attempt counter goes back to 0; the send log keeps the earlier ones). EMAIL_MAX_AGE still

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from mailroom.cli.base import config_option, main
+from mailroom.cli.render import printable
 from mailroom.config import (
     SECRET_SETTINGS,
     SETTING_NAMES,
@@ -89,18 +90,18 @@ def config_show(ctx: click.Context, config_path: str | None, as_json: bool) -> N
     width = max(len(name) for name, _, _ in rows)
     value_width = min(40, max(len(str(v)) for _, v, _ in rows + derived))
     for name, value, source in rows:
-        shown = "(not set)" if value is None else str(value)
+        shown = "(not set)" if value is None else printable(value)
         invalid = "  (refused)" if name in report.rejected else ""
-        click.echo(f"{name:<{width}}  {shown:<{value_width}}  {source}{invalid}")
+        click.echo(f"{name:<{width}}  {shown:<{value_width}}  {printable(source)}{invalid}")
     click.echo()
     for label, value, source in derived:
-        click.echo(f"{label:<{width}}  {value!s:<{value_width}}  {source}")
+        click.echo(f"{label:<{width}}  {printable(value):<{value_width}}  {source}")
     if settings.warnings:
         click.echo()
         for warning in settings.warnings:
-            click.echo(f"warning: {warning}")
+            click.echo(f"warning: {printable(warning)}")
     if report.errors:
         click.echo()
         for error in report.errors:
-            click.echo(f"error: {error}", err=True)
+            click.echo(printable(f"mailroom: error: {error}"), err=True)
         ctx.exit(1)

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import click
 
 from mailroom.cli.base import cli_settings, config_option, main
-from mailroom.config import Settings
+from mailroom.cli.render import printable
+from mailroom.config import Backend, Settings
 from mailroom.doctor import diagnose
 from mailroom.errors import (
     AuthenticationError,
@@ -92,22 +93,25 @@ async def _send_test_emails(settings: Settings, to: tuple[str, ...]) -> bool:
                         ehlo_shown = True
             except DeliveryError as exc:
                 ok = False
-                click.echo(f"      FAILED: {exc}")
+                click.echo(f"      FAILED: {printable(exc)}")
                 advice = diagnose(exc, settings, sender_setting=setting)
-                click.echo("\n".join(f"      {line}" for line in advice.splitlines()))
+                click.echo("\n".join(f"      {printable(line)}" for line in advice.splitlines()))
                 if isinstance(exc, _CONNECTION_LEVEL):
                     click.echo("      (not trying the second message: it would fail the same way)")
                     break
                 continue
             except MailroomError as exc:
                 ok = False
-                click.echo(f"      FAILED: {exc}")
+                click.echo(f"      FAILED: {printable(exc)}")
                 continue
             where = f" ({result.reply})" if result.reply else ""
-            click.echo(f"      delivered to {result.location}{where}: {result.message_id}")
+            # The relay's words: nothing in them may act on the terminal.
+            click.echo(
+                printable(f"      delivered to {result.location}{where}: {result.message_id}")
+            )
             for recipient, error in result.refused.items():
                 ok = False
-                click.echo(f"      refused for {recipient}: {error}")
+                click.echo(printable(f"      refused for {recipient}: {error}"))
     finally:
         await transport.close()
     return ok
@@ -128,4 +132,20 @@ def send_test_email(
     settings = cli_settings(ctx, config_path)
     if not asyncio.run(_send_test_emails(settings, addresses)):
         raise SystemExit(1)
-    click.echo("Both test messages were accepted. Check the inbox (and the spam folder).")
+    if settings.EMAIL_BACKEND is Backend.SMTP:
+        click.echo("Both test messages were accepted. Check the inbox (and the spam folder).")
+        return
+    # Nothing was sent anywhere: saying "check the inbox" here sends a new user looking for
+    # mail that never left the machine.
+    where = {
+        Backend.CONSOLE: "were printed above",
+        Backend.FILE: f"were written to {settings.EMAIL_FILE_PATH}",
+    }.get(settings.EMAIL_BACKEND, "were thrown away")
+    click.echo(
+        f"Both test messages {where} (EMAIL_BACKEND is {settings.EMAIL_BACKEND.value}, from "
+        f"{settings.source_of('EMAIL_BACKEND')}): nothing left this machine.\n"
+        "To send for real, name your relay: set EMAIL_HOST (and EMAIL_PORT, EMAIL_HOST_USER, "
+        "EMAIL_USE_TLS or EMAIL_USE_SSL; the password in the secrets file or "
+        "EMAIL_HOST_PASSWORD), or one EMAIL_URL such as smtp://user@smtp.example.com:587?tls=true,"
+        " then run this again."
+    )

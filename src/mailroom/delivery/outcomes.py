@@ -50,6 +50,8 @@ class Outcome:
     pause: PauseStream | None = None
     followup: tuple[list[str], float] | None = None
     """Recipients refused for now while others were accepted, and when to try them again."""
+    followup_reply: DeliveryError | None = None
+    """The refusal that deferred them, shown as the follow-up's last error."""
 
 
 class OutcomeBuilder:
@@ -124,11 +126,13 @@ class OutcomeBuilder:
         ]
         now = time.time()
         self.stats.sent += 1
+        followup = self._followup(message, result, now)
         return Outcome(
             message,
             Completion(id=message.id, status=Status.SENT, due_at=now, sent_at=now),
             rows,
-            followup=self._followup(message, result, now),
+            followup=followup,
+            followup_reply=result.refused[followup[0][0]] if followup else None,
         )
 
     def _followup(
@@ -176,8 +180,7 @@ class OutcomeBuilder:
             return out
 
         if isinstance(decision, PauseStream):
-            self.stats.paused += 1
-            logger.error("pausing stream %s: %s", message.stream, decision.reason)
+            self.stats.paused += 1  # logged once per stream by the worker, not per message
             return Outcome(
                 message,
                 Completion(

@@ -31,6 +31,7 @@ import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -38,8 +39,9 @@ from sqlalchemy import Engine
 
 from mailroom.config import Settings
 from mailroom.delivery.outcomes import Outcome, OutcomeBuilder, WorkerStats
-from mailroom.delivery.retry import RetryPolicy
+from mailroom.delivery.retry import PauseStream, RetryPolicy
 from mailroom.delivery.throttle import Throttle
+from mailroom.doctor import diagnose
 from mailroom.errors import DeliveryError, TransientError
 from mailroom.message import Envelope
 from mailroom.outbox import queries
@@ -341,18 +343,46 @@ class Worker:
         try:
             result = await transport.send(envelope)
         except DeliveryError as error:
-            outcome = self.outcomes.failed(transport, message, error, time.perf_counter() - started)
+            failure = error
         except Exception as error:  # a bug, not the relay: keep the message, log the traceback
             logger.exception("unexpected error sending message %s", message.id)
-            wrapped = TransientError(f"unexpected error: {type(error).__name__}: {error}")
-            outcome = self.outcomes.failed(
-                transport, message, wrapped, time.perf_counter() - started
-            )
+            failure = TransientError(f"unexpected error: {type(error).__name__}: {error}")
         else:
             return self.outcomes.sent(transport, message, result, time.perf_counter() - started)
+        outcome = self.outcomes.failed(transport, message, failure, time.perf_counter() - started)
         if outcome.pause is not None:
-            self._paused_here[message.stream] = outcome.pause.until.timestamp()
+            outcome.pause = self._pausing(message, outcome.pause, failure)
         return outcome
+
+    def _pausing(
+        self, message: ClaimedMessage, pause: PauseStream, error: DeliveryError
+    ) -> PauseStream:
+        """The first message of a stream to hit a configuration error pauses it here, logs it
+        (once: the others in flight come back with the same error) and stores the advice with
+        the reason, for ``mailroom status`` and ``mailroom streams list``."""
+        known = self._paused_here.get(message.stream)
+        self._paused_here[message.stream] = pause.until.timestamp()
+        advice = diagnose(error, self.settings, sender_setting=self._sender_setting(message))
+        if known is None or known <= self._now():
+            logger.error(
+                "pausing stream %s: %s. %s",
+                message.stream,
+                pause.reason,
+                " ".join(advice.splitlines()),
+                extra={"stream": message.stream},
+            )
+        return replace(pause, reason=f"{pause.reason}\n{advice}")
+
+    def _sender_setting(self, message: ClaimedMessage) -> str:
+        """The setting the refused sender came from, for the advice."""
+        sender = message.sender.lower()
+        for name, value in (
+            ("DEFAULT_FROM_EMAIL", self.settings.DEFAULT_FROM_EMAIL),
+            ("NOREPLY_EMAIL_ADDRESS", self.settings.noreply_address),
+        ):
+            if sender and sender in value.lower():
+                return name
+        return "DEFAULT_FROM_EMAIL (or the from_email the application passes)"
 
     def _released(self, message: ClaimedMessage) -> Outcome:
         return self.outcomes.released(message)
@@ -402,8 +432,16 @@ class Worker:
             for outcome in batch:
                 if outcome.followup is not None:
                     recipients, due_at = outcome.followup
+                    reply = outcome.followup_reply
                     queries.insert_followup(
-                        connection, outcome.message.id, recipients, due_at=due_at, now=now
+                        connection,
+                        outcome.message.id,
+                        recipients,
+                        due_at=due_at,
+                        now=now,
+                        error=(reply.server_text or str(reply)) if reply else None,
+                        code=reply.code if reply else None,
+                        enhanced_status=reply.enhanced_status if reply else None,
                     )
             healthy = {o.message.stream for o in batch if o.completion.status is Status.SENT}
             for stream in healthy - pauses.keys():

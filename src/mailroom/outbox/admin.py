@@ -47,7 +47,8 @@ from sqlalchemy import (
     update,
 )
 
-from mailroom.outbox.schema import FINAL, Status, attempts, messages
+from mailroom.outbox import queries
+from mailroom.outbox.schema import FINAL, STREAM_PRIORITIES, Status, attempts, messages
 
 __all__ = [
     "CANCELLABLE",
@@ -57,14 +58,17 @@ __all__ = [
     "MessageDetail",
     "MessageRow",
     "NothingSelectedError",
+    "StreamRow",
     "attempts_for",
     "cancel",
     "count_messages",
     "count_purgeable",
     "list_messages",
+    "list_streams",
     "message_detail",
     "purge",
     "purgeable",
+    "resume_stream",
     "retry",
 ]
 
@@ -322,12 +326,26 @@ def retry(
 ) -> int:
     """Put failed, deferred and cancelled messages back in the queue, due ``now``.
 
+    A cancelled message that was scheduled for later and never tried (no attempts, due after
+    ``now``) goes back to ``scheduled`` with its time kept: undoing a cancellation must not
+    send tomorrow's message at once. Everything else is due ``now``.
+
     ``attempts`` goes back to 0 so the retry gets the full ``EMAIL_MAX_ATTEMPTS`` (see the
     module docstring). ``last_error`` is kept: it still says why the message had stopped.
     Selected messages in any other state are left alone; returns how many changed.
     """
     selection = _selected(everything=everything, **filters)
-    return _move(
+    rescheduled = _move(
+        connection,
+        (Status.CANCELLED,),
+        [*selection, messages.c.attempts == 0, messages.c.due_at > now],
+        status=Status.SCHEDULED.value,
+        lease_token=None,
+        lease_expires_at=None,
+        updated_at=now,
+    )
+    # The rows just rescheduled are no longer in a RETRYABLE state: this cannot match them.
+    return rescheduled + _move(
         connection,
         RETRYABLE,
         selection,
@@ -436,3 +454,61 @@ def purge(
         batch = select(messages.c.id).where(*conditions).order_by(messages.c.id).limit(limit)
         statement = delete(messages).where(messages.c.id.in_(batch.scalar_subquery()))
     return connection.execute(statement).rowcount
+
+
+# -- streams -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRow:
+    """One stream, for ``mailroom streams list`` and ``mailroom status``."""
+
+    name: str
+    priority: int
+    """Lower is sent sooner (``transactional`` 0, ``bulk`` 100, others 50)."""
+    waiting: int
+    """Messages queued, scheduled or deferred in it."""
+    paused_until: float | None
+    """When its pause ends, if it is paused now."""
+    reason: str | None
+    """What went wrong, when paused: our configuration, as the relay told it."""
+    advice: str | None
+    """What to change, when paused (the advice ``send-test-email`` gives for that error)."""
+
+
+def list_streams(connection: Connection, *, now: float) -> list[StreamRow]:
+    """Every known stream (the built-in ones, those with messages, those ever paused), in
+    priority order; a pause that has run out is not shown as one."""
+    state = {row["name"]: row for row in queries.streams_state(connection)}
+    waiting = queries.waiting_by_stream(connection)
+    names = set(STREAM_PRIORITIES) | queries.stream_names(connection)
+    rows = []
+    for name in names:
+        paused_until = (state.get(name) or {}).get("paused_until")
+        reason = advice = None
+        if paused_until is not None and paused_until > now:
+            text = state[name]["pause_reason"] or ""
+            first, _, rest = text.partition("\n")
+            reason, advice = first or None, rest.strip() or None
+        else:
+            paused_until = None
+        rows.append(
+            StreamRow(
+                name=name,
+                priority=STREAM_PRIORITIES.get(name, 50),
+                waiting=waiting.get(name, 0),
+                paused_until=paused_until,
+                reason=reason,
+                advice=advice,
+            )
+        )
+    return sorted(rows, key=lambda row: (row.priority, row.name))
+
+
+def resume_stream(connection: Connection, name: str, *, now: float) -> bool:
+    """Lift a stream's pause now, after the setting was fixed; ``False`` if it was not paused.
+
+    Its messages are due at once: the next worker pass sends them. If the setting is still
+    wrong, the first of them pauses the stream again (for the shortest pause).
+    """
+    return queries.lift_pause(connection, name, now)

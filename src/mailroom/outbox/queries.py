@@ -26,12 +26,16 @@ __all__ = [
     "find_by_idempotency_keys",
     "insert_followup",
     "insert_messages",
+    "lift_pause",
     "pause_stream",
     "record_attempts",
     "recover_expired_leases",
     "release",
     "resume_stream",
     "sent_since",
+    "stream_names",
+    "streams_state",
+    "waiting_by_stream",
 ]
 
 
@@ -136,13 +140,23 @@ def _insert_without_keys(connection: Connection, rows: Sequence[Mapping[str, Any
 
 
 def insert_followup(
-    connection: Connection, source_id: int, recipients: Sequence[str], *, due_at: float, now: float
+    connection: Connection,
+    source_id: int,
+    recipients: Sequence[str],
+    *,
+    due_at: float,
+    now: float,
+    error: str | None = None,
+    code: int | None = None,
+    enhanced_status: str | None = None,
 ) -> int:
     """A copy of message ``source_id`` for some of its recipients, deferred to ``due_at``.
 
     Used when a relay refused some recipients for now (4xx) and accepted the others: the
     message is sent, and these recipients get their own row to retry. It keeps the bytes and
-    the Message-ID (it is the same message) and starts with the attempt already made.
+    the Message-ID (it is the same message) and starts with the attempt already made; its last
+    error is the reply that deferred them (``error``, ``code``, ``enhanced_status``), so the
+    queue says why the row exists.
     """
     copied = [
         c
@@ -160,6 +174,9 @@ def insert_followup(
             "sent_at",
             "lease_token",
             "lease_expires_at",
+            "last_error",
+            "last_code",
+            "last_enhanced_status",
         }
     ]
     source = select(
@@ -170,6 +187,11 @@ def insert_followup(
         messages.c.created_at,
         literal(now).label("updated_at"),
         literal(1).label("attempts"),
+        literal(error, type_=messages.c.last_error.type).label("last_error"),
+        literal(code, type_=messages.c.last_code.type).label("last_code"),
+        literal(enhanced_status, type_=messages.c.last_enhanced_status.type).label(
+            "last_enhanced_status"
+        ),
     ).where(messages.c.id == source_id)
     names = [c.name for c in copied] + [
         "recipients",
@@ -178,6 +200,9 @@ def insert_followup(
         "created_at",
         "updated_at",
         "attempts",
+        "last_error",
+        "last_code",
+        "last_enhanced_status",
     ]
     result = connection.execute(
         messages.insert().from_select(names, source).returning(messages.c.id)
@@ -379,7 +404,11 @@ def record_attempts(connection: Connection, rows: Sequence[Mapping[str, Any]]) -
 
 
 def pause_stream(connection: Connection, name: str, *, until: float, reason: str) -> None:
-    """Pause a stream (our configuration is wrong); count consecutive pauses for backoff."""
+    """Pause a stream (our configuration is wrong); count consecutive pauses for backoff.
+
+    ``reason`` is one line saying what went wrong, optionally followed by lines of advice
+    (what to change); :func:`mailroom.outbox.admin.list_streams` splits them again.
+    """
     statement = _upsert_stream(connection).values(
         name=name, paused_until=until, pause_reason=reason, consecutive_pauses=1
     )
@@ -464,3 +493,47 @@ def paused_streams(connection: Connection, now: float) -> list[dict[str, Any]]:
         )
     )
     return [dict(row._mapping) for row in rows]
+
+
+def stream_names(connection: Connection) -> set[str]:
+    """Every stream the database knows: those with messages, and those ever paused."""
+    with_messages = select(messages.c.stream).distinct()
+    with_state = select(streams.c.name)
+    return {row[0] for row in connection.execute(with_messages.union(with_state))}
+
+
+def streams_state(connection: Connection) -> list[dict[str, Any]]:
+    """Every stream with a row of state (a pause, now or before), by name."""
+    rows = connection.execute(
+        select(
+            streams.c.name,
+            streams.c.paused_until,
+            streams.c.pause_reason,
+            streams.c.consecutive_pauses,
+        ).order_by(streams.c.name)
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+def waiting_by_stream(connection: Connection) -> dict[str, int]:
+    """How many messages each stream has waiting to be sent (queued, scheduled, deferred)."""
+    rows = connection.execute(
+        select(messages.c.stream, func.count())
+        .where(messages.c.status.in_([s.value for s in CLAIMABLE]))
+        .group_by(messages.c.stream)
+    )
+    return {row[0]: int(row[1]) for row in rows}
+
+
+def lift_pause(connection: Connection, name: str, now: float) -> bool:
+    """End a stream's pause now (an operator fixed the setting); ``False`` if it had none.
+
+    The count of consecutive pauses starts again too: the fix is presumed to work, so a
+    new pause would be a new problem and starts at the shortest pause.
+    """
+    result = connection.execute(
+        update(streams)
+        .where(streams.c.name == name, streams.c.paused_until > now)
+        .values(paused_until=None, pause_reason=None, consecutive_pauses=0)
+    )
+    return bool(result.rowcount)
