@@ -14,7 +14,9 @@ from mailroom.doctor import diagnose
 from mailroom.errors import (
     AuthenticationError,
     DeliveryError,
+    HeloRefusedError,
     MailroomError,
+    RelayDeniedError,
     RelayUnreachableError,
     TLSError,
 )
@@ -22,7 +24,13 @@ from mailroom.message import Message, build_envelope
 from mailroom.transports import transport_from_settings
 
 # Failures that will hit every message the same way: after one, the second test is pointless.
-_CONNECTION_LEVEL = (RelayUnreachableError, TLSError, AuthenticationError)
+_CONNECTION_LEVEL = (
+    RelayUnreachableError,
+    TLSError,
+    AuthenticationError,
+    HeloRefusedError,
+    RelayDeniedError,
+)
 
 
 def _test_message(to: tuple[str, ...], sender: str, which: str, number: int) -> Message:

@@ -331,7 +331,12 @@ class Worker:
                 if outcome.followup is not None:
                     recipients, due_at = outcome.followup
                     queries.insert_followup(
-                        connection, outcome.message.id, recipients, due_at=due_at, now=now
+                        connection,
+                        outcome.message.id,
+                        recipients,
+                        due_at=due_at,
+                        now=now,
+                        attempts=outcome.message.attempts + 1,
                     )
             healthy = {o.message.stream for o in batch if o.completion.status is Status.SENT}
             for stream in healthy - pauses.keys():

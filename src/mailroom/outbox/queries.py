@@ -136,13 +136,20 @@ def _insert_without_keys(connection: Connection, rows: Sequence[Mapping[str, Any
 
 
 def insert_followup(
-    connection: Connection, source_id: int, recipients: Sequence[str], *, due_at: float, now: float
+    connection: Connection,
+    source_id: int,
+    recipients: Sequence[str],
+    *,
+    due_at: float,
+    now: float,
+    attempts: int = 1,
 ) -> int:
     """A copy of message ``source_id`` for some of its recipients, deferred to ``due_at``.
 
     Used when a relay refused some recipients for now (4xx) and accepted the others: the
     message is sent, and these recipients get their own row to retry. It keeps the bytes and
-    the Message-ID (it is the same message) and starts with the attempt already made.
+    the Message-ID (it is the same message) and starts with the ``attempts`` already made for
+    these recipients (the source's, counting the one just made), so they keep their budget.
     """
     copied = [
         c
@@ -169,7 +176,7 @@ def insert_followup(
         literal(due_at).label("due_at"),
         messages.c.created_at,
         literal(now).label("updated_at"),
-        literal(1).label("attempts"),
+        literal(attempts).label("attempts"),
     ).where(messages.c.id == source_id)
     names = [c.name for c in copied] + [
         "recipients",
