@@ -29,7 +29,7 @@ The tree::
 A reply is classified from its numeric code and RFC 3463 enhanced status code together with the
 point of the SMTP dialogue where it came (:class:`SMTPStage`) — never from which client-library
 exception carried it. One exception needs the reply's text as well: Postfix's refusals of our
-sender, our EHLO name and our client at the RCPT stage (see :data:`OUR_SETUP_REFUSED`).
+sender, our EHLO name and our client at the RCPT stage (see :func:`refused_for_our_setup`).
 """
 
 from __future__ import annotations
@@ -54,7 +54,6 @@ __all__ = [
     "MessageError",
     "MessageTooLargeError",
     "NotificationError",
-    "OUR_SETUP_REFUSED",
     "PermanentError",
     "RelayDeniedError",
     "RelayUnreachableError",
@@ -285,7 +284,7 @@ _ABOUT_US_7 = frozenset({8, 9, 10, 11, 13, 14, 20, 21, 22, 23, 24, 25, 26, 27})
 # (X.1 addressing, X.5 protocol, X.7 security/policy). They apply at 4yz as well: Postfix
 # answers 450/454 when the restriction depends on DNS or defers unauthorised relaying, and a
 # pause of the stream is itself a retry that uses up no attempt, so nothing is lost by it.
-OUR_SETUP_REFUSED: tuple[tuple[re.Pattern[str], type[ConfigurationError]], ...] = tuple(
+_OUR_SETUP_REFUSED: tuple[tuple[re.Pattern[str], type[ConfigurationError]], ...] = tuple(
     (re.compile(rf"^(?:<[^<>]*>:\s*)?{phrase}", re.IGNORECASE), cls)
     for phrase, cls in (
         (r"Sender address rejected\b", SenderRefusedError),
@@ -307,7 +306,7 @@ def refused_for_our_setup(
         klass, subject, _ = (int(part) for part in enhanced_status.split("."))
         if klass != code // 100 or subject not in _OUR_SETUP_SUBJECTS:
             return None
-    for pattern, cls in OUR_SETUP_REFUSED:
+    for pattern, cls in _OUR_SETUP_REFUSED:
         if pattern.match(server_text):
             return cls
     return None

@@ -22,10 +22,12 @@ from sqlalchemy import func, select
 from mailroom.config import Settings, load_settings
 from mailroom.delivery.retry import RetryPolicy
 from mailroom.delivery.worker import Worker
+from mailroom.message import Envelope as Mail
 from mailroom.message import Message
 from mailroom.outbox import database
 from mailroom.outbox.schema import attempts, messages
 from mailroom.outbox.store import Outbox
+from mailroom.transports import SMTPTransport
 from smtp_server import ScriptedHandler, ServerFactory, SMTPTestServer
 
 LIMIT = 100
@@ -203,3 +205,64 @@ async def test_only_recipients_deferred_for_themselves_get_a_follow_up_row(
     assert attempt_outcomes(outbox) == Counter(
         {(1, "sent", 250): count - 2, (1, "deferred", 450): 2}
     )
+
+
+async def test_without_pipelining_no_rcpt_is_sent_past_the_first_too_many(
+    smtp_server_factory: ServerFactory,
+) -> None:
+    server = relay(smtp_server_factory, pipelining=False)
+    handler = server.scripted
+    assert isinstance(handler, LimitedHandler)
+    recipients = tuple(f"r{i}@example.org" for i in range(300))
+    transport = SMTPTransport(host="127.0.0.1", port=server.port, timeout=10, max_recipients=250)
+    async with transport:
+        result = await transport.send(
+            Mail(
+                sender="app@example.com",
+                recipients=recipients,
+                data=b"Subject: hi\r\n\r\nhello\r\n",
+                message_id="<m1@example.com>",
+            )
+        )
+    assert result.accepted == recipients
+    assert result.refused == {}
+    assert handler.too_many == 1  # one round trip learned the limit; no 149 more
+    assert [len(r.rcpt_tos) for r in handler.received] == [100, 100, 100]
+    # Each accepted recipient has the reply of its own transaction.
+    assert set(result.replies) == set(recipients)
+
+
+@dataclass
+class FailingSecondDataHandler(LimitedHandler):
+    """Refuses the content of the second transaction for now."""
+
+    data_calls: int = 0
+
+    async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        self.data_calls += 1
+        if self.data_calls == 2:
+            return "451 4.3.0 local error, try later"
+        return await super().handle_DATA(server, session, envelope)
+
+
+async def test_a_later_transaction_failing_keeps_the_delivered_part_delivered(
+    outbox: Outbox, smtp_server_factory: ServerFactory
+) -> None:
+    handler = FailingSecondDataHandler(limit=2)
+    server = smtp_server_factory(handler=handler)
+    message_pk = outbox.send(
+        Message(to=[f"r{i}@example.org" for i in range(5)], subject="Hi", text="x")
+    )
+
+    await one_pass(settings_for(outbox.settings.DATABASE_URL, server))
+
+    # r0, r1 went in the first transaction; the second's content was refused for now, so
+    # its recipients and the one never tried wait in a follow-up row: nobody gets it twice.
+    assert [r.rcpt_tos for r in handler.received] == [["r0@example.org", "r1@example.org"]]
+    original, followup = rows(outbox)
+    assert (original.id, original.status, original.attempts) == (message_pk, "sent", 1)
+    assert followup.recipients == ["r2@example.org", "r3@example.org", "r4@example.org"]
+    assert (followup.status, followup.attempts) == ("deferred", 1)
+    assert attempt_outcomes(outbox) == Counter({(1, "sent", 250): 2, (1, "deferred", 451): 3})
