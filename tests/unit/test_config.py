@@ -1082,3 +1082,13 @@ def test_short_or_missing_secret_key_errors_never_show_it() -> None:
     assert "Tr0ub4dor" not in str(info.value)
     with pytest.raises(SettingsError, match="SECRET_KEY: is needed to sign links"):
         load_settings(environ={}).secret_key("sign links")
+
+
+def test_max_recipients_per_message_defaults_to_what_every_relay_takes() -> None:
+    assert load_settings(environ={}).EMAIL_MAX_RECIPIENTS_PER_MESSAGE == 100
+    settings = load_settings(environ={"EMAIL_MAX_RECIPIENTS_PER_MESSAGE": "1000"})
+    assert settings.EMAIL_MAX_RECIPIENTS_PER_MESSAGE == 1000
+    with pytest.raises(SettingsError) as info:
+        load_settings(environ={"EMAIL_MAX_RECIPIENTS_PER_MESSAGE": "0"})
+    assert info.value.setting == "EMAIL_MAX_RECIPIENTS_PER_MESSAGE"
+    assert "at least 1" in str(info.value)
