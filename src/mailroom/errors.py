@@ -353,7 +353,12 @@ def error_from_reply(
     *,
     recipient: str | None = None,
 ) -> DeliveryError:
-    """Build the right :class:`DeliveryError` for a negative reply."""
+    """Build the right :class:`DeliveryError` for a negative reply.
+
+    By :func:`classify_reply`, except for the refusals of our own setup that only the reply's
+    text tells apart (:func:`refused_for_our_setup`): those are configuration errors at any
+    stage and code, a 4yz included.
+    """
     enhanced, server_text = split_enhanced_status(text)
     ours = refused_for_our_setup(code, enhanced, server_text)
     verdict = Verdict.CONFIGURATION if ours else classify_reply(code, enhanced, stage)
