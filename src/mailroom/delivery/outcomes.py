@@ -7,6 +7,7 @@ sent, deferred until when, failed, or a pause of the stream — and writes it do
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
@@ -50,6 +51,15 @@ class Outcome:
     pause: PauseStream | None = None
     followup: tuple[list[str], float] | None = None
     """Recipients refused for now while others were accepted, and when to try them again."""
+
+
+@functools.lru_cache(maxsize=256)
+def _reply_fields(reply: str) -> tuple[int | None, str | None, str | None]:
+    """``"250 2.0.0 Ok: queued"`` as code, enhanced status and text; each parsed once for
+    all the recipients that share it."""
+    code, _, text = reply.partition(" ")
+    enhanced, text = split_enhanced_status(text)
+    return int(code) if code.isdigit() else None, enhanced, text or None
 
 
 class OutcomeBuilder:
@@ -97,19 +107,10 @@ class OutcomeBuilder:
         now = time.time()
         followup = self._followup(message, result, now)
         carried = set(followup[0]) if followup is not None else set()
-        parsed: dict[str, tuple[int | None, str | None, str | None]] = {}
-
-        def reply_fields(reply: str) -> tuple[int | None, str | None, str | None]:
-            # A message sent in several transactions has a reply for each; parse each once.
-            if reply not in parsed:
-                code, _, text = reply.partition(" ")
-                enhanced, text = split_enhanced_status(text)
-                parsed[reply] = (int(code) if code.isdigit() else None, enhanced, text or None)
-            return parsed[reply]
-
         rows = []
         for recipient in result.accepted:
-            code, enhanced, text = reply_fields(result.replies.get(recipient, result.reply))
+            # A message sent in several transactions has a reply for each.
+            code, enhanced, text = _reply_fields(result.replies.get(recipient, result.reply))
             rows.append(
                 self._row(
                     transport,
