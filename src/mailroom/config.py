@@ -171,6 +171,7 @@ class Settings(BaseModel):
     NOREPLY_EMAIL_ADDRESS: str | None = None
     EMAIL_FILE_PATH: Path = Path("mailroom-mail")
     EMAIL_MAX_MESSAGE_SIZE: int = 25 * 1024 * 1024
+    EMAIL_MAX_RECIPIENTS_PER_MESSAGE: int = 100
     SECRETS_FILE: Path | None = None
 
     DATABASE_URL: str = "sqlite:///mailroom.db"
@@ -634,6 +635,7 @@ def _check_worker_settings(settings: Settings) -> None:
         raise SettingsError("WORKER_EVENT_LOOP", "must be auto, asyncio or uvloop")
     for name in (
         "EMAIL_MAX_ATTEMPTS",
+        "EMAIL_MAX_RECIPIENTS_PER_MESSAGE",
         "WORKER_CONCURRENCY",
         "WORKER_BATCH_SIZE",
         "WORKER_PROCESSES",

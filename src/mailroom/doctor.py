@@ -9,10 +9,13 @@ from __future__ import annotations
 from mailroom.config import Settings
 from mailroom.errors import (
     AuthenticationError,
+    AuthNotOfferedError,
     ConnectionLostError,
     DeliveryError,
     DeliveryTimeoutError,
+    HeloRefusedError,
     PermanentError,
+    RelayDeniedError,
     RelayUnreachableError,
     SenderRefusedError,
     SMTPStage,
@@ -101,13 +104,90 @@ def _tls(error: TLSError, settings: Settings) -> list[str]:
     return ["TLS could not be set up with the relay; check EMAIL_USE_TLS and EMAIL_USE_SSL."]
 
 
-def _auth(settings: Settings) -> list[str]:
+def _auth(error: AuthenticationError, settings: Settings) -> list[str]:
     user = settings.EMAIL_HOST_USER or "(no EMAIL_HOST_USER set)"
+    encrypted = settings.EMAIL_USE_TLS or settings.EMAIL_USE_SSL
+    if isinstance(error, AuthNotOfferedError) or error.code == 538:
+        # No login was tried (538: RFC 4954 §6, encryption required for the mechanism).
+        if not encrypted:
+            return [
+                f"The relay offers no login (AUTH) on an unencrypted connection, so the login "
+                f"of {user} was never tried.",
+                "Turn on EMAIL_USE_TLS (STARTTLS, usually port 587), or EMAIL_USE_SSL for "
+                "implicit TLS (port 465); most relays offer AUTH only once TLS is on.",
+            ]
+        return [
+            f"The relay offers no login (AUTH) even over TLS, so the login of {user} was "
+            "never tried.",
+            "Check EMAIL_HOST and EMAIL_PORT (a submission port, usually 587, offers it); if "
+            "this relay accepts mail from this machine without a login, leave "
+            "EMAIL_HOST_USER empty.",
+        ]
     return [
         f"The relay refused the login of {user}.",
         "Check EMAIL_HOST_USER and the password.",
         _password_hint(settings),
     ]
+
+
+_NOT_THE_RECIPIENT = (
+    "The refusal came at RCPT TO but is about us, not the recipient (Postfix reports its "
+    "checks of the client, the EHLO name and the sender there, by smtpd_delay_reject)."
+)
+
+
+def _helo(settings: Settings) -> list[str]:
+    given = settings.EMAIL_LOCAL_HOSTNAME or "this machine's own host name"
+    return [
+        f"The relay refused the name Mailroom gave in EHLO ({given}).",
+        "Set EMAIL_LOCAL_HOSTNAME to this machine's fully-qualified domain name (one with a "
+        "dot, e.g. mailer.example.com, ideally resolving to this machine's address).",
+        _NOT_THE_RECIPIENT,
+    ]
+
+
+def _relay_denied(error: RelayDeniedError, settings: Settings) -> list[str]:
+    client = "client host rejected" in (error.server_text or "").lower()
+    what = (
+        "The relay refuses mail from this machine (client host rejected)."
+        if client
+        else "The relay will not pass mail on for Mailroom (relay access denied)."
+    )
+    if settings.EMAIL_HOST_USER:
+        return [
+            what,
+            f"Mailroom logged in as {settings.EMAIL_HOST_USER}, yet the relay refuses: ask its "
+            "administrator to allow that account (or this machine) to send through it.",
+            _NOT_THE_RECIPIENT,
+        ]
+    return [
+        what,
+        "Log in: set EMAIL_HOST_USER and EMAIL_HOST_PASSWORD (put the password in the secrets "
+        "file), usually with EMAIL_USE_TLS on port 587; or have the relay's administrator "
+        "trust this machine's address (Postfix: mynetworks).",
+        _NOT_THE_RECIPIENT,
+    ]
+
+
+def _refused_us(
+    error: SenderRefusedError | HeloRefusedError | RelayDeniedError,
+    settings: Settings,
+    sender_setting: str,
+) -> list[str]:
+    """Advice for a relay that refused our sender, our EHLO name or us as a client."""
+    if isinstance(error, HeloRefusedError):
+        return _helo(settings)
+    if isinstance(error, RelayDeniedError):
+        return _relay_denied(error, settings)
+    lines = [
+        f"The relay refused the sender address from {sender_setting}: your relay does not "
+        "allow sending from this From address.",
+        f"Allow that address at your provider (verify it or its domain), or set "
+        f"{sender_setting} to an address the relay accepts.",
+    ]
+    if error.stage is SMTPStage.RCPT:
+        lines.append(_NOT_THE_RECIPIENT)
+    return lines
 
 
 def diagnose(error: DeliveryError, settings: Settings, *, sender_setting: str) -> str:
@@ -123,14 +203,9 @@ def diagnose(error: DeliveryError, settings: Settings, *, sender_setting: str) -
     elif isinstance(error, TLSError):
         lines = _tls(error, settings)
     elif isinstance(error, AuthenticationError):
-        lines = _auth(settings)
-    elif isinstance(error, SenderRefusedError):
-        lines = [
-            f"The relay refused the sender address from {sender_setting}: your relay does not "
-            "allow sending from this From address.",
-            f"Allow that address at your provider (verify it or its domain), or set "
-            f"{sender_setting} to an address the relay accepts.",
-        ]
+        lines = _auth(error, settings)
+    elif isinstance(error, SenderRefusedError | HeloRefusedError | RelayDeniedError):
+        lines = _refused_us(error, settings, sender_setting)
     elif isinstance(error, SMTPUTF8UnsupportedError):
         lines = ["An address has non-ASCII characters before the @ and the relay cannot carry it."]
     elif isinstance(error, PermanentError) and error.stage is SMTPStage.RCPT:

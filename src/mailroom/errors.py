@@ -21,11 +21,15 @@ The tree::
             ├── RelayUnreachableError (ConnectionError)   refused connection, unknown host
             ├── TLSError                    handshake, certificate or STARTTLS mismatch
             ├── AuthenticationError         the relay refused our credentials
-            └── SenderRefusedError          the relay will not send from our address
+            │   └── AuthNotOfferedError     we have credentials, the relay offers no AUTH
+            ├── SenderRefusedError          the relay will not send from our address
+            ├── HeloRefusedError            the relay refused the name we gave in EHLO
+            └── RelayDeniedError            the relay will not pass mail on for this client
 
 A reply is classified from its numeric code and RFC 3463 enhanced status code together with the
 point of the SMTP dialogue where it came (:class:`SMTPStage`) — never from which client-library
-exception carried it.
+exception carried it. One exception needs the reply's text as well: Postfix's refusals of our
+sender, our EHLO name and our client at the RCPT stage (see :func:`refused_for_our_setup`).
 """
 
 from __future__ import annotations
@@ -36,12 +40,14 @@ from enum import StrEnum
 from typing import ClassVar
 
 __all__ = [
+    "AuthNotOfferedError",
     "AuthenticationError",
     "ConfigurationError",
     "ConnectionLostError",
     "DeliveryError",
     "DeliveryTimeoutError",
     "HeaderInjectionError",
+    "HeloRefusedError",
     "InvalidAddressError",
     "InvalidTokenError",
     "MailroomError",
@@ -49,6 +55,7 @@ __all__ = [
     "MessageTooLargeError",
     "NotificationError",
     "PermanentError",
+    "RelayDeniedError",
     "RelayUnreachableError",
     "SMTPStage",
     "SMTPUTF8UnsupportedError",
@@ -60,6 +67,7 @@ __all__ = [
     "Verdict",
     "classify_reply",
     "error_from_reply",
+    "refused_for_our_setup",
     "split_enhanced_status",
 ]
 
@@ -230,8 +238,24 @@ class AuthenticationError(ConfigurationError):
     """The relay refused our user name and password, or wants authentication we did not give."""
 
 
+class AuthNotOfferedError(AuthenticationError):
+    """A user name is set but the relay offers no AUTH on this connection, so no login was
+    tried; many relays offer it only after STARTTLS (RFC 4954 §4 lets them)."""
+
+
 class SenderRefusedError(ConfigurationError):
-    """The relay refused MAIL FROM: it will not send mail from our address."""
+    """The relay refused our sender address: at MAIL FROM, or (Postfix's default
+    ``smtpd_delay_reject = yes``) at RCPT TO, as "Sender address rejected"."""
+
+
+class HeloRefusedError(ConfigurationError):
+    """The relay refused the host name we gave in EHLO (often at RCPT TO, as Postfix's
+    "Helo command rejected: need fully-qualified hostname")."""
+
+
+class RelayDeniedError(ConfigurationError):
+    """The relay will not pass mail on for us: "Relay access denied" (we neither logged in
+    nor connect from a network it trusts) or "Client host rejected"."""
 
 
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?:\s+|$)")
@@ -243,6 +267,49 @@ _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?:\s+|$)")
 # for "this recipient or content is not accepted"; 530 5.7.0 "authentication required" is
 # caught by its reply code.
 _ABOUT_US_7 = frozenset({8, 9, 10, 11, 13, 14, 20, 21, 22, 23, 24, 25, 26, 27})
+
+
+# Postfix's restrictions on the client, the HELO name and the sender are by default reported
+# at RCPT TO (smtpd_delay_reject = yes), each reply text saying which restriction refused:
+#   553 5.7.1 <app@example.com>: Sender address rejected: not owned by user
+#   504 5.5.2 <box>: Helo command rejected: need fully-qualified hostname
+#   554 5.7.1 <ada@example.org>: Relay access denied   (454 4.7.1 with defer_unauth_destination)
+#   554 5.7.1 <unknown[192.0.2.1]>: Client host rejected: Access denied
+# The numbers alone cannot tell these from a refused recipient: Postfix gives 554 5.7.1 for
+# "Recipient address rejected: Access denied" too, 504 5.5.2 for a recipient that is not fully
+# qualified, and providers use 550/553/554 5.7.1 for "this recipient does not take your mail".
+# Only the text says the refusal is about us, so these patterns (Postfix's fixed wording,
+# "<address>: Class rejected: reason", smtpd_check.c) are matched, together with a negative
+# reply code and, when given, an enhanced status of the subjects Postfix uses for them
+# (X.1 addressing, X.5 protocol, X.7 security/policy). They apply at 4yz as well: Postfix
+# answers 450/454 when the restriction depends on DNS or defers unauthorised relaying, and a
+# pause of the stream is itself a retry that uses up no attempt, so nothing is lost by it.
+_OUR_SETUP_REFUSED: tuple[tuple[re.Pattern[str], type[ConfigurationError]], ...] = tuple(
+    (re.compile(rf"^(?:<[^<>]*>:\s*)?{phrase}", re.IGNORECASE), cls)
+    for phrase, cls in (
+        (r"Sender address rejected\b", SenderRefusedError),
+        (r"Helo command rejected\b", HeloRefusedError),
+        (r"Relay access denied\b", RelayDeniedError),
+        (r"Client host rejected\b", RelayDeniedError),
+    )
+)
+_OUR_SETUP_SUBJECTS = frozenset({1, 5, 7})
+
+
+def refused_for_our_setup(
+    code: int, enhanced_status: str | None, server_text: str
+) -> type[ConfigurationError] | None:
+    """The configuration error a negative reply reports in Postfix's words, or ``None``."""
+    if not 400 <= code < 600:
+        return None
+    if enhanced_status is not None:
+        klass, subject, _ = (int(part) for part in enhanced_status.split("."))
+        if klass != code // 100 or subject not in _OUR_SETUP_SUBJECTS:
+            return None
+    for pattern, cls in _OUR_SETUP_REFUSED:
+        if pattern.match(server_text):
+            return cls
+    return None
 
 
 def split_enhanced_status(text: str) -> tuple[str | None, str]:
@@ -286,11 +353,19 @@ def error_from_reply(
     *,
     recipient: str | None = None,
 ) -> DeliveryError:
-    """Build the right :class:`DeliveryError` for a negative reply."""
+    """Build the right :class:`DeliveryError` for a negative reply.
+
+    By :func:`classify_reply`, except for the refusals of our own setup that only the reply's
+    text tells apart (:func:`refused_for_our_setup`): those are configuration errors at any
+    stage and code, a 4yz included.
+    """
     enhanced, server_text = split_enhanced_status(text)
-    verdict = classify_reply(code, enhanced, stage)
+    ours = refused_for_our_setup(code, enhanced, server_text)
+    verdict = Verdict.CONFIGURATION if ours else classify_reply(code, enhanced, stage)
     cls: type[DeliveryError]
-    if verdict is Verdict.TRANSIENT:
+    if ours is not None:
+        cls = ours
+    elif verdict is Verdict.TRANSIENT:
         cls = TransientError
     elif verdict is Verdict.PERMANENT:
         cls = PermanentError
@@ -304,6 +379,8 @@ def error_from_reply(
         cls = ConfigurationError
     reply = " ".join(str(p) for p in (code, enhanced, server_text) if p)
     where = f" for {recipient}" if recipient else ""
+    if ours is not None and stage is SMTPStage.RCPT:
+        where += " because of our own setup, not the recipient"
     return cls(
         f"{stage.upper()} refused{where}: {reply}",
         code=code,

@@ -131,6 +131,23 @@ def test_wrong_password(smtp_server_factory: ServerFactory, tls: TLSFiles, tmp_p
     assert server.scripted.received == []
 
 
+def test_credentials_against_a_relay_offering_auth_only_after_starttls(
+    smtp_server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    # AUTH is offered only once TLS is on (aiosmtpd's auth_require_tls): no login is tried.
+    server = smtp_server_factory("starttls", auth=True, auth_required=True)
+    config = write_settings(tmp_path, server.port, password=TEST_PASSWORD)
+    result = run("send-test-email", "--config", str(config), "ops@example.com")
+    assert result.exit_code == 1
+    assert "does not offer AUTH" in result.output
+    assert "was never tried" in result.output
+    assert "Turn on EMAIL_USE_TLS" in result.output
+    assert "refused the login" not in result.output
+    assert "not trying the second message" in result.output
+    assert server.scripted.auth_mechanisms_used == []
+    assert server.scripted.received == []
+
+
 def test_sender_refused(smtp_server: SMTPTestServer, tmp_path: Path) -> None:
     smtp_server.scripted.replies["MAIL"] = "553 5.7.1 sender address not owned by user"
     config = write_settings(tmp_path, smtp_server.port)

@@ -12,6 +12,7 @@ import pytest
 
 from mailroom.errors import (
     AuthenticationError,
+    AuthNotOfferedError,
     ConfigurationError,
     ConnectionLostError,
     DeliveryError,
@@ -141,6 +142,18 @@ async def test_wrong_password_is_a_configuration_error(
     assert error.code == 535
     assert error.stage is SMTPStage.AUTH
     assert server.scripted.received == []
+
+
+async def test_credentials_without_auth_offered_is_not_a_refused_login(
+    smtp_server_factory: ServerFactory,
+) -> None:
+    server = smtp_server_factory("starttls", auth=True, auth_required=True)
+    transport = transport_for(server, username=TEST_USER, password=TEST_PASSWORD)
+    with pytest.raises(AuthNotOfferedError, match="may offer AUTH over TLS") as caught:
+        await transport.send(envelope())
+    assert caught.value.stage is SMTPStage.AUTH
+    assert caught.value.code is None  # the relay refused nothing
+    assert server.scripted.auth_mechanisms_used == []
 
 
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")

@@ -1378,3 +1378,13 @@ def test_settings_file_that_is_a_folder(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="is a folder, not a file") as info:
         load_settings(tmp_path, environ={})
     assert str(tmp_path) in str(info.value)
+
+
+def test_max_recipients_per_message_defaults_to_what_every_relay_takes() -> None:
+    assert load_settings(environ={}).EMAIL_MAX_RECIPIENTS_PER_MESSAGE == 100
+    settings = load_settings(environ={"EMAIL_MAX_RECIPIENTS_PER_MESSAGE": "1000"})
+    assert settings.EMAIL_MAX_RECIPIENTS_PER_MESSAGE == 1000
+    with pytest.raises(SettingsError) as info:
+        load_settings(environ={"EMAIL_MAX_RECIPIENTS_PER_MESSAGE": "0"})
+    assert info.value.setting == "EMAIL_MAX_RECIPIENTS_PER_MESSAGE"
+    assert "at least 1" in str(info.value)

@@ -9,16 +9,19 @@ import pytest
 import mailroom
 from mailroom.errors import (
     AuthenticationError,
+    AuthNotOfferedError,
     ConfigurationError,
     ConnectionLostError,
     DeliveryError,
     DeliveryTimeoutError,
     HeaderInjectionError,
+    HeloRefusedError,
     InvalidAddressError,
     MailroomError,
     MessageError,
     MessageTooLargeError,
     PermanentError,
+    RelayDeniedError,
     RelayUnreachableError,
     SenderRefusedError,
     SettingsError,
@@ -197,6 +200,94 @@ def test_error_from_reply_class(
     assert error.verdict is classify_reply(code, split_enhanced_status(text)[0], stage)
 
 
+# Postfix's refusals of the client, the HELO name and the sender come at RCPT by default
+# (smtpd_delay_reject = yes): about us, though the codes match a refused recipient's.
+@pytest.mark.parametrize(
+    ("code", "text", "stage", "cls"),
+    [
+        (
+            553,
+            "5.7.1 <app@example.com>: Sender address rejected: not owned by user",
+            SMTPStage.RCPT,
+            SenderRefusedError,
+        ),
+        (
+            504,
+            "5.5.2 <app>: Sender address rejected: need fully-qualified address",
+            SMTPStage.RCPT,
+            SenderRefusedError,
+        ),
+        (
+            450,
+            "4.1.8 <app@nowhere.example>: Sender address rejected: Domain not found",
+            SMTPStage.RCPT,
+            SenderRefusedError,
+        ),
+        (
+            504,
+            "5.5.2 <box>: Helo command rejected: need fully-qualified hostname",
+            SMTPStage.RCPT,
+            HeloRefusedError,
+        ),
+        (
+            504,
+            "5.5.2 <box>: Helo command rejected: need fully-qualified hostname",
+            SMTPStage.EHLO,
+            HeloRefusedError,
+        ),
+        (554, "5.7.1 <ada@example.org>: Relay access denied", SMTPStage.RCPT, RelayDeniedError),
+        # Postfix's default since 2.10: defer_unauth_destination.
+        (454, "4.7.1 <ada@example.org>: Relay access denied", SMTPStage.RCPT, RelayDeniedError),
+        (
+            554,
+            "5.7.1 <unknown[192.0.2.1]>: Client host rejected: Access denied",
+            SMTPStage.RCPT,
+            RelayDeniedError,
+        ),
+        (
+            450,
+            "4.7.1 Client host rejected: cannot find your hostname, [192.0.2.1]",
+            SMTPStage.RCPT,
+            RelayDeniedError,
+        ),
+        (554, "Relay access denied", SMTPStage.RCPT, RelayDeniedError),  # no enhanced status
+        # The same codes about the recipient stay the recipient's.
+        (
+            554,
+            "5.7.1 <ada@example.org>: Recipient address rejected: Access denied",
+            SMTPStage.RCPT,
+            PermanentError,
+        ),
+        (
+            504,
+            "5.5.2 <ada>: Recipient address rejected: need fully-qualified address",
+            SMTPStage.RCPT,
+            PermanentError,
+        ),
+        (553, "5.7.1 Rejected: relay access denied for this list", SMTPStage.RCPT, PermanentError),
+        # A recipient address cannot smuggle the words in: they must follow the <...>: prefix.
+        (
+            550,
+            '5.1.1 <"Relay access denied"@example.org>: Recipient address rejected',
+            SMTPStage.RCPT,
+            PermanentError,
+        ),
+        # An enhanced status of another subject (X.2 mailbox) is not one of these.
+        (552, "5.2.2 <x>: Sender address rejected: mailbox full", SMTPStage.RCPT, PermanentError),
+    ],
+)
+def test_our_setup_refused_at_rcpt(
+    code: int, text: str, stage: SMTPStage, cls: type[DeliveryError]
+) -> None:
+    error = error_from_reply(code, text, stage, recipient="ada@example.org")
+    assert type(error) is cls
+    if cls is not PermanentError:
+        assert error.verdict is Verdict.CONFIGURATION
+        if stage is SMTPStage.RCPT:
+            assert "because of our own setup, not the recipient" in str(error)
+    assert error.code == code
+
+
 def test_error_from_reply_fields() -> None:
     error = error_from_reply(
         550, "5.1.1 No such user here", SMTPStage.RCPT, recipient="x@y.example"
@@ -291,6 +382,9 @@ def test_delivery_error_carries_refused_recipients() -> None:
         (TLSError, (ConfigurationError,)),
         (AuthenticationError, (ConfigurationError,)),
         (SenderRefusedError, (ConfigurationError,)),
+        (AuthNotOfferedError, (AuthenticationError, ConfigurationError)),
+        (HeloRefusedError, (ConfigurationError,)),
+        (RelayDeniedError, (ConfigurationError,)),
     ],
 )
 def test_exception_tree(cls: type[Exception], bases: tuple[type[BaseException], ...]) -> None:

@@ -15,7 +15,9 @@ from mailroom.doctor import diagnose
 from mailroom.errors import (
     AuthenticationError,
     DeliveryError,
+    HeloRefusedError,
     MailroomError,
+    RelayDeniedError,
     RelayUnreachableError,
     TLSError,
 )
@@ -24,7 +26,13 @@ from mailroom.transports import SMTPTransport, Transport, transport_from_setting
 from mailroom.transports.ehlo import EhloSource
 
 # Failures that will hit every message the same way: after one, the second test is pointless.
-_CONNECTION_LEVEL = (RelayUnreachableError, TLSError, AuthenticationError)
+_CONNECTION_LEVEL = (
+    RelayUnreachableError,
+    TLSError,
+    AuthenticationError,
+    HeloRefusedError,
+    RelayDeniedError,
+)
 
 
 def _test_message(to: tuple[str, ...], sender: str, which: str, number: int) -> Message:

@@ -7,6 +7,7 @@ sent, deferred until when, failed, or a pause of the stream — and writes it do
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
@@ -54,6 +55,15 @@ class Outcome:
     """The refusal that deferred them, shown as the follow-up's last error."""
 
 
+@functools.lru_cache(maxsize=256)
+def _reply_fields(reply: str) -> tuple[int | None, str | None, str | None]:
+    """``"250 2.0.0 Ok: queued"`` as code, enhanced status and text; each parsed once for
+    all the recipients that share it."""
+    code, _, text = reply.partition(" ")
+    enhanced, text = split_enhanced_status(text)
+    return int(code) if code.isdigit() else None, enhanced, text or None
+
+
 class OutcomeBuilder:
     """Turns send results and delivery errors into outcomes, counting them in ``stats``."""
 
@@ -96,51 +106,62 @@ class OutcomeBuilder:
     def sent(
         self, transport: Transport, message: ClaimedMessage, result: SendResult, duration: float
     ) -> Outcome:
-        code, _, text = result.reply.partition(" ")
-        enhanced, text = split_enhanced_status(text)
-        rows = [
-            self._row(
-                transport,
-                message,
-                recipient,
-                AttemptOutcome.SENT,
-                duration,
-                code=int(code) if code.isdigit() else None,
-                enhanced_status=enhanced,
-                server_text=text or None,
+        now = time.time()
+        followup = self._followup(message, result, now)
+        carried = set(followup[0]) if followup is not None else set()
+        rows = []
+        for recipient in result.accepted:
+            # A message sent in several transactions has a reply for each.
+            code, enhanced, text = _reply_fields(result.replies.get(recipient, result.reply))
+            rows.append(
+                self._row(
+                    transport,
+                    message,
+                    recipient,
+                    AttemptOutcome.SENT,
+                    duration,
+                    code=code,
+                    enhanced_status=enhanced,
+                    server_text=text,
+                )
             )
-            for recipient in result.accepted
-        ]
         rows += [
             self._row(
                 transport,
                 message,
                 recipient,
-                AttemptOutcome.REFUSED,
+                # Carried forward to a follow-up row: deferred, not refused for good.
+                AttemptOutcome.DEFERRED if recipient in carried else AttemptOutcome.REFUSED,
                 duration,
                 code=error.code,
                 enhanced_status=error.enhanced_status,
                 server_text=error.server_text or str(error),
+                possible_duplicate=error.possibly_delivered,
             )
             for recipient, error in result.refused.items()
         ]
-        now = time.time()
         self.stats.sent += 1
-        followup = self._followup(message, result, now)
         return Outcome(
             message,
             Completion(id=message.id, status=Status.SENT, due_at=now, sent_at=now),
             rows,
             followup=followup,
-            followup_reply=result.refused[followup[0][0]] if followup else None,
+            followup_reply=result.refused.get(followup[0][0]) if followup else None,
         )
 
     def _followup(
         self, message: ClaimedMessage, result: SendResult, now: float
     ) -> tuple[list[str], float] | None:
         """A 4xx for some recipients must not silently drop them: they get a message of their
-        own (same bytes, same Message-ID), due after the usual backoff, while attempts last."""
-        later = [r for r, e in result.refused.items() if e.verdict is Verdict.TRANSIENT]
+        own (same bytes, same Message-ID), due after the usual backoff, while attempts last.
+        So do recipients a later transaction of the delivery could not reach because of our
+        own configuration: the part already delivered is not sent again, and the stream is
+        paused when the follow-up meets the same refusal."""
+        later = [
+            r
+            for r, e in result.refused.items()
+            if e.verdict in (Verdict.TRANSIENT, Verdict.CONFIGURATION)
+        ]
         attempts = message.attempts + 1
         if not later or attempts >= self.policy.max_attempts:
             return None

@@ -442,6 +442,7 @@ class Worker:
                         error=(reply.server_text or str(reply)) if reply else None,
                         code=reply.code if reply else None,
                         enhanced_status=reply.enhanced_status if reply else None,
+                        attempts=outcome.message.attempts + 1,
                     )
             healthy = {o.message.stream for o in batch if o.completion.status is Status.SENT}
             for stream in healthy - pauses.keys():

@@ -149,14 +149,16 @@ def insert_followup(
     error: str | None = None,
     code: int | None = None,
     enhanced_status: str | None = None,
+    attempts: int = 1,
 ) -> int:
     """A copy of message ``source_id`` for some of its recipients, deferred to ``due_at``.
 
     Used when a relay refused some recipients for now (4xx) and accepted the others: the
     message is sent, and these recipients get their own row to retry. It keeps the bytes and
-    the Message-ID (it is the same message) and starts with the attempt already made; its last
-    error is the reply that deferred them (``error``, ``code``, ``enhanced_status``), so the
-    queue says why the row exists.
+    the Message-ID (it is the same message) and starts with the ``attempts`` already made for
+    these recipients (the source's, counting the one just made), so they keep their budget; its
+    last error is the reply that deferred them (``error``, ``code``, ``enhanced_status``), so
+    the queue says why the row exists.
     """
     copied = [
         c
@@ -186,7 +188,7 @@ def insert_followup(
         literal(due_at).label("due_at"),
         messages.c.created_at,
         literal(now).label("updated_at"),
-        literal(1).label("attempts"),
+        literal(attempts).label("attempts"),
         literal(error, type_=messages.c.last_error.type).label("last_error"),
         literal(code, type_=messages.c.last_code.type).label("last_code"),
         literal(enhanced_status, type_=messages.c.last_enhanced_status.type).label(

@@ -40,6 +40,7 @@ def transport_from_settings(settings: Settings, *, console: TextIO | None = None
                 keyfile=settings.EMAIL_SSL_KEYFILE,
                 cafile=settings.EMAIL_SSL_CAFILE,
                 local_hostname=settings.EMAIL_LOCAL_HOSTNAME,
+                max_recipients=settings.EMAIL_MAX_RECIPIENTS_PER_MESSAGE,
             )
         case Backend.CONSOLE:
             return ConsoleTransport(console)

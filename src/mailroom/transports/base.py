@@ -26,6 +26,8 @@ class SendResult:
 
     ``refused`` holds the recipients the relay would not take, each with its own error,
     when others were accepted. ``location`` says where a development transport put it.
+    ``reply`` is the relay's answer to the content; when the message took several
+    transactions, ``replies`` gives each accepted recipient the answer to its own.
     """
 
     message_id: str
@@ -34,6 +36,7 @@ class SendResult:
     reply: str = ""
     refused: Mapping[str, DeliveryError] = field(default_factory=dict)
     location: str = ""
+    replies: Mapping[str, str] = field(default_factory=dict)
 
 
 class Transport(abc.ABC):

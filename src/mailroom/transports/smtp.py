@@ -1,9 +1,10 @@
 """SMTP transport: one connection, reused for every message until it breaks.
 
 Built on aiosmtplib for the protocol; this module owns the dialogue — when to connect, when
-to STARTTLS and authenticate, MAIL/RCPT/DATA with a result per recipient — and turns every
-failure into a :class:`~mailroom.errors.DeliveryError` classified by the relay's numeric
-reply and the stage it came at (see :func:`mailroom.errors.classify_reply`).
+to STARTTLS and authenticate, MAIL/RCPT/DATA with a result per recipient, as many transactions
+per message as the relay's recipient limit needs — and turns every failure into a
+:class:`~mailroom.errors.DeliveryError` classified by the relay's numeric reply and the stage
+it came at (see :func:`mailroom.errors.error_from_reply`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import logging
 import socket
 import ssl
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
@@ -20,6 +22,7 @@ from pydantic import SecretStr
 
 from mailroom.errors import (
     AuthenticationError,
+    AuthNotOfferedError,
     ConnectionLostError,
     DeliveryError,
     DeliveryTimeoutError,
@@ -28,8 +31,10 @@ from mailroom.errors import (
     SMTPStage,
     SMTPUTF8UnsupportedError,
     TLSError,
+    TransientError,
     Verdict,
     error_from_reply,
+    split_enhanced_status,
 )
 from mailroom.message import Envelope
 from mailroom.transports.base import SendResult, Transport
@@ -40,6 +45,7 @@ from mailroom.transports.ehlo import (
     is_qualified,
     machine_fqdn,
 )
+from mailroom.transports.recipients import RecipientBatches, is_too_many_recipients
 from mailroom.transports.smtp_session import (
     CLOSING,
     MalformedReplyError,
@@ -55,6 +61,38 @@ __all__ = ["SMTPTransport"]
 logger = logging.getLogger(__name__)
 
 _RESET_TIMEOUT = 5.0
+DEFAULT_MAX_RECIPIENTS = 100
+"""Recipients per transaction: all RFC 5321 §4.5.3.1.8 obliges a relay to take."""
+
+
+@dataclass
+class _Part:
+    """What one transaction of a delivery did with its recipients."""
+
+    accepted: list[str] = field(default_factory=list)
+    refused: dict[str, DeliveryError] = field(default_factory=dict)
+    no_room: list[str] = field(default_factory=list)
+    """Recipients the relay had no room for in this transaction ("too many recipients")."""
+    no_room_reply: Reply | None = None
+    taken: int = 0
+    """RCPT commands the relay answered before it had no more room."""
+    data_reply: Reply | None = None
+    """The reply to the content's final dot: set when the accepted recipients got it."""
+
+
+def _no_room_error(reply: Reply, recipient: str) -> DeliveryError:
+    """A recipient the relay had no room for, to try in a later delivery. Transient even as
+    552: RFC 5321 §4.5.3.1.10 says to read RFC 821's 552 "too many recipients" as 452."""
+    enhanced, text = split_enhanced_status(reply.text)
+    reply_text = " ".join(str(p) for p in (reply.code, enhanced, text) if p)
+    return TransientError(
+        f"RCPT refused for {recipient}: the relay takes no more recipients now: {reply_text}",
+        code=reply.code,
+        enhanced_status=enhanced,
+        server_text=text,
+        recipient=recipient,
+        stage=SMTPStage.RCPT,
+    )
 
 
 def _pipeline_stage(unanswered: int, recipients: int) -> SMTPStage:
@@ -93,9 +131,12 @@ class SMTPTransport(Transport):
         keyfile: Path | None = None,
         cafile: Path | None = None,
         local_hostname: str | None = None,
+        max_recipients: int = DEFAULT_MAX_RECIPIENTS,
     ) -> None:
         if use_tls and use_ssl:
             raise ValueError("use_tls (STARTTLS) and use_ssl (implicit TLS) exclude each other")
+        if max_recipients < 1:
+            raise ValueError(f"max_recipients must be at least 1, not {max_recipients}")
         self.host = host
         self.port = port
         self.username = username
@@ -112,6 +153,8 @@ class SMTPTransport(Transport):
         self._fqdn_looked_up = False
         self.ehlo_name: EhloName | None = None
         """The name given in EHLO on the latest connection, and where it came from."""
+        self.max_recipients = max_recipients
+        self._recipient_limit = max_recipients  # lowered when the relay says it takes fewer
         self._session: Session | None = None
         self._lock = asyncio.Lock()
         self.connections_opened = 0
@@ -231,9 +274,12 @@ class SMTPTransport(Transport):
 
     async def _login(self, smtp: aiosmtplib.SMTP) -> None:
         if not smtp.supports_extension("auth"):
+            # Nothing was tried, so nothing was refused: say why not (RFC 4954 §4 lets a relay
+            # offer AUTH only once the connection is encrypted, and many do).
             hint = "" if smtp.get_transport_info("sslcontext") else "; it may offer AUTH over TLS"
-            raise AuthenticationError(
-                f"{self.where} does not offer AUTH{hint}", stage=SMTPStage.AUTH
+            raise AuthNotOfferedError(
+                f"{self.where} does not offer AUTH{hint}, so no login was tried",
+                stage=SMTPStage.AUTH,
             )
         # aiosmtplib tries each mechanism the server offers (CRAM-MD5, PLAIN, LOGIN) in turn.
         await smtp.login(self.username, self._password.get_secret_value())
@@ -291,29 +337,129 @@ class SMTPTransport(Transport):
     # -- sending ------------------------------------------------------------------------
 
     async def send(self, envelope: Envelope) -> SendResult:
+        """Deliver to every recipient, in as many transactions on the connection as the
+        relay's recipient limit needs (see :mod:`mailroom.transports.recipients`)."""
+        self._check_addresses(envelope)
         async with self._lock:
-            session = await self._ensure_connected()
+            batches = RecipientBatches(envelope.recipients, self._recipient_limit)
             try:
-                return await self._transaction(session, envelope)
-            except ConnectionLostError as exc:
-                if exc.stage is not SMTPStage.MAIL:
-                    raise
-            # The relay dropped an idle connection before accepting anything of this
-            # message: nothing was delivered, so one more try on a fresh connection is safe.
-            logger.debug("connection to %s was stale; reconnecting", self.where)
-            session = await self._ensure_connected()
-            return await self._transaction(session, envelope)
+                return await self._deliver(envelope, batches)
+            finally:
+                # What the relay takes per transaction holds for its later messages too.
+                self._recipient_limit = batches.limit
 
-    async def _transaction(self, session: Session, envelope: Envelope) -> SendResult:
+    async def _deliver(self, envelope: Envelope, batches: RecipientBatches) -> SendResult:
+        accepted: list[str] = []
+        refused: dict[str, DeliveryError] = {}
+        data_replies: dict[str, str] = {}
+        last_reply = ""
+        while batches:
+            batch = batches.next_batch()
+            try:
+                part = await self._batch(envelope, batch)
+            except DeliveryError as error:
+                if not accepted:
+                    raise  # nothing delivered: the message is tried again as a whole
+                # Part of the message is delivered and must not be sent again: the rest is
+                # refused with this error, and the worker carries forward what may work later.
+                for recipient in (*batch, *batches.take_rest()):
+                    refused[recipient] = error
+                break
+            refused.update(part.refused)
+            if part.data_reply is not None:
+                accepted += part.accepted
+                last_reply = f"{part.data_reply.code} {part.data_reply.text}"
+                data_replies.update(dict.fromkeys(part.accepted, last_reply))
+            if part.no_room and not batches.no_room(part.no_room, taken=part.taken):
+                # The relay took no recipient at all in a transaction of its own: another
+                # would fare no better now. Those left wait for a later delivery.
+                assert part.no_room_reply is not None  # noqa: S101 - set with no_room
+                for recipient in (*part.no_room, *batches.take_rest()):
+                    refused[recipient] = _no_room_error(part.no_room_reply, recipient)
+
+        if not accepted:
+            # Report the most hopeful verdict: if any recipient may work later, retry.
+            errors = list(refused.values())
+            first = next((e for e in errors if e.verdict is Verdict.TRANSIENT), errors[0])
+            first.refused = refused
+            raise first
+        return SendResult(
+            message_id=envelope.message_id,
+            accepted=tuple(accepted),
+            transport=self.name,
+            reply=last_reply,
+            refused=refused,
+            location=self.where,
+            # Each transaction has its own reply (and queue id); one suffices for one.
+            replies=data_replies if batches.transactions > 1 else {},
+        )
+
+    async def _batch(self, envelope: Envelope, recipients: list[str]) -> _Part:
+        """One transaction for ``recipients``, on a fresh connection if the kept one was
+        dropped while idle."""
+        session = await self._ensure_connected()
+        try:
+            return await self._transaction(session, envelope, recipients)
+        except ConnectionLostError as exc:
+            if exc.stage is not SMTPStage.MAIL:
+                raise
+        # The relay dropped an idle connection before accepting anything of this
+        # transaction: nothing was delivered by it, so one more try on a fresh one is safe.
+        logger.debug("connection to %s was stale; reconnecting", self.where)
+        session = await self._ensure_connected()
+        return await self._transaction(session, envelope, recipients)
+
+    async def _transaction(
+        self, session: Session, envelope: Envelope, recipients: list[str]
+    ) -> _Part:
         self._check_capabilities(session, envelope)
         try:
-            return await self._exchange(session, envelope)
+            return await self._exchange(session, envelope, recipients)
         except asyncio.CancelledError:
             session.abort()  # halfway through a transaction, the connection is unusable
             raise
 
-    async def _exchange(self, session: Session, envelope: Envelope) -> SendResult:
-        mail, rcpts = self._envelope_commands(session, envelope)
+    async def _exchange(self, session: Session, envelope: Envelope, recipients: list[str]) -> _Part:
+        """MAIL, RCPT for each of ``recipients`` and, if any was accepted, DATA.
+
+        Raises for what ends the transaction as a whole (sender refused, our configuration
+        refused at RCPT, content refused, the connection lost); a recipient refused on its
+        own, or for want of room, is in the returned part.
+        """
+        mail, rcpts = self._envelope_commands(session, envelope, recipients)
+        mail_reply, rcpt_replies, data_reply = await self._envelope(session, mail, rcpts)
+        if mail_reply.code != 250:
+            await self._abandon(session, data_reply)
+            raise error_from_reply(mail_reply.code, mail_reply.text, SMTPStage.MAIL)
+
+        part = _Part()
+        for position, (recipient, reply) in enumerate(zip(recipients, rcpt_replies, strict=True)):
+            if reply.code in (250, 251):
+                part.accepted.append(recipient)
+            elif is_too_many_recipients(reply.code, reply.text):
+                if part.no_room_reply is None:
+                    part.no_room_reply, part.taken = reply, position
+                part.no_room.append(recipient)
+            else:
+                error = error_from_reply(
+                    reply.code, reply.text, SMTPStage.RCPT, recipient=recipient
+                )
+                if error.verdict is Verdict.CONFIGURATION:  # about us, not this recipient
+                    await self._abandon(session, data_reply)
+                    raise error
+                part.refused[recipient] = error
+
+        if not part.accepted:
+            await self._abandon(session, data_reply)
+            return part
+        part.data_reply = await self._data(session, envelope, data_reply)
+        return part
+
+    async def _envelope(
+        self, session: Session, mail: bytes, rcpts: list[bytes]
+    ) -> tuple[Reply, list[Reply], Reply | None]:
+        """The replies to MAIL, to each RCPT (none if MAIL was refused without pipelining)
+        and, when pipelined, to DATA."""
         stage = SMTPStage.MAIL
         try:
             if session.pipelining:
@@ -325,57 +471,24 @@ class SMTPTransport(Transport):
                 except (OSError, TimeoutError):
                     stage = _pipeline_stage(len(received), len(rcpts))
                     raise
-                mail_reply, *rcpt_replies, data_reply = received
-            else:
-                mail_reply = await session.command(mail)
-                rcpt_replies, data_reply = [], None
-                if mail_reply.code == 250:
-                    stage = SMTPStage.RCPT
-                    for position, rcpt in enumerate(rcpts):
-                        reply = await session.command(rcpt)
-                        if reply.code == CLOSING:  # the relay hangs up: the same for the rest
-                            rcpt_replies += [reply] * (len(rcpts) - position)
-                            break
-                        rcpt_replies.append(reply)
+                return received[0], received[1:-1], received[-1]
+            mail_reply = await session.command(mail)
+            rcpt_replies: list[Reply] = []
+            if mail_reply.code == 250:
+                stage = SMTPStage.RCPT
+                for position, rcpt in enumerate(rcpts):
+                    reply = await session.command(rcpt)
+                    if reply.code == CLOSING or is_too_many_recipients(reply.code, reply.text):
+                        # The relay hangs up, or has no room for more in this transaction:
+                        # the same answer for the rest, which are not sent.
+                        rcpt_replies += [reply] * (len(rcpts) - position)
+                        break
+                    rcpt_replies.append(reply)
+            return mail_reply, rcpt_replies, None
         except (OSError, TimeoutError) as exc:
             raise self._translate(exc, stage) from exc
 
-        if mail_reply.code != 250:
-            await self._abandon(session, data_reply)
-            raise error_from_reply(mail_reply.code, mail_reply.text, SMTPStage.MAIL)
-
-        accepted: list[str] = []
-        refused: dict[str, DeliveryError] = {}
-        for recipient, reply in zip(envelope.recipients, rcpt_replies, strict=True):
-            if reply.code in (250, 251):
-                accepted.append(recipient)
-                continue
-            error = error_from_reply(reply.code, reply.text, SMTPStage.RCPT, recipient=recipient)
-            if error.verdict is Verdict.CONFIGURATION:  # about us, not this recipient
-                await self._abandon(session, data_reply)
-                raise error
-            refused[recipient] = error
-
-        if not accepted:
-            await self._abandon(session, data_reply)
-            # Report the most hopeful verdict: if any recipient may work later, retry.
-            errors = list(refused.values())
-            first = next((e for e in errors if e.verdict is Verdict.TRANSIENT), errors[0])
-            first.refused = refused
-            raise first
-
-        reply = await self._data(session, envelope, data_reply)
-        return SendResult(
-            message_id=envelope.message_id,
-            accepted=tuple(accepted),
-            transport=self.name,
-            reply=f"{reply.code} {reply.text}",
-            refused=refused,
-            location=self.where,
-        )
-
-    def _envelope_commands(self, session: Session, envelope: Envelope) -> tuple[bytes, list[bytes]]:
-        """The MAIL command and one RCPT command per recipient, encoded for the wire."""
+    def _check_addresses(self, envelope: Envelope) -> None:
         for address in (envelope.sender, *envelope.recipients):
             # Addresses were validated when the message was built; a row edited by hand must
             # still never smuggle a second command in (RFC 5321 §4.1.1: a line is a command).
@@ -384,6 +497,12 @@ class SMTPTransport(Transport):
                     f"message {envelope.message_id} has an invalid envelope address {address!r}",
                     stage=SMTPStage.MAIL,
                 )
+
+    def _envelope_commands(
+        self, session: Session, envelope: Envelope, recipients: list[str]
+    ) -> tuple[bytes, list[bytes]]:
+        """The MAIL command and one RCPT command per recipient, encoded for the wire (the
+        addresses were checked by :meth:`_check_addresses`)."""
         options = ""
         if session.supports("size"):
             options = f" SIZE={len(envelope.data)}"  # RFC 1870: let it refuse early
@@ -392,7 +511,7 @@ class SMTPTransport(Transport):
         encoding = "utf-8" if envelope.smtputf8 else "ascii"
         return (
             f"MAIL FROM:<{envelope.sender}>{options}\r\n".encode(encoding),
-            [f"RCPT TO:<{r}>\r\n".encode(encoding) for r in envelope.recipients],
+            [f"RCPT TO:<{r}>\r\n".encode(encoding) for r in recipients],
         )
 
     async def _abandon(self, session: Session, data_reply: Reply | None) -> None:
