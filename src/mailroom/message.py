@@ -85,8 +85,7 @@ _DOMAIN_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 # reorder what follows, so "moc.knab@..." can be shown as another address ("Trojan Source",
 # CVE-2021-42574); the others are line breaks to some readers and controls to terminals.
 _UNSAFE_IN_ADDRESS = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029"
-    "\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
 )
 # In a display name only the explicit overrides, embeddings and isolates are refused: a
 # right-to-left name never needs them (the marks U+200E/F/U+061C are kept, mixed-direction
@@ -285,7 +284,7 @@ def _local_part_fault(local: str) -> str:
         return "holds more than one '@': one address per entry, separated by commas"
     if any(char.isspace() for char in local):
         return "has a blank in it (two addresses? separate them with a comma)"
-    for char in "<>\"(),;:[]\\":
+    for char in '<>"(),;:[]\\':
         if char in local:
             return f"has a {char!r} where the address's local part is (RFC 5322 §3.4.1)"
     return "has an invalid local part (dots only between other characters, RFC 5322 §3.4.1)"
@@ -754,9 +753,7 @@ def _check_fields(message: Message) -> Message:
     _check_text("html", message.html, optional=True)
     _check_text("message_id", message.message_id, optional=True)
     if message.date is not None and not isinstance(message.date, datetime):
-        raise MessageError(
-            "date", f"must be a datetime or None, not {type(message.date).__name__}"
-        )
+        raise MessageError("date", f"must be a datetime or None, not {type(message.date).__name__}")
     for name in ("headers", "metadata"):
         if not isinstance(getattr(message, name), Mapping):
             kind = type(getattr(message, name)).__name__
