@@ -453,6 +453,10 @@ def _set_unstructured(mime: EmailMessage, name: str, value: str) -> None:
                 f"{MAX_LINE_OCTETS} octets (RFC 5322 §2.1.1); this field is folded only at "
                 "blanks (its value may be structured, e.g. a URL): shorten it",
             )
+    elif len(name) + 2 + len(value) > _FOLD_AT:
+        # The email package's own folding can move a first word of specials (":::") to a
+        # continuation line, which a reader then gives back with a leading blank.
+        mime.set_raw(name, _fold_at_blanks(name, value))
     else:
         mime[name] = value
 

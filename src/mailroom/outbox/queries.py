@@ -194,9 +194,9 @@ def find_by_idempotency_keys(
     if not wanted:
         return {}
     rows = connection.execute(
-        select(
-            messages.c.idempotency_key, messages.c.id, messages.c.idempotency_fingerprint
-        ).where(messages.c.idempotency_key.in_(wanted))
+        select(messages.c.idempotency_key, messages.c.id, messages.c.idempotency_fingerprint).where(
+            messages.c.idempotency_key.in_(wanted)
+        )
     )
     return {row.idempotency_key: (row.id, row.idempotency_fingerprint) for row in rows}
 
