@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from alembic import command
@@ -357,7 +358,7 @@ def test_fingerprint_migration_keeps_keyed_rows_and_goes_both_ways(database_url:
     ],
 )
 def test_wrong_types_name_the_field(outbox: Outbox, fields: dict[str, object], field: str) -> None:
-    base: dict[str, object] = {"to": ["ada@example.com"], "subject": "Hi", "text": "hello"}
+    base: dict[str, Any] = {"to": ["ada@example.com"], "subject": "Hi", "text": "hello"}
     with pytest.raises(MessageError) as caught:
         outbox.send(**{**base, **fields})
     assert caught.value.field == field, caught.value
