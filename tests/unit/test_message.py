@@ -15,7 +15,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mailroom.errors import (
@@ -1181,12 +1181,15 @@ def test_a_long_unbroken_subject_is_encoded_not_refused(length: int) -> None:
     assert parse(envelope)["Subject"] == subject
 
 
-@settings(max_examples=100, deadline=None)
-@given(
-    words=st.lists(
-        st.text(st.sampled_from("ab-/.:"), min_size=1, max_size=1500), min_size=1, max_size=4
-    )
+subject_words = st.text(st.sampled_from("ab-/.:"), min_size=1, max_size=40) | st.builds(
+    lambda char, length: char * length, st.sampled_from("ab-/.:"), st.integers(70, 1500)
 )
+
+
+@settings(max_examples=100, deadline=None)
+@given(words=st.lists(subject_words, min_size=1, max_size=4))
+@example(words=[":" * 22, ":" * 23, ":" * 23])  # the email package's folding: a leading blank
+@example(words=["x" * 1200])
 def test_subjects_of_any_word_length_read_back(words: list[str]) -> None:
     subject = " ".join(words)
     envelope = build(Message(to=["a@example.com"], subject=subject, text="x"))
