@@ -21,7 +21,10 @@ template for them (their name, their unsubscribe link), adds the headers (subjec
 turned off and a public URL is configured), the footer, and a "Ada Lovelace via Acme" sender,
 and commits one message per recipient to the outbox. A recipient without an address, who
 turned the type off, who is suppressed, or who is the actor is not sent anything: the call does
-not fail, and each such recipient is recorded in the notification log with the reason.
+not fail, and each such recipient is recorded in the notification log with the reason. So is a
+recipient whose own message cannot be built (their address or name, a template error on their
+data) or whose idempotency key was used for another request: one recipient's failure never
+costs the others their mail. Only when such errors leave nobody sent to does the call raise.
 """
 
 from __future__ import annotations
