@@ -364,7 +364,12 @@ AddressInput = str | Address
 
 @dataclass(frozen=True)
 class Message:
-    """What a caller wants sent. Nothing is validated until :func:`build_envelope`."""
+    """What a caller wants sent. Nothing is validated until :func:`build_envelope`.
+
+    ``to``, ``cc``, ``bcc`` and ``reply_to`` take an address, a list of them, or a string of
+    comma-separated addresses (``"ada@x, Bob <bob@y>"``); ``None`` there, and for ``headers``,
+    ``metadata`` and ``attachments``, means none.
+    """
 
     to: Sequence[AddressInput] = ()
     subject: str = ""
