@@ -8,7 +8,8 @@ The tree::
     │   ├── HeaderInjectionError            CR, LF or NUL in a header field
     │   ├── InvalidAddressError             not an address we can send to
     │   ├── MessageTooLargeError            over EMAIL_MAX_MESSAGE_SIZE
-    │   └── TemplateError                   a template is missing, unsafe or fails to render
+    │   ├── TemplateError                   a template is missing, unsafe or fails to render
+    │   └── IdempotencyConflictError        an idempotency key reused for different content
     ├── NotificationError (ValueError)      an unknown or badly declared notification type
     ├── InvalidTokenError (ValueError)      an unsubscribe token that is forged, altered or old
     └── DeliveryError                       the transport could not deliver; carries the reply
@@ -48,6 +49,7 @@ __all__ = [
     "DeliveryTimeoutError",
     "HeaderInjectionError",
     "HeloRefusedError",
+    "IdempotencyConflictError",
     "InvalidAddressError",
     "InvalidTokenError",
     "MailroomError",
@@ -141,6 +143,20 @@ class TemplateError(MessageError):
     def __init__(self, template: str, message: str) -> None:
         super().__init__(f"template {template}", message)
         self.template = template
+
+
+class IdempotencyConflictError(MessageError):
+    """An idempotency key already names a message with different content; ``message_pk`` is
+    that message. A retry with the same content gets its id back instead."""
+
+    def __init__(self, key: str, message_pk: int) -> None:
+        super().__init__(
+            "idempotency_key",
+            f"{key!r} was already used for a different message (id {message_pk}); a retry "
+            "must send the same content, and a new message needs a new key",
+        )
+        self.key = key
+        self.message_pk = message_pk
 
 
 class NotificationError(MailroomError, ValueError):

@@ -21,7 +21,10 @@ template for them (their name, their unsubscribe link), adds the headers (subjec
 turned off and a public URL is configured), the footer, and a "Ada Lovelace via Acme" sender,
 and commits one message per recipient to the outbox. A recipient without an address, who
 turned the type off, who is suppressed, or who is the actor is not sent anything: the call does
-not fail, and each such recipient is recorded in the notification log with the reason.
+not fail, and each such recipient is recorded in the notification log with the reason. So is a
+recipient whose own message cannot be built (their address or name, a template error on their
+data) or whose idempotency key was used for another request: one recipient's failure never
+costs the others their mail. Only when such errors leave nobody sent to does the call raise.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -40,8 +43,8 @@ from mailroom import headers
 from mailroom.compose.footer import Footer, add_footer
 from mailroom.compose.links import deep_link
 from mailroom.compose.templates import Template, TemplateLibrary
-from mailroom.errors import MessageError, NotificationError
-from mailroom.message import Address, Message
+from mailroom.errors import IdempotencyConflictError, MessageError, NotificationError
+from mailroom.message import Address, Message, content_fingerprint, without_bidi_overrides
 from mailroom.outbox import notification_queries as q
 from mailroom.outbox.schema import NotificationOutcome
 from mailroom.outbox.store import Outbox
@@ -88,6 +91,13 @@ class SkipReason:
     """The same address was named twice in one call; it gets one message."""
     NO_RECIPIENTS = "no_recipients"
     """The app named no one, and neither ADMINS nor EMAIL_FALLBACK_TO is set."""
+    INVALID_ADDRESS = "invalid_address"
+    """The recipient's address (or name) cannot be sent to; the warning logged says why."""
+    INVALID_MESSAGE = "invalid_message"
+    """The message for this recipient could not be built (a template error for their data,
+    a field over a limit); the warning logged says why."""
+    KEY_CONFLICT = "idempotency_conflict"
+    """The idempotency key was already used for this address with a different request."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,7 +351,8 @@ class Notifier:
         now = time.time()
         outcomes: list[RecipientOutcome] = []
 
-        planned = self._plan(recipients, actor_person, outcomes, fallback=fallback)
+        failures: list[MessageError] = []
+        planned = self._plan(recipients, actor_person, outcomes, failures, fallback=fallback)
         self.outbox.ensure_schema()
         with self.outbox.engine.connect() as connection:
             choices = email_choices(
@@ -381,40 +392,79 @@ class Notifier:
         # Mail to the fallback admins is not the admins' own subscription to turn off.
         if sending and ntype.may_opt_out and self.settings.PUBLIC_BASE_URL and not fallback:
             tokens = UnsubscribeTokens(self.settings)  # SettingsError if SECRET_KEY is unset
-        messages = [
-            self._compose(
-                plan,
-                ntype=ntype,
-                template=template,
-                tokens=tokens,
-                context=context,
-                actor_name=actor_name,
-                link=link,
-                metadata=metadata,
-                fallback=fallback,
-            )
-            for plan in sending
-        ]
-        keys = None
-        if idempotency_key is not None:
-            keys = [_recipient_key(idempotency_key, plan.normalized) for plan in sending]
-        ids = (
-            self.outbox.send_many(
-                messages, stream=ntype.stream, send_at=send_at, idempotency_keys=keys
-            )
-            if messages
-            else []
-        )
-        for plan, message_pk in zip(sending, ids, strict=True):
-            outcomes.append(
-                RecipientOutcome(
-                    plan.recipient.describe(), NotificationOutcome.QUEUED, None, message_pk
+        # One recipient's message failing (their data in the template, a field over a limit)
+        # must not cost the others theirs: it is recorded as skipped, with the reason.
+        composed: list[tuple[_Planned, Message, str]] = []
+        for plan in sending:
+            try:
+                message, token = self._compose(
+                    plan,
+                    ntype=ntype,
+                    template=template,
+                    tokens=tokens,
+                    context=context,
+                    actor_name=actor_name,
+                    link=link,
+                    metadata=metadata,
+                    fallback=fallback,
                 )
-            )
+            except MessageError as exc:
+                outcomes.append(_failed(plan.recipient, SkipReason.INVALID_MESSAGE, exc, failures))
+                continue
+            composed.append((plan, message, _fingerprint(message, token, ntype.stream)))
+        self._commit(
+            composed,
+            ntype=ntype,
+            send_at=send_at,
+            idempotency_key=idempotency_key,
+            outcomes=outcomes,
+            failures=failures,
+        )
         # The messages are committed; the log follows in its own transaction. A crash in
         # between loses log rows, never mail.
         self._log(ntype.name, outcomes, actor_name, now)
+        if failures and not any(o.outcome is NotificationOutcome.QUEUED for o in outcomes):
+            # Nobody got it because of an error (not a choice): that is the caller's to see,
+            # as a broken template or bad input is.
+            raise failures[0]
         return NotifyResult(ntype.name, tuple(outcomes))
+
+    def _commit(
+        self,
+        composed: Sequence[tuple[_Planned, Message, str]],
+        *,
+        ntype: NotificationType,
+        send_at: datetime | None,
+        idempotency_key: str | None,
+        outcomes: list[RecipientOutcome],
+        failures: list[MessageError],
+    ) -> None:
+        """Commit the composed messages together; one that fails is skipped, not the rest."""
+        if not composed:
+            return
+        keys = None
+        if idempotency_key is not None:
+            keys = [_recipient_key(idempotency_key, plan.normalized) for plan, _, _ in composed]
+        results = self.outbox.send_each(
+            [message for _, message, _ in composed],
+            stream=ntype.stream,
+            send_at=send_at,
+            idempotency_keys=keys,
+            fingerprints=[fingerprint for _, _, fingerprint in composed],
+        )
+        for (plan, _, _), result in zip(composed, results, strict=True):
+            if isinstance(result, IdempotencyConflictError):
+                outcomes.append(_failed(plan.recipient, SkipReason.KEY_CONFLICT, result, failures))
+            elif isinstance(result, MessageError):
+                outcomes.append(
+                    _failed(plan.recipient, SkipReason.INVALID_MESSAGE, result, failures)
+                )
+            else:
+                outcomes.append(
+                    RecipientOutcome(
+                        plan.recipient.describe(), NotificationOutcome.QUEUED, None, result
+                    )
+                )
 
     def _recipients(self, to: Iterable[object] | object) -> tuple[list[Recipient], bool]:
         named: list[object]
@@ -424,7 +474,7 @@ class Notifier:
             named = list(to)
         else:
             named = [to]  # one user object
-        recipients = [Recipient.of(value) for value in named]
+        recipients = [_recipient_or_unparsed(value) for value in named]
         if recipients:
             return recipients, False
         fallback = [*self.settings.ADMINS, *self.settings.EMAIL_FALLBACK_TO]
@@ -435,6 +485,7 @@ class Notifier:
         recipients: Sequence[Recipient],
         actor: Recipient | None,
         outcomes: list[RecipientOutcome],
+        failures: list[MessageError],
         *,
         fallback: bool,
     ) -> list[_Planned]:
@@ -456,7 +507,15 @@ class Notifier:
             if not recipient.email:
                 outcomes.append(_skip(recipient, SkipReason.NO_ADDRESS))
                 continue
-            address = Address.parse(recipient.email, "to").with_display_name(recipient.name)
+            try:
+                # Bidi overrides are dropped from names taken from app data, which Address
+                # would refuse: the name reads plainer, and the person still gets their mail.
+                address = Address.parse(recipient.email, "to").with_display_name(
+                    without_bidi_overrides(recipient.name)
+                )
+            except MessageError as exc:
+                outcomes.append(_failed(recipient, SkipReason.INVALID_ADDRESS, exc, failures))
+                continue
             normalized = address.addr_spec.lower()
             if normalized in seen:
                 outcomes.append(_skip(recipient, SkipReason.DUPLICATE))
@@ -480,7 +539,8 @@ class Notifier:
         link: str | None,
         metadata: Mapping[str, Any] | None,
         fallback: bool,
-    ) -> Message:
+    ) -> tuple[Message, str | None]:
+        """The message for one recipient, and the unsubscribe token in it (if any)."""
         settings = self.settings
         app_address = Address.parse(settings.DEFAULT_FROM_EMAIL, "DEFAULT_FROM_EMAIL")
         app = headers.app_name(app_address)
@@ -488,7 +548,7 @@ class Notifier:
             **headers.auto_submitted(),
             **headers.notification_type(settings.NOTIFICATION_TYPE_HEADER, ntype.name),
         }
-        unsubscribe_link = None
+        unsubscribe_link = token = None
         if tokens is not None:
             token = tokens.make(plan.address, type_scope(ntype.name), key=plan.recipient.key)
             unsubscribe_link = unsubscribe_url(settings, token)
@@ -517,7 +577,7 @@ class Notifier:
             headers.sender_display_name(app, actor_name),
             tokenized=settings.ADD_TOKENS_TO_NOREPLY_ADDRESS,
         )
-        return Message(
+        message = Message(
             to=[plan.address],
             subject=headers.prefixed_subject(settings.EMAIL_SUBJECT_PREFIX, rendered.subject),
             text=text,
@@ -531,6 +591,7 @@ class Notifier:
                 METADATA_REQUIRED: not ntype.may_opt_out,
             },
         )
+        return message, token
 
     def _log(
         self, type_name: str, outcomes: Sequence[RecipientOutcome], actor: str, now: float
@@ -575,13 +636,60 @@ def _actor(actor: object) -> tuple[Recipient | None, str]:
     if actor is None:
         return None, ""
     if isinstance(actor, str) and "@" not in actor:
-        return None, " ".join(actor.split())
+        return None, " ".join(without_bidi_overrides(actor).split())
     person = Recipient.of(actor)
-    return person, person.name
+    return person, without_bidi_overrides(person.name)
 
 
 def _skip(recipient: Recipient, reason: str) -> RecipientOutcome:
     return RecipientOutcome(recipient.describe(), NotificationOutcome.SKIPPED, reason)
+
+
+def _failed(
+    recipient: Recipient, reason: str, error: MessageError, failures: list[MessageError]
+) -> RecipientOutcome:
+    """A recipient skipped because of an error: logged with the error, which is kept."""
+    failures.append(error)
+    logger.warning("notification not sent to %s: %s", recipient.describe(), error)
+    return _skip(recipient, reason)
+
+
+def _recipient_or_unparsed(value: object) -> Recipient:
+    """``Recipient.of(value)``; an address string it cannot parse is kept as it is, to be
+    skipped (and logged) on its own rather than failing the whole call."""
+    try:
+        return Recipient.of(value)
+    except MessageError:
+        if isinstance(value, str):
+            return Recipient(value)
+        raise
+
+
+def _fingerprint(message: Message, token: str | None, stream: str) -> str:
+    """What a notification's idempotency key is compared on: its content, less what
+    differs on every call for the same request: the noreply local part (a random token, so
+    only the sender's name counts) and the unsubscribe token (signed with the time)."""
+
+    def stable(value: str | None) -> str | None:
+        return value.replace(token, "") if token and value else value
+
+    sender = message.from_email
+    name = sender.display_name if isinstance(sender, Address) else str(sender)
+    return content_fingerprint(
+        replace(
+            message,
+            from_email=None,
+            subject=stable(message.subject) or "",
+            text=stable(message.text),
+            html=stable(message.html),
+            headers={
+                "From-Name": name,
+                **{key: stable(value) or "" for key, value in message.headers.items()},
+            },
+            metadata={},
+        ),
+        stream=stream,
+    )
 
 
 def _normalized_or_none(address: str | None) -> str | None:

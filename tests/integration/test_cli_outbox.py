@@ -110,3 +110,28 @@ def test_status_says_why_a_stream_is_paused(
     assert "PAUSED stream transactional" in status.output
     assert "535" in status.output
     assert "not-the-password" not in status.output + worker.output
+
+
+def test_send_takes_comma_lists_and_says_what_is_wrong_with_an_address(
+    database_url: str, smtp_server: SMTPTestServer
+) -> None:
+    env = {
+        "DATABASE_URL": database_url,
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": str(smtp_server.port),
+    }
+    assert run(env, "db", "upgrade").exit_code == 0
+    listed = run(env, "send", "--to", "ada@example.com, bob@example.com", "--subject", "Hi")
+    assert listed.exit_code == 0, listed.output
+    assert run(env, "worker", "--once").exit_code == 0
+    (delivered,) = smtp_server.handler.received
+    assert sorted(delivered.rcpt_tos) == ["ada@example.com", "bob@example.com"]
+
+    for value, words in [
+        ("Ada <ada@example.com", "missing the '>'"),
+        ("ada@example.com bob@example.com", "more than one '@'"),
+    ]:
+        refused = run(env, "send", "--to", value, "--subject", "Hi")
+        assert refused.exit_code == 1
+        assert words in refused.output
+        assert "Traceback" not in refused.output

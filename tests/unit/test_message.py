@@ -9,12 +9,13 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mailroom.errors import (
@@ -31,6 +32,7 @@ from mailroom.message import (
     Envelope,
     Message,
     build_envelope,
+    without_bidi_overrides,
 )
 
 SENDER = "Mailroom <noreply@example.com>"
@@ -53,6 +55,9 @@ def header_block(envelope: Envelope) -> bytes:
 
 def longest_line(envelope: Envelope) -> int:
     return max(len(line) for line in envelope.data.split(b"\r\n"))
+
+
+BIDI_OVERRIDES = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
 def collapse(value: str) -> str:
@@ -101,6 +106,11 @@ def long_bodies(draw: st.DrawFn) -> str:
 @given(name=st.text(header_chars, max_size=90), subject=header_text)
 def test_display_name_and_subject_round_trip(name: str, subject: str) -> None:
     expected_name = collapse(name)
+    if BIDI_OVERRIDES.search(name):
+        with pytest.raises(InvalidAddressError) as refused:
+            Address.create("ada@example.com", name, "to")
+        assert refused.value.field == "to"
+        return
     if len(expected_name.encode("utf-8")) > MAX_DISPLAY_NAME_OCTETS:
         with pytest.raises(MessageError) as caught:
             Address.create("ada@example.com", name)
@@ -130,6 +140,8 @@ def test_display_name_round_trips_through_parse(name: str) -> None:
     expected = collapse(name)
     if len(expected.encode()) > MAX_DISPLAY_NAME_OCTETS:  # pragma: no cover - 60 chars max
         return
+    if BIDI_OVERRIDES.search(name):
+        return  # refused: test_bidi_overrides_in_display_names_are_refused
     quoted = name.replace("\\", "\\\\").replace('"', '\\"')
     address = Address.parse(f'"{quoted}" <ada@example.com>', "to")
     assert address.display_name == expected
@@ -222,11 +234,15 @@ def test_text_body_round_trips(text: str) -> None:
     html=st.one_of(st.none(), long_bodies()),
     subject=st.text(header_chars, max_size=2000),
     recipients=st.lists(addr_specs, max_size=60),
-    names=st.lists(st.text(header_chars, max_size=40), max_size=60),
+    # Bidi overrides in names are refused (test_bidi_overrides_in_display_names_are_refused).
+    names=st.lists(st.text(header_chars, max_size=40).map(without_bidi_overrides), max_size=60),
     attachments=st.lists(
         st.builds(
             Attachment.from_bytes,
-            st.text(printable_chars, min_size=1, max_size=300),
+            # Files, not emails: message/rfc822 attachments have tests of their own.
+            st.text(printable_chars, min_size=1, max_size=300).filter(
+                lambda name: not name.lower().endswith((".eml", ".mht", ".mhtml", ".nws"))
+            ),
             st.binary(max_size=3000),
         ),
         max_size=3,
@@ -883,3 +899,350 @@ def test_default_size_limit_allows_ordinary_attachments() -> None:
         to=["a@example.com"], text="x", attachments=[Attachment("f.bin", b"\x01" * 1_000_000)]
     )
     assert len(build(message).data) > 1_000_000
+
+
+# -- attached emails and container types (RFC 2046 §5) --------------------------------------
+
+FORWARDED = (
+    "From: Ada <ada@example.com>\n"
+    "To: bob@example.com\n"
+    "Subject: the original\n"
+    "Date: Mon, 07 Dec 2026 03:00:00 +0000\n"
+    "Message-ID: <orig@example.com>\n"
+    "\n"
+    "first line\n"
+    "second line\n"
+)
+
+
+def assert_crlf_only(data: bytes) -> None:
+    """Every line ends in CRLF: no bare LF, no bare CR (RFC 5322 §2.3; Postfix >= 3.9
+    refuses bare LF in DATA)."""
+    assert data.endswith(b"\r\n")
+    for number, line in enumerate(data.split(b"\r\n"), 1):
+        assert b"\n" not in line, f"bare LF on line {number}"
+        assert b"\r" not in line, f"bare CR on line {number}"
+
+
+def attached_email(envelope: Envelope) -> EmailMessage:
+    parsed = parse(envelope)
+    assert parsed.defects == []
+    (part,) = parsed.iter_attachments()
+    assert isinstance(part, EmailMessage)
+    assert part.get_content_type() == "message/rfc822"
+    return part
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_attached_email_is_a_message_part_with_crlf_lines(newline: str) -> None:
+    content = FORWARDED.replace("\n", newline).encode()
+    eml = Attachment("original.eml", content, "message/rfc822")
+    envelope = build(
+        Message(to=["a@example.com"], subject="Fwd", text="see below", attachments=[eml])
+    )
+    assert_crlf_only(envelope.data)
+    part = attached_email(envelope)
+    # RFC 2046 §5.2.1: 7bit, 8bit or binary only, never base64.
+    assert part["Content-Transfer-Encoding"] == "7bit"
+    assert part.get_filename() == "original.eml"
+    inner = part.get_content()
+    assert isinstance(inner, EmailMessage)
+    assert inner["Subject"] == "the original"
+    assert inner["Message-ID"] == "<orig@example.com>"
+    # The wire's CRLF, as the parser keeps it.
+    assert inner.get_content() == "first line\r\nsecond line\r\n"
+    assert longest_line(envelope) <= MAX_LINE_OCTETS
+
+
+def test_attached_email_with_8bit_text_is_reencoded_for_a_7bit_message() -> None:
+    content = (
+        "From: zoe@example.com\nSubject: héllo\nContent-Type: text/plain; charset=utf-8\n"
+        "Content-Transfer-Encoding: 8bit\n\nbödy ✓\n"
+    ).encode()
+    envelope = build(
+        Message(
+            to=["a@example.com"],
+            text="x",
+            attachments=[Attachment("u.eml", content, "message/rfc822")],
+        )
+    )
+    assert envelope.data.isascii()
+    assert_crlf_only(envelope.data)
+    part = attached_email(envelope)
+    assert part["Content-Transfer-Encoding"] == "7bit"
+    inner = part.get_content()
+    assert inner.get_content().replace("\r\n", "\n") == "bödy ✓\n"
+
+
+def test_attached_email_in_an_smtputf8_message_may_stay_8bit() -> None:
+    content = "From: zoé@example.com\nSubject: héllo\n\nbödy\n".encode()
+    envelope = build(
+        Message(
+            to=["josé@example.com"],
+            text="x",
+            attachments=[Attachment("u.eml", content, "message/rfc822")],
+        )
+    )
+    assert envelope.smtputf8
+    assert_crlf_only(envelope.data)
+    part = attached_email(envelope)
+    assert part["Content-Transfer-Encoding"] in {"7bit", "8bit"}
+    assert "base64" not in str(part["Content-Transfer-Encoding"])
+
+
+def test_eml_files_are_attached_as_emails(tmp_path: Path) -> None:
+    path = tmp_path / "forwarded.eml"
+    path.write_bytes(FORWARDED.encode())
+    attachment = Attachment.from_path(path)
+    assert attachment.mimetype == "message/rfc822"
+    envelope = build(Message(to=["a@example.com"], text="x", attachments=[attachment]))
+    assert_crlf_only(envelope.data)
+    assert attached_email(envelope).get_content()["Subject"] == "the original"
+
+
+@st.composite
+def line_soup(draw: st.DrawFn) -> bytes:
+    """Header and body lines of an email, ended by any mix of LF, CRLF and CR."""
+    lines = draw(
+        st.lists(st.text(st.characters(codec="ascii", exclude_categories=["Cc"])), max_size=8)
+    )
+    ends = draw(
+        st.lists(
+            st.sampled_from(["\n", "\r\n", "\r"]), min_size=len(lines) + 3, max_size=len(lines) + 3
+        )
+    )
+    head = ["From: ada@example.com", "Subject: soup", ""]
+    return "".join(line + end for line, end in zip([*head, *lines], ends, strict=True)).encode()
+
+
+@settings(max_examples=200, deadline=None)
+@given(content=line_soup())
+def test_attached_email_lines_always_end_in_crlf(content: bytes) -> None:
+    eml = Attachment("soup.eml", content, "message/rfc822")
+    envelope = build(Message(to=["a@example.com"], text="x", attachments=[eml]))
+    assert_crlf_only(envelope.data)
+    part = attached_email(envelope)
+    assert part.get_content()["Subject"] == "soup"
+
+
+@pytest.mark.parametrize(
+    "mimetype",
+    [
+        "multipart/mixed",
+        "multipart/alternative",
+        "Multipart/Related",
+        "message/partial",
+        "message/external-body",
+        "message/global",
+        "message/delivery-status",
+    ],
+)
+def test_container_types_are_refused_naming_the_attachment(mimetype: str) -> None:
+    attachment = Attachment("bundle.bin", FORWARDED.encode(), mimetype)
+    with pytest.raises(MessageError) as caught:
+        build(Message(to=["a@example.com"], text="x", attachments=[attachment]))
+    assert caught.value.field == "attachment mimetype"
+    assert "'bundle.bin'" in str(caught.value)
+    assert "application/octet-stream" in str(caught.value)
+
+
+@pytest.mark.parametrize("mimetype", ["text", "text/plain; charset=utf-8", "/pdf", "a/b/c", ""])
+def test_malformed_mimetypes_are_refused(mimetype: str) -> None:
+    attachment = Attachment("a.txt", b"x", mimetype)
+    with pytest.raises(MessageError) as caught:
+        build(Message(to=["a@example.com"], text="x", attachments=[attachment]))
+    assert caught.value.field == "attachment mimetype"
+    assert "type/subtype" in str(caught.value)
+
+
+def test_attached_email_that_is_not_one_is_refused() -> None:
+    for content, words in [
+        (b"", "no header fields"),
+        (b"\njust a body\n", "no header fields"),
+        (b"Subject: long\n\n" + b"x" * 1200 + b"\n", "line of 1200 octets"),
+    ]:
+        attachment = Attachment("x.eml", content, "message/rfc822")
+        with pytest.raises(MessageError) as caught:
+            build(Message(to=["a@example.com"], text="x", attachments=[attachment]))
+        assert caught.value.field == "attachment content"
+        assert words in str(caught.value)
+        assert "'x.eml'" in str(caught.value)
+
+
+# -- unsafe characters in addresses ---------------------------------------------------------
+
+UNSAFE_IN_ADDRESSES = ["\x80", "\x85", "\x9f", "\u2028", "\u2029", "\u061c", "\u200e", "\u200f",
+                       "\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067",
+                       "\u2068", "\u2069"]  # fmt: skip
+
+
+@pytest.mark.parametrize("char", UNSAFE_IN_ADDRESSES)
+@pytest.mark.parametrize("field", ["to", "cc", "bcc", "reply_to", "from_email"])
+def test_unsafe_characters_in_local_parts_are_refused(char: str, field: str) -> None:
+    bad = f"ad{char}a@example.com"
+    kwargs: dict[str, object] = {"to": ["x@example.com"], "text": "x"}
+    kwargs[field] = bad if field == "from_email" else [bad]
+    with pytest.raises(InvalidAddressError) as caught:
+        build(Message(**kwargs))  # type: ignore[arg-type]
+    assert caught.value.field == field
+    assert f"U+{ord(char):04X}" in str(caught.value)
+    assert char not in str(caught.value)  # shown escaped, never raw
+
+
+@pytest.mark.parametrize("char", UNSAFE_IN_ADDRESSES)
+def test_unsafe_characters_in_domains_are_refused(char: str) -> None:
+    with pytest.raises(InvalidAddressError) as caught:
+        Address.parse(f"ada@exa{char}mple.com", "to")
+    assert f"U+{ord(char):04X}" in str(caught.value)
+
+
+@pytest.mark.parametrize("char", ["\u202a", "\u202b", "\u202d", "\u202e", "\u2066", "\u2069"])
+def test_bidi_overrides_in_display_names_are_refused(char: str) -> None:
+    """ "Ada <ada@x>" shown with an override before the address can reverse the address
+    itself in a reader that shows both."""
+    makers: list[Callable[[], Address]] = [
+        lambda: Address.parse(f"Ada{char} <ada@example.com>", "to"),
+        lambda: Address.create("ada@example.com", f"Ada {char}", "to"),
+        lambda: Address.create("ada@example.com").with_display_name(f"{char}Ada"),
+    ]
+    for make in makers:
+        with pytest.raises(InvalidAddressError) as caught:
+            make()
+        assert f"U+{ord(char):04X}" in str(caught.value)
+
+
+def test_display_names_keep_bidi_marks_and_collapse_line_separators() -> None:
+    """Right-to-left names may need the marks (U+200E/F); NEL and U+2028/9 are blanks."""
+    name = "\u05d3\u05e0\u05d9\u200f Cohen"
+    address = Address.create("dani@example.com", name, "to")
+    (read_back,) = parse(build(Message(to=[address], text="x")))["To"].addresses
+    assert read_back.display_name == name
+    assert Address.create("a@example.com", "Ada\x85Lovelace\u2028L.").display_name == (
+        "Ada Lovelace L."
+    )
+
+
+# -- what is wrong with an address, in words ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("Ada <ada@example.com", "missing the '>'"),
+        ("Ada ada@example.com>", "missing the '<'"),
+        ("<ada@example.com> Ada", "text after the '>'"),
+        ("a@example.com, b@example.com", "more than one address"),
+        ("a@example.com b@example.com", "more than one '@'"),
+        ("ada lovelace@example.com", "a blank"),
+        ("ada;b@example.com", "';'"),
+        ("a" * 65 + "@example.com", "over 64 octets"),
+        ("ada.@example.com", "invalid local part"),
+    ],
+)
+def test_address_errors_say_what_is_wrong(value: str, words: str) -> None:
+    with pytest.raises(InvalidAddressError) as caught:
+        Address.parse(value, "from_email")
+    assert caught.value.field == "from_email"
+    assert words in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("to", "expected"),
+    [
+        ("a@example.com, b@example.com", ["a@example.com", "b@example.com"]),
+        (
+            ["a@example.com,b@example.com", "c@example.com"],
+            ["a@example.com", "b@example.com", "c@example.com"],
+        ),
+        (
+            '"Lovelace, Ada" <ada@example.com>, bob@example.com',
+            ["ada@example.com", "bob@example.com"],
+        ),
+        ("Ada <ada@example.com>, Bob <bob@example.com>,", ["ada@example.com", "bob@example.com"]),
+        # An unquoted comma in a name is not a list (one entry has no "@"): one address.
+        ("Lovelace, Ada <ada@example.com>", ["ada@example.com"]),
+    ],
+)
+def test_comma_separated_recipients_are_split(to: str | list[str], expected: list[str]) -> None:
+    envelope = build(Message(to=to, text="x"))
+    assert list(envelope.recipients) == expected
+    assert [a.addr_spec for a in parse(envelope)["To"].addresses] == expected
+
+
+# -- long subjects and header words ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("length", [990, 1000, 5000])
+def test_a_long_unbroken_subject_is_encoded_not_refused(length: int) -> None:
+    subject = "Report-" + "x" * length
+    envelope = build(Message(to=["a@example.com"], subject=subject, text="x"))
+    assert longest_line(envelope) <= MAX_LINE_OCTETS
+    assert_crlf_only(envelope.data)
+    assert parse(envelope)["Subject"] == subject
+
+
+subject_words = st.text(st.sampled_from("ab-/.:"), min_size=1, max_size=40) | st.builds(
+    lambda char, length: char * length, st.sampled_from("ab-/.:"), st.integers(70, 1500)
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(words=st.lists(subject_words, min_size=1, max_size=4))
+@example(words=[":" * 22, ":" * 23, ":" * 23])  # the email package's folding: a leading blank
+@example(words=["x" * 1200])
+def test_subjects_of_any_word_length_read_back(words: list[str]) -> None:
+    subject = " ".join(words)
+    envelope = build(Message(to=["a@example.com"], subject=subject, text="x"))
+    assert longest_line(envelope) <= MAX_LINE_OCTETS
+    assert parse(envelope)["Subject"] == subject
+
+
+def test_a_header_word_over_998_octets_is_refused_by_name() -> None:
+    url = "<https://example.com/" + "x" * 1000 + ">"
+    with pytest.raises(MessageError) as caught:
+        build(Message(to=["a@example.com"], text="x", headers={"List-Unsubscribe": url}))
+    assert caught.value.field == "header List-Unsubscribe"
+    assert "998" in str(caught.value)
+
+
+# -- wrong Python types: a MessageError naming the field ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"subject": b"x"}, "subject"),
+        ({"subject": 1}, "subject"),
+        ({"text": b"x"}, "text"),
+        ({"html": ["x"]}, "html"),
+        ({"subject": "\udcff"}, "subject"),
+        ({"to": 1}, "to"),
+        ({"to": b"a@example.com"}, "to"),
+        ({"bcc": [1]}, "bcc"),
+        ({"headers": {"X-A": b"1"}}, "header X-A"),
+        ({"headers": {1: "x"}}, "header names"),
+        ({"attachments": Attachment("a", b"x")}, "attachments"),
+        ({"attachments": ["a.txt"]}, "attachments"),
+        ({"attachments": [Attachment(b"a.txt", b"x")]}, "attachment filename"),  # type: ignore[arg-type]
+        ({"attachments": [Attachment("a.txt", "x")]}, "attachment content"),  # type: ignore[arg-type]
+        ({"attachments": [Attachment("a.txt", b"x", None)]}, "attachment mimetype"),  # type: ignore[arg-type]
+        ({"message_id": 5}, "message_id"),
+        ({"date": 1700000000}, "date"),
+    ],
+)
+def test_wrong_types_are_message_errors_naming_the_field(
+    fields: dict[str, object], field: str
+) -> None:
+    with pytest.raises(MessageError) as caught:
+        build(Message(**{"to": ["a@example.com"], "text": "x", **fields}))  # type: ignore[arg-type]
+    assert caught.value.field == field, caught.value
+
+
+def test_none_means_empty_for_collections() -> None:
+    envelope = build(
+        Message(to=None, cc=["a@example.com"], text="x", headers=None, attachments=None)  # type: ignore[arg-type]
+    )
+    assert envelope.recipients == ("a@example.com",)
+    with pytest.raises(InvalidAddressError) as caught:
+        build(Message(to=None, text="x"))  # type: ignore[arg-type]
+    assert caught.value.field == "to"

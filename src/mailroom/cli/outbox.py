@@ -59,7 +59,9 @@ def db_upgrade(ctx: click.Context, config_path: str | None) -> None:
 
 
 @main.command("send")
-@click.option("--to", "to", multiple=True, required=True, help="Recipient (repeatable).")
+@click.option(
+    "--to", "to", multiple=True, required=True, help="Recipient (repeatable, or comma-separated)."
+)
 @click.option("--subject", required=True)
 @click.option("--text", help="Plain-text body.")
 @click.option(

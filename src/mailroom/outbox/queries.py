@@ -173,6 +173,7 @@ def insert_followup(
             "updated_at",
             "attempts",
             "idempotency_key",
+            "idempotency_fingerprint",
             "sent_at",
             "lease_token",
             "lease_expires_at",
@@ -212,16 +213,19 @@ def insert_followup(
     return int(result.scalar_one())
 
 
-def find_by_idempotency_keys(connection: Connection, keys: Iterable[str]) -> dict[str, int]:
+def find_by_idempotency_keys(
+    connection: Connection, keys: Iterable[str]
+) -> dict[str, tuple[int, str | None]]:
+    """key → (id, fingerprint of the request it was made for; ``None`` on older rows)."""
     wanted = list(keys)
     if not wanted:
         return {}
     rows = connection.execute(
-        select(messages.c.idempotency_key, messages.c.id).where(
+        select(messages.c.idempotency_key, messages.c.id, messages.c.idempotency_fingerprint).where(
             messages.c.idempotency_key.in_(wanted)
         )
     )
-    return {row.idempotency_key: row.id for row in rows}
+    return {row.idempotency_key: (row.id, row.idempotency_fingerprint) for row in rows}
 
 
 def active_pauses(connection: Connection, now: float) -> dict[str, str]:

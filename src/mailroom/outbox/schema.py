@@ -166,6 +166,12 @@ messages = Table(
     Column("data", LargeBinary, nullable=False),
     Column("smtputf8", Boolean, nullable=False),
     Column("idempotency_key", String(255), nullable=True, unique=True),
+    Column(
+        "idempotency_fingerprint",
+        String(64),
+        nullable=True,
+        comment="sha256 of the request the key was first used for",
+    ),
     Column("extra", JSON, nullable=True, comment="the caller's metadata"),
     Column("created_at", Double, nullable=False),
     Column("due_at", Double, nullable=False),

@@ -6,16 +6,18 @@ it, whatever happens to the calling process.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine
 
 from mailroom.config import Settings
-from mailroom.errors import MessageError
-from mailroom.message import Message, build_envelope
+from mailroom.errors import IdempotencyConflictError, MessageError
+from mailroom.message import Message, build_envelope, content_fingerprint
 from mailroom.outbox import admin, queries
 from mailroom.outbox.database import check_schema, create_outbox_engine, schema_revisions, upgrade
 from mailroom.outbox.schema import STREAM_PRIORITIES, Status
@@ -25,9 +27,51 @@ __all__ = ["Outbox"]
 _STREAM_NAME_MAX = 64
 
 
+_KEY_MAX = 255  # the column's width
+_MESSAGE_FIELDS = frozenset(f.name for f in dataclasses.fields(Message))
+
+
+def _message_from_fields(fields: dict[str, Any]) -> Message:
+    unknown = sorted(set(fields) - _MESSAGE_FIELDS)
+    if unknown:
+        raise MessageError(
+            unknown[0],
+            f"is not a field of a message; the fields are {', '.join(sorted(_MESSAGE_FIELDS))}",
+        )
+    return Message(**fields)
+
+
+def _check_key(key: object) -> None:
+    if not isinstance(key, str):
+        raise MessageError("idempotency_key", f"must be a str, not {type(key).__name__}")
+    if not key or len(key) > _KEY_MAX:
+        raise MessageError("idempotency_key", f"must be 1 to {_KEY_MAX} characters")
+
+
+def _metadata(value: object) -> dict[str, Any] | None:
+    """The caller's metadata as stored (JSON), or a MessageError naming the field."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise MessageError("metadata", f"must be a dict, not {type(value).__name__}")
+    if not value:
+        return None
+    try:
+        # allow_nan=False: NaN and Infinity are not JSON (RFC 8259 §6); PostgreSQL refuses them.
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise MessageError(
+            "metadata",
+            f"must be JSON: str, int, float, bool, None, and lists and dicts of them ({exc})",
+        ) from None
+    return dict(value)
+
+
 def _epoch(when: datetime | None, now: float) -> float:
     if when is None:
         return now
+    if not isinstance(when, datetime):
+        raise MessageError("send_at", f"must be a datetime, not {type(when).__name__}")
     if when.tzinfo is None:
         raise MessageError("send_at", "must be timezone-aware (e.g. datetime.now(UTC) + delta)")
     return when.timestamp()
@@ -62,12 +106,17 @@ class Outbox:
         due_at: float,
         now: float,
         idempotency_key: str | None,
+        fingerprint: str | None = None,
     ) -> dict[str, Any]:
         envelope = build_envelope(
             message,
             default_from=self.settings.DEFAULT_FROM_EMAIL,
             max_size=self.settings.EMAIL_MAX_MESSAGE_SIZE,
         )
+        extra = _metadata(message.metadata)
+        if idempotency_key is not None:
+            _check_key(idempotency_key)
+            fingerprint = fingerprint or content_fingerprint(message, stream=stream)
         return {
             "message_id": envelope.message_id,
             "stream": stream,
@@ -79,7 +128,8 @@ class Outbox:
             "data": envelope.data,
             "smtputf8": envelope.smtputf8,
             "idempotency_key": idempotency_key,
-            "extra": dict(message.metadata) or None,
+            "idempotency_fingerprint": fingerprint if idempotency_key is not None else None,
+            "extra": extra,
             "created_at": now,
             "due_at": due_at,
             "updated_at": now,
@@ -99,13 +149,16 @@ class Outbox:
         """Validate, compose and commit one message; return its id.
 
         Pass a :class:`~mailroom.message.Message`, or its fields (``to=``, ``subject=``,
-        ``text=``...). The same ``idempotency_key`` always returns the same id and never makes
-        a second message, also when two callers race.
+        ``text=``...). The same ``idempotency_key`` with the same content always returns the
+        same id and never makes a second message, also when two callers race; with different
+        content it raises :class:`~mailroom.errors.IdempotencyConflictError`.
         """
         if message is None:
-            message = Message(**fields)
+            message = _message_from_fields(fields)
         elif fields:
-            raise TypeError("pass either a Message or its fields, not both")
+            raise MessageError(
+                "message", "pass either a Message or its fields (to=, subject=...), not both"
+            )
         keys = [idempotency_key] if idempotency_key is not None else None
         return self.send_many([message], stream=stream, send_at=send_at, idempotency_keys=keys)[0]
 
@@ -121,33 +174,103 @@ class Outbox:
 
         Nothing is committed if any message is invalid: the error names it by position.
         """
-        if not stream or len(stream) > _STREAM_NAME_MAX:
+        results = self._commit(
+            batch, stream=stream, send_at=send_at, keys=idempotency_keys, skip_invalid=False
+        )
+        return [result for result in results if isinstance(result, int)]
+
+    def send_each(
+        self,
+        batch: Iterable[Message],
+        *,
+        stream: str = "transactional",
+        send_at: datetime | None = None,
+        idempotency_keys: Sequence[str | None] | None = None,
+        fingerprints: Sequence[str | None] | None = None,
+    ) -> list[int | MessageError]:
+        """Like :meth:`send_many`, but a message that cannot be built, or whose key names
+        other content, comes back as its :class:`MessageError` instead of failing the rest;
+        the others are committed together. ``fingerprints`` replace the digest of each
+        message's content as what its key is compared on (``notify`` passes one of its own
+        request, since its From and unsubscribe link differ on every call)."""
+        return self._commit(
+            batch,
+            stream=stream,
+            send_at=send_at,
+            keys=idempotency_keys,
+            fingerprints=fingerprints,
+            skip_invalid=True,
+        )
+
+    def _commit(
+        self,
+        batch: Iterable[Message],
+        *,
+        stream: str,
+        send_at: datetime | None,
+        keys: Sequence[str | None] | None,
+        fingerprints: Sequence[str | None] | None = None,
+        skip_invalid: bool,
+    ) -> list[int | MessageError]:
+        if not isinstance(stream, str) or not stream or len(stream) > _STREAM_NAME_MAX:
             raise MessageError("stream", f"must be 1 to {_STREAM_NAME_MAX} characters")
         items = list(batch)
-        keys = list(idempotency_keys) if idempotency_keys is not None else [None] * len(items)
-        if len(keys) != len(items):
-            raise ValueError("idempotency_keys must have one entry per message")
+        keys = list(keys) if keys is not None else [None] * len(items)
+        prints = list(fingerprints) if fingerprints is not None else [None] * len(items)
+        if len(keys) != len(items) or len(prints) != len(items):
+            raise ValueError("idempotency_keys and fingerprints need one entry per message")
         now = time.time()
         due_at = _epoch(send_at, now)
-        rows = []
-        for position, (message, key) in enumerate(zip(items, keys, strict=True)):
+        rows: list[dict[str, Any]] = []
+        results: list[int | MessageError | None] = []
+        for position, (message, key, fingerprint) in enumerate(
+            zip(items, keys, prints, strict=True)
+        ):
             try:
                 rows.append(
-                    self._row(message, stream=stream, due_at=due_at, now=now, idempotency_key=key)
+                    self._row(
+                        message,
+                        stream=stream,
+                        due_at=due_at,
+                        now=now,
+                        idempotency_key=key,
+                        fingerprint=fingerprint,
+                    )
                 )
+                results.append(None)
             except MessageError as exc:
+                if skip_invalid:
+                    results.append(exc)
+                    continue
                 if len(items) == 1:
                     raise
                 raise type(exc)(f"message {position}: {exc.field}", str(exc)) from exc
         self.ensure_schema()
         with self.engine.begin() as connection:
             ids = queries.insert_messages(connection, rows)
-            missing = [key for key, found in zip(keys, ids, strict=True) if found is None and key]
-            existing = queries.find_by_idempotency_keys(connection, missing)
-        return [
-            found if found is not None else existing[key]  # type: ignore[index]
-            for key, found in zip(keys, ids, strict=True)
-        ]
+            taken = [
+                row["idempotency_key"]
+                for row, found in zip(rows, ids, strict=True)
+                if found is None
+            ]
+            existing = queries.find_by_idempotency_keys(connection, taken)
+            outcomes: list[int | MessageError] = []
+            for row, found in zip(rows, ids, strict=True):
+                if found is not None:
+                    outcomes.append(found)
+                    continue
+                key = row["idempotency_key"]
+                existing_pk, existing_print = existing[key]
+                # A row from before fingerprints were kept has none: matched by key alone.
+                if existing_print not in (None, row["idempotency_fingerprint"]):
+                    conflict = IdempotencyConflictError(key, existing_pk)
+                    if not skip_invalid:
+                        raise conflict  # rolls back the whole batch
+                    outcomes.append(conflict)
+                else:
+                    outcomes.append(existing_pk)
+        done = iter(outcomes)
+        return [next(done) if result is None else result for result in results]
 
     def get(self, message_pk: int) -> admin.MessageDetail | None:
         """Everything stored about one message, or ``None``."""

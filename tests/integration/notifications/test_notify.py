@@ -7,13 +7,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
+from itsdangerous.timed import TimestampSigner
 from sqlalchemy import select
 
 import mailroom
 from mail_checks import assert_well_formed, html_part, parse, stored_messages, text_part
 from mailroom.compose.templates import Template
 from mailroom.config import Settings
-from mailroom.errors import NotificationError, SettingsError, TemplateError
+from mailroom.errors import (
+    IdempotencyConflictError,
+    NotificationError,
+    SettingsError,
+    TemplateError,
+)
 from mailroom.notifications import NotificationRegistry, Notifier, Recipient
 from mailroom.outbox import database
 from mailroom.outbox import notification_queries as q
@@ -430,3 +436,94 @@ def test_module_level_notify_uses_the_configured_outbox(
         assert "9" in text_part(assert_well_formed(only_message(box)))
     finally:
         box.dispose()
+
+
+# -- one recipient's failure is theirs alone ------------------------------------------------
+
+
+def test_a_long_unbroken_task_title_is_delivered(notifier: Notifier, outbox: Outbox) -> None:
+    """A title of one 3,000-character word cannot be folded at blanks (RFC 5322 §2.2.3): it
+    goes in RFC 2047 encoded words, and reads back whole."""
+    title = "x" * 3000
+    result = notifier.notify("task.assigned", to=[ZOE, ADA], context={"task": {"title": title}})
+    assert [o.outcome for o in result.outcomes] == [NotificationOutcome.QUEUED] * 2
+    for data in stored_messages(outbox.engine):
+        message = assert_well_formed(data)
+        assert message["Subject"] == f"[Acme] You were assigned “{title}”"
+
+
+def test_one_recipients_failure_does_not_fail_the_others(
+    notifier: Notifier, outbox: Outbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    long_name = Recipient("zoe@example.com", "Zoë " * 80, key="user:7")  # over 256 bytes
+    result = notifier.notify(
+        "task.assigned",
+        to=[long_name, "not an address", "Bob <bob@example.com", ADA],
+        context={"task": {"title": "T"}},
+    )
+    assert result.skipped == {
+        "zoe@example.com": "invalid_address",
+        "not an address": "invalid_address",
+        "Bob <bob@example.com": "invalid_address",
+    }
+    assert len(result.message_ids) == 1
+    assert parse(only_message(outbox))["To"].addresses[0].addr_spec == "ada@example.com"
+    assert ("not an address", "skipped", "invalid_address") in log_rows(outbox)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("missing the '>'" in line for line in warnings), warnings
+
+
+def test_a_template_failing_for_one_recipient_skips_only_them(
+    outbox: Outbox, registry: NotificationRegistry
+) -> None:
+    registry.register(
+        "test.initials",
+        template=Template("initials", subject="Hi", text="Your initial: {{ recipient.name[4] }}\n"),
+        may_opt_out=False,
+    )
+    result = Notifier(outbox, registry).notify(
+        "test.initials", to=[ADA, Recipient("bo@example.com", "Bo")]
+    )
+    assert result.skipped == {"bo@example.com": "invalid_message"}
+    assert "Your initial: L" in text_part(parse(only_message(outbox)))
+
+
+def test_bidi_overrides_are_dropped_from_names_taken_from_app_data(
+    notifier: Notifier, outbox: Outbox
+) -> None:
+    spoofer = Recipient("zoe@example.com", "Zoe \u202emoc.elgoog\u202c", key="user:7")
+    result = notifier.notify(
+        "task.assigned", to=[spoofer], actor="Ada\u2066 Lovelace", context={"task": {"title": "T"}}
+    )
+    assert len(result.message_ids) == 1
+    message = parse(only_message(outbox))
+    assert message["To"].addresses[0].display_name == "Zoe moc.elgoog"
+    assert message["From"].addresses[0].display_name == "Ada Lovelace via Acme"
+
+
+def test_idempotency_key_with_a_different_request_is_skipped_for_that_address(
+    notifier: Notifier, outbox: Outbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = notifier.notify(
+        "task.assigned", to=[ZOE], context={"task": {"title": "T"}}, idempotency_key="task-42"
+    )
+    # A retry a while later: new unsubscribe token (signed with the time), new noreply
+    # token, the same request.
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: 4_000_000_000)
+    again = notifier.notify(
+        "task.assigned", to=[ZOE], context={"task": {"title": "T"}}, idempotency_key="task-42"
+    )
+    assert again.message_ids == first.message_ids
+    changed = notifier.notify(
+        "task.assigned",
+        to=[ZOE, ADA],
+        context={"task": {"title": "Another task"}},
+        idempotency_key="task-42",
+    )
+    assert changed.skipped == {"zoe@example.com": "idempotency_conflict"}
+    assert len(changed.message_ids) == 1
+    with pytest.raises(IdempotencyConflictError):  # the only recipient: the caller is told
+        notifier.notify(
+            "task.assigned", to=[ZOE], context={"task": {"title": "U"}}, idempotency_key="task-42"
+        )
+    assert len(stored_messages(outbox.engine)) == 2

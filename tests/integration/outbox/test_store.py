@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import select
 
+import mailroom
 from mailroom.config import Settings, load_settings
-from mailroom.errors import InvalidAddressError, MessageError
-from mailroom.message import Message
+from mailroom.errors import IdempotencyConflictError, InvalidAddressError, MessageError
+from mailroom.message import Attachment, Message
 from mailroom.outbox import database, queries
 from mailroom.outbox.database import SchemaOutdatedError, create_outbox_engine
 from mailroom.outbox.schema import Status, messages, metadata
@@ -106,14 +111,74 @@ def test_send_at_schedules(outbox: Outbox) -> None:
 
 def test_idempotency_key_returns_the_same_id(outbox: Outbox) -> None:
     first = outbox.send(note(1), idempotency_key="order-42-confirmation")
-    again = outbox.send(note(2), idempotency_key="order-42-confirmation")
+    # A retry builds a new Date and Message-ID: the same request all the same.
+    again = outbox.send(note(1), idempotency_key="order-42-confirmation")
     other = outbox.send(note(3), idempotency_key="order-43-confirmation")
     assert first == again != other
     assert outbox.counts()[Status.QUEUED] == 2
     keys = ["a", None, "order-42-confirmation", "b"]
-    ids = outbox.send_many([note(i) for i in range(4)], idempotency_keys=keys)
+    batch = [note(0), note(1), note(1), note(3)]
+    ids = outbox.send_many(batch, idempotency_keys=keys)
     assert ids[2] == first
     assert len(set(ids)) == 4
+
+
+def test_idempotency_key_with_different_content_is_refused(outbox: Outbox) -> None:
+    first = outbox.send(note(1), idempotency_key="order-42-confirmation")
+    with pytest.raises(IdempotencyConflictError) as caught:
+        outbox.send(note(2), idempotency_key="order-42-confirmation")
+    assert caught.value.field == "idempotency_key"
+    assert caught.value.message_pk == first
+    assert "already used for a different message" in str(caught.value)
+    # Each kind of content counts: addresses, subject, bodies, headers, attachments, stream.
+    changes: list[dict[str, object]] = [
+        {"to": ["other@example.com"]},
+        {"cc": ["cc@example.com"]},
+        {"subject": "Note 1 (corrected)"},
+        {"text": "hello!"},
+        {"html": "<p>hello</p>"},
+        {"headers": {"X-Order": "42"}},
+        {"attachments": [Attachment("a.txt", b"x", "text/plain")]},
+        {"from_email": "other@example.com"},
+    ]
+    for change in changes:
+        with pytest.raises(IdempotencyConflictError):
+            outbox.send(replace(note(1), **change), idempotency_key="order-42-confirmation")  # type: ignore[arg-type]
+    with pytest.raises(IdempotencyConflictError):
+        outbox.send(note(1), stream="bulk", idempotency_key="order-42-confirmation")
+    # Not content: the caller's metadata and the send time.
+    later = datetime.now(UTC) + timedelta(hours=1)
+    same = replace(note(1), metadata={"attempt": 2})
+    assert outbox.send(same, send_at=later, idempotency_key="order-42-confirmation") == first
+    # A conflict in a batch commits nothing of it.
+    with pytest.raises(IdempotencyConflictError):
+        outbox.send_many([note(7), note(8)], idempotency_keys=["fresh", "order-42-confirmation"])
+    assert outbox.counts()[Status.QUEUED] == 1
+    # Two uses of one key in one batch are compared too.
+    with pytest.raises(IdempotencyConflictError):
+        outbox.send_many([note(7), note(8)], idempotency_keys=["twice", "twice"])
+    assert outbox.send_many([note(7), note(7)], idempotency_keys=["twice", "twice"])[1] > first
+
+
+def test_rows_from_before_fingerprints_match_by_key_alone(outbox: Outbox) -> None:
+    first = outbox.send(note(1), idempotency_key="old")
+    with outbox.engine.begin() as connection:
+        connection.execute(messages.update().values(idempotency_fingerprint=None))
+    assert outbox.send(note(2), idempotency_key="old") == first
+
+
+def test_send_each_commits_the_valid_and_returns_errors(outbox: Outbox) -> None:
+    taken = outbox.send(note(1), idempotency_key="k1")
+    results = outbox.send_each(
+        [note(2), Message(to=["not an address"], text="x"), note(3), note(4)],
+        idempotency_keys=[None, None, "k1", "k4"],
+    )
+    assert isinstance(results[0], int)
+    assert isinstance(results[1], InvalidAddressError)
+    assert isinstance(results[2], IdempotencyConflictError)
+    assert results[2].message_pk == taken
+    assert isinstance(results[3], int)
+    assert outbox.counts()[Status.QUEUED] == 3
 
 
 def test_concurrent_callers_with_one_idempotency_key_make_one_message(
@@ -128,7 +193,7 @@ def test_concurrent_callers_with_one_idempotency_key_make_one_message(
         box = Outbox(settings)  # each caller its own engine and connection, like a process
         try:
             barrier.wait()
-            results.append(box.send(note(i), idempotency_key="signup-ada"))
+            results.append(box.send(note(1), idempotency_key="signup-ada"))
         except BaseException as exc:
             errors.append(exc)
         finally:
@@ -219,7 +284,8 @@ def test_message_bytes_are_stored_out_of_line_on_postgresql(database_url: str) -
     try:
         database.upgrade(engine)
         if engine.dialect.name != "postgresql":
-            assert database.schema_revisions(engine)[0] == "0004"  # a no-op on SQLite
+            current, head = database.schema_revisions(engine)
+            assert current == head  # a no-op on SQLite
             return
         with engine.connect() as connection:
             storage = connection.exec_driver_sql(
@@ -229,3 +295,97 @@ def test_message_bytes_are_stored_out_of_line_on_postgresql(database_url: str) -
         assert storage == "e"  # EXTERNAL: out of line, uncompressed
     finally:
         engine.dispose()
+
+
+def test_fingerprint_migration_keeps_keyed_rows_and_goes_both_ways(database_url: str) -> None:
+    """Migration 0005 on a database with keyed messages: they keep their keys, match by key
+    alone (no fingerprint), and the downgrade drops only the column."""
+    engine = create_outbox_engine(database_url)
+    settings = load_settings(environ={"DATABASE_URL": database_url})
+    try:
+        database.upgrade(engine, "0004")
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO mailroom_messages (message_id, stream, priority, status, sender, "
+                "recipients, subject, data, smtputf8, idempotency_key, created_at, due_at, "
+                "updated_at, attempts) VALUES ('<m@x>', 'transactional', 0, 'sent', 'a@x', "
+                "'[\"b@x\"]', 's', X'00', false, 'old-key', 0, 0, 0, 1)"
+                if engine.dialect.name == "sqlite"
+                else "INSERT INTO mailroom_messages (message_id, stream, priority, status, "
+                "sender, recipients, subject, data, smtputf8, idempotency_key, created_at, "
+                "due_at, updated_at, attempts) VALUES ('<m@x>', 'transactional', 0, 'sent', "
+                "'a@x', '[\"b@x\"]', 's', '\\x00', false, 'old-key', 0, 0, 0, 1)"
+            )
+        database.upgrade(engine)
+        box = Outbox(settings, engine=engine)
+        assert box.send(note(5), idempotency_key="old-key") == 1
+        database.upgrade(engine)  # idempotent
+        command.downgrade(database.alembic_config(engine), "0004")
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT count(*) FROM mailroom_messages").scalar()
+        database.upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+# -- wrong Python types through the API: a MessageError naming the field ---------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"subject": b"Hello"}, "subject"),
+        ({"subject": 42}, "subject"),
+        ({"subject": None}, "subject"),
+        ({"text": b"hello"}, "text"),
+        ({"html": 3.5}, "html"),
+        ({"text": "caf\udce9"}, "text"),  # undecodable bytes through surrogateescape
+        ({"to": 42}, "to"),
+        ({"to": b"ada@example.com"}, "to"),
+        ({"to": [b"ada@example.com"]}, "to"),
+        ({"to": None}, "to"),  # and nobody else: no recipient at all
+        ({"cc": [None]}, "cc"),
+        ({"from_email": 7}, "from_email"),
+        ({"headers": {"X-Count": 3}}, "header X-Count"),
+        ({"headers": ["X-A"]}, "headers"),
+        ({"metadata": {"when": datetime(2030, 1, 1)}}, "metadata"),
+        ({"metadata": {"ratio": math.nan}}, "metadata"),
+        ({"metadata": "order-42"}, "metadata"),
+        ({"attachments": [("a.txt", b"x")]}, "attachments"),
+        ({"attachments": [Attachment("a.txt", "text")]}, "attachment content"),  # type: ignore[arg-type]
+        ({"date": "yesterday"}, "date"),
+        ({"sbject": "typo"}, "sbject"),
+    ],
+)
+def test_wrong_types_name_the_field(outbox: Outbox, fields: dict[str, object], field: str) -> None:
+    base: dict[str, Any] = {"to": ["ada@example.com"], "subject": "Hi", "text": "hello"}
+    with pytest.raises(MessageError) as caught:
+        outbox.send(**{**base, **fields})
+    assert caught.value.field == field, caught.value
+    assert outbox.counts().get(Status.QUEUED, 0) == 0
+
+
+def test_wrong_types_through_mailroom_send(settings: Settings) -> None:
+    box = mailroom.configure(settings)
+    database.upgrade(box.engine)
+    try:
+        with pytest.raises(MessageError) as caught:
+            mailroom.send(to="ada@example.com", subject=b"x", text="hello")
+        assert caught.value.field == "subject"
+        assert "decode" in str(caught.value)
+        with pytest.raises(MessageError) as caught:
+            mailroom.send(to=None, subject="x", text="hello")
+        assert caught.value.field == "to"
+        with pytest.raises(MessageError) as caught:
+            mailroom.send(to="ada@example.com", text="hi", metadata={"user": object()})
+        assert caught.value.field == "metadata"
+        with pytest.raises(MessageError) as caught:
+            mailroom.send(to="ada@example.com", text="hi", idempotency_key=42)  # type: ignore[arg-type]
+        assert caught.value.field == "idempotency_key"
+        with pytest.raises(MessageError) as caught:
+            mailroom.send(to="ada@example.com", text="hi", send_at="tomorrow")  # type: ignore[arg-type]
+        assert caught.value.field == "send_at"
+        # None for the optional collections is taken as empty.
+        assert mailroom.send(to="ada@example.com", text="hi", headers=None, metadata=None) > 0
+    finally:
+        box.dispose()
