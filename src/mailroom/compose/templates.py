@@ -185,7 +185,7 @@ class TemplateLibrary:
             return compiled
         env = self._html_env if html_part else self._text_env
         try:
-            compiled = env.compile_bounded(source)
+            compiled = env.compile_bounded(source, self.max_output_chars)
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(
                 template.name, f"{part}: syntax error on line {exc.lineno}: {exc.message}"
@@ -229,9 +229,13 @@ class TemplateLibrary:
                 f"{part}: calls itself too deeply (a macro, include or recursive loop "
                 "that does not end)",
             ) from None
+        except OverflowError:
+            raise TemplateError(
+                template.name, f"{part}: computes a number too large to represent"
+            ) from None
         except Exception as exc:
-            # 1/0, 'a' + 1, a number too large for a float: the template's own error. The
-            # cause stays chained for a traceback (a global such as deep_link may be at fault).
+            # 1/0, 'a' + 1: the template's own error. The cause stays chained for a
+            # traceback (a global such as deep_link may be at fault).
             raise TemplateError(template.name, f"{part}: {type(exc).__name__}: {exc}") from exc
 
     def render(self, template: Template | str, context: Mapping[str, Any]) -> RenderedContent:
