@@ -37,7 +37,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import update_wrapper
 from itertools import islice
-from typing import Any
+from typing import Any, cast
 
 import jinja2
 from jinja2 import nodes
@@ -88,6 +88,7 @@ _CONCAT = "mailroom-concat"
 _CHARGE = "mailroom-charge"
 
 _CHECK_EVERY = 1024  # items between deadline checks in a long walk or loop
+_MAX_FOLDED = 10_000  # longest string a constant expression is folded into while compiling
 
 
 class TemplateLimitError(TemplateRuntimeError):
@@ -159,8 +160,8 @@ def _current() -> RenderBudget | None:
 
 
 def _need(size: int) -> None:
-    """Refuse a result of ``size``: against the render's budget, or (while compiling, when no
-    render is under way) against :data:`MAX_SOURCE_CHARS`-sized sanity."""
+    """Refuse a result of ``size``: against the budget of the render (or compile) under way,
+    else (a template rendered with a plain ``render()``) against a fixed sanity limit."""
     budget = _current()
     if budget is not None:
         budget.need(size)
@@ -238,14 +239,18 @@ _PERCENT_SPEC = re.compile(
 _DIGITS = re.compile(r"\d+")
 
 
-def _check_widths(numbers: Iterable[str]) -> None:
+def _check_widths(numbers: Iterable[str]) -> int:
+    """Refuse a width or precision over the budget; returns their sum."""
     budget = _budget.get()
     limit = budget.remaining if budget is not None else MAX_SOURCE_CHARS
+    total = 0
     for number in numbers:
         # A long run of digits is a big number; compare lengths before converting, since
         # Python refuses to convert more than 4,300 digits.
         if len(number) > len(str(limit)) or int(number) > limit:
             raise TemplateLimitError(f"a format width or precision of {number} is too large")
+        total += int(number)
+    return total
 
 
 def _check_percent_format(template: str, args: object) -> None:
@@ -257,8 +262,10 @@ def _check_percent_format(template: str, args: object) -> None:
                 raise TemplateLimitError("a '*' width in a % format is not allowed in a template")
             if part:
                 widths.append(part)
-    _check_widths(widths)
-    _need_weight(template, args)
+    padding = _check_widths(widths)  # '%999s' * 5000: each width is small, their sum is not
+    budget = _budget.get()
+    limit = budget.remaining if budget is not None else MAX_SOURCE_CHARS * 10
+    _need(padding + _weight(template, limit) + _weight(args, limit))
 
 
 class _BoundedFormatter(SandboxedFormatter):
@@ -310,6 +317,12 @@ def _lines(s: object) -> int:
     return (s.count("\n") + 1) if isinstance(s, str) else 1
 
 
+# Filters whose result is about as long as ``str(value)``.
+_STRINGIFYING = frozenset(
+    {"string", "pprint", "tojson", "xmlattr", "urlencode", "safe", "e", "escape", "forceescape"}
+)
+
+
 def _check_filter(name: str, value: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
     """Refuse a filter call whose result would be huge, before making it; returns ``value``
     (possibly made into a list, or wrapped so iterating it checks the budget)."""
@@ -341,16 +354,12 @@ def _check_filter(name: str, value: Any, args: tuple[Any, ...], kwargs: Mapping[
             raise TemplateLimitError(f"|round precision beyond {MAX_ROUND_DIGITS} digits")
     elif name in {"sum", "list", "unique", "sort", "min", "max"}:
         value = _checked_iter(value) if not isinstance(value, str | Mapping) else value
-    elif name in {"string", "pprint", "tojson", "xmlattr", "urlencode", "safe", "e", "escape"}:
-        _need_weight(value)
-    elif name == "forceescape":
+    elif name in _STRINGIFYING:
         _need_weight(value)
     return value
 
 
-def _check_method(
-    method: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]
-) -> tuple[Any, ...]:
+def _check_method(method: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[Any, ...]:
     """Refuse a call of a str/bytes/int method whose result would be huge; returns ``args``
     (with an iterable to join made into a list, to be measured)."""
     owner = getattr(method, "__self__", None)
@@ -360,10 +369,15 @@ def _check_method(
             _need(_padded_size(owner, _arg(args, kwargs, 0, "width")))
         elif name == "expandtabs":
             tab = _arg(args, kwargs, 0, "tabsize")
-            _need(len(owner) + owner.count(b"\t" if isinstance(owner, bytes | bytearray) else "\t")  # type: ignore[arg-type]
-                  * (8 if tab is None else _as_int(tab)))
+            _need(
+                len(owner)
+                + owner.count(b"\t" if isinstance(owner, bytes | bytearray) else "\t")  # type: ignore[arg-type]
+                * (8 if tab is None else _as_int(tab))
+            )
         elif name == "replace":
-            old, new, count = (_arg(args, kwargs, i, n) for i, n in enumerate(("old", "new", "count")))
+            old, new, count = (
+                _arg(args, kwargs, i, n) for i, n in enumerate(("old", "new", "count"))
+            )
             _need(_replaced_size(owner, old, new, -1 if count is None else count))
         elif name == "join" and args:
             items = list(_checked_iter(args[0]))
@@ -508,12 +522,13 @@ _ARITHMETIC = frozenset(_OPERATORS)
 class _Rewrite(NodeTransformer):
     """Routes loops, ``~`` and literal output through the budget (see the module docstring)."""
 
-    def visit_For(self, node: nodes.For) -> nodes.Node:
+    # NodeTransformer dispatches on the node class's name: visit_For, visit_Concat, ...
+    def visit_For(self, node: nodes.For) -> nodes.Node:  # noqa: N802
         self.generic_visit(node)
-        node.iter = _internal_filter(node.iter, _LOOP)
+        node.iter = _internal_filter(cast(nodes.Expr, node.iter), _LOOP)
         return node
 
-    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:  # noqa: N802
         self.generic_visit(node)
         return _internal_filter(nodes.List(node.nodes, lineno=node.lineno), _CONCAT)
 
@@ -527,14 +542,16 @@ class _Rewrite(NodeTransformer):
         _check_binop(node.operator, left, right)  # TemplateLimitError: refuse the template
         try:
             value = _OPERATORS[node.operator](left, right)
-        except Exception:  # noqa: BLE001 - 1/0 and the like fail when rendered, as in Jinja
-            return node
+        except Exception:
+            return node  # 1/0 and the like fail when rendered, as Jinja leaves them
+        if isinstance(value, str) and len(value) > _MAX_FOLDED:
+            return node  # built (and charged) when rendered, not kept in the compiled code
         return nodes.Const(value, lineno=node.lineno)
 
     visit_Add = visit_Sub = visit_Mul = visit_Div = _fold  # noqa: N815
     visit_FloorDiv = visit_Mod = visit_Pow = _fold  # noqa: N815
 
-    def visit_Output(self, node: nodes.Output) -> nodes.Node:
+    def visit_Output(self, node: nodes.Output) -> nodes.Node:  # noqa: N802
         self.generic_visit(node)
         literal = sum(len(n.data) for n in node.nodes if isinstance(n, nodes.TemplateData))
         if literal:
@@ -570,7 +587,10 @@ class _BoundedCodeGenerator(CodeGenerator):
 
 
 def _bounded_lipsum(
-    n: int = 5, html: bool = True, min: int = 20, max: int = 100  # noqa: A002
+    n: int = 5,
+    html: bool = True,
+    min: int = 20,
+    max: int = 100,
 ) -> str:
     """Jinja's ``lipsum``, refused when it would be large (it is a plain Python loop)."""
     _need(_as_int(n) * _as_int(max) * 12)  # a word is under 12 characters with its space
@@ -578,7 +598,6 @@ def _bounded_lipsum(
 
 
 # -- the environment ---------------------------------------------------------------------------
-
 
 
 class BoundedSandbox(ImmutableSandboxedEnvironment):
@@ -593,9 +612,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
     def __init__(self, **options: Any) -> None:
         extensions = [*options.pop("extensions", ()), _CompileDeadline]
-        super().__init__(
-            optimized=False, finalize=_finalize, extensions=extensions, **options
-        )
+        super().__init__(optimized=False, finalize=_finalize, extensions=extensions, **options)
         self.globals["range"] = _bounded_range
         self.globals["lipsum"] = _bounded_lipsum
         self.filters = {name: _bounded_filter(name, f) for name, f in self.filters.items()}
@@ -699,9 +716,13 @@ def _check_binop(operator: str, left: Any, right: Any) -> None:
             if isinstance(seq, str | bytes | bytearray | list | tuple) and isinstance(times, int):
                 _need(len(seq) * max(times, 0))
     elif operator == "**":
-        if isinstance(left, int) and isinstance(right, int) and right > 0:
-            if max(_int_bits(left), 1) * right > MAX_INT_BITS and abs(left) > 1:
-                raise _too_big_int()
+        if (
+            isinstance(left, int)
+            and isinstance(right, int)
+            and abs(left) > 1
+            and _int_bits(left) * right > MAX_INT_BITS
+        ):
+            raise _too_big_int()
     elif operator == "+":
         if isinstance(left, str | bytes | bytearray | list | tuple) and isinstance(
             right, str | bytes | bytearray | list | tuple

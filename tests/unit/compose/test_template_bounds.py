@@ -104,6 +104,7 @@ RENDERED = [
     # Widths and paddings, as filters, methods and formats.
     ("{{ '%0999999999d' % 1 }}", WIDTH),
     ("{{ '%*d' % (999999999, 1) }}", "'*' width"),
+    ("{{ ('%999s' * 6000) % (('a',) * 6000) }}", SIZE),
     ("{{ '%0999999999d'|format(1) }}", WIDTH),
     ("{{ '{:>999999999}'.format(1) }}", WIDTH),
     ("{{ '{0:{1}}'.format('a', 999999999) }}", WIDTH),
@@ -123,13 +124,21 @@ RENDERED = [
     ("{% set big = 'a' * 1000000 %}{{ [big, big, big, big, big, big] }}", SIZE),
     ("{% set big = 'a' * 1000000 %}{{ ([big] * 1000)|join }}", SIZE),
     ("{% set big = 'a' * 1000000 %}{% for i in range(1000) %}{{ big }}{% endfor %}", SIZE),
-    ("{% set big = 'a' * 1000000 %}{% set l = [big ~ 1, big ~ 2, big ~ 3, big ~ 4, big ~ 5] %}", SIZE),
+    (
+        "{% set big = 'a' * 1000000 %}{% set l = [big ~ 1, big ~ 2, big ~ 3, big ~ 4, big ~ 5] %}",
+        SIZE,
+    ),
     (
         "{% macro m() %}{% for i in range(100000) %}" + "x" * 100 + "{% endfor %}{% endmacro %}"
         "{% set captured = m() %}",
         SIZE,
     ),
-    ("{% for i in range(100000) %}{% for j in range(100) %}" + "x" * 50 + "{% endfor %}{% endfor %}", SIZE),
+    (
+        "{% for i in range(100000) %}{% for j in range(100) %}"
+        + "x" * 50
+        + "{% endfor %}{% endfor %}",
+        SIZE,
+    ),
     # Filters that make many items, and one that is quadratic (only the clock stops it).
     ("{{ [1]|batch(999999999, 'x')|list }}", "more than 100,000 items"),
     ("{{ [1]|slice(999999999)|list }}", "more than 100,000 items"),
@@ -224,7 +233,8 @@ def test_loops_over_ten_thousand_items_and_ordinary_filters() -> None:
         " {{ '%.2f'|format(item.price) }} {{ '{:>8}'.format(item.price|round(1)) }}\n"
         "{% endfor %}{{ items|map(attribute='name')|join(', ')|truncate(30) }}"
         "|{{ ', '.join(['a', 'b']) }}|{{ 'ab' * 3 }}|{{ 2**64 }}|{{ 'x' ~ 1 ~ none }}"
-        "|{{ (items|length / 3)|int }}|{{ range(3)|list }}|{{ lipsum(1, html=False)|wordcount > 5 }}",
+        "|{{ (items|length / 3)|int }}|{{ range(3)|list }}"
+        "|{{ lipsum(1, html=False)|wordcount > 5 }}",
         items=items,
     )
     lines = text.split("\n")
@@ -232,8 +242,7 @@ def test_loops_over_ten_thousand_items_and_ordinary_filters() -> None:
     assert lines[0] == f"1. {'Item 0'.center(12)} 0.00 {'0.0':>8}"
     assert lines[9_999] == f"10000. {'Item 9999'.center(12)} 14998.50 {'14998.5':>8}"
     assert lines[-1] == (
-        "item 0, item 1, item 2,...|a, b|ababab|18446744073709551616|x1None"
-        "|3333|[0, 1, 2]|True"
+        "item 0, item 1, item 2,...|a, b|ababab|18446744073709551616|x1None|3333|[0, 1, 2]|True"
     )
 
 
@@ -306,4 +315,3 @@ def test_template_bound_settings_reach_the_notifier_library(tmp_path: Path) -> N
         assert (library.render_timeout, library.max_output_chars) == (0.5, 1234)
     finally:
         outbox.dispose()
-
