@@ -86,6 +86,7 @@ MAX_ROUND_DIGITS = 1_000
 _LOOP = "mailroom-loop"
 _CONCAT = "mailroom-concat"
 _CHARGE = "mailroom-charge"
+_SLICE = "mailroom-slice"
 
 _CHECK_EVERY = 1024  # items between deadline checks in a long walk or loop
 _MAX_FOLDED = 10_000  # longest string a constant expression is folded into while compiling
@@ -453,6 +454,17 @@ def _concat_filter(context: Context, parts: list[Any]) -> str:
 
 
 @pass_context
+def _slice_filter(
+    context: Context, value: Any, start: int | None, stop: int | None, step: int | None
+) -> Any:
+    """``value[start:stop:step]``, charged: a slice is a copy."""
+    _current()
+    result = value[start:stop:step]
+    _charge(result)
+    return result
+
+
+@pass_context
 def _charge_filter(context: Context, value: str, size: int) -> str:
     """Charges the literal text of an output node (the part no finalize sees)."""
     budget = _current()
@@ -527,6 +539,18 @@ class _Rewrite(NodeTransformer):
         self.generic_visit(node)
         node.iter = _internal_filter(cast(nodes.Expr, node.iter), _LOOP)
         return node
+
+    def visit_Getitem(self, node: nodes.Getitem) -> nodes.Node:  # noqa: N802
+        # Jinja compiles x[a:b] to plain Python slicing, past the sandbox's getitem; a slice
+        # is a copy, so it goes through a filter that charges it.
+        self.generic_visit(node)
+        if not isinstance(node.arg, nodes.Slice) or node.ctx != "load":
+            return node
+        bounds = [
+            part if part is not None else nodes.Const(None, lineno=node.lineno)
+            for part in (node.arg.start, node.arg.stop, node.arg.step)
+        ]
+        return _internal_filter(node.node, _SLICE, *bounds)
 
     def visit_Concat(self, node: nodes.Concat) -> nodes.Node:  # noqa: N802
         self.generic_visit(node)
@@ -619,6 +643,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         self.filters[_LOOP] = _loop_filter
         self.filters[_CONCAT] = _concat_filter
         self.filters[_CHARGE] = _charge_filter
+        self.filters[_SLICE] = _slice_filter
 
     def add_filter(self, name: str, func: Callable[..., Any]) -> None:
         """Add a filter, bounded like the built-in ones."""

@@ -129,6 +129,11 @@ RENDERED = [
         SIZE,
     ),
     (
+        "{% set big = 'a' * 1000000 %}{% set l = [big[1:], big[2:], big[3:], big[4:], big[5:]] %}",
+        SIZE,
+    ),
+    ("{% set b = 'a' * 1000000 %}{% set l = [b[::-1], b[:-1], b[1::1], b[2:], b[3:]] %}", SIZE),
+    (
         "{% macro m() %}{% for i in range(100000) %}" + "x" * 100 + "{% endfor %}{% endmacro %}"
         "{% set captured = m() %}",
         SIZE,
