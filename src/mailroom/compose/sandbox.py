@@ -18,6 +18,10 @@ where a template gets control:
   checks the deadline; everything that builds text or lists charges what it built, so the
   whole render — its output and whatever it built along the way in macros, ``set`` blocks and
   variables — stays within :attr:`RenderBudget.max_chars`.
+* **One step is short.** Between two checks a template can only run one built-in operation on
+  values the budget already bounds; the few filters that loop in Python over the words of a
+  text take a capped input. A step can still overrun the deadline by about a second (a regular
+  expression over megabytes): the bound is on the order of the timeout, not exact.
 * **Sizes are checked before building.** An operation whose result would be large (``*`` on
   a sequence, ``**`` or ``*`` on integers, ``~``, ``%``, ``str.format``, the string methods and
   filters that pad, repeat or join) is refused from its arguments, before Python allocates.
@@ -324,9 +328,17 @@ _STRINGIFYING = frozenset(
 )
 
 
+# Filters that loop in Python over the words of their text, where no hook of ours runs: their
+# input is capped so that one call ends in about a second.
+_WORDWISE_INPUT = {"urlize": 200_000, "title": 1_000_000, "wordwrap": 1_000_000}
+
+
 def _check_filter(name: str, value: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
     """Refuse a filter call whose result would be huge, before making it; returns ``value``
     (possibly made into a list, or wrapped so iterating it checks the budget)."""
+    longest = _WORDWISE_INPUT.get(name)
+    if longest is not None and _len(value) > longest:
+        raise TemplateLimitError(f"|{name} of more than {longest:,} characters")
     if name == "center":
         _need(_padded_size(value, _arg(args, kwargs, 0, "width")))
     elif name == "indent":

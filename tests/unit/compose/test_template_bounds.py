@@ -148,6 +148,8 @@ RENDERED = [
     ("{{ [1]|batch(999999999, 'x')|list }}", "more than 100,000 items"),
     ("{{ [1]|slice(999999999)|list }}", "more than 100,000 items"),
     ("{{ 5|round(-999999999) }}", "round precision"),
+    ("{{ ('a@b.c ' * 600000)|urlize }}", "|urlize of more than 200,000 characters"),
+    ("{{ ('a-' * 2000000)|title }}", "|title of more than 1,000,000 characters"),
     ("{{ range(100000)|batch(1)|sum(start=[])|length }}", "TEMPLATE_RENDER_TIMEOUT"),
 ]
 
