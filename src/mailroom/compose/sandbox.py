@@ -333,43 +333,99 @@ _STRINGIFYING = frozenset(
 _WORDWISE_INPUT = {"urlize": 200_000, "title": 1_000_000, "wordwrap": 1_000_000}
 
 
-def _check_filter(name: str, value: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+_Args = tuple[Any, ...]
+_Kwargs = Mapping[str, Any]
+
+
+def _center(value: Any, args: _Args, kwargs: _Kwargs) -> Any:
+    _need(_padded_size(value, _arg(args, kwargs, 0, "width")))
+    return value
+
+
+def _indent(value: Any, args: _Args, kwargs: _Kwargs) -> Any:
+    width = _arg(args, kwargs, 0, "width")
+    per_line = _len(width) if isinstance(width, str) else _as_int(width)
+    _need(_len(value) + _lines(value) * per_line)
+    return value
+
+
+def _wordwrap(value: Any, args: _Args, kwargs: _Kwargs) -> Any:
+    width = max(1, _as_int(_arg(args, kwargs, 0, "width")) or 79)
+    wrap = _arg(args, kwargs, 2, "wrapstring")
+    _need(_len(value) + (_len(value) // width + _lines(value)) * max(1, _len(wrap)))
+    return value
+
+
+def _replace(value: Any, args: _Args, kwargs: _Kwargs) -> Any:
+    old, new, count = (_arg(args, kwargs, i, n) for i, n in enumerate(("old", "new", "count")))
+    _need(_replaced_size(value, old, new, count))
+    return value
+
+
+def _format(value: Any, args: _Args, kwargs: _Kwargs) -> Any:
+    if isinstance(value, str):
+        _check_percent_format(value, (args, kwargs))
+    return value
+
+
+def _join(value: Any, args: _Args, kwargs: _Kwargs) -> Any:
+    items = list(_checked_iter(value))
+    _need_weight(items)
+    _need(len(items) * _len(_arg(args, kwargs, 0, "d")))
+    return items
+
+
+def _item_count(name: str, parameter: str) -> Callable[[Any, _Args, _Kwargs], Any]:
+    def check(value: Any, args: _Args, kwargs: _Kwargs) -> Any:
+        count = _as_int(_arg(args, kwargs, 0, parameter))
+        if count > MAX_RANGE:
+            raise TemplateLimitError(f"|{name}({count}) is more than {MAX_RANGE:,} items")
+        return value
+
+    return check
+
+
+def _round(value: Any, args: _Args, kwargs: _Kwargs) -> Any:
+    if abs(_as_int(_arg(args, kwargs, 0, "precision"))) > MAX_ROUND_DIGITS:
+        raise TemplateLimitError(f"|round precision beyond {MAX_ROUND_DIGITS} digits")
+    return value
+
+
+def _iterated(value: Any, args: _Args, kwargs: _Kwargs) -> Any:
+    # Consumed by Python's own sum(), sorted(), ...: iterate through the budget.
+    return value if isinstance(value, str | Mapping) else _checked_iter(value)
+
+
+def _stringified(value: Any, args: _Args, kwargs: _Kwargs) -> Any:
+    _need_weight(value)
+    return value
+
+
+# What to check before each built-in filter whose result can be much larger than its input
+# (or that consumes an iterable without a hook of ours).
+_FILTER_CHECKS: dict[str, Callable[[Any, _Args, _Kwargs], Any]] = {
+    "center": _center,
+    "indent": _indent,
+    "wordwrap": _wordwrap,
+    "replace": _replace,
+    "format": _format,
+    "join": _join,
+    "batch": _item_count("batch", "linecount"),
+    "slice": _item_count("slice", "slices"),
+    "round": _round,
+    **dict.fromkeys(("sum", "list", "unique", "sort", "min", "max"), _iterated),
+    **dict.fromkeys(_STRINGIFYING, _stringified),
+}
+
+
+def _check_filter(name: str, value: Any, args: _Args, kwargs: _Kwargs) -> Any:
     """Refuse a filter call whose result would be huge, before making it; returns ``value``
     (possibly made into a list, or wrapped so iterating it checks the budget)."""
     longest = _WORDWISE_INPUT.get(name)
     if longest is not None and _len(value) > longest:
         raise TemplateLimitError(f"|{name} of more than {longest:,} characters")
-    if name == "center":
-        _need(_padded_size(value, _arg(args, kwargs, 0, "width")))
-    elif name == "indent":
-        width = _arg(args, kwargs, 0, "width")
-        per_line = _len(width) if isinstance(width, str) else _as_int(width)
-        _need(_len(value) + _lines(value) * per_line)
-    elif name == "wordwrap":
-        width = max(1, _as_int(_arg(args, kwargs, 0, "width")) or 79)
-        wrap = _arg(args, kwargs, 2, "wrapstring")
-        _need(_len(value) + (_len(value) // width + _lines(value)) * max(1, _len(wrap)))
-    elif name == "replace":
-        old, new, count = (_arg(args, kwargs, i, n) for i, n in enumerate(("old", "new", "count")))
-        _need(_replaced_size(value, old, new, count))
-    elif name == "format" and isinstance(value, str):
-        _check_percent_format(value, (args, kwargs))
-    elif name == "join":
-        value = list(_checked_iter(value))
-        _need_weight(value)
-        _need(len(value) * _len(_arg(args, kwargs, 0, "d")))
-    elif name in {"batch", "slice"}:
-        count = _as_int(_arg(args, kwargs, 0, "linecount" if name == "batch" else "slices"))
-        if count > MAX_RANGE:
-            raise TemplateLimitError(f"|{name}({count}) is more than {MAX_RANGE:,} items")
-    elif name == "round":
-        if abs(_as_int(_arg(args, kwargs, 0, "precision"))) > MAX_ROUND_DIGITS:
-            raise TemplateLimitError(f"|round precision beyond {MAX_ROUND_DIGITS} digits")
-    elif name in {"sum", "list", "unique", "sort", "min", "max"}:
-        value = _checked_iter(value) if not isinstance(value, str | Mapping) else value
-    elif name in _STRINGIFYING:
-        _need_weight(value)
-    return value
+    check = _FILTER_CHECKS.get(name)
+    return value if check is None else check(value, args, kwargs)
 
 
 def _check_method(method: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[Any, ...]:
