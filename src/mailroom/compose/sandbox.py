@@ -15,9 +15,9 @@ where a template gets control:
 * **A budget per render** (:class:`RenderBudget`, in a context variable so concurrent renders
   in threads are independent) holds a deadline, a count of loop iterations and a count of
   characters built. Every attribute lookup, call, operator, filter, loop iteration and output
-  is a step, and the clock is read every few steps; everything that builds text or lists charges what it built, so the
-  whole render — its output and whatever it built along the way in macros, ``set`` blocks and
-  variables — stays within :attr:`RenderBudget.max_chars`.
+  is a step, and the clock is read every few steps; everything that builds text or lists
+  charges what it built, so the whole render — its output and whatever it built along the way
+  in macros, ``set`` blocks and variables — stays within :attr:`RenderBudget.max_chars`.
 * **One step is short.** Between two checks a template can only run one built-in operation on
   values the budget already bounds; the few filters that loop in Python over the words of a
   text take a capped input. A step can still overrun the deadline by about a second (a regular
