@@ -204,6 +204,8 @@ class Settings(BaseModel):
     UNSUBSCRIBE_TOKEN_MAX_AGE: float = 365 * 24 * 3600.0
     EMAIL_TEMPLATE_DIRS: tuple[Path, ...] = ()
     NOTIFICATION_TYPE_HEADER: str = "X-Mailroom-Notification-Type"
+    TEMPLATE_RENDER_TIMEOUT: float = 2.0
+    TEMPLATE_MAX_OUTPUT_CHARS: int = 5_000_000
 
     _sources: Mapping[str, str] = PrivateAttr(default_factory=dict)
     _warnings: tuple[str, ...] = PrivateAttr(default=())
@@ -730,6 +732,10 @@ def _check_notification_settings(settings: Settings) -> None:
         )
     if settings.UNSUBSCRIBE_TOKEN_MAX_AGE <= 0:
         raise SettingsError("UNSUBSCRIBE_TOKEN_MAX_AGE", "must be a positive number of seconds")
+    if settings.TEMPLATE_RENDER_TIMEOUT <= 0:
+        raise SettingsError("TEMPLATE_RENDER_TIMEOUT", "must be a positive number of seconds")
+    if settings.TEMPLATE_MAX_OUTPUT_CHARS < 1:
+        raise SettingsError("TEMPLATE_MAX_OUTPUT_CHARS", "must be at least 1")
     addresses = [
         (name, a) for name in ("ADMINS", "EMAIL_FALLBACK_TO") for a in getattr(settings, name)
     ]

@@ -138,7 +138,7 @@ class MessageTooLargeError(MessageError):
 
 class TemplateError(MessageError):
     """A template cannot be found, is not valid Jinja, or fails to render (an undefined
-    variable, a sandbox violation); ``field`` names the template."""
+    variable, a sandbox violation, a bound on time or size); ``field`` names the template."""
 
     def __init__(self, template: str, message: str) -> None:
         super().__init__(f"template {template}", message)

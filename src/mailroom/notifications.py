@@ -329,6 +329,8 @@ class Notifier:
             self.settings.EMAIL_TEMPLATE_DIRS,
             engine=outbox.engine,
             globals_={"deep_link": template_deep_link},
+            render_timeout=self.settings.TEMPLATE_RENDER_TIMEOUT,
+            max_output_chars=self.settings.TEMPLATE_MAX_OUTPUT_CHARS,
         )
 
     def notify(

@@ -9,7 +9,8 @@ staff can adjust wording without a deploy. In a folder, template ``task_assigned
     task_assigned.txt           the plain-text body (optional: made from the HTML)
 
 Rendering is Jinja2 in an immutable sandbox (templates may be written by staff through the UI
-and previewed: they must not reach settings, the environment, or Python internals), with
+and previewed: they must not reach settings, the environment, or Python internals, nor spend
+the machine: :mod:`mailroom.compose.sandbox` bounds the time and size of every render), with
 ``StrictUndefined`` so a misspelt variable is an error rather than a silently empty sentence.
 The HTML is autoescaped; the subject and text are not (they are not HTML, and "&amp;" in a
 subject would be shown as typed). After rendering, the HTML gets its CSS inlined and, when the
@@ -27,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from sqlalchemy import Engine
 
 from mailroom.compose.css import inline_css
+from mailroom.compose.sandbox import BoundedSandbox, RenderBudget, TemplateLimitError
 from mailroom.compose.snippets import snippet
 from mailroom.compose.text import html_to_text
 from mailroom.errors import TemplateError
@@ -40,6 +41,9 @@ __all__ = ["RenderedContent", "Template", "TemplateLibrary"]
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*\Z")
 _CACHE_SIZE = 256
+#: Defaults of ``TEMPLATE_RENDER_TIMEOUT`` and ``TEMPLATE_MAX_OUTPUT_CHARS``.
+RENDER_TIMEOUT = 2.0
+MAX_OUTPUT_CHARS = 5_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,15 +78,15 @@ def _check_name(name: str) -> None:
 
 def _environment(
     loader: jinja2.BaseLoader, *, autoescape: bool, globals_: Mapping[str, Any]
-) -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
+) -> BoundedSandbox:
+    env = BoundedSandbox(
         loader=loader,
         autoescape=autoescape,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         auto_reload=True,
     )
-    env.filters["snippet"] = snippet
+    env.add_filter("snippet", snippet)
     env.globals.update(globals_)
     return env
 
@@ -92,7 +96,9 @@ class TemplateLibrary:
 
     ``dirs`` are searched in order; ``engine`` is the outbox database holding stored
     templates (``None``: files only). ``globals_`` are functions every template may call, such
-    as ``deep_link``.
+    as ``deep_link``. Rendering one part (subject, html or text) may take ``render_timeout``
+    seconds and build ``max_output_chars`` characters (``TEMPLATE_RENDER_TIMEOUT``,
+    ``TEMPLATE_MAX_OUTPUT_CHARS``).
     """
 
     def __init__(
@@ -101,9 +107,13 @@ class TemplateLibrary:
         *,
         engine: Engine | None = None,
         globals_: Mapping[str, Callable[..., Any]] | None = None,
+        render_timeout: float = RENDER_TIMEOUT,
+        max_output_chars: int = MAX_OUTPUT_CHARS,
     ) -> None:
         self.dirs = tuple(Path(d) for d in dirs)
         self.engine = engine
+        self.render_timeout = render_timeout
+        self.max_output_chars = max_output_chars
         loader = jinja2.FileSystemLoader([str(d) for d in self.dirs])
         extra = dict(globals_ or {})
         self._html_env = _environment(loader, autoescape=True, globals_=extra)
@@ -175,11 +185,21 @@ class TemplateLibrary:
             return compiled
         env = self._html_env if html_part else self._text_env
         try:
-            compiled = env.from_string(source)
+            compiled = env.compile_bounded(source, self.max_output_chars)
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(
                 template.name, f"{part}: syntax error on line {exc.lineno}: {exc.message}"
             ) from None
+        except TemplateLimitError as exc:
+            raise TemplateError(template.name, f"{part}: {exc}") from None
+        except (RecursionError, MemoryError, SyntaxError):
+            # Jinja's parser and Python's compiler both recurse per level of nesting.
+            raise TemplateError(
+                template.name, f"{part}: nested too deeply (brackets, filters or tags)"
+            ) from None
+        except ValueError as exc:
+            # An integer literal over Python's 4,300 digits, for one.
+            raise TemplateError(template.name, f"{part}: cannot be compiled: {exc}") from None
         with self._lock:
             if len(self._compiled) >= _CACHE_SIZE:
                 self._compiled.pop(next(iter(self._compiled)))  # oldest first
@@ -190,8 +210,12 @@ class TemplateLibrary:
         self, template: Template, part: str, source: str, context: Mapping[str, Any], *, html: bool
     ) -> str:
         compiled = self._compile(template, part, source, html_part=html)
+        env = self._html_env if html else self._text_env
+        budget = RenderBudget(self.render_timeout, self.max_output_chars)
         try:
-            return compiled.render(context)
+            return env.render_bounded(compiled, context, budget)
+        except TemplateLimitError as exc:
+            raise TemplateError(template.name, f"{part}: {exc}") from None
         except jinja2.exceptions.SecurityError as exc:
             raise TemplateError(
                 template.name, f"{part}: not allowed in a template: {exc}"
@@ -199,6 +223,20 @@ class TemplateLibrary:
         except jinja2.TemplateError as exc:
             # UndefinedError, a missing include, a filter's error: named, never swallowed.
             raise TemplateError(template.name, f"{part}: {exc}") from None
+        except RecursionError:
+            raise TemplateError(
+                template.name,
+                f"{part}: calls itself too deeply (a macro, include or recursive loop "
+                "that does not end)",
+            ) from None
+        except OverflowError:
+            raise TemplateError(
+                template.name, f"{part}: computes a number too large to represent"
+            ) from None
+        except Exception as exc:
+            # 1/0, 'a' + 1: the template's own error. The cause stays chained for a
+            # traceback (a global such as deep_link may be at fault).
+            raise TemplateError(template.name, f"{part}: {type(exc).__name__}: {exc}") from exc
 
     def render(self, template: Template | str, context: Mapping[str, Any]) -> RenderedContent:
         """Render a template (or the template of that name) with ``context``."""

@@ -38,6 +38,12 @@ ESCAPES = [
     "{{ request }}",
     "{{ obj.func.__globals__ }}",
     "{{ obj.func.__code__ }}",
+    # CVE-2025-27516 (Jinja2 < 3.1.6): |attr reached str.format around the sandbox.
+    '{{ "{0.__init__.__globals__}"|attr("format")(cycler) }}',
+    '{{ "{0.__init__.__globals__[os].environ}"|attr("format")(cycler) }}',
+    '{% set f = "{0.__init__.__globals__[os].environ[SECRET_KEY]}"|attr("format") %}'
+    "{{ f(cycler) }}",
+    "{{ ('{0.__init__.__globals__[os].environ}'|attr('format_map'))({'0': joiner}) }}",
 ]
 
 

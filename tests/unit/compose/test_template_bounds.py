@@ -1,0 +1,324 @@
+"""Templates cannot spend the machine: every hostile template gives a TemplateError naming it,
+quickly, whether it is saved (compiled) or rendered.
+
+The hostile templates run in a child process with a 2 GB address-space limit and a timeout,
+so a regression fails these tests instead of hanging or swapping the suite (a thread is no
+guard: ``9**(9**9)`` holds the GIL for minutes).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailroom.compose.templates import Template, TemplateLibrary
+from mailroom.config import load_settings
+from mailroom.errors import SettingsError, TemplateError
+from mailroom.notifications import Notifier
+from mailroom.outbox.store import Outbox
+
+CHILD_TIMEOUT = 240.0  # the whole batch; each case must end within CASE_SECONDS
+CASE_SECONDS = 8.0  # render timeout (1 s in the child) plus slack for a busy machine
+MEMORY_LIMIT = 2_000_000_000
+
+CHILD = r"""
+import json, resource, sys, time
+from pathlib import Path
+limit = int(sys.argv[4])
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+from sqlalchemy import create_engine
+from mailroom.compose.templates import Template, TemplateLibrary
+from mailroom.errors import TemplateError
+from mailroom.outbox import database
+
+cases, mode, folder = json.loads(sys.stdin.read()), sys.argv[2], Path(sys.argv[3])
+engine = None
+if mode == "save":
+    engine = create_engine(f"sqlite:///{folder / 'templates.db'}")
+    database.upgrade(engine)
+library = TemplateLibrary([folder], engine=engine, render_timeout=1.0)
+context = {"items": list(range(10_000)), "name": "Ada"}
+for source in cases:
+    start = time.monotonic()
+    try:
+        if mode == "save":
+            library.save("hostile", subject="s", text=source)
+        else:
+            library.render(Template("hostile", "s", text=source), context)
+        result = {"outcome": "accepted"}
+    except TemplateError as exc:
+        result = {"outcome": "TemplateError", "template": exc.template, "message": str(exc)}
+    except BaseException as exc:
+        result = {"outcome": type(exc).__name__, "message": str(exc)[:300]}
+    result["seconds"] = time.monotonic() - start
+    print(json.dumps({"source": source, **result}), flush=True)
+"""
+
+SIZE = "TEMPLATE_MAX_OUTPUT_CHARS"
+BITS = "larger than 10,000 bits"
+# The iteration count or the clock, whichever a busy machine reaches first.
+LOOPS = "loop iterations|TEMPLATE_RENDER_TIMEOUT"
+RECURSION = "calls itself too deeply"
+WIDTH = "format width or precision"
+
+# (template, what the error must say: one of the parts between "|")
+RENDERED = [
+    # The issue's cases.
+    ("{{ 9**(9**9) }}", BITS),
+    ("{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}", LOOPS),
+    ("{% set r = range(100000) %}{% for a in r %}{% for b in r %}x{% endfor %}{% endfor %}", LOOPS),
+    ("{% for a in items %}{% for b in items %}{% endfor %}{% endfor %}", LOOPS),
+    ("{% for a in 'x' * 5000 %}{% for b in 'x' * 5000 %}{% endfor %}{% endfor %}", LOOPS),
+    ("{{ 'a' * 10**9 }}", SIZE),
+    ("{{ [1] * 10**9 }}", SIZE),
+    ("{{ 'a'|center(10**9) }}", SIZE),
+    ("{{ 'a'|center(1000000000) }}", SIZE),
+    ("{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}", RECURSION),
+    ("{% macro m() %}{{ m() }}{{ m() }}{% endmacro %}{{ m() }}", RECURSION),
+    ("{% for x in [1, 2] recursive %}{{ loop([1, 2]) }}{% endfor %}", RECURSION),
+    ("{% include 'self.txt' %}", RECURSION),
+    ("{% extends 'ping.txt' %}", RECURSION),
+    ("{{ 2.0 ** 10000 }}", "too large to represent"),
+    ("{{ range(10**30) }}", "range() of more than 100,000 items"),
+    # Doubling in a loop: strings, lists, numbers.
+    (
+        "{% set ns = namespace(x='a') %}{% for i in range(40) %}"
+        "{% set ns.x = ns.x ~ ns.x %}{% endfor %}",
+        SIZE,
+    ),
+    (
+        "{% set ns = namespace(x=[1]) %}{% for i in range(40) %}"
+        "{% set ns.x = ns.x + ns.x %}{% endfor %}",
+        SIZE,
+    ),
+    (
+        "{% set ns = namespace(x=3) %}{% for i in range(40) %}"
+        "{% set ns.x = ns.x * ns.x %}{% endfor %}",
+        BITS,
+    ),
+    # Widths and paddings, as filters, methods and formats.
+    ("{{ '%0999999999d' % 1 }}", WIDTH),
+    ("{{ '%*d' % (999999999, 1) }}", "'*' width"),
+    ("{{ ('%999s' * 6000) % (('a',) * 6000) }}", SIZE),
+    ("{{ '%0999999999d'|format(1) }}", WIDTH),
+    ("{{ '{:>999999999}'.format(1) }}", WIDTH),
+    ("{{ '{0:{1}}'.format('a', 999999999) }}", WIDTH),
+    ("{{ '{0}{0}{0}{0}{0}{0}'.format('a' * 1000000) }}", SIZE),
+    ("{{ 'a'.ljust(999999999) }}", SIZE),
+    ("{{ 'a'.zfill(999999999) }}", SIZE),
+    ("{{ (1).to_bytes(999999999, 'big') }}", SIZE),
+    ("{{ 'x'|indent(999999999) }}", SIZE),
+    ("{{ ('a\n' * 100000)|indent(100000) }}", SIZE),
+    ("{{ ('ab' * 100000)|wordwrap(1, wrapstring='x' * 100000) }}", SIZE),
+    ("{{ lipsum(999999) }}", SIZE),
+    # Products of two moderate sizes.
+    ("{{ ('a' * 100000)|replace('a', 'b' * 100000) }}", SIZE),
+    ("{{ ('a' * 100000).replace('a', 'b' * 100000) }}", SIZE),
+    ("{{ ('a' * 100000)|list|join('b' * 100000) }}", SIZE),
+    ("{{ ('b' * 100000).join('a' * 100000) }}", SIZE),
+    ("{% set big = 'a' * 1000000 %}{{ [big, big, big, big, big, big] }}", SIZE),
+    ("{% set big = 'a' * 1000000 %}{{ ([big] * 1000)|join }}", SIZE),
+    ("{% set big = 'a' * 1000000 %}{% for i in range(1000) %}{{ big }}{% endfor %}", SIZE),
+    (
+        "{% set big = 'a' * 1000000 %}{% set l = [big ~ 1, big ~ 2, big ~ 3, big ~ 4, big ~ 5] %}",
+        SIZE,
+    ),
+    (
+        "{% set big = 'a' * 1000000 %}{% set l = [big[1:], big[2:], big[3:], big[4:], big[5:]] %}",
+        SIZE,
+    ),
+    ("{% set b = 'a' * 1000000 %}{% set l = [b[::-1], b[:-1], b[1::1], b[2:], b[3:]] %}", SIZE),
+    (
+        "{% macro m() %}{% for i in range(100000) %}" + "x" * 100 + "{% endfor %}{% endmacro %}"
+        "{% set captured = m() %}",
+        SIZE,
+    ),
+    (
+        "{% for i in range(100000) %}{% for j in range(100) %}"
+        + "x" * 50
+        + "{% endfor %}{% endfor %}",
+        SIZE,
+    ),
+    # Filters that make many items, and one that is quadratic (only the clock stops it).
+    ("{{ [1]|batch(999999999, 'x')|list }}", "more than 100,000 items"),
+    ("{{ [1]|slice(999999999)|list }}", "more than 100,000 items"),
+    ("{{ 5|round(-999999999) }}", "round precision"),
+    ("{{ ('a@b.c ' * 600000)|urlize }}", "|urlize of more than 200,000 characters"),
+    ("{{ ('a-' * 2000000)|title }}", "|title of more than 1,000,000 characters"),
+    ("{{ range(100000)|batch(1)|sum(start=[])|length }}", "TEMPLATE_RENDER_TIMEOUT"),
+]
+
+SAVED = [
+    ("{{ 9**(9**9) }}", BITS),
+    ("{{ 9**9**9**9**9 }}", BITS),
+    ("{{ 'a' * 10**9 }}", SIZE),
+    ("{{ 'ab' * 1000000000 }}", SIZE),
+    ("{{ " + "(" * 5000 + "1" + ")" * 5000 + " }}", "nested too deeply"),
+    ("{{ 1" + "|abs" * 3000 + " }}", "nested too deeply"),
+    ("{% for a in [1] %}" * 300 + "{% endfor %}" * 300, "nested too deeply"),
+    ("{{ " + "9" * 5000 + " }}", "cannot be compiled"),
+    ("x" * 300_000, "the most is 200,000"),
+]
+
+FILES = {
+    "self.txt": "{% include 'self.txt' %}",
+    "ping.txt": "{% extends 'pong.txt' %}",
+    "pong.txt": "{% extends 'ping.txt' %}",
+}
+
+
+def run_child(mode: str, cases: list[str], folder: Path) -> dict[str, dict[str, Any]]:
+    for name, text in FILES.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", CHILD, "-", mode, str(folder), str(MEMORY_LIMIT)],
+            input=json.dumps(cases),
+            capture_output=True,
+            text=True,
+            timeout=CHILD_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"hostile templates still running after {CHILD_TIMEOUT} s: {exc.stdout!r}")
+    results = {}
+    for line in done.stdout.splitlines():
+        result = json.loads(line)
+        results[result.pop("source")] = result
+    assert len(results) == len(set(cases)), done.stderr[-3000:]
+    return results
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    return run_child("render", [source for source, _ in RENDERED], tmp_path_factory.mktemp("r"))
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    return run_child("save", [source for source, _ in SAVED], tmp_path_factory.mktemp("s"))
+
+
+def check(result: dict[str, Any], says: str) -> None:
+    assert result["outcome"] == "TemplateError", result
+    assert result["template"] == "hostile"
+    assert result["message"].startswith("template hostile: text: ")
+    assert any(part in result["message"] for part in says.split("|")), result
+    assert result["seconds"] < CASE_SECONDS, result
+
+
+@pytest.mark.parametrize(("source", "says"), RENDERED, ids=[s[:60] for s, _ in RENDERED])
+def test_hostile_template_fails_quickly_when_rendered(
+    rendered: dict[str, dict[str, Any]], source: str, says: str
+) -> None:
+    check(rendered[source], says)
+
+
+@pytest.mark.parametrize(("source", "says"), SAVED, ids=[s[:40] for s, _ in SAVED])
+def test_hostile_template_is_refused_quickly_when_saved(
+    saved: dict[str, dict[str, Any]], source: str, says: str
+) -> None:
+    check(saved[source], says)
+
+
+# -- ordinary templates still work --------------------------------------------------------------
+
+
+def render_text(source: str, library: TemplateLibrary | None = None, **context: object) -> str:
+    return (library or TemplateLibrary()).render(Template("t", "s", text=source), context).text
+
+
+def test_loops_over_ten_thousand_items_and_ordinary_filters() -> None:
+    items = [{"name": f"item {i}", "price": i * 1.5} for i in range(10_000)]
+    text = render_text(
+        "{% for item in items %}{{ loop.index }}. {{ item.name|title|center(12) }}"
+        " {{ '%.2f'|format(item.price) }} {{ '{:>8}'.format(item.price|round(1)) }}\n"
+        "{% endfor %}{{ items|map(attribute='name')|join(', ')|truncate(30) }}"
+        "|{{ ', '.join(['a', 'b']) }}|{{ 'ab' * 3 }}|{{ 2**64 }}|{{ 'x' ~ 1 ~ none }}"
+        "|{{ (items|length / 3)|int }}|{{ range(3)|list }}"
+        "|{{ lipsum(1, html=False)|wordcount > 5 }}",
+        items=items,
+    )
+    lines = text.split("\n")
+    assert len(lines) == 10_001
+    assert lines[0] == f"1. {'Item 0'.center(12)} 0.00 {'0.0':>8}"
+    assert lines[9_999] == f"10000. {'Item 9999'.center(12)} 14998.50 {'14998.5':>8}"
+    assert lines[-1] == (
+        "item 0, item 1, item 2,...|a, b|ababab|18446744073709551616|x1None|3333|[0, 1, 2]|True"
+    )
+
+
+def test_macros_blocks_and_autoescape_are_unchanged() -> None:
+    rendered = TemplateLibrary().render(
+        Template(
+            "t",
+            "s",
+            html=(
+                "{% macro row(x) %}<td>{{ x }}</td>{% endmacro %}"
+                "{% set title %}<b>{{ name }}</b>{% endset %}"
+                "<p>{{ title }}{{ name ~ '&' }}{{ row(name) }}{{ '<i>%s</i>'|safe % name }}</p>"
+            ),
+        ),
+        {"name": "<Ada>"},
+    )
+    assert rendered.html == (
+        "<p><b>&lt;Ada&gt;</b>&lt;Ada&gt;&amp;<td>&lt;Ada&gt;</td><i>&lt;Ada&gt;</i></p>"
+    )
+
+
+def test_output_limit_and_timeout_are_the_library_settings() -> None:
+    small = TemplateLibrary(max_output_chars=1_000)
+    assert render_text("{{ 'a' * 500 }}", small) == "a" * 500
+    with pytest.raises(TemplateError, match=r"more than 1,000 characters \(TEMPLATE_MAX"):
+        render_text("{{ 'a' * 500 }}{{ 'b' * 600 }}", small)
+    with pytest.raises(TemplateError, match="more than 1,000 characters"):
+        render_text("{% for i in range(100) %}0123456789_{% endfor %}", small)
+    hurried = TemplateLibrary(render_timeout=0.2)
+    with pytest.raises(TemplateError, match=r"longer than 0.2 s to render \(TEMPLATE_RENDER"):
+        render_text("{{ range(20000)|batch(1)|sum(start=[])|length }}", hurried)
+
+
+def test_each_render_has_its_own_budget() -> None:
+    library = TemplateLibrary(max_output_chars=1_000)
+    for _ in range(5):
+        assert render_text("{{ 'a' * 900 }}", library) == "a" * 900
+
+
+def test_template_errors_name_the_template_not_a_python_exception() -> None:
+    for source, says in [
+        ("{{ 1/0 }}", "ZeroDivisionError: division by zero"),
+        ("{{ 'a' + 1 }}", "TypeError"),
+    ]:
+        with pytest.raises(TemplateError, match=f"template t: text: {says}"):
+            render_text(source)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("TEMPLATE_RENDER_TIMEOUT", "0"), ("TEMPLATE_MAX_OUTPUT_CHARS", "0")],
+)
+def test_template_bound_settings_must_be_positive(name: str, value: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(environ={name: value})
+    assert info.value.setting == name
+
+
+def test_template_bound_settings_reach_the_notifier_library(tmp_path: Path) -> None:
+    settings = load_settings(
+        environ={
+            "TEMPLATE_RENDER_TIMEOUT": "0.5",
+            "TEMPLATE_MAX_OUTPUT_CHARS": "1234",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'outbox.db'}",
+        }
+    )
+    outbox = Outbox(settings)
+    try:
+        library = Notifier(outbox).templates
+        assert (library.render_timeout, library.max_output_chars) == (0.5, 1234)
+    finally:
+        outbox.dispose()
