@@ -506,6 +506,26 @@ def _check_consistency(settings: Settings) -> None:
     if settings.EMAIL_SSL_KEYFILE and not settings.EMAIL_SSL_CERTFILE:
         raise SettingsError("EMAIL_SSL_CERTFILE", "EMAIL_SSL_KEYFILE is set but no certificate")
     _check_notification_settings(settings)
+    _check_database_url(settings.DATABASE_URL)
+
+
+# The schemes Mailroom's outbox runs on (SQLite built in, PostgreSQL through psycopg 3).
+_DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
+
+
+def _check_database_url(url: str) -> None:
+    """Refuse another database (``mysql://``) now, not with a driver traceback later. Only the
+    scheme is shown: the rest of the URL may hold a password."""
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if scheme not in _DATABASE_SCHEMES:
+        named = re.fullmatch(r"[a-z][a-z0-9+.-]{0,30}", scheme)
+        shown = f"the scheme {scheme}://" if named else "the value"
+        raise SettingsError(
+            "DATABASE_URL",
+            f"{shown} is not supported; Mailroom's outbox runs on SQLite "
+            "(sqlite:///path/to/mailroom.db) or PostgreSQL "
+            "(postgresql://user:password@host:5432/dbname)",
+        )
 
 
 _HEADER_NAME = re.compile(r"^[\x21-\x39\x3b-\x7e]+\Z")  # RFC 5322 §2.2 field name

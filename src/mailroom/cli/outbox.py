@@ -16,7 +16,7 @@ from mailroom.errors import MailroomError
 from mailroom.logs import attach_log_files
 from mailroom.message import Message
 from mailroom.outbox import database
-from mailroom.outbox.database import SchemaOutdatedError, create_outbox_engine
+from mailroom.outbox.database import create_outbox_engine
 from mailroom.outbox.store import Outbox
 from mailroom.status import outbox_status
 
@@ -32,11 +32,21 @@ def db_group() -> None:
 def db_upgrade(ctx: click.Context, config_path: str | None) -> None:
     """Create or migrate the outbox tables to this version's schema."""
     settings = cli_settings(ctx, config_path)
-    engine = create_outbox_engine(settings.DATABASE_URL)
-    database.upgrade(engine)
-    current, _ = database.schema_revisions(engine)
-    shown = engine.url.render_as_string(hide_password=True)
-    click.echo(f"{shown} is at schema revision {current}")
+    try:
+        engine = create_outbox_engine(settings.DATABASE_URL)
+        try:
+            before, after = database.upgrade(engine)
+        finally:
+            engine.dispose()
+    except MailroomError as exc:
+        raise click.ClickException(str(exc)) from None
+    shown = database.display_url(settings.DATABASE_URL)
+    if before == after:
+        click.echo(f"{shown} is already at schema revision {after}; nothing to do")
+    elif before is None:
+        click.echo(f"created the Mailroom tables in {shown} (schema revision {after})")
+    else:
+        click.echo(f"upgraded {shown} from schema revision {before} to {after}")
 
 
 @main.command("send")
@@ -69,7 +79,6 @@ def send_command(
 ) -> None:
     """Put one message in the outbox and print its id."""
     settings = cli_settings(ctx, config_path)
-    outbox = Outbox(settings)
     message = Message(
         to=list(to),
         subject=subject,
@@ -78,9 +87,13 @@ def send_command(
         html=html_file.read() if html_file else None,
     )
     try:
-        message_pk = outbox.send(
-            message, stream=stream, send_at=send_at, idempotency_key=idempotency_key
-        )
+        outbox = Outbox(settings)
+        try:
+            message_pk = outbox.send(
+                message, stream=stream, send_at=send_at, idempotency_key=idempotency_key
+            )
+        finally:
+            outbox.dispose()
     except MailroomError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(message_pk)
@@ -125,7 +138,7 @@ def _worker_process(
         name, stats = run_worker(
             settings, concurrency=concurrency, once=once, supervised=supervised
         )
-    except SchemaOutdatedError as exc:
+    except MailroomError as exc:  # the schema, or the database itself (DatabaseError)
         raise click.ClickException(str(exc)) from None
     click.echo(
         f"worker {name}: sent {stats.sent}, deferred {stats.deferred}, "
@@ -150,12 +163,16 @@ def _worker_child(settings: Settings, concurrency: int | None, once: bool) -> No
 def status_command(ctx: click.Context, as_json: bool, config_path: str | None) -> None:
     """Counts per status, send rates, recent failures and paused streams."""
     settings = cli_settings(ctx, config_path)
-    engine = create_outbox_engine(settings.DATABASE_URL)
     try:
-        database.check_schema(engine)
-    except SchemaOutdatedError as exc:
+        # must_exist: run in the wrong folder, this must say so, not leave an empty outbox.
+        engine = create_outbox_engine(settings.DATABASE_URL, must_exist=True)
+        try:
+            database.check_schema(engine)
+            state = outbox_status(engine)
+        finally:
+            engine.dispose()
+    except MailroomError as exc:  # SchemaOutdatedError, DatabaseError
         raise click.ClickException(str(exc)) from None
-    state = outbox_status(engine)
     if as_json:
         click.echo(json.dumps(state, indent=2))
         return

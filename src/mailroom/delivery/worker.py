@@ -39,7 +39,7 @@ from mailroom.delivery.throttle import Throttle
 from mailroom.errors import DeliveryError, TransientError
 from mailroom.message import Envelope
 from mailroom.outbox import queries
-from mailroom.outbox.database import check_schema, create_outbox_engine
+from mailroom.outbox.database import adopt_legacy_version, check_schema, create_outbox_engine
 from mailroom.outbox.queries import ClaimedMessage
 from mailroom.outbox.schema import Status
 from mailroom.transports import Transport, transport_from_settings
@@ -83,7 +83,10 @@ class Worker:
     ) -> None:
         self.settings = settings
         self._owns_engine = engine is None
-        self.engine = engine or create_outbox_engine(settings.DATABASE_URL, durable=False)
+        # must_exist: a worker started in the wrong folder must not leave an empty outbox there.
+        self.engine = engine or create_outbox_engine(
+            settings.DATABASE_URL, durable=False, must_exist=True
+        )
         self._transport_factory = transport_factory or (lambda: transport_from_settings(settings))
         self.concurrency = concurrency or settings.WORKER_CONCURRENCY
         self.batch_size = batch_size or settings.WORKER_BATCH_SIZE
@@ -118,6 +121,7 @@ class Worker:
     # -- the run -------------------------------------------------------------------------
 
     async def run(self) -> WorkerStats:
+        await self._in_db_thread(adopt_legacy_version, self.engine)
         await self._in_db_thread(check_schema, self.engine)
         recorder = asyncio.create_task(self._recorder(), name="mailroom-recorder")
         senders = [
