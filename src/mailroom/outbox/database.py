@@ -54,6 +54,7 @@ from mailroom.errors import (
     DatabaseUnreachableError,
     MailroomError,
 )
+from mailroom.outbox.schema import messages
 
 __all__ = [
     "LEGACY_VERSION_TABLE",
@@ -414,6 +415,10 @@ def _legacy_revision(connection: Connection) -> str | None:
     of anyone else's there (the application's own Alembic) is not ours and is ignored."""
     names = set(inspect(connection).get_table_names())
     if LEGACY_VERSION_TABLE not in names or VERSION_TABLE in names:
+        return None
+    if messages.name not in names:
+        # Without our tables the revision cannot be ours, even if an application happens to
+        # name its migrations as we do ("0001").
         return None
     ours = {script.revision for script in _script().walk_revisions()}
     rows = connection.execute(select(_version_table(LEGACY_VERSION_TABLE).c.version_num))

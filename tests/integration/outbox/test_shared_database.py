@@ -32,7 +32,7 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def add_application_tables(engine: Engine, *, alembic: bool) -> None:
+def add_application_tables(engine: Engine, *, alembic: bool, revision: str = APP_REVISION) -> None:
     """What an application of its own leaves in the database: a table, and perhaps Alembic's
     version table holding a revision of the application's."""
     with engine.begin() as connection:
@@ -45,9 +45,7 @@ def add_application_tables(engine: Engine, *, alembic: bool) -> None:
                     "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
                 )
             )
-            connection.execute(
-                text("INSERT INTO alembic_version VALUES (:rev)"), {"rev": APP_REVISION}
-            )
+            connection.execute(text("INSERT INTO alembic_version VALUES (:rev)"), {"rev": revision})
 
 
 def tables(engine: Engine) -> set[str]:
@@ -90,6 +88,15 @@ def test_upgrade_beside_an_applications_alembic_leaves_its_version_alone(
     assert again.exit_code == 0, again.output
     assert f"already at schema revision {head}; nothing to do" in again.output
     assert versions(engine, LEGACY_VERSION_TABLE) == [APP_REVISION]
+
+
+def test_an_application_revision_named_like_ours_is_not_taken(engine: Engine) -> None:
+    """An application whose own migrations are numbered "0001", "0002" ... as ours are."""
+    add_application_tables(engine, alembic=True, revision="0001")
+    before, after = database.upgrade(engine)
+    assert before is None
+    assert after == database.schema_revisions(engine)[1]
+    assert versions(engine, LEGACY_VERSION_TABLE) == ["0001"]
 
 
 def test_db_upgrade_says_what_it_changed(engine: Engine, database_url: str) -> None:
