@@ -131,6 +131,10 @@ def directory(tmp: Path) -> Broken:
     return Broken({"DATABASE_URL": f"sqlite:///{tmp / 'outbox'}"}, fix="name a file in it")
 
 
+def missing_folder(tmp: Path) -> Broken:
+    return Broken({"DATABASE_URL": f"sqlite:///{tmp / 'no-such-folder' / 'm.db'}"}, fix="create it")
+
+
 def corrupt_file(tmp: Path) -> Broken:
     (tmp / "mailroom.db").write_bytes(os.urandom(20_000))
     return Broken({"DATABASE_URL": f"sqlite:///{tmp / 'mailroom.db'}"}, fix="restore it")
@@ -191,6 +195,7 @@ CASES = {
     "driver missing": driver_missing,
     "unsupported scheme": unsupported_scheme,
     "a directory": directory,
+    "missing folder": missing_folder,
     "corrupt file": corrupt_file,
     "truncated file": truncated_file,
     "read-only file system": read_only_file_system,

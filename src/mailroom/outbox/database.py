@@ -138,7 +138,7 @@ def create_outbox_engine(url: str, *, durable: bool = True, must_exist: bool = F
     given = _parse(url)  # as the operator wrote it, for messages
     parsed = _parse(normalise_url(url))
     path = sqlite_path(parsed)
-    if path is not None:
+    if path is not None and must_exist:
         _check_sqlite_path(path, must_exist=must_exist)
     try:
         if parsed.get_backend_name() != "sqlite":
@@ -177,24 +177,32 @@ def create_outbox_engine(url: str, *, durable: bool = True, must_exist: bool = F
 
 
 def _check_sqlite_path(path: Path, *, must_exist: bool) -> None:
-    """Faults of the file that are clearer said before SQLite says "unable to open"."""
+    """A reader's outbox file must be there: refuse before SQLite would create an empty one."""
+    fault = _path_fault(path)
+    if fault is not None:
+        raise fault
+    if must_exist and not path.exists():
+        raise DatabaseFileError(
+            f"no outbox at {path} (DATABASE_URL sqlite:///{path}); run the command in the "
+            "folder that holds mailroom.db, set DATABASE_URL to its absolute path, or create "
+            "one with `mailroom db upgrade`"
+        )
+
+
+def _path_fault(path: Path) -> DatabaseFileError | None:
+    """Faults of the path that are clearer said than SQLite's "unable to open"."""
     shown = f"sqlite:///{path}"
     if path.is_dir():
-        raise DatabaseFileError(
+        return DatabaseFileError(
             f"DATABASE_URL {shown} is a directory, not a database file; "
             f"name a file in it, e.g. sqlite:///{path / 'mailroom.db'}"
         )
-    if must_exist and not path.exists():
-        raise DatabaseFileError(
-            f"no outbox at {path} (DATABASE_URL {shown}); run the command in the folder that "
-            "holds mailroom.db, set DATABASE_URL to its absolute path, or create one with "
-            "`mailroom db upgrade`"
-        )
     if not path.parent.is_dir():
-        raise DatabaseFileError(
+        return DatabaseFileError(
             f"DATABASE_URL {shown}: the folder {path.parent} does not exist; create it or "
             "fix the path"
         )
+    return None
 
 
 def _missing_driver(url: URL, exc: BaseException) -> DatabaseDriverMissingError:
@@ -320,6 +328,10 @@ def _sqlite_error(exc: BaseException, url: URL) -> DatabaseError | None:
     message = str(exc).lower()
     path = sqlite_path(url)
     reason = str(exc).strip()
+    if path is not None and "unable to open" in message:
+        path_fault = _path_fault(path)
+        if path_fault is not None:
+            return path_fault
     if path is not None and any(vague in message for vague in _VAGUE_SQLITE_ERRORS):
         fault = _file_system_fault(path)
         if fault is not None:
