@@ -24,6 +24,12 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from mailroom.config import SETTING_NAMES, load_settings
+from mailroom.errors import (
+    DatabaseError,
+    DatabaseFileError,
+    DatabaseUnreachableError,
+    SettingsError,
+)
 from mailroom.message import Message
 from mailroom.outbox import database
 from mailroom.outbox.store import Outbox
@@ -258,3 +264,40 @@ def test_each_database_fault_is_one_short_error_naming_the_setting_and_fix(
         assert len(lines) <= 3, f"{name}: {len(lines)} lines:\n{output}"
         assert "DATABASE_URL" in output, f"{name}:\n{output}"
         assert broken.fix in output, f"{name} does not say {broken.fix!r}:\n{output}"
+
+
+# -- the library gets the same errors -------------------------------------------------------
+
+
+def test_the_library_raises_database_errors_with_the_password_masked(tmp_path: Path) -> None:
+    corrupt = tmp_path / "mailroom.db"
+    corrupt.write_bytes(os.urandom(20_000))
+    outbox = Outbox(load_settings(environ={"DATABASE_URL": f"sqlite:///{corrupt}"}))
+    try:
+        with pytest.raises(DatabaseFileError, match="DATABASE_URL") as raised:
+            outbox.send(Message(to=["ada@example.com"], subject="Hi", text="hello"))
+    finally:
+        outbox.dispose()
+    assert raised.value.setting == "DATABASE_URL"
+    assert isinstance(raised.value, DatabaseError)
+
+    url = f"postgresql://mailroom:{PASSWORD}@127.0.0.1:{closed_port()}/mailroom"
+    engine = database.create_outbox_engine(url)
+    try:
+        with pytest.raises(DatabaseUnreachableError) as unreachable:
+            database.check_schema(engine)
+    finally:
+        engine.dispose()
+    assert isinstance(unreachable.value, ConnectionError)
+    assert PASSWORD not in str(unreachable.value)
+    assert "postgresql://mailroom:***@127.0.0.1" in str(unreachable.value)
+
+
+def test_an_unsupported_scheme_is_refused_with_the_settings() -> None:
+    with pytest.raises(SettingsError, match="DATABASE_URL") as raised:
+        load_settings(environ={"DATABASE_URL": f"mysql://u:{PASSWORD}@h/db"})
+    assert "mysql://" in str(raised.value)
+    assert PASSWORD not in str(raised.value)
+    with pytest.raises(SettingsError, match="not supported") as bare:
+        load_settings(environ={"DATABASE_URL": f"u:{PASSWORD}@h/db"})
+    assert PASSWORD not in str(bare.value)
