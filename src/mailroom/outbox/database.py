@@ -43,7 +43,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import ExceptionContext
-from sqlalchemy.exc import NoSuchModuleError
+from sqlalchemy.exc import DBAPIError, NoSuchModuleError
 
 from mailroom.errors import MailroomError
 from mailroom.outbox.faults import (
@@ -203,18 +203,25 @@ def adopt_legacy_version(engine: Engine) -> str | None:
     with engine.connect() as connection:
         if _legacy_revision(connection) is None:
             return None
-    with engine.begin() as connection:
-        revision = _legacy_revision(connection)  # again, now inside the write transaction
-        if revision is None:
-            return None
-        legacy = _version_table(LEGACY_VERSION_TABLE)
-        ours = _version_table(VERSION_TABLE)
-        ours.create(connection)
-        connection.execute(ours.insert().values(version_num=revision))
-        connection.execute(legacy.delete().where(legacy.c.version_num == revision))
-        if connection.execute(select(legacy.c.version_num)).first() is None:
-            legacy.drop(connection)
-        return revision
+    try:
+        with engine.begin() as connection:
+            revision = _legacy_revision(connection)  # again, inside the write transaction
+            if revision is None:
+                return None
+            legacy = _version_table(LEGACY_VERSION_TABLE)
+            ours = _version_table(VERSION_TABLE)
+            ours.create(connection)
+            connection.execute(ours.insert().values(version_num=revision))
+            connection.execute(legacy.delete().where(legacy.c.version_num == revision))
+            if connection.execute(select(legacy.c.version_num)).first() is None:
+                legacy.drop(connection)
+            return revision
+    except DBAPIError:
+        # Two processes starting at once on PostgreSQL: the other one moved it first.
+        with engine.connect() as connection:
+            if VERSION_TABLE in inspect(connection).get_table_names():
+                return None
+        raise
 
 
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
