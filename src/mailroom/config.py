@@ -183,6 +183,7 @@ class Settings(BaseModel):
     EMAIL_RATE_LIMIT: str = ""
     WORKER_CONCURRENCY: int = 4
     WORKER_BATCH_SIZE: int = 250
+    WORKER_MAX_BATCH_BYTES: int = 64 * 1024 * 1024
     WORKER_LEASE_SECONDS: float = 300.0
     WORKER_POLL_INTERVAL: float = 0.05
     WORKER_PROCESSES: int = 1
@@ -641,6 +642,7 @@ def _check_worker_settings(settings: Settings) -> None:
         "WORKER_CONCURRENCY",
         "WORKER_BATCH_SIZE",
         "WORKER_PROCESSES",
+        "WORKER_MAX_BATCH_BYTES",
     ):
         if getattr(settings, name) < 1:
             raise SettingsError(name, "must be at least 1")

@@ -12,6 +12,13 @@ The tree::
     │   └── IdempotencyConflictError        an idempotency key reused for different content
     ├── NotificationError (ValueError)      an unknown or badly declared notification type
     ├── InvalidTokenError (ValueError)      an unsubscribe token that is forged, altered or old
+    ├── DatabaseError                       the outbox database cannot be used; names DATABASE_URL
+    │   ├── DatabaseUnreachableError (ConnectionError)
+    │   │                                   no server there, no such database, login refused
+    │   ├── DatabaseDriverMissingError      the Python driver for DATABASE_URL's scheme is missing
+    │   ├── DatabaseFileError               the SQLite file is missing, read-only, a directory or
+    │   │                                   not a database (corrupt or truncated)
+    │   └── DatabaseFullError               the disk (or the database's size limit) is full
     └── DeliveryError                       the transport could not deliver; carries the reply
         ├── TransientError                  try again later (4xx, dropped connection, timeout)
         │   ├── DeliveryTimeoutError (TimeoutError)
@@ -45,6 +52,11 @@ __all__ = [
     "AuthenticationError",
     "ConfigurationError",
     "ConnectionLostError",
+    "DatabaseDriverMissingError",
+    "DatabaseError",
+    "DatabaseFileError",
+    "DatabaseFullError",
+    "DatabaseUnreachableError",
     "DeliveryError",
     "DeliveryTimeoutError",
     "HeaderInjectionError",
@@ -172,6 +184,33 @@ class InvalidTokenError(MailroomError, ValueError):
 
     def __init__(self) -> None:
         super().__init__("this link is not valid or has expired")
+
+
+class DatabaseError(MailroomError):
+    """The outbox database (``DATABASE_URL``) cannot be used as configured.
+
+    The message names ``DATABASE_URL`` (its password masked), what is wrong and the fix;
+    ``setting`` is always ``"DATABASE_URL"``.
+    """
+
+    setting = "DATABASE_URL"
+
+
+class DatabaseUnreachableError(DatabaseError, ConnectionError):
+    """No database server answers at DATABASE_URL's host and port, the database named there
+    does not exist, or the server refused the login."""
+
+
+class DatabaseDriverMissingError(DatabaseError):
+    """The Python driver for DATABASE_URL's scheme is not installed."""
+
+
+class DatabaseFileError(DatabaseError):
+    """The SQLite file is missing, cannot be written, is a directory, or is not a database."""
+
+
+class DatabaseFullError(DatabaseError):
+    """The database could not grow: the disk or file system is full (or a size limit)."""
 
 
 class DeliveryError(MailroomError):

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import NoReturn
 
 import click
-from sqlalchemy.engine import make_url
 
 from mailroom.cli.base import (
     EXIT_STREAM_PAUSED,
@@ -29,7 +28,8 @@ from mailroom.errors import MailroomError
 from mailroom.logs import attach_log_files
 from mailroom.message import Message
 from mailroom.outbox import admin, database, queries
-from mailroom.outbox.database import SchemaOutdatedError, create_outbox_engine
+from mailroom.outbox.database import create_outbox_engine
+from mailroom.outbox.faults import display_url
 from mailroom.outbox.schema import STREAM_PRIORITIES
 from mailroom.outbox.store import Outbox
 from mailroom.status import outbox_status
@@ -51,11 +51,21 @@ def db_group() -> None:
 def db_upgrade(ctx: click.Context, config_path: str | None) -> None:
     """Create or migrate the outbox tables to this version's schema."""
     settings = cli_settings(ctx, config_path)
-    engine = create_outbox_engine(settings.DATABASE_URL)
-    database.upgrade(engine)
-    current, _ = database.schema_revisions(engine)
-    shown = engine.url.render_as_string(hide_password=True)
-    click.echo(f"{shown} is at schema revision {current}")
+    try:
+        engine = create_outbox_engine(settings.DATABASE_URL)
+        try:
+            before, after = database.upgrade(engine)
+        finally:
+            engine.dispose()
+    except MailroomError as exc:
+        raise click.ClickException(str(exc)) from None
+    shown = database.display_url(settings.DATABASE_URL)
+    if before == after:
+        click.echo(f"{shown} is already at schema revision {after}; nothing to do")
+    elif before is None:
+        click.echo(f"created the Mailroom tables in {shown} (schema revision {after})")
+    else:
+        click.echo(f"upgraded {shown} from schema revision {before} to {after}")
 
 
 @main.command("send")
@@ -181,27 +191,26 @@ def worker_command(
         _exit_if_paused(settings)
 
 
-def _shown_database(url: str) -> str:
-    """The database URL without its password, an SQLite path made absolute."""
+def _database_shown(url: str) -> str:
     try:
-        parsed = make_url(url)
-    except Exception:  # shown, not used: the worker's own error about it comes later
+        return display_url(url)
+    except MailroomError:  # shown, not used: the worker's own error about it comes later
         return "(DATABASE_URL could not be parsed)"
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        parsed = parsed.set(database=str(Path(parsed.database or "").resolve()))
-    return parsed.render_as_string(hide_password=True)
 
 
 def _log_start(settings: Settings, concurrency: int, processes: int, once: bool) -> None:
     """One line that says what this worker will do, so a log shows how it was started."""
-    engine = create_outbox_engine(settings.DATABASE_URL)
+    streams: list[admin.StreamRow] = []
     try:
-        with engine.connect() as connection:
-            streams = admin.list_streams(connection, now=time.time())
+        # must_exist: in the wrong folder this line must not leave an empty outbox behind.
+        engine = create_outbox_engine(settings.DATABASE_URL, must_exist=True)
+        try:
+            with engine.connect() as connection:
+                streams = admin.list_streams(connection, now=time.time())
+        finally:
+            engine.dispose()
     except Exception:  # the worker itself reports a database it cannot use
-        streams = []
-    finally:
-        engine.dispose()
+        start_log.debug("could not list the streams for the start line", exc_info=True)
     shown = ", ".join(
         printable(s.name) + (" (paused)" if s.paused_until is not None else "") for s in streams
     )
@@ -213,7 +222,7 @@ def _log_start(settings: Settings, concurrency: int, processes: int, once: bool)
     start_log.info(
         "worker starting%s: database %s, transport %s, streams %s, concurrency %d%s",
         " (--once)" if once else "",
-        _shown_database(settings.DATABASE_URL),
+        _database_shown(settings.DATABASE_URL),
         transport,
         shown or "(none yet)",
         concurrency,
@@ -245,7 +254,7 @@ def _worker_process(
         name, stats = run_worker(
             settings, concurrency=concurrency, once=once, supervised=supervised
         )
-    except SchemaOutdatedError as exc:
+    except MailroomError as exc:  # the schema, or the database itself (DatabaseError)
         raise CommandError(str(exc)) from None
     click.echo(
         f"worker {name}: sent {stats.sent}, deferred {stats.deferred}, "
@@ -274,15 +283,19 @@ def status_command(ctx: click.Context, as_json: bool, config_path: str | None) -
     if not report.usable("DATABASE_URL"):
         _settings_errors(report, as_json=as_json)
     settings = report.settings
-    engine = create_outbox_engine(settings.DATABASE_URL)
     try:
-        database.check_schema(engine)
-    except SchemaOutdatedError as exc:
+        # must_exist: run in the wrong folder, this must say so, not leave an empty outbox.
+        engine = create_outbox_engine(settings.DATABASE_URL, must_exist=True)
+        try:
+            database.check_schema(engine)
+            state = outbox_status(engine)
+        finally:
+            engine.dispose()
+    except MailroomError as exc:  # SchemaOutdatedError, DatabaseError
         # A settings error may be why the outbox is not where it was expected: say both.
         for error in report.errors:
             click.echo(printable(f"mailroom: error: {error}"), err=True)
         raise click.ClickException(str(exc)) from None
-    state = outbox_status(engine)
     if as_json:
         state["settings_errors"] = [str(error) for error in report.errors]
         click.echo(json.dumps(state, indent=2))

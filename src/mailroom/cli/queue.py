@@ -58,17 +58,19 @@ def _queue_duration(
 
 @contextmanager
 def _queue_engine(ctx: click.Context, config_path: str | None) -> Iterator[Engine]:
-    """The outbox engine, refusing (exit 1, no traceback) a schema this version cannot use."""
+    """The outbox engine, refusing (exit 1, no traceback) a schema this version cannot use, a
+    missing outbox file and a broken database, here or in the command's own queries."""
     settings = cli_settings(ctx, config_path)
-    engine = create_outbox_engine(settings.DATABASE_URL)
     try:
+        # must_exist: run in the wrong folder, this must say so, not leave an empty outbox.
+        engine = create_outbox_engine(settings.DATABASE_URL, must_exist=True)
         try:
             database.check_schema(engine)
-        except MailroomError as exc:  # SchemaOutdatedError among them
-            raise click.ClickException(str(exc)) from None
-        yield engine
-    finally:
-        engine.dispose()
+            yield engine
+        finally:
+            engine.dispose()
+    except MailroomError as exc:  # SchemaOutdatedError, DatabaseError among them
+        raise click.ClickException(str(exc)) from None
 
 
 def _queue_time(epoch: float | None) -> str:

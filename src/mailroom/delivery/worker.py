@@ -5,6 +5,8 @@ Three kinds of task share one event loop:
 
 - the *claimer* leases batches of due messages (most urgent first) into a bounded local
   queue, and waits when the queue is full, so a worker never hoards more than it can send;
+  the queue is bounded by bytes too (``WORKER_MAX_BATCH_BYTES``): the message bodies held,
+  queued or being sent, stay under that budget plus one message, whatever their size;
 - *senders*, ``concurrency`` of them, each with its own transport (one SMTP connection kept
   open), take messages from the queue and send them;
 - the *recorder* writes outcomes and send-log rows in one transaction per batch.
@@ -45,7 +47,7 @@ from mailroom.doctor import diagnose
 from mailroom.errors import DeliveryError, TransientError
 from mailroom.message import Envelope
 from mailroom.outbox import queries
-from mailroom.outbox.database import check_schema, create_outbox_engine
+from mailroom.outbox.database import adopt_legacy_version, check_schema, create_outbox_engine
 from mailroom.outbox.queries import ClaimedMessage
 from mailroom.outbox.schema import Status
 from mailroom.transports import Transport, transport_from_settings
@@ -90,10 +92,15 @@ class Worker:
     ) -> None:
         self.settings = settings
         self._owns_engine = engine is None
-        self.engine = engine or create_outbox_engine(settings.DATABASE_URL, durable=False)
+        # must_exist: a worker started in the wrong folder must not leave an empty outbox there.
+        self.engine = engine or create_outbox_engine(
+            settings.DATABASE_URL, durable=False, must_exist=True
+        )
         self._transport_factory = transport_factory or (lambda: transport_from_settings(settings))
         self.concurrency = concurrency or settings.WORKER_CONCURRENCY
         self.batch_size = batch_size or settings.WORKER_BATCH_SIZE
+        self.max_batch_bytes = settings.WORKER_MAX_BATCH_BYTES
+        self._held_bytes = 0  # message bytes in the local queue and being sent
         self.once = once
         self.name = name or f"{socket.gethostname()}:{secrets.token_hex(3)}"
         self.policy = retry_policy or retry_policy_from_settings(settings)
@@ -137,6 +144,7 @@ class Worker:
     # -- the run -------------------------------------------------------------------------
 
     async def run(self) -> WorkerStats:
+        await self._in_db_thread(adopt_legacy_version, self.engine)
         await self._in_db_thread(check_schema, self.engine)
         recorder = asyncio.create_task(self._recorder(), name="mailroom-recorder")
         senders = [
@@ -216,10 +224,12 @@ class Worker:
             room = self.batch_size * 2 - self._queue.qsize()
             # Claimed but unrecorded messages are bounded too, so a recorder that cannot
             # write (database away) stops the sending instead of piling outcomes up.
-            if room >= self.batch_size and self._pending < self.batch_size * 4:
-                claimed, withheld = await self._in_db_thread(self._claim, self.batch_size)
+            budget = self.max_batch_bytes - self._held_bytes
+            if room >= self.batch_size and self._pending < self.batch_size * 4 and budget > 0:
+                claimed, withheld = await self._in_db_thread(self._claim, self.batch_size, budget)
                 self._pending += len(claimed) + len(withheld)
                 for message in claimed:
+                    self._held_bytes += len(message.data)
                     self._queue.put_nowait(message)
                 for outcome in withheld:
                     self._add_outcome(outcome)
@@ -240,7 +250,7 @@ class Worker:
         with self.engine.begin() as connection:
             return queries.recover_expired_leases(connection, now)
 
-    def _claim(self, limit: int) -> tuple[list[ClaimedMessage], list[Outcome]]:
+    def _claim(self, limit: int, max_bytes: int) -> tuple[list[ClaimedMessage], list[Outcome]]:
         """Due messages to send, and outcomes for those whose every recipient is suppressed."""
         now = self._now()
         with self.engine.begin() as connection:
@@ -250,6 +260,7 @@ class Worker:
                 limit=limit,
                 lease_token=self.lease_token,
                 lease_until=now + self.settings.WORKER_LEASE_SECONDS,
+                max_bytes=max_bytes,
             )
             # Checked now, not only at enqueue: an unsubscribe or a bounce may have come in
             # since the message was queued.
@@ -288,6 +299,9 @@ class Worker:
                     self._add_outcome(self._released(message))
                 finally:
                     self._in_flight.discard(message.id)
+                    self._held_bytes -= len(message.data)
+                # Not kept alive while waiting for the next one: it may be megabytes.
+                del message
         finally:
             await self._close_transport(transport)
 
@@ -325,6 +339,9 @@ class Worker:
 
     def _add_outcome(self, outcome: Outcome) -> None:
         self._in_flight.discard(outcome.message.id)
+        # The recorder needs the message's id and stream, never its bytes: drop them now
+        # rather than hold every body until the batch of outcomes is written.
+        outcome.message = outcome.message._replace(data=b"")
         self._outcomes.append(outcome)
         if len(self._outcomes) >= self.batch_size:
             self._outcome_ready.set()
@@ -391,7 +408,8 @@ class Worker:
         while not self._queue.empty():
             message = self._queue.get_nowait()
             if message is not None:
-                self._outcomes.append(self._released(message))
+                self._held_bytes -= len(message.data)
+                self._add_outcome(self._released(message))
 
     # -- writing outcomes ----------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Engines for the outbox database, and the schema-version check.
+"""Engines for the outbox database, the schema-version check, and database faults as errors.
 
 SQLite (the default, ``sqlite:///mailroom.db``) runs in WAL mode so readers never block the
 writer; every transaction starts with ``BEGIN IMMEDIATE`` so two writers queue for the lock
@@ -7,6 +7,17 @@ that acknowledges enqueues) syncs each commit to disk (``synchronous=FULL``); th
 engine uses ``NORMAL``, which in WAL mode survives a process crash, fsyncing at checkpoints.
 
 PostgreSQL is used through psycopg 3: ``postgresql://`` URLs get the driver added.
+
+Mailroom often shares a database with the application that sends the mail (and that
+application may use Alembic too), so its schema version lives in a table of its own,
+``mailroom_alembic_version``, never in Alembic's default ``alembic_version``; and it creates
+tables only in a SQLite database that holds none yet. Anywhere else ``mailroom db upgrade``
+creates them, on purpose.
+
+Every fault of the database itself (no server, no driver, a read-only, corrupt or full file)
+is raised as a :class:`~mailroom.errors.DatabaseError` naming ``DATABASE_URL`` and the fix
+(:mod:`mailroom.outbox.faults`), by a ``handle_error`` hook on each engine, so every command
+and the library get the same errors.
 """
 
 from __future__ import annotations
@@ -19,32 +30,94 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    create_engine,
+    event,
+    inspect,
+    select,
+)
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import DBAPIError, NoSuchModuleError
 
 from mailroom.errors import MailroomError
+from mailroom.outbox.faults import (
+    check_sqlite_path,
+    display_url,
+    missing_driver,
+    parse_url,
+    sqlite_path,
+    translate_error,
+)
+from mailroom.outbox.schema import messages
 
-__all__ = ["SchemaOutdatedError", "alembic_config", "check_schema", "create_outbox_engine"]
+__all__ = [
+    "LEGACY_VERSION_TABLE",
+    "VERSION_TABLE",
+    "SchemaOutdatedError",
+    "alembic_config",
+    "check_schema",
+    "create_outbox_engine",
+    "display_url",
+    "sqlite_path",
+    "upgrade",
+]
+
+VERSION_TABLE = "mailroom_alembic_version"
+"""Where Mailroom's schema revision is kept: its own table, so an application's Alembic
+history (in ``alembic_version``) and Mailroom's never meet."""
+
+LEGACY_VERSION_TABLE = "alembic_version"
+"""Where Mailroom kept its revision before it had a table of its own."""
 
 
 class SchemaOutdatedError(MailroomError):
     """The database schema is older (or newer) than this version of Mailroom expects."""
 
 
+# -- URLs and engines ------------------------------------------------------------------
+
+
 def normalise_url(url: str) -> str:
-    parsed = make_url(url)
+    parsed = parse_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)
 
 
-def create_outbox_engine(url: str, *, durable: bool = True) -> Engine:
-    """An engine for ``DATABASE_URL``; see the module docstring for the SQLite settings."""
-    url = normalise_url(url)
-    if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
+def create_outbox_engine(url: str, *, durable: bool = True, must_exist: bool = False) -> Engine:
+    """An engine for ``DATABASE_URL``; see the module docstring for the SQLite settings.
 
-    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+    ``must_exist``: the command only looks at the outbox, so a SQLite file that is not there
+    is an error (the command ran in the wrong folder) rather than a new empty file.
+    """
+    given = parse_url(url)  # as the operator wrote it, for messages
+    parsed = parse_url(normalise_url(url))
+    path = sqlite_path(parsed)
+    if path is not None and must_exist:
+        check_sqlite_path(path)
+    try:
+        if parsed.get_backend_name() != "sqlite":
+            engine = create_engine(parsed, pool_pre_ping=True)
+        else:
+            engine = create_engine(parsed, connect_args={"timeout": 60, "check_same_thread": False})
+    except (NoSuchModuleError, ImportError) as exc:
+        raise missing_driver(given, exc) from None
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> None:
+        error = translate_error(context.original_exception, given, connecting=_connecting(context))
+        if error is not None:
+            raise error from context.original_exception
+
+    if parsed.get_backend_name() != "sqlite":
+        return engine
     synchronous = "FULL" if durable else "NORMAL"
 
     @event.listens_for(engine, "connect")
@@ -78,6 +151,14 @@ def _keep_new_file_private(cursor: Any) -> None:
         pass  # not ours to change (another owner); SQLite reports real access problems
 
 
+def _connecting(context: ExceptionContext) -> bool:
+    """Whether the error came while opening a connection (no statement ran yet)."""
+    return context.connection is None or context.statement is None
+
+
+# -- the schema ------------------------------------------------------------------------
+
+
 def alembic_config(engine: Engine | None = None) -> Config:
     """Alembic's configuration, pointing at the migrations shipped in this package."""
     config = Config()
@@ -87,26 +168,110 @@ def alembic_config(engine: Engine | None = None) -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` (``mailroom db upgrade``)."""
+def _script() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config())
+
+
+def _head() -> str:
+    head = _script().get_current_head()
+    assert head is not None  # noqa: S101 - the package ships at least one migration
+    return head
+
+
+def _version_table(name: str) -> Table:
+    # The table Alembic itself makes (alembic.runtime.migration), so Alembic reads it as its own.
+    return Table(
+        name,
+        MetaData(),
+        Column("version_num", String(32), nullable=False),
+        PrimaryKeyConstraint("version_num", name=f"{name}_pkc"),
+    )
+
+
+def _legacy_revision(connection: Connection) -> str | None:
+    """One of our revisions, if an older Mailroom kept it in ``alembic_version``; a revision
+    of anyone else's there (the application's own Alembic) is not ours and is ignored."""
+    names = set(inspect(connection).get_table_names())
+    if LEGACY_VERSION_TABLE not in names or VERSION_TABLE in names:
+        return None
+    if messages.name not in names:
+        # Without our tables the revision cannot be ours, even if an application happens to
+        # name its migrations as we do ("0001").
+        return None
+    ours = {script.revision for script in _script().walk_revisions()}
+    rows = connection.execute(select(_version_table(LEGACY_VERSION_TABLE).c.version_num))
+    found = [row.version_num for row in rows if row.version_num in ours]
+    return found[0] if len(found) == 1 else None
+
+
+def _current_revision(connection: Connection) -> str | None:
+    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+    current = context.get_current_revision()
+    return current if current is not None else _legacy_revision(connection)
+
+
+def adopt_legacy_version(engine: Engine) -> str | None:
+    """Move our revision from ``alembic_version`` (where Mailroom kept it before) into
+    ``mailroom_alembic_version``, dropping ``alembic_version`` if nothing else is left in it.
+    Returns the revision moved, if any. A no-op on every database but such an old one."""
+    with engine.connect() as connection:
+        if _legacy_revision(connection) is None:
+            return None
+    try:
+        with engine.begin() as connection:
+            revision = _legacy_revision(connection)  # again, inside the write transaction
+            if revision is None:
+                return None
+            legacy = _version_table(LEGACY_VERSION_TABLE)
+            ours = _version_table(VERSION_TABLE)
+            ours.create(connection)
+            connection.execute(ours.insert().values(version_num=revision))
+            connection.execute(legacy.delete().where(legacy.c.version_num == revision))
+            if connection.execute(select(legacy.c.version_num)).first() is None:
+                legacy.drop(connection)
+            return revision
+    except DBAPIError:
+        # Two processes starting at once on PostgreSQL: the other one moved it first.
+        with engine.connect() as connection:
+            if VERSION_TABLE in inspect(connection).get_table_names():
+                return None
+        raise
+
+
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
+    """Bring the schema to ``revision`` (``mailroom db upgrade``); (revision before, after)."""
+    adopt_legacy_version(engine)
+    before = schema_revisions(engine)[0]
     command.upgrade(alembic_config(engine), revision)
+    return before, schema_revisions(engine)[0]
 
 
 def schema_revisions(engine: Engine) -> tuple[str | None, str]:
     """(the database's revision, the newest this package ships)."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     with engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_revision()
-    assert head is not None  # noqa: S101 - the package ships at least one migration
-    return current, head
+        current = _current_revision(connection)
+    return current, _head()
+
+
+def holds_no_tables(engine: Engine) -> bool:
+    """Whether the database has no tables at all (a new or empty SQLite file)."""
+    with engine.connect() as connection:
+        return not inspect(connection).get_table_names()
 
 
 def check_schema(engine: Engine) -> None:
     """Refuse to run on a schema that is not the one this version expects."""
     current, head = schema_revisions(engine)
-    if current != head:
-        state = "has no Mailroom tables" if current is None else f"is at revision {current}"
+    if current == head:
+        return
+    shown = display_url(engine.url)
+    if current is None:
         raise SchemaOutdatedError(
-            f"the database {engine.url.render_as_string(hide_password=True)} {state}; "
-            f"this version of Mailroom needs {head}. Run `mailroom db upgrade` first."
+            f"the database {shown} (DATABASE_URL) has no Mailroom tables; Mailroom creates "
+            "them on its own only in a new SQLite file, never in a database that may be "
+            "another application's. Run `mailroom db upgrade` to create them."
         )
+    raise SchemaOutdatedError(
+        f"the database {shown} (DATABASE_URL) is at revision {current}; this version of "
+        f"Mailroom needs {head}. Run `mailroom db upgrade` first."
+    )

@@ -243,16 +243,20 @@ def claim_due(
     limit: int,
     lease_token: str,
     lease_until: float,
+    max_bytes: int | None = None,
 ) -> list[ClaimedMessage]:
-    """Lease up to ``limit`` due messages, most urgent first (priority, then due time).
+    """Lease up to ``limit`` due messages, most urgent first (priority, then due time), and,
+    with ``max_bytes``, no more message bytes than that — but always at least one message, so
+    one larger than the budget is still sent.
 
-    One ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING``: on
-    PostgreSQL concurrent workers skip each other's rows instead of waiting; on SQLite the
-    statement runs inside the single writer's transaction (``BEGIN IMMEDIATE``).
+    Two statements: ``SELECT id, length(data) ... FOR UPDATE SKIP LOCKED`` (on PostgreSQL
+    concurrent workers skip each other's rows instead of waiting; ``length`` reads only the
+    stored size, not the bytes), then ``UPDATE ... WHERE id IN (...) RETURNING`` the rows that
+    fit. On SQLite both run inside the single writer's transaction (``BEGIN IMMEDIATE``).
     """
     paused = select(streams.c.name).where(streams.c.paused_until > now)
     due = (
-        select(messages.c.id)
+        select(messages.c.id, func.length(messages.c.data).label("size"))
         .where(
             messages.c.status.in_([s.value for s in CLAIMABLE]),
             messages.c.due_at <= now,
@@ -262,10 +266,19 @@ def claim_due(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
+    chosen: list[int] = []
+    total = 0
+    for row in connection.execute(due):
+        if max_bytes is not None and chosen and total + (row.size or 0) > max_bytes:
+            break
+        chosen.append(row.id)
+        total += row.size or 0
+    if not chosen:
+        return []
     claimed = list(
         connection.execute(
             update(messages)
-            .where(messages.c.id.in_(due.scalar_subquery()))
+            .where(messages.c.id.in_(chosen))
             .values(
                 status=Status.SENDING.value,
                 lease_token=lease_token,

@@ -19,7 +19,13 @@ from mailroom.config import Settings
 from mailroom.errors import IdempotencyConflictError, MessageError
 from mailroom.message import Message, build_envelope, content_fingerprint
 from mailroom.outbox import admin, queries
-from mailroom.outbox.database import check_schema, create_outbox_engine, schema_revisions, upgrade
+from mailroom.outbox.database import (
+    adopt_legacy_version,
+    check_schema,
+    create_outbox_engine,
+    holds_no_tables,
+    upgrade,
+)
 from mailroom.outbox.schema import STREAM_PRIORITIES, Status
 
 __all__ = ["Outbox"]
@@ -80,8 +86,10 @@ def _epoch(when: datetime | None, now: float) -> float:
 class Outbox:
     """The durable outbox on ``DATABASE_URL``.
 
-    On an empty SQLite database the tables are created on first use, so the embedded default
-    needs no setup; any other database, or an older schema, needs ``mailroom db upgrade``.
+    In a SQLite database that holds no tables yet (the embedded default, a new file) the
+    tables are created on first use, so it needs no setup. Any other database (PostgreSQL, or
+    a file that holds an application's tables), or an older schema, needs ``mailroom db
+    upgrade``: Mailroom never creates tables silently in a database it may not own.
     """
 
     def __init__(self, settings: Settings, *, engine: Engine | None = None) -> None:
@@ -93,7 +101,8 @@ class Outbox:
         """Create the tables of an empty SQLite database; otherwise insist on the current one."""
         if self._ready:
             return
-        if self.engine.dialect.name == "sqlite" and schema_revisions(self.engine)[0] is None:
+        adopt_legacy_version(self.engine)
+        if self.engine.dialect.name == "sqlite" and holds_no_tables(self.engine):
             upgrade(self.engine)
         check_schema(self.engine)
         self._ready = True

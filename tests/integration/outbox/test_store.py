@@ -46,7 +46,10 @@ def test_schema_from_migrations_equals_the_models(database_url: str) -> None:
     engine = create_outbox_engine(database_url)
     database.upgrade(engine)
     with engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection), metadata)
+        context = MigrationContext.configure(
+            connection, opts={"version_table": database.VERSION_TABLE}
+        )
+        diff = compare_metadata(context, metadata)
     engine.dispose()
     assert diff == []
 

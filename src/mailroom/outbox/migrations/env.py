@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Engine
 
+from mailroom.outbox.database import VERSION_TABLE
 from mailroom.outbox.schema import metadata
 
 engine = context.config.attributes.get("engine")
@@ -12,5 +13,6 @@ if not isinstance(engine, Engine):  # pragma: no cover - only reachable through 
     raise RuntimeError("run migrations with `mailroom db upgrade`")
 
 with engine.begin() as connection:
-    context.configure(connection=connection, target_metadata=metadata)
+    # A version table of our own: the application sharing this database may use Alembic too.
+    context.configure(connection=connection, target_metadata=metadata, version_table=VERSION_TABLE)
     context.run_migrations()
