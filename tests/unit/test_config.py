@@ -1165,8 +1165,8 @@ def test_a_password_given_as_email_url_is_not_echoed() -> None:
 
 
 # Letters rare in English words and no digits (settings hold numbers like 5000000), so that no
-# 4-character piece of a password can occur in an
-# error message by chance; the specials are those that break a URL when left unencoded.
+# 4-character piece of a password can occur in an error message by chance; the specials are
+# those that break a URL when left unencoded.
 _PASSWORD_ALPHABET = "qxzjQXZJ" + "/?#@:[]%&=+;!$"
 
 
