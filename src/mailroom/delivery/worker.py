@@ -44,7 +44,7 @@ from mailroom.delivery.outcomes import Outcome, OutcomeBuilder, WorkerStats
 from mailroom.delivery.retry import PauseStream, RetryPolicy
 from mailroom.delivery.throttle import Throttle
 from mailroom.doctor import diagnose
-from mailroom.errors import DeliveryError, TransientError
+from mailroom.errors import DatabaseError, DeliveryError, TransientError
 from mailroom.message import Envelope
 from mailroom.outbox import queries
 from mailroom.outbox.database import adopt_legacy_version, check_schema, create_outbox_engine
@@ -64,6 +64,10 @@ T = TypeVar("T")
 _RECORD_EVERY = 0.05  # seconds: how long outcomes may wait to be written in one batch
 _RECORD_RETRY = 1.0  # seconds before writing outcomes again after the database failed
 _CLOSE_AFTER_ABORT = 1.0  # seconds a cancelled sender may spend closing its connection
+# Once every sender has ended, how long the recorder keeps trying to write the last outcomes
+# to a database that refuses them: a worker must end in bounded time even with its database
+# gone.
+_RECORD_AFTER_END = 10.0
 
 
 def retry_policy_from_settings(settings: Settings) -> RetryPolicy:
@@ -125,6 +129,7 @@ class Worker:
         self._finished = False
         self._pending = 0  # claimed and not yet recorded
         self._paused_here: dict[str, float] = {}  # stream -> until, as this worker knows it
+        self._record_failing = False  # the latest write of outcomes failed
         self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailroom-db")
 
     def stop(self) -> None:
@@ -162,10 +167,17 @@ class Worker:
             await self._end_senders(senders)
             self._finished = True
             self._outcome_ready.set()
-            await recorder
+            unrecorded = await recorder
             self._db_thread.shutdown(wait=True)
             if self._owns_engine:
                 self.engine.dispose()
+        if unrecorded:
+            raise DatabaseError(
+                f"DATABASE_URL: the worker could not record what happened to {unrecorded} "
+                "message(s) before it ended; they stay 'sending' until their lease "
+                "(WORKER_LEASE_SECONDS) runs out and another worker sends them again. Check "
+                "that the database is reachable and writable"
+            )
         return self.stats
 
     def _now(self) -> float:
@@ -238,9 +250,15 @@ class Worker:
                 # Nothing due. In --once mode we are done when nothing is left unrecorded:
                 # recorded outcomes cannot make more work due "now" except a stream pause
                 # ending, which --once does not wait for.
-                if self.once and self._pending == 0:
+                if self.once and (self._pending == 0 or self._only_unrecordable_left()):
                     return
             await self._sleep(self.settings.WORKER_POLL_INTERVAL)
+
+    def _only_unrecordable_left(self) -> bool:
+        """Whether all that --once still waits for is outcomes the database keeps refusing:
+        nothing queued or being sent. Then the run ends, and the recorder has its bounded
+        last tries (see _recorder) instead of holding the worker for ever."""
+        return self._record_failing and self._queue.empty() and self._pending == len(self._outcomes)
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -413,7 +431,11 @@ class Worker:
 
     # -- writing outcomes ----------------------------------------------------------------
 
-    async def _recorder(self) -> None:
+    async def _recorder(self) -> int:
+        """Write outcomes in batches until the run has finished and all are written; return
+        how many could not be written before giving up (0 but for a database gone at the end).
+        """
+        give_up_at: float | None = None
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._outcome_ready.wait(), timeout=_RECORD_EVERY)
@@ -427,11 +449,21 @@ class Worker:
                     # again; the claimer stops taking more while these wait (see _claimer).
                     logger.exception("could not record %d outcomes; retrying", len(batch))
                     self._outcomes[:0] = batch
+                    self._record_failing = True
+                    if self._finished:
+                        # Nothing more will be sent; keep trying for a bounded time only. The
+                        # unrecorded messages keep their lease and are not lost.
+                        now = asyncio.get_running_loop().time()
+                        if give_up_at is None:
+                            give_up_at = now + _RECORD_AFTER_END
+                        if now >= give_up_at or self._abort_now.is_set():
+                            return len(self._outcomes)
                     await asyncio.sleep(_RECORD_RETRY)
                     continue
                 self._pending -= len(batch)
+                self._record_failing = False
             if self._finished and not self._outcomes:
-                return
+                return 0
 
     def _record(self, batch: list[Outcome]) -> None:
         now = self._now()

@@ -24,7 +24,7 @@ from mailroom.config import Settings, load_settings
 from mailroom.delivery import worker as worker_module
 from mailroom.delivery.retry import RetryPolicy
 from mailroom.delivery.worker import Worker
-from mailroom.errors import DatabaseFileError
+from mailroom.errors import DatabaseError, DatabaseFileError
 from mailroom.message import Message
 from mailroom.outbox import database
 from mailroom.outbox.database import SchemaOutdatedError
@@ -582,6 +582,32 @@ async def test_outcomes_survive_a_failed_database_write(
     assert sorted(received_ids(smtp_server)) == sorted(
         message_row(outbox.engine, i).message_id for i in ids
     )
+
+
+async def test_a_database_gone_for_good_at_the_end_does_not_keep_the_worker(
+    outbox: Outbox, database_url: str, smtp_server: SMTPTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the database refusing every write, the worker still ends in bounded time after
+    its last send, saying what it could not record; the messages keep their lease (they are
+    sent again once it runs out), so nothing is lost."""
+    ids = [outbox.send(note(i)) for i in range(3)]
+    worker = Worker(settings_for(database_url, smtp_server), once=True, rng=random.Random(0))
+    monkeypatch.setattr(worker_module, "_RECORD_RETRY", 0.05)
+    monkeypatch.setattr(worker_module, "_RECORD_AFTER_END", 0.5)
+
+    def broken_record(batch: list[Any]) -> None:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(worker, "_record", broken_record)
+    started = time.monotonic()
+    try:
+        with pytest.raises(DatabaseError, match="could not record what happened to 3 message"):
+            await asyncio.wait_for(worker.run(), timeout=30)
+    finally:
+        worker.engine.dispose()
+
+    assert time.monotonic() - started < 10
+    assert [message_row(outbox.engine, i).status for i in ids] == ["sending"] * 3
 
 
 # -- 5. priorities -----------------------------------------------------------------------------
