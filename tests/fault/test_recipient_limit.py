@@ -266,3 +266,31 @@ async def test_a_later_transaction_failing_keeps_the_delivered_part_delivered(
     assert followup.recipients == ["r2@example.org", "r3@example.org", "r4@example.org"]
     assert (followup.status, followup.attempts) == ("deferred", 1)
     assert attempt_outcomes(outbox) == Counter({(1, "sent", 250): 2, (1, "deferred", 451): 3})
+
+
+async def test_a_lowered_limit_is_learned_again_on_a_new_connection(
+    smtp_server_factory: ServerFactory,
+) -> None:
+    server = relay(smtp_server_factory, pipelining=True)
+    handler = server.scripted
+    assert isinstance(handler, LimitedHandler)
+    handler.limit = 2  # a relay short of resources for a while
+    recipients = tuple(f"r{i}@example.org" for i in range(5))
+
+    def mail(number: int) -> Mail:
+        return Mail(
+            sender="app@example.com",
+            recipients=recipients,
+            data=b"Subject: hi\r\n\r\nhello\r\n",
+            message_id=f"<m{number}@example.com>",
+        )
+
+    transport = SMTPTransport(host="127.0.0.1", port=server.port, timeout=10, max_recipients=10)
+    async with transport:
+        await transport.send(mail(1))
+        handler.limit = LIMIT  # recovered
+        await transport.send(mail(2))  # same connection: the lowered limit still holds
+    async with transport:  # a new connection learns it again
+        await transport.send(mail(3))
+    assert [len(r.rcpt_tos) for r in handler.received] == [2, 2, 1, 2, 2, 1, 5]
+    assert transport.connections_opened == 2

@@ -17,13 +17,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mailroom.delivery.retry import GiveUp, PauseStream, RetryAt, RetryPolicy
-from mailroom.errors import DeliveryError, Verdict, split_enhanced_status
+from mailroom.errors import DeliveryError, TransientError, Verdict, split_enhanced_status
 from mailroom.outbox.queries import ClaimedMessage, Completion
 from mailroom.outbox.schema import AttemptOutcome, Status
 from mailroom.transports import Transport
-from mailroom.transports.base import SendResult
+from mailroom.transports.base import SendProgress, SendResult
 
-__all__ = ["Outcome", "OutcomeBuilder", "WorkerStats"]
+__all__ = ["Followup", "Outcome", "OutcomeBuilder", "WorkerStats", "partial_result"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,21 @@ class WorkerStats:
 
 
 @dataclass
+class Followup:
+    """Recipients of a message sent to the others, to be tried again in a row of their own
+    (see :func:`mailroom.outbox.queries.insert_followup`)."""
+
+    recipients: list[str]
+    due_at: float
+    attempts: int
+    """The attempts the new row starts with: those already made for these recipients."""
+    reply: DeliveryError | None = None
+    """The refusal that deferred them, shown as the row's last error."""
+    keep_error: bool = False
+    """``reply`` is only a fallback: the row keeps the source's last error if it has one."""
+
+
+@dataclass
 class Outcome:
     """One attempt's result, waiting for the recorder."""
 
@@ -49,10 +64,24 @@ class Outcome:
     completion: Completion
     attempt_rows: list[dict[str, Any]] = field(default_factory=list)
     pause: PauseStream | None = None
-    followup: tuple[list[str], float] | None = None
-    """Recipients refused for now while others were accepted, and when to try them again."""
-    followup_reply: DeliveryError | None = None
-    """The refusal that deferred them, shown as the follow-up's last error."""
+    followup: Followup | None = None
+    """Recipients refused for now (or not reached) while others were accepted."""
+
+
+def partial_result(
+    message: ClaimedMessage, transport: Transport, progress: SendProgress, error: DeliveryError
+) -> SendResult:
+    """A delivery cut short after the relay accepted some of its transactions: sent to those,
+    refused with ``error`` for the recipients it did not reach."""
+    done = {*progress.accepted, *progress.refused}
+    return SendResult(
+        message_id=message.message_id,
+        accepted=tuple(progress.accepted),
+        transport=transport.name,
+        reply=progress.replies.get(progress.accepted[-1], ""),
+        refused={**progress.refused, **{r: error for r in message.recipients if r not in done}},
+        replies=dict(progress.replies),
+    )
 
 
 @functools.lru_cache(maxsize=256)
@@ -108,7 +137,23 @@ class OutcomeBuilder:
     ) -> Outcome:
         now = time.time()
         followup = self._followup(message, result, now)
-        carried = set(followup[0]) if followup is not None else set()
+        carried = set(followup.recipients) if followup is not None else set()
+        return self._sent(
+            transport, message, result, duration, followup=followup, carried=carried, now=now
+        )
+
+    def _sent(
+        self,
+        transport: Transport,
+        message: ClaimedMessage,
+        result: SendResult,
+        duration: float,
+        *,
+        followup: Followup | None,
+        carried: set[str],
+        now: float,
+        interrupted: frozenset[str] = frozenset(),
+    ) -> Outcome:
         rows = []
         for recipient in result.accepted:
             # A message sent in several transactions has a reply for each.
@@ -131,7 +176,12 @@ class OutcomeBuilder:
                 message,
                 recipient,
                 # Carried forward to a follow-up row: deferred, not refused for good.
-                AttemptOutcome.DEFERRED if recipient in carried else AttemptOutcome.REFUSED,
+                # Not reached before a shutdown: interrupted, not refused or deferred.
+                AttemptOutcome.INTERRUPTED
+                if recipient in interrupted
+                else AttemptOutcome.DEFERRED
+                if recipient in carried
+                else AttemptOutcome.REFUSED,
                 duration,
                 code=error.code,
                 enhanced_status=error.enhanced_status,
@@ -146,12 +196,9 @@ class OutcomeBuilder:
             Completion(id=message.id, status=Status.SENT, due_at=now, sent_at=now),
             rows,
             followup=followup,
-            followup_reply=result.refused.get(followup[0][0]) if followup else None,
         )
 
-    def _followup(
-        self, message: ClaimedMessage, result: SendResult, now: float
-    ) -> tuple[list[str], float] | None:
+    def _followup(self, message: ClaimedMessage, result: SendResult, now: float) -> Followup | None:
         """A 4xx for some recipients must not silently drop them: they get a message of their
         own (same bytes, same Message-ID), due after the usual backoff, while attempts last.
         So do recipients a later transaction of the delivery could not reach because of our
@@ -165,7 +212,8 @@ class OutcomeBuilder:
         attempts = message.attempts + 1
         if not later or attempts >= self.policy.max_attempts:
             return None
-        return later, now + self.policy.backoff(attempts, self._rng).total_seconds()
+        due_at = now + self.policy.backoff(attempts, self._rng).total_seconds()
+        return Followup(later, due_at, attempts, reply=result.refused[later[0]])
 
     def failed(
         self, transport: Transport, message: ClaimedMessage, error: DeliveryError, duration: float
@@ -282,23 +330,38 @@ class OutcomeBuilder:
             rows,
         )
 
-    def interrupted(self, message: ClaimedMessage, duration: float) -> Outcome:
+    def interrupted(
+        self,
+        transport: Transport,
+        message: ClaimedMessage,
+        progress: SendProgress,
+        duration: float,
+    ) -> Outcome:
         """Aborted by a shutdown, its grace period over: back to the queue, due now, no
         attempt used. Not a deferral: the relay did nothing wrong, and a worker restarted
         by every deploy must not use up the message's attempts or push it back by a backoff.
         (Only an abort in the moment between the final dot and the relay's reply can repeat
-        a message the relay took; the lease expiring, as it did before, had the same risk.)"""
+        a message the relay took; the lease expiring, as it did before, had the same risk.)
+
+        A delivery in several transactions may have been aborted after the relay accepted
+        some of them: those recipients have the message. The message is then sent, as when a
+        relay defers some recipients, and only the others go back to the queue, in a follow-up
+        row due now that starts with the message's attempts (the interrupted part used none).
+        """
         self.stats.released += 1
+        reason = "interrupted: the worker stopped during the send (WORKER_SHUTDOWN_GRACE)"
+        now = time.time()
+        if progress.accepted:
+            return self._partly_sent(transport, message, progress, duration, reason=reason, now=now)
         logger.warning(
             "message %s (%s): the worker stopped during its send; it goes back to the queue",
             message.id,
             message.message_id,
             extra={"message_pk": message.id, "message_id": message.message_id},
         )
-        reason = "interrupted: the worker stopped during the send (WORKER_SHUTDOWN_GRACE)"
         rows = [
             self._row(
-                None,
+                transport,
                 message,
                 recipient,
                 AttemptOutcome.INTERRUPTED,
@@ -312,11 +375,62 @@ class OutcomeBuilder:
             Completion(
                 id=message.id,
                 status=Status.QUEUED,
-                due_at=time.time(),
+                due_at=now,
                 attempts_used=0,
                 error=reason,
+                keep_error=True,  # a follow-up row's real deferral reply stays
             ),
             rows,
+        )
+
+    def _partly_sent(
+        self,
+        transport: Transport,
+        message: ClaimedMessage,
+        progress: SendProgress,
+        duration: float,
+        *,
+        reason: str,
+        now: float,
+    ) -> Outcome:
+        accepted = set(progress.accepted)
+        rest = [r for r in message.recipients if r not in accepted and r not in progress.refused]
+        logger.warning(
+            "message %s (%s): the worker stopped during its send, after %d of its recipients "
+            "were accepted; the other %d go back to the queue",
+            message.id,
+            message.message_id,
+            len(accepted),
+            len(rest),
+            extra={"message_pk": message.id, "message_id": message.message_id},
+        )
+        cut_short = TransientError(reason)
+        result = partial_result(message, transport, progress, cut_short)
+        # Refused for now in a transaction that completed: they come along, due now too.
+        later = [
+            r
+            for r, e in progress.refused.items()
+            if e.verdict in (Verdict.TRANSIENT, Verdict.CONFIGURATION)
+        ]
+        carried = [*later, *rest]
+        followup = None
+        if carried:
+            followup = Followup(
+                carried,
+                now,
+                message.attempts,
+                reply=progress.refused[later[0]] if later else cut_short,
+                keep_error=not later,
+            )
+        return self._sent(
+            transport,
+            message,
+            result,
+            duration,
+            followup=followup,
+            carried=set(carried),
+            now=now,
+            interrupted=frozenset(rest),
         )
 
     def released(self, message: ClaimedMessage) -> Outcome:

@@ -40,17 +40,18 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 
 from mailroom.config import Settings
-from mailroom.delivery.outcomes import Outcome, OutcomeBuilder, WorkerStats
+from mailroom.delivery.outcomes import Outcome, OutcomeBuilder, WorkerStats, partial_result
 from mailroom.delivery.retry import PauseStream, RetryPolicy
 from mailroom.delivery.throttle import Throttle
 from mailroom.doctor import diagnose
-from mailroom.errors import DatabaseError, DeliveryError, TransientError
+from mailroom.errors import DatabaseError, DeliveryError, DeliveryTimeoutError, TransientError
 from mailroom.message import Envelope
 from mailroom.outbox import queries
 from mailroom.outbox.database import adopt_legacy_version, check_schema, create_outbox_engine
 from mailroom.outbox.queries import ClaimedMessage
 from mailroom.outbox.schema import Status
 from mailroom.transports import Transport, transport_from_settings
+from mailroom.transports.base import SendProgress
 from mailroom.unsubscribe import suppressed_for_messages
 
 __all__ = ["Worker", "WorkerStats", "retry_policy_from_settings"]
@@ -111,6 +112,11 @@ class Worker:
         self.throttle = Throttle(self.engine, settings)
         # Time a send may take before its lease runs out: never start one with less left.
         self._lease_margin = min(2 * settings.EMAIL_TIMEOUT, settings.WORKER_LEASE_SECONDS / 2)
+        # And none may outlive it: a relay that reads slowly but steadily never trips
+        # EMAIL_TIMEOUT, which bounds each wait, not the whole. A send is cut off this long
+        # before its lease ends, which leaves the time to record its outcome while the lease
+        # still holds.
+        self._cutoff_margin = settings.WORKER_LEASE_SECONDS / 10
         if self.throttle.active:
             # Hold no more than can be sent soon: a throttled worker must not hoard leases.
             self.batch_size = min(self.batch_size, self.concurrency)
@@ -301,14 +307,17 @@ class Worker:
             while (message := await self._queue.get()) is not None:
                 self._in_flight.add(message.id)
                 started = time.perf_counter()
+                progress = SendProgress()  # what the relay has accepted so far
                 try:
-                    await self._handle(transport, message)
+                    await self._handle(transport, message, progress)
                 except asyncio.CancelledError:
                     # Aborted at the end of the grace period: unless its outcome is in, the
-                    # message goes back to the queue rather than waiting for its lease.
+                    # message goes back to the queue rather than waiting for its lease (but
+                    # for the recipients the relay already accepted).
                     if message.id in self._in_flight:
                         duration = time.perf_counter() - started
-                        self._add_outcome(self.outcomes.interrupted(message, duration))
+                        outcome = self.outcomes.interrupted(transport, message, progress, duration)
+                        self._add_outcome(outcome)
                     raise
                 except Exception:
                     # Never lose a message to a bug or a database hiccup here: it was not
@@ -335,7 +344,9 @@ class Worker:
         except TimeoutError:
             logger.debug("closing %s took too long; leaving it", transport.describe())
 
-    async def _handle(self, transport: Transport, message: ClaimedMessage) -> None:
+    async def _handle(
+        self, transport: Transport, message: ClaimedMessage, progress: SendProgress
+    ) -> None:
         pause = self._paused_here.get(message.stream)
         if pause is not None and pause > self._now():
             self._add_outcome(self._released(message))
@@ -348,7 +359,7 @@ class Worker:
         if message.lease_expires_at - self._now() < self._lease_margin:
             self._add_outcome(self._released(message))
             return
-        outcome = await self._deliver(transport, message)
+        outcome = await self._deliver(transport, message, progress)
         self._add_outcome(outcome)
         try:
             await self.throttle.release()
@@ -366,7 +377,9 @@ class Worker:
 
     # -- one message ---------------------------------------------------------------------
 
-    async def _deliver(self, transport: Transport, message: ClaimedMessage) -> Outcome:
+    async def _deliver(
+        self, transport: Transport, message: ClaimedMessage, progress: SendProgress
+    ) -> Outcome:
         envelope = Envelope(
             sender=message.sender,
             recipients=message.recipients,
@@ -375,19 +388,37 @@ class Worker:
             smtputf8=message.smtputf8,
         )
         started = time.perf_counter()
+        cutoff = message.lease_expires_at - self._cutoff_margin - self._now()
+        bound = asyncio.timeout(max(cutoff, 0.0))
         try:
-            result = await transport.send(envelope)
+            async with bound:
+                result = await transport.send(envelope, progress)
         except DeliveryError as error:
             failure = error
-        except Exception as error:  # a bug, not the relay: keep the message, log the traceback
-            logger.exception("unexpected error sending message %s", message.id)
-            failure = TransientError(f"unexpected error: {type(error).__name__}: {error}")
+        except Exception as error:
+            if bound.expired():  # the send ran out of lease (a TimeoutError from the bound)
+                failure = self._cut_off(time.perf_counter() - started)
+                if progress.accepted:  # those have it: only the others are tried again
+                    result = partial_result(message, transport, progress, failure)
+                    duration = time.perf_counter() - started
+                    return self.outcomes.sent(transport, message, result, duration)
+            else:  # a bug, not the relay: keep the message, log the traceback
+                logger.exception("unexpected error sending message %s", message.id)
+                failure = TransientError(f"unexpected error: {type(error).__name__}: {error}")
         else:
             return self.outcomes.sent(transport, message, result, time.perf_counter() - started)
         outcome = self.outcomes.failed(transport, message, failure, time.perf_counter() - started)
         if outcome.pause is not None:
             outcome.pause = self._pausing(message, outcome.pause, failure)
         return outcome
+
+    def _cut_off(self, took: float) -> DeliveryError:
+        return DeliveryTimeoutError(
+            f"the send was cut off after {took:.1f} s, before the message's lease "
+            f"(WORKER_LEASE_SECONDS={self.settings.WORKER_LEASE_SECONDS:g}) ran out and another "
+            "worker could send it too; the relay reads too slowly for its size (raise "
+            "WORKER_LEASE_SECONDS for large messages over a slow link)"
+        )
 
     def _pausing(
         self, message: ClaimedMessage, pause: PauseStream, error: DeliveryError
@@ -475,25 +506,28 @@ class Worker:
                 streak = queries.consecutive_pauses(connection, stream)
                 until = now + self.policy.pause(streak, self._rng).total_seconds()
                 queries.pause_stream(connection, stream, until=until, reason=pause.reason)
-            held = queries.complete(
-                connection, [o.completion for o in batch], self.lease_token, now
-            )
-            queries.record_attempts(connection, rows)
+            # Follow-ups first: one may keep its source's last error, which completing the
+            # source (sent) clears.
             for outcome in batch:
-                if outcome.followup is not None:
-                    recipients, due_at = outcome.followup
-                    reply = outcome.followup_reply
+                followup = outcome.followup
+                if followup is not None:
+                    reply = followup.reply
                     queries.insert_followup(
                         connection,
                         outcome.message.id,
-                        recipients,
-                        due_at=due_at,
+                        followup.recipients,
+                        due_at=followup.due_at,
                         now=now,
                         error=(reply.server_text or str(reply)) if reply else None,
                         code=reply.code if reply else None,
                         enhanced_status=reply.enhanced_status if reply else None,
-                        attempts=outcome.message.attempts + 1,
+                        attempts=followup.attempts,
+                        keep_error=followup.keep_error,
                     )
+            held = queries.complete(
+                connection, [o.completion for o in batch], self.lease_token, now
+            )
+            queries.record_attempts(connection, rows)
             healthy = {o.message.stream for o in batch if o.completion.status is Status.SENT}
             for stream in healthy - pauses.keys():
                 queries.resume_stream(connection, stream)

@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, func, literal, or_, select, update
+from sqlalchemy import Connection, and_, case, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from mailroom.outbox.schema import CLAIMABLE, Status, attempts, messages, streams
@@ -150,6 +150,8 @@ def insert_followup(
     code: int | None = None,
     enhanced_status: str | None = None,
     attempts: int = 1,
+    status: Status = Status.DEFERRED,
+    keep_error: bool = False,
 ) -> int:
     """A copy of message ``source_id`` for some of its recipients, deferred to ``due_at``.
 
@@ -158,7 +160,8 @@ def insert_followup(
     the Message-ID (it is the same message) and starts with the ``attempts`` already made for
     these recipients (the source's, counting the one just made), so they keep their budget; its
     last error is the reply that deferred them (``error``, ``code``, ``enhanced_status``), so
-    the queue says why the row exists.
+    the queue says why the row exists; with ``keep_error``, that is only a fallback for a
+    source row with no error of its own (call it before completing the source).
     """
     copied = [
         c
@@ -182,19 +185,28 @@ def insert_followup(
             "last_enhanced_status",
         }
     ]
+    given: list[Any] = [
+        literal(error, type_=messages.c.last_error.type),
+        literal(code, type_=messages.c.last_code.type),
+        literal(enhanced_status, type_=messages.c.last_enhanced_status.type),
+    ]
+    if keep_error:
+        has_own = messages.c.last_error.is_not(None)
+        own = (messages.c.last_error, messages.c.last_code, messages.c.last_enhanced_status)
+        given = [
+            case((has_own, column), else_=value) for column, value in zip(own, given, strict=True)
+        ]
     source = select(
         *copied,
         literal(list(recipients), type_=messages.c.recipients.type).label("recipients"),
-        literal(Status.DEFERRED.value).label("status"),
+        literal(status.value).label("status"),
         literal(due_at).label("due_at"),
         messages.c.created_at,
         literal(now).label("updated_at"),
         literal(attempts).label("attempts"),
-        literal(error, type_=messages.c.last_error.type).label("last_error"),
-        literal(code, type_=messages.c.last_code.type).label("last_code"),
-        literal(enhanced_status, type_=messages.c.last_enhanced_status.type).label(
-            "last_enhanced_status"
-        ),
+        given[0].label("last_error"),
+        given[1].label("last_code"),
+        given[2].label("last_enhanced_status"),
     ).where(messages.c.id == source_id)
     names = [c.name for c in copied] + [
         "recipients",
@@ -349,7 +361,9 @@ class Completion(NamedTuple):
     """The new state of one claimed message after an attempt.
 
     ``due_at`` is when it may be tried next (for a final state it is simply "now");
-    ``attempts_used`` is 0 when the attempt does not count (a paused stream).
+    ``attempts_used`` is 0 when the attempt does not count (a paused stream). With
+    ``keep_error``, ``error`` (and its code) is written only if the row holds no error yet: a
+    send cut short by a shutdown must not hide the relay's real reply of an earlier attempt.
     """
 
     id: int
@@ -360,6 +374,7 @@ class Completion(NamedTuple):
     error: str | None = None
     code: int | None = None
     enhanced_status: str | None = None
+    keep_error: bool = False
 
 
 def complete(
@@ -372,6 +387,23 @@ def complete(
     """
     if not completions:
         return 0
+    held = 0
+    for sql, group in (
+        (_COMPLETE, [c for c in completions if not c.keep_error]),
+        (_COMPLETE_KEEPING_ERROR, [c for c in completions if c.keep_error]),
+    ):
+        if group:
+            held += _complete(connection, sql, group, lease_token, now)
+    return held
+
+
+def _complete(
+    connection: Connection,
+    sql: str,
+    completions: Sequence[Completion],
+    lease_token: str,
+    now: float,
+) -> int:
     # Driver-level executemany with plain tuples: the compiled-statement path spent more time
     # building per-row parameter dicts than the database spent updating the rows.
     params = [
@@ -389,7 +421,7 @@ def complete(
         )
         for c in completions
     ]
-    result = connection.exec_driver_sql(_positional(connection, _COMPLETE), params)
+    result = connection.exec_driver_sql(_positional(connection, sql), params)
     return int(result.rowcount)
 
 
@@ -397,6 +429,16 @@ def complete(
 _COMPLETE = f"""
 UPDATE {messages.name} SET status = ?, due_at = ?, attempts = attempts + ?, sent_at = ?,
     last_error = ?, last_code = ?, last_enhanced_status = ?,
+    lease_token = NULL, lease_expires_at = NULL, updated_at = ?
+WHERE id = ? AND lease_token = ?
+"""  # noqa: S608
+# The same, but an error already on the row stays (with its code): the new one is only a
+# fallback. (The right-hand sides of an UPDATE see the row's old values.)
+_COMPLETE_KEEPING_ERROR = f"""
+UPDATE {messages.name} SET status = ?, due_at = ?, attempts = attempts + ?, sent_at = ?,
+    last_error = COALESCE(last_error, ?),
+    last_code = CASE WHEN last_error IS NULL THEN ? ELSE last_code END,
+    last_enhanced_status = CASE WHEN last_error IS NULL THEN ? ELSE last_enhanced_status END,
     lease_token = NULL, lease_expires_at = NULL, updated_at = ?
 WHERE id = ? AND lease_token = ?
 """  # noqa: S608

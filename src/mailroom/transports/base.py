@@ -17,7 +17,7 @@ from typing import ClassVar, Self
 from mailroom.errors import DeliveryError
 from mailroom.message import Envelope
 
-__all__ = ["SendResult", "Transport"]
+__all__ = ["SendProgress", "SendResult", "Transport"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,23 @@ class SendResult:
     replies: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class SendProgress:
+    """What a send has delivered so far, kept up to date by the transport as it goes.
+
+    A delivery of several transactions (a relay's recipient limit) can be cut short after some
+    of them were accepted: a worker shutting down, or a send reaching the end of its lease. The
+    recipients in ``accepted`` then have the message and must not be sent it again; the caller
+    passes a fresh one to :meth:`Transport.send` and reads it when the send was cancelled.
+    ``replies`` gives each accepted recipient the relay's answer to its transaction's content;
+    ``refused`` the recipients refused on their own in transactions that completed.
+    """
+
+    accepted: list[str] = field(default_factory=list)
+    replies: dict[str, str] = field(default_factory=dict)
+    refused: dict[str, DeliveryError] = field(default_factory=dict)
+
+
 class Transport(abc.ABC):
     """Delivers envelopes somewhere. Subclasses implement :meth:`send`."""
 
@@ -51,8 +68,11 @@ class Transport(abc.ABC):
         """Release what :meth:`open` took."""
 
     @abc.abstractmethod
-    async def send(self, envelope: Envelope) -> SendResult:
-        """Deliver one envelope, or raise a :class:`~mailroom.errors.DeliveryError`."""
+    async def send(self, envelope: Envelope, progress: SendProgress | None = None) -> SendResult:
+        """Deliver one envelope, or raise a :class:`~mailroom.errors.DeliveryError`.
+
+        A transport that can deliver to part of the recipients before the rest (SMTP, in
+        several transactions) records each part in ``progress`` as the relay accepts it."""
 
     def describe(self) -> str:
         """A line for people: where this transport sends. Never includes a secret."""

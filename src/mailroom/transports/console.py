@@ -6,7 +6,7 @@ import sys
 from typing import TextIO
 
 from mailroom.message import Envelope
-from mailroom.transports.base import SendResult, Transport
+from mailroom.transports.base import SendProgress, SendResult, Transport
 
 __all__ = ["ConsoleTransport"]
 
@@ -19,7 +19,7 @@ class ConsoleTransport(Transport):
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
 
-    async def send(self, envelope: Envelope) -> SendResult:
+    async def send(self, envelope: Envelope, progress: SendProgress | None = None) -> SendResult:
         stream = self._stream or sys.stdout
         body = envelope.data.decode("utf-8", errors="replace").replace("\r\n", "\n")
         stream.write(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from mailroom.errors import ConfigurationError
 from mailroom.message import Envelope
-from mailroom.transports.base import SendResult, Transport
+from mailroom.transports.base import SendProgress, SendResult, Transport
 
 __all__ = ["FileTransport"]
 
@@ -30,7 +30,7 @@ class FileTransport(Transport):
     def describe(self) -> str:
         return f"file ({self.directory.resolve()})"
 
-    async def send(self, envelope: Envelope) -> SendResult:
+    async def send(self, envelope: Envelope, progress: SendProgress | None = None) -> SendResult:
         path = await asyncio.to_thread(self._write, envelope.data)
         return SendResult(envelope.message_id, envelope.recipients, self.name, location=str(path))
 

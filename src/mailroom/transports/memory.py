@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mailroom.message import Envelope
-from mailroom.transports.base import SendResult, Transport
+from mailroom.transports.base import SendProgress, SendResult, Transport
 
 __all__ = ["MemoryTransport"]
 
@@ -14,7 +14,7 @@ class MemoryTransport(Transport):
     def __init__(self) -> None:
         self.outbox: list[Envelope] = []
 
-    async def send(self, envelope: Envelope) -> SendResult:
+    async def send(self, envelope: Envelope, progress: SendProgress | None = None) -> SendResult:
         self.outbox.append(envelope)
         return SendResult(
             envelope.message_id, envelope.recipients, self.name, location="memory outbox"

@@ -37,7 +37,7 @@ from mailroom.errors import (
     split_enhanced_status,
 )
 from mailroom.message import Envelope
-from mailroom.transports.base import SendResult, Transport
+from mailroom.transports.base import SendProgress, SendResult, Transport
 from mailroom.transports.ehlo import (
     EhloName,
     EhloSource,
@@ -154,7 +154,9 @@ class SMTPTransport(Transport):
         self.ehlo_name: EhloName | None = None
         """The name given in EHLO on the latest connection, and where it came from."""
         self.max_recipients = max_recipients
-        self._recipient_limit = max_recipients  # lowered when the relay says it takes fewer
+        # Lowered when the relay says it takes fewer, for the connection's life: a new
+        # connection starts from max_recipients again (see _ensure_connected).
+        self._recipient_limit = max_recipients
         self._session: Session | None = None
         self._lock = asyncio.Lock()
         self.connections_opened = 0
@@ -253,6 +255,10 @@ class SMTPTransport(Transport):
         connection = cast(asyncio.Transport, smtp.transport)
         self._session = Session(connection, smtp.esmtp_extensions, self.timeout)
         self.connections_opened += 1
+        # A "too many recipients" limit learnt on an earlier connection may have been the
+        # relay's load or configuration of the moment; learn it again rather than send in
+        # smaller transactions for the rest of this transport's life.
+        self._recipient_limit = self.max_recipients
         logger.debug(
             "connected to %s", self.describe(), extra={"host": self.host, "port": self.port}
         )
@@ -336,22 +342,30 @@ class SMTPTransport(Transport):
 
     # -- sending ------------------------------------------------------------------------
 
-    async def send(self, envelope: Envelope) -> SendResult:
+    async def send(self, envelope: Envelope, progress: SendProgress | None = None) -> SendResult:
         """Deliver to every recipient, in as many transactions on the connection as the
-        relay's recipient limit needs (see :mod:`mailroom.transports.recipients`)."""
+        relay's recipient limit needs (see :mod:`mailroom.transports.recipients`); each
+        transaction whose content the relay accepted is recorded in ``progress`` at once."""
         self._check_addresses(envelope)
         async with self._lock:
-            batches = RecipientBatches(envelope.recipients, self._recipient_limit)
+            limit = self._recipient_limit
+            batches = RecipientBatches(envelope.recipients, limit)
             try:
-                return await self._deliver(envelope, batches)
+                return await self._deliver(envelope, batches, progress or SendProgress())
             finally:
-                # What the relay takes per transaction holds for its later messages too.
-                self._recipient_limit = batches.limit
+                # What the relay takes per transaction holds for its later messages on this
+                # connection too.
+                if batches.limit < limit:
+                    self._recipient_limit = batches.limit
 
-    async def _deliver(self, envelope: Envelope, batches: RecipientBatches) -> SendResult:
-        accepted: list[str] = []
-        refused: dict[str, DeliveryError] = {}
-        data_replies: dict[str, str] = {}
+    async def _deliver(
+        self, envelope: Envelope, batches: RecipientBatches, progress: SendProgress
+    ) -> SendResult:
+        # The progress is the account of the delivery itself, so that whoever cancels the
+        # send knows what the relay already has.
+        accepted = progress.accepted
+        refused = progress.refused
+        data_replies = progress.replies
         last_reply = ""
         while batches:
             batch = batches.next_batch()
@@ -365,11 +379,11 @@ class SMTPTransport(Transport):
                 for recipient in (*batch, *batches.take_rest()):
                     refused[recipient] = error
                 break
-            refused.update(part.refused)
             if part.data_reply is not None:
-                accepted += part.accepted
                 last_reply = f"{part.data_reply.code} {part.data_reply.text}"
                 data_replies.update(dict.fromkeys(part.accepted, last_reply))
+                accepted += part.accepted
+            refused.update(part.refused)
             if part.no_room and not batches.no_room(part.no_room, taken=part.taken):
                 # The relay took no recipient at all in a transaction of its own: another
                 # would fare no better now. Those left wait for a later delivery.
@@ -388,10 +402,10 @@ class SMTPTransport(Transport):
             accepted=tuple(accepted),
             transport=self.name,
             reply=last_reply,
-            refused=refused,
+            refused=dict(refused),
             location=self.where,
             # Each transaction has its own reply (and queue id); one suffices for one.
-            replies=data_replies if batches.transactions > 1 else {},
+            replies=dict(data_replies) if batches.transactions > 1 else {},
         )
 
     async def _batch(self, envelope: Envelope, recipients: list[str]) -> _Part:

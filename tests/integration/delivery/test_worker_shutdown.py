@@ -8,11 +8,12 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from mailroom.config import Settings, load_settings
 from mailroom.delivery.worker import Worker
@@ -53,6 +54,51 @@ def outcomes_of(engine: Engine, message_pk: int) -> list[str]:
     with engine.connect() as connection:
         query = select(attempts.c.outcome).where(attempts.c.message_pk == message_pk)
         return list(connection.execute(query).scalars())
+
+
+def all_rows(engine: Engine) -> list[Any]:
+    with engine.connect() as connection:
+        return list(connection.execute(select(messages).order_by(messages.c.id)))
+
+
+def send_log(engine: Engine) -> list[tuple[int, str, str, int]]:
+    """(message, recipient, outcome, attempt) for every send-log row, in order."""
+    with engine.connect() as connection:
+        query = select(
+            attempts.c.message_pk, attempts.c.recipient, attempts.c.outcome, attempts.c.attempt
+        ).order_by(attempts.c.id)
+        return [tuple(row) for row in connection.execute(query)]
+
+
+def make_due(engine: Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(update(messages).values(due_at=0))
+
+
+async def run_once(settings: Settings) -> Worker:
+    worker = Worker(settings, concurrency=1, once=True, rng=random.Random(0))
+    await asyncio.wait_for(worker.run(), 20)
+    return worker
+
+
+async def stop_during_transaction(
+    settings: Settings, smtp_server: SMTPTestServer, *, after: int
+) -> Worker:
+    """Run a worker and stop it once the relay has accepted ``after`` transactions of this
+    run, while the next one waits for its reply (the relay is slow to answer DATA)."""
+    handler = smtp_server.scripted
+    handler.delays["DATA"] = 0.5
+    received, mails = len(handler.received), len(handler.behind_mail)
+    worker = Worker(settings, concurrency=1, rng=random.Random(0))
+    task = asyncio.create_task(worker.run())
+    # The next transaction has begun (its MAIL came) after those accepted.
+    while len(handler.received) - received < after or len(handler.behind_mail) - mails <= after:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)  # the next transaction is waiting for its 250
+    await stop_and_wait(worker, task, within=5)
+    await asyncio.sleep(0.6)  # the relay's late reply to the aborted one went nowhere
+    handler.delays.clear()
+    return worker
 
 
 async def stop_and_wait(worker: Worker, task: asyncio.Task[Any], within: float) -> float:
@@ -122,3 +168,93 @@ def test_a_negative_grace_is_refused_naming_the_setting() -> None:
 
 def test_the_grace_defaults_to_ten_seconds() -> None:
     assert load_settings(environ={}).WORKER_SHUTDOWN_GRACE == 10.0
+
+
+async def test_a_stop_between_transactions_sends_no_recipient_twice(
+    outbox: Outbox, database_url: str, smtp_server: SMTPTestServer
+) -> None:
+    # One recipient a transaction: three transactions; the stop comes after the first one's
+    # 250, during the second.
+    recipients = ["ada@example.com", "bob@example.com", "cy@example.com"]
+    message_pk = outbox.send(to=recipients, subject="hi", text="hello")
+    settings = settings_for(
+        database_url,
+        smtp_server.port,
+        EMAIL_MAX_RECIPIENTS_PER_MESSAGE="1",
+        WORKER_SHUTDOWN_GRACE="0.1",
+    )
+    worker = await stop_during_transaction(settings, smtp_server, after=1)
+
+    assert [r.rcpt_tos for r in smtp_server.scripted.received] == [["ada@example.com"]]
+    # Ada has it: the message is sent; Bob and Cy wait in a follow-up row, due now, that has
+    # used no attempt (the worker stopped; the relay did nothing wrong).
+    original, followup = all_rows(outbox.engine)
+    assert (original.id, original.status, original.attempts) == (message_pk, "sent", 1)
+    assert followup.recipients == ["bob@example.com", "cy@example.com"]
+    assert (followup.status, followup.attempts) == ("deferred", 0)
+    assert followup.due_at <= time.time()
+    assert followup.message_id == original.message_id
+    assert "WORKER_SHUTDOWN_GRACE" in followup.last_error
+    assert send_log(outbox.engine) == [
+        (message_pk, "ada@example.com", "sent", 1),
+        (message_pk, "bob@example.com", "interrupted", 1),
+        (message_pk, "cy@example.com", "interrupted", 1),
+    ]
+    assert (worker.stats.sent, worker.stats.released) == (1, 1)
+
+    await run_once(settings_for(database_url, smtp_server.port))
+
+    delivered = Counter(r for m in smtp_server.scripted.received for r in m.rcpt_tos)
+    assert delivered == Counter(recipients)  # each exactly once
+    assert [(r.status, r.attempts) for r in all_rows(outbox.engine)] == [("sent", 1), ("sent", 1)]
+    assert send_log(outbox.engine)[3:] == [
+        (followup.id, "bob@example.com", "sent", 1),
+        (followup.id, "cy@example.com", "sent", 1),
+    ]
+
+
+async def test_a_stop_keeps_the_reply_that_deferred_a_follow_up(
+    outbox: Outbox, database_url: str, smtp_server: SMTPTestServer
+) -> None:
+    handler = smtp_server.scripted
+    busy = "450 4.2.1 mailbox busy, try later"
+    handler.rcpt_replies.update({"bob@example.com": busy, "cy@example.com": busy})
+    recipients = ["ada@example.com", "bob@example.com", "cy@example.com"]
+    outbox.send(to=recipients, subject="hi", text="hello")
+    await run_once(settings_for(database_url, smtp_server.port))
+    _, deferred = all_rows(outbox.engine)
+    assert (deferred.last_error, deferred.last_code) == ("mailbox busy, try later", 450)
+
+    # The follow-up is tried again, one recipient a transaction, and the worker stops after
+    # Bob's: Cy goes on in a row of its own, with the reply that deferred it.
+    handler.rcpt_replies.clear()
+    make_due(outbox.engine)
+    settings = settings_for(
+        database_url,
+        smtp_server.port,
+        EMAIL_MAX_RECIPIENTS_PER_MESSAGE="1",
+        WORKER_SHUTDOWN_GRACE="0.1",
+    )
+    await stop_during_transaction(settings, smtp_server, after=1)
+    _, deferred, rest = all_rows(outbox.engine)
+    assert deferred.status == "sent"
+    assert rest.recipients == ["cy@example.com"]
+    assert (rest.status, rest.attempts) == ("deferred", 1)  # the first try's only
+    assert (rest.last_error, rest.last_code, rest.last_enhanced_status) == (
+        "mailbox busy, try later",
+        450,
+        "4.2.1",
+    )
+
+    # Stopped again, before any recipient of the row was accepted: the row goes back to the
+    # queue as it is, with its reply.
+    make_due(outbox.engine)
+    await stop_during_transaction(settings, smtp_server, after=0)
+    rest = row_of(outbox.engine, rest.id)
+    assert (rest.status, rest.attempts) == ("queued", 1)
+    assert (rest.last_error, rest.last_code) == ("mailbox busy, try later", 450)
+    assert outcomes_of(outbox.engine, rest.id) == ["interrupted"]
+
+    await run_once(settings_for(database_url, smtp_server.port))
+    delivered = Counter(r for m in handler.received for r in m.rcpt_tos)
+    assert delivered == Counter(recipients)
