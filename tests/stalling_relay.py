@@ -12,11 +12,16 @@ answers nor reads the socket (asyncio's stream reader stops reading once its buf
 - ``CONTENT``: answers DATA with 354 and then stops reading — with a message of a few MB the
   socket buffers fill and the client cannot write the rest;
 - ``DOT``: reads the whole content and never answers the final dot.
+
+With ``read_rate`` (bytes a second) it reads the content slowly but steadily instead, never
+pausing long enough for a timeout of the client's to fire, and answers 250 at the end; its
+receive buffer is made small, so the client's writes follow its reading closely.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from enum import StrEnum
 
@@ -41,11 +46,15 @@ class StallingRelay:
         pipelining: bool = True,
         implicit_tls: ssl.SSLContext | None = None,
         host: str = "127.0.0.1",
+        read_rate: int | None = None,
     ) -> None:
         self.stall_at = stall_at
         self.host = host
         self.pipelining = pipelining
         self.implicit_tls = implicit_tls
+        self.read_rate = read_rate
+        self.content_read = 0
+        """Bytes of content read so far (all connections)."""
         self.port = 0
         self.stalled = asyncio.Event()
         """Set when a connection reached the stall point."""
@@ -56,7 +65,17 @@ class StallingRelay:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> StallingRelay:
-        self._server = await asyncio.start_server(self._serve, self.host, 0, ssl=self.implicit_tls)
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        limit = 2**16  # asyncio's default: its reader stops reading at twice that
+        if self.read_rate is not None:
+            # Accepted connections inherit it: the kernel buffers little on our side.
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+            limit = 16 * 1024
+        listener.bind((self.host, 0))
+        self._server = await asyncio.start_server(
+            self._serve, sock=listener, ssl=self.implicit_tls, limit=limit
+        )
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -98,9 +117,15 @@ class StallingRelay:
             await self._stall()
         content = bytearray()
         while not content.endswith(b"\r\n.\r\n"):
-            chunk = await reader.read(1 << 20)
+            if self.read_rate is None:
+                chunk = await reader.read(1 << 20)
+            else:
+                # A tenth of a second's worth, then a tenth of a second's rest.
+                chunk = await reader.read(max(1, self.read_rate // 10))
+                await asyncio.sleep(0.1)
             if not chunk:
                 return False
+            self.content_read += len(chunk)
             content += chunk
         self.messages.append(bytes(content))
         if self.stall_at is StallAt.DOT:

@@ -16,6 +16,7 @@ because claims and outcome writes on two connections would contend for SQLite's 
 lock, and SQLite's busy handler waits in milliseconds-long sleeps. A message is marked
 ``sent`` only after the relay's 250; if the worker dies in between, the lease expires and the
 message is sent again (at-least-once). It keeps its Message-ID, so a duplicate can be told.
+No send outlives its lease: one still running when a tenth of the lease is left is cut off.
 
 Stopping (SIGTERM, :meth:`Worker.stop`) stops the claiming at once; the sends in flight get
 ``WORKER_SHUTDOWN_GRACE`` seconds to finish, and those still running then are cancelled,
@@ -110,13 +111,17 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{secrets.token_hex(3)}"
         self.policy = retry_policy or retry_policy_from_settings(settings)
         self.throttle = Throttle(self.engine, settings)
-        # Time a send may take before its lease runs out: never start one with less left.
-        self._lease_margin = min(2 * settings.EMAIL_TIMEOUT, settings.WORKER_LEASE_SECONDS / 2)
-        # And none may outlive it: a relay that reads slowly but steadily never trips
+        # None may outlive its lease: a relay that reads slowly but steadily never trips
         # EMAIL_TIMEOUT, which bounds each wait, not the whole. A send is cut off this long
         # before its lease ends, which leaves the time to record its outcome while the lease
         # still holds.
         self._cutoff_margin = settings.WORKER_LEASE_SECONDS / 10
+        # Time a send may take before its lease runs out: never start one with less left
+        # (and never one that would be cut off before it had a fair part of the lease).
+        self._lease_margin = max(
+            min(2 * settings.EMAIL_TIMEOUT, settings.WORKER_LEASE_SECONDS / 2),
+            2 * self._cutoff_margin,
+        )
         if self.throttle.active:
             # Hold no more than can be sent soon: a throttled worker must not hoard leases.
             self.batch_size = min(self.batch_size, self.concurrency)
