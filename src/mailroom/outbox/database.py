@@ -48,6 +48,7 @@ from sqlalchemy.exc import DBAPIError, NoSuchModuleError
 
 from mailroom.errors import MailroomError
 from mailroom.outbox.faults import (
+    check_password_parsed,
     check_sqlite_path,
     display_url,
     missing_driver,
@@ -97,7 +98,8 @@ def create_outbox_engine(url: str, *, durable: bool = True, must_exist: bool = F
     ``must_exist``: the command only looks at the outbox, so a SQLite file that is not there
     is an error (the command ran in the wrong folder) rather than a new empty file.
     """
-    given = parse_url(url)  # as the operator wrote it, for messages
+    given = url  # as the operator wrote it: what messages show, and what they must not
+    check_password_parsed(given)
     parsed = parse_url(normalise_url(url))
     path = sqlite_path(parsed)
     if path is not None and must_exist:
