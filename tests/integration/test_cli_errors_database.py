@@ -6,7 +6,8 @@ file, a full disk) and runs the real ``mailroom`` commands against it in subproc
 answer is at most three lines, has no traceback, names ``DATABASE_URL`` and the fix, and
 never shows the password, nor any piece of it (the worker's start line included), however it
 is written: in the user information, as ``?password=``, with an unencoded ``@`` or ``#``. The
-file-system cases mount a small tmpfs (root only; skipped elsewhere).
+file-system cases mount a small tmpfs (root only; skipped elsewhere). With ``-v`` the same
+fault also shows its traceback.
 """
 
 from __future__ import annotations
@@ -335,3 +336,62 @@ def test_an_unsupported_scheme_is_refused_with_the_settings() -> None:
     with pytest.raises(SettingsError, match="not a database URL") as bare:
         load_settings(environ={"DATABASE_URL": f"u:{PASSWORD}@h/db"})
     assert PASSWORD not in str(bare.value)
+
+
+# -- -v: the traceback of a database fault -------------------------------------------------
+
+
+def run_mailroom(
+    args: list[str], env: dict[str, str], cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mailroom", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["status"], ["queue", "list"], ["db", "upgrade"], ["worker", "--once"]],
+    ids=" ".join,
+)
+def test_verbose_shows_the_traceback_of_a_database_fault(
+    command: list[str], tmp_path: Path
+) -> None:
+    url = f"postgresql://mailroom:{PASSWORD}@127.0.0.1:{closed_port()}/mailroom"
+    env = clean_environment({"DATABASE_URL": url})
+    quiet = run_mailroom(command, env, tmp_path)
+    verbose = run_mailroom(["-v", *command], env, tmp_path)
+
+    assert quiet.returncode == 1, quiet.stderr
+    assert "Traceback" not in quiet.stderr
+    errors = [line for line in quiet.stderr.splitlines() if not line.startswith("INFO ")]
+    assert len(errors) == 1, quiet.stderr
+    assert errors[0].startswith("mailroom: error: DATABASE_URL postgresql://mailroom:***@")
+
+    assert verbose.returncode == 1, verbose.stderr
+    assert "Traceback (most recent call last)" in verbose.stderr
+    assert "DatabaseUnreachableError" in verbose.stderr
+    assert verbose.stderr.strip().splitlines()[-1] == errors[0]
+    for output in (quiet.stdout, quiet.stderr, verbose.stdout, verbose.stderr):
+        assert not pieces(PASSWORD) & {output[i : i + 4] for i in range(len(output))}
+
+
+def test_worker_children_show_a_database_fault_in_one_line_even_with_verbose(
+    tmp_path: Path,
+) -> None:
+    url = f"postgresql://mailroom:{PASSWORD}@127.0.0.1:{closed_port()}/mailroom"
+    env = clean_environment({"DATABASE_URL": url})
+    result = run_mailroom(["-v", "worker", "--once", "--processes", "2"], env, tmp_path)
+    assert result.returncode == 1, result.stderr
+    # Each child: its one line; the parent: how many failed. No child's traceback.
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("mailroom: error:")]
+    assert len(errors) == 3, result.stderr
+    assert sum("cannot connect" in line for line in errors) == 2, result.stderr
+    assert errors[-1] == "mailroom: error: 2 of 2 worker processes ended with an error"
