@@ -328,6 +328,25 @@ def test_the_library_raises_database_errors_with_the_password_masked(tmp_path: P
     assert "postgresql://mailroom:***@127.0.0.1" in str(unreachable.value)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql://mailroom:{PASSWORD}@127.0.0.1/mailroom",
+        f"postgresql://mailroom@127.0.0.1/mailroom?password={PASSWORD}&application_name=x",
+    ],
+)
+def test_the_engine_never_shows_the_password(url: str) -> None:
+    # SQLAlchemy masks the user information's password in an engine's repr, not ?password=:
+    # an application logging Outbox.engine must not print it either.
+    engine = database.create_outbox_engine(url)
+    try:
+        for shown in (repr(engine), str(engine.url), repr(engine.url)):
+            assert PASSWORD not in shown
+        assert engine.url.password == PASSWORD  # still what the driver gets
+    finally:
+        engine.dispose()
+
+
 def test_an_unsupported_scheme_is_refused_with_the_settings() -> None:
     with pytest.raises(SettingsError, match="DATABASE_URL") as raised:
         load_settings(environ={"DATABASE_URL": f"mysql://u:{PASSWORD}@h/db"})

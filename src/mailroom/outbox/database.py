@@ -89,6 +89,12 @@ def normalise_url(url: str) -> str:
     parsed = parse_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
+    password = parsed.query.get("password")
+    if parsed.get_backend_name() == "postgresql" and isinstance(password, str):
+        # libpq's ?password= as the URL's own password (the query wins over the user
+        # information in libpq, and here): SQLAlchemy masks that one in the engine's repr and
+        # str(engine.url), never a query parameter.
+        parsed = parsed.difference_update_query(["password"]).set(password=password)
     return parsed.render_as_string(hide_password=False)
 
 
