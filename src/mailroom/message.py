@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from mailroom import mime_fast
+from mailroom.domains import is_qualified, machine_fqdn_once
 from mailroom.errors import (
     HeaderInjectionError,
     InvalidAddressError,
@@ -549,8 +550,27 @@ def _date_now() -> str:
 
 
 def make_message_id(domain: str) -> str:
-    """A globally unique Message-ID (RFC 5322 §3.6.4) in our sender's domain."""
-    return f"<{time.time_ns():x}.{secrets.token_hex(8)}@{domain}>"
+    """A globally unique Message-ID (RFC 5322 §3.6.4) in our sender's domain (see
+    :func:`message_id_domain` for when that domain is not a qualified one)."""
+    return f"<{time.time_ns():x}.{secrets.token_hex(8)}@{message_id_domain(domain)}>"
+
+
+def message_id_domain(sender_domain: str) -> str:
+    """The right-hand side of our Message-IDs: a domain identifier (RFC 5322 §3.6.4).
+
+    The sender's domain first: it ties the id to the From address, as filters like to see
+    (Rspamd's MID_RHS_MATCH_FROM), and it never needs a lookup. An unqualified one
+    (``webmaster@localhost``, Django's default sender, or ``app@web1``) would make ids that
+    end in ``@localhost`` (MID_RHS_NOT_FQDN): then this machine's fully qualified name, as
+    for EHLO; and only when the machine has none either, the sender's domain after all (the
+    left-hand side alone keeps the id unique).
+    """
+    if is_qualified(sender_domain):
+        return sender_domain
+    fqdn = machine_fqdn_once()
+    if fqdn is not None and is_qualified(fqdn):
+        return fqdn.rstrip(".")
+    return sender_domain
 
 
 def _check_extra_headers(headers: Mapping[str, str]) -> None:

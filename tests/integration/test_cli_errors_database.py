@@ -4,8 +4,10 @@ Each case breaks the database one way (no server, no such database, no driver, a
 not support, a directory, a corrupt or truncated file, a read-only file system, a read-only
 file, a full disk) and runs the real ``mailroom`` commands against it in subprocesses. Each
 answer is at most three lines, has no traceback, names ``DATABASE_URL`` and the fix, and
-never shows the password. The file-system cases mount a small tmpfs (root only; skipped
-elsewhere).
+never shows the password, nor any piece of it (the worker's start line included), however it
+is written: in the user information, as ``?password=``, with an unencoded ``@`` or ``#``. The
+file-system cases mount a small tmpfs (root only; skipped elsewhere). With ``-v`` the same
+fault also shows its traceback.
 """
 
 from __future__ import annotations
@@ -54,6 +56,12 @@ class Broken:
     fix: str
     must_fail: tuple[str, ...] = ALL
     cleanup: list[Callable[[], object]] = field(default_factory=list)
+    password: str = PASSWORD
+
+
+def pieces(secret: str, size: int = 4) -> set[str]:
+    """Every run of ``size`` characters of ``secret``: none of them may be shown."""
+    return {secret[i : i + size] for i in range(len(secret) - size + 1)}
 
 
 def closed_port() -> int:
@@ -127,6 +135,29 @@ def driver_missing(tmp: Path) -> Broken:
     )
 
 
+def pg_password_in_the_query(_tmp: Path) -> Broken:
+    url = f"postgresql://mailroom@127.0.0.1:{closed_port()}/mailroom?password={PASSWORD}"
+    return Broken({"DATABASE_URL": url}, fix="start the server")
+
+
+# SQLAlchemy (like libpq) ends a password at its first "@": the rest became the host, which
+# the driver named in its error ("failed to resolve host 'tPw9qZx@127.0.0.1'").
+AT_PASSWORD = "Kq7vX2@tPw9qZx"
+
+
+def pg_unencoded_at_in_the_password(_tmp: Path) -> Broken:
+    url = f"postgresql://mailroom:{AT_PASSWORD}@127.0.0.1:{closed_port()}/mailroom"
+    return Broken({"DATABASE_URL": url}, fix="%40", password=AT_PASSWORD)
+
+
+HASH_PASSWORD = "Wm4#jRz8Qv"
+
+
+def pg_hash_in_the_password(_tmp: Path) -> Broken:
+    url = f"postgresql://mailroom:{HASH_PASSWORD}@no-such-host.invalid:5432/mailroom"
+    return Broken({"DATABASE_URL": url}, fix="fix the host", password=HASH_PASSWORD)
+
+
 def unsupported_scheme(_tmp: Path) -> Broken:
     url = f"mysql://mailroom:{PASSWORD}@127.0.0.1:3306/mailroom"
     return Broken({"DATABASE_URL": url}, fix="postgresql://")
@@ -198,6 +229,9 @@ CASES = {
     "postgresql refused": pg_refused,
     "postgresql unknown host": pg_unknown_host,
     "postgresql missing database": pg_missing_database,
+    "password in the query": pg_password_in_the_query,
+    "unencoded at sign in the password": pg_unencoded_at_in_the_password,
+    "hash sign in the password": pg_hash_in_the_password,
     "driver missing": driver_missing,
     "unsupported scheme": unsupported_scheme,
     "a directory": directory,
@@ -257,7 +291,8 @@ def test_each_database_fault_is_one_short_error_naming_the_setting_and_fix(
     for name, (code, output) in results.items():
         lines = output.strip().splitlines()
         assert "Traceback" not in output, f"{name}:\n{output}"
-        assert PASSWORD not in output, f"{name} printed the password:\n{output}"
+        shown = sorted(piece for piece in pieces(broken.password) if piece in output)
+        assert not shown, f"{name} printed the password ({shown}):\n{output}"
         if name not in broken.must_fail and code == 0:
             continue  # e.g. reading a read-only file works, as it should
         assert code != 0, f"{name}:\n{output}"
@@ -293,6 +328,25 @@ def test_the_library_raises_database_errors_with_the_password_masked(tmp_path: P
     assert "postgresql://mailroom:***@127.0.0.1" in str(unreachable.value)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql://mailroom:{PASSWORD}@127.0.0.1/mailroom",
+        f"postgresql://mailroom@127.0.0.1/mailroom?password={PASSWORD}&application_name=x",
+    ],
+)
+def test_the_engine_never_shows_the_password(url: str) -> None:
+    # SQLAlchemy masks the user information's password in an engine's repr, not ?password=:
+    # an application logging Outbox.engine must not print it either.
+    engine = database.create_outbox_engine(url)
+    try:
+        for shown in (repr(engine), str(engine.url), repr(engine.url)):
+            assert PASSWORD not in shown
+        assert engine.url.password == PASSWORD  # still what the driver gets
+    finally:
+        engine.dispose()
+
+
 def test_an_unsupported_scheme_is_refused_with_the_settings() -> None:
     with pytest.raises(SettingsError, match="DATABASE_URL") as raised:
         load_settings(environ={"DATABASE_URL": f"mysql://u:{PASSWORD}@h/db"})
@@ -301,3 +355,62 @@ def test_an_unsupported_scheme_is_refused_with_the_settings() -> None:
     with pytest.raises(SettingsError, match="not a database URL") as bare:
         load_settings(environ={"DATABASE_URL": f"u:{PASSWORD}@h/db"})
     assert PASSWORD not in str(bare.value)
+
+
+# -- -v: the traceback of a database fault -------------------------------------------------
+
+
+def run_mailroom(
+    args: list[str], env: dict[str, str], cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mailroom", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["status"], ["queue", "list"], ["db", "upgrade"], ["worker", "--once"]],
+    ids=" ".join,
+)
+def test_verbose_shows_the_traceback_of_a_database_fault(
+    command: list[str], tmp_path: Path
+) -> None:
+    url = f"postgresql://mailroom:{PASSWORD}@127.0.0.1:{closed_port()}/mailroom"
+    env = clean_environment({"DATABASE_URL": url})
+    quiet = run_mailroom(command, env, tmp_path)
+    verbose = run_mailroom(["-v", *command], env, tmp_path)
+
+    assert quiet.returncode == 1, quiet.stderr
+    assert "Traceback" not in quiet.stderr
+    errors = [line for line in quiet.stderr.splitlines() if not line.startswith("INFO ")]
+    assert len(errors) == 1, quiet.stderr
+    assert errors[0].startswith("mailroom: error: DATABASE_URL postgresql://mailroom:***@")
+
+    assert verbose.returncode == 1, verbose.stderr
+    assert "Traceback (most recent call last)" in verbose.stderr
+    assert "DatabaseUnreachableError" in verbose.stderr
+    assert verbose.stderr.strip().splitlines()[-1] == errors[0]
+    for output in (quiet.stdout, quiet.stderr, verbose.stdout, verbose.stderr):
+        assert not pieces(PASSWORD) & {output[i : i + 4] for i in range(len(output))}
+
+
+def test_worker_children_show_a_database_fault_in_one_line_even_with_verbose(
+    tmp_path: Path,
+) -> None:
+    url = f"postgresql://mailroom:{PASSWORD}@127.0.0.1:{closed_port()}/mailroom"
+    env = clean_environment({"DATABASE_URL": url})
+    result = run_mailroom(["-v", "worker", "--once", "--processes", "2"], env, tmp_path)
+    assert result.returncode == 1, result.stderr
+    # Each child: its one line; the parent: how many failed. No child's traceback.
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("mailroom: error:")]
+    assert len(errors) == 3, result.stderr
+    assert sum("cannot connect" in line for line in errors) == 2, result.stderr
+    assert errors[-1] == "mailroom: error: 2 of 2 worker processes ended with an error"

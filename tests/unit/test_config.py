@@ -24,6 +24,7 @@ from mailroom.config import (
     load_settings,
     load_settings_report,
     redact_url,
+    url_secrets,
 )
 from mailroom.errors import MailroomError, SettingsError
 
@@ -1124,6 +1125,22 @@ def test_short_or_missing_secret_key_errors_never_show_it() -> None:
 )
 def test_redact_url(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("url", "hidden"),
+    [
+        ("postgresql://ada:Tr0@ub4dor@db.example/app", ("Tr0@ub4dor",)),
+        ("postgresql://ada:Tr0?ub#4dor@db.example/app", ("Tr0?ub#4dor",)),
+        ("postgresql://ada:p1@db/app?pwd=p2&x=1;secret=p3", ("p1", "p2", "p3")),
+        ("postgresql://ada@db.example/app", ()),
+        ("sqlite:////srv/mail@room.db", ()),
+    ],
+)
+def test_url_secrets_are_what_redact_url_hides(url: str, hidden: tuple[str, ...]) -> None:
+    assert url_secrets(url) == hidden
+    for secret in hidden:
+        assert secret not in redact_url(url)
 
 
 def test_settings_repr_masks_the_database_password() -> None:

@@ -4,12 +4,26 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from urllib.parse import unquote
 
+import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from mailroom.errors import DatabaseError, DatabaseFileError, DatabaseFullError
-from mailroom.outbox.faults import display_url, parse_url, sqlite_path, translate_error
+from mailroom.errors import (
+    DatabaseError,
+    DatabaseFileError,
+    DatabaseFullError,
+    DatabaseUnreachableError,
+)
+from mailroom.outbox.faults import (
+    check_password_parsed,
+    display_url,
+    parse_url,
+    scrub,
+    sqlite_path,
+    translate_error,
+)
 
 
 def test_display_url_masks_the_password_and_makes_sqlite_paths_absolute(
@@ -20,6 +34,53 @@ def test_display_url_masks_the_password_and_makes_sqlite_paths_absolute(
     assert display_url("sqlite:///mailroom.db") == f"sqlite:///{tmp_path / 'mailroom.db'}"
     assert sqlite_path("sqlite://") is None
     assert sqlite_path("postgresql://db/app") is None
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        # SQLAlchemy's own rendering kept the query's password and cut this one at its "@".
+        ("postgresql://u@db/app?password=hunter2x", "postgresql://u@db/app?password=***"),
+        ("postgresql://u:s3cr@tPassw0rd@db/app", "postgresql://u:***@db/app"),
+        ("postgresql://u:pa#ss?w/rd@db:5432/app", "postgresql://u:***@db:5432/app"),
+        ("postgresql://ada@example.com:hunter2x@db/app", "postgresql://ada@example.com:***@db/app"),
+    ],
+)
+def test_display_url_is_the_one_redactor(url: str, shown: str) -> None:
+    assert display_url(url) == shown
+    # An engine's parsed URL (how check_schema shows it) gives the same, percent-encoded.
+    assert unquote(display_url(make_url(url))) == shown
+
+
+def test_a_password_with_an_unencoded_at_sign_is_refused_naming_the_fix() -> None:
+    with pytest.raises(DatabaseError, match="%40") as raised:
+        check_password_parsed("postgresql://u:s3cr@tPassw0rd@127.0.0.1/app")
+    assert "s3cr" not in str(raised.value)
+    assert "tPassw0rd" not in str(raised.value)
+    check_password_parsed("postgresql://u:s3cr%40tPassw0rd@127.0.0.1/app")
+    check_password_parsed("postgresql://ada@example.com:hunter2x@127.0.0.1/app")
+    check_password_parsed("sqlite:////srv/a@b/mailroom.db")
+
+
+def test_a_drivers_words_lose_every_piece_of_the_password() -> None:
+    # What psycopg says when SQLAlchemy took the password's tail for the host.
+    url = "postgresql://u:s3cr@tPassw0rd@127.0.0.1:5432/app"
+    driver = psycopg.OperationalError(
+        "connection failed: failed to resolve host 'tPassw0rd@127.0.0.1': "
+        "[Errno -2] Name or service not known"
+    )
+    for given in (url, make_url(url)):
+        error = translate_error(driver, given, connecting=True)
+        assert isinstance(error, DatabaseUnreachableError)
+        assert "tPassw0rd" not in str(error)
+        assert "s3cr" not in str(error)
+        assert "failed to resolve host '***@127.0.0.1'" in str(error)
+    # Encoded in the URL, decoded by the driver; and a password given as a query parameter.
+    assert scrub("password hunter#2x rejected", "postgresql://u:hunter%232x@h/a") == (
+        "password *** rejected"
+    )
+    assert scrub("no: q-secret-7", "postgresql://u@h/a?password=q-secret-7") == "no: ***"
+    assert scrub("nothing secret here", "postgresql://u@h/a") == "nothing secret here"
 
 
 def test_an_unparsable_url_is_not_echoed() -> None:

@@ -13,6 +13,7 @@ from typing import NoReturn
 import click
 
 from mailroom.cli.base import (
+    EXIT_ERROR,
     EXIT_STREAM_PAUSED,
     CommandError,
     cli_settings,
@@ -51,14 +52,13 @@ def db_group() -> None:
 def db_upgrade(ctx: click.Context, config_path: str | None) -> None:
     """Create or migrate the outbox tables to this version's schema."""
     settings = cli_settings(ctx, config_path)
+    # A MailroomError (the database, the schema) goes up to MailroomGroup: one line, and the
+    # traceback with -v.
+    engine = create_outbox_engine(settings.DATABASE_URL)
     try:
-        engine = create_outbox_engine(settings.DATABASE_URL)
-        try:
-            before, after = database.upgrade(engine)
-        finally:
-            engine.dispose()
-    except MailroomError as exc:
-        raise click.ClickException(str(exc)) from None
+        before, after = database.upgrade(engine)
+    finally:
+        engine.dispose()
     shown = database.display_url(settings.DATABASE_URL)
     if before == after:
         click.echo(f"{shown} is already at schema revision {after}; nothing to do")
@@ -250,12 +250,9 @@ def _worker_process(
 ) -> None:
     """One worker, in this process: the whole run, or one child of ``--processes``."""
     attach_log_files(settings)
-    try:
-        name, stats = run_worker(
-            settings, concurrency=concurrency, once=once, supervised=supervised
-        )
-    except MailroomError as exc:  # the schema, or the database itself (DatabaseError)
-        raise CommandError(str(exc)) from None
+    # A MailroomError (the schema, the database) goes up: to MailroomGroup in this process,
+    # to _worker_child in a child.
+    name, stats = run_worker(settings, concurrency=concurrency, once=once, supervised=supervised)
     click.echo(
         f"worker {name}: sent {stats.sent}, deferred {stats.deferred}, "
         f"failed {stats.failed}, paused {stats.paused}, released {stats.released}, "
@@ -264,12 +261,17 @@ def _worker_process(
 
 
 def _worker_child(settings: Settings, concurrency: int | None, once: bool) -> None:
-    """The target of each ``--processes`` child: an error is shown, not a traceback."""
+    """The target of each ``--processes`` child: an error is shown in one line, never a
+    traceback (MailroomGroup is in the parent; with several children the screen would fill
+    with the same traceback each time). The parent then says how many children failed."""
     try:
         _worker_process(settings, concurrency, once, supervised=True)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except MailroomError as exc:
+        CommandError(str(exc)).show()
+        sys.exit(EXIT_ERROR)
 
 
 @main.command("status")
@@ -291,11 +293,12 @@ def status_command(ctx: click.Context, as_json: bool, config_path: str | None) -
             state = outbox_status(engine)
         finally:
             engine.dispose()
-    except MailroomError as exc:  # SchemaOutdatedError, DatabaseError
-        # A settings error may be why the outbox is not where it was expected: say both.
+    except MailroomError:  # SchemaOutdatedError, DatabaseError
+        # A settings error may be why the outbox is not where it was expected: say both (the
+        # database's error last, from MailroomGroup, with its traceback under -v).
         for error in report.errors:
             click.echo(printable(f"mailroom: error: {error}"), err=True)
-        raise click.ClickException(str(exc)) from None
+        raise
     if as_json:
         state["settings_errors"] = [str(error) for error in report.errors]
         click.echo(json.dumps(state, indent=2))

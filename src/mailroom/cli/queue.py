@@ -19,7 +19,6 @@ from sqlalchemy import Engine
 
 from mailroom.cli.base import F, cli_settings, config_option, main
 from mailroom.cli.render import printable
-from mailroom.errors import MailroomError
 from mailroom.outbox import admin, database
 from mailroom.outbox.database import create_outbox_engine
 from mailroom.outbox.schema import Status
@@ -58,19 +57,17 @@ def _queue_duration(
 
 @contextmanager
 def _queue_engine(ctx: click.Context, config_path: str | None) -> Iterator[Engine]:
-    """The outbox engine, refusing (exit 1, no traceback) a schema this version cannot use, a
-    missing outbox file and a broken database, here or in the command's own queries."""
+    """The outbox engine, refusing a schema this version cannot use, a missing outbox file and
+    a broken database: as a MailroomError, here or in the command's own queries, which
+    MailroomGroup shows in one line (exit 1; the traceback with -v)."""
     settings = cli_settings(ctx, config_path)
+    # must_exist: run in the wrong folder, this must say so, not leave an empty outbox.
+    engine = create_outbox_engine(settings.DATABASE_URL, must_exist=True)
     try:
-        # must_exist: run in the wrong folder, this must say so, not leave an empty outbox.
-        engine = create_outbox_engine(settings.DATABASE_URL, must_exist=True)
-        try:
-            database.check_schema(engine)
-            yield engine
-        finally:
-            engine.dispose()
-    except MailroomError as exc:  # SchemaOutdatedError, DatabaseError among them
-        raise click.ClickException(str(exc)) from None
+        database.check_schema(engine)
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def _queue_time(epoch: float | None) -> str:

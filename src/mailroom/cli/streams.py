@@ -59,7 +59,8 @@ def streams_group() -> None:
 def streams_list(ctx: click.Context, as_json: bool, config_path: str | None) -> None:
     """Every stream: its priority, messages waiting, and whether it is paused and why."""
     settings = cli_settings(ctx, config_path)
-    engine = create_outbox_engine(settings.DATABASE_URL)
+    # must_exist: run in the wrong folder, this must say so, not leave an empty outbox.
+    engine = create_outbox_engine(settings.DATABASE_URL, must_exist=True)
     try:
         database.check_schema(engine)
         with engine.connect() as connection:
@@ -96,7 +97,8 @@ def streams_list(ctx: click.Context, as_json: bool, config_path: str | None) -> 
 def streams_resume(ctx: click.Context, name: str, config_path: str | None) -> None:
     """Lift the pause of stream NAME now (after fixing the setting that caused it)."""
     settings = cli_settings(ctx, config_path)
-    engine = create_outbox_engine(settings.DATABASE_URL)
+    # must_exist: run in the wrong folder, this must say so, not leave an empty outbox.
+    engine = create_outbox_engine(settings.DATABASE_URL, must_exist=True)
     try:
         database.check_schema(engine)
         with engine.begin() as connection:

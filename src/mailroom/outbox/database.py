@@ -48,6 +48,7 @@ from sqlalchemy.exc import DBAPIError, NoSuchModuleError
 
 from mailroom.errors import MailroomError
 from mailroom.outbox.faults import (
+    check_password_parsed,
     check_sqlite_path,
     display_url,
     missing_driver,
@@ -88,6 +89,12 @@ def normalise_url(url: str) -> str:
     parsed = parse_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
+    password = parsed.query.get("password")
+    if parsed.get_backend_name() == "postgresql" and isinstance(password, str):
+        # libpq's ?password= as the URL's own password (the query wins over the user
+        # information in libpq, and here): SQLAlchemy masks that one in the engine's repr and
+        # str(engine.url), never a query parameter.
+        parsed = parsed.difference_update_query(["password"]).set(password=password)
     return parsed.render_as_string(hide_password=False)
 
 
@@ -97,7 +104,8 @@ def create_outbox_engine(url: str, *, durable: bool = True, must_exist: bool = F
     ``must_exist``: the command only looks at the outbox, so a SQLite file that is not there
     is an error (the command ran in the wrong folder) rather than a new empty file.
     """
-    given = parse_url(url)  # as the operator wrote it, for messages
+    given = url  # as the operator wrote it: what messages show, and what they must not
+    check_password_parsed(given)
     parsed = parse_url(normalise_url(url))
     path = sqlite_path(parsed)
     if path is not None and must_exist:

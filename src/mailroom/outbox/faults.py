@@ -1,5 +1,7 @@
 """Database faults as errors: a driver's exception becomes one :class:`DatabaseError` that
-names ``DATABASE_URL`` (its password masked, a SQLite path made absolute) and the fix.
+names ``DATABASE_URL`` (shown through :func:`mailroom.config.redact_url`, a SQLite path made
+absolute) and the fix. The driver's own words are kept, with every piece of the URL's secrets
+taken out: a driver echoes what it parsed (a host name that may be the tail of a password).
 
 One declarative table per database (SQLite by message, PostgreSQL by SQLSTATE, and by message
 where psycopg gives none); anything not in a table (a constraint, a bug) passes through as it
@@ -9,11 +11,14 @@ is. :mod:`mailroom.outbox.database` applies this to every engine it makes.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from urllib.parse import unquote
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from mailroom.config import REDACTED, redact_url, url_secrets
 from mailroom.errors import (
     DatabaseDriverMissingError,
     DatabaseError,
@@ -23,10 +28,12 @@ from mailroom.errors import (
 )
 
 __all__ = [
+    "check_password_parsed",
     "check_sqlite_path",
     "display_url",
     "missing_driver",
     "parse_url",
+    "scrub",
     "sqlite_path",
     "translate_error",
 ]
@@ -62,14 +69,73 @@ def sqlite_path(url: str | URL) -> Path | None:
     return Path(database).absolute()
 
 
+def _url_text(url: str | URL) -> str:
+    """The URL as text with its password in it (percent-encoded by SQLAlchemy when ``url``
+    is parsed), for the redactor to take out."""
+    return url if isinstance(url, str) else url.render_as_string(hide_password=False)
+
+
 def display_url(url: str | URL) -> str:
-    """The URL as it may be shown: the password masked, a SQLite file as an absolute path
-    (a relative one says nothing about which folder the command ran in)."""
-    parsed = parse_url(url)
-    path = sqlite_path(parsed)
+    """The URL as it may be shown: through :func:`~mailroom.config.redact_url` (the one
+    redactor for every URL Mailroom shows), a SQLite file as an absolute path (a relative one
+    says nothing about which folder the command ran in)."""
+    path = sqlite_path(url)
     if path is not None:
         return f"sqlite:///{path}"
-    return parsed.render_as_string(hide_password=True)
+    return redact_url(_url_text(url).strip())
+
+
+# A password is split at these by one parser or another (SQLAlchemy and libpq end it at its
+# first "@"); a driver then shows a piece of it as the host, the port or the database name.
+_URL_DELIMITERS = re.compile(r"[@:/?#&;\[\]]")
+_MIN_PIECE = 4  # shorter pieces are common words and numbers, not a password's
+
+
+def _secrets(url: str | URL) -> set[str]:
+    """Every form in which a secret of ``url`` may reach a driver's message: as written, as
+    decoded, as SQLAlchemy read the password, and each piece of these between delimiters."""
+    found: set[str] = set(url_secrets(_url_text(url)))
+    if isinstance(url, str):
+        found.update(url_secrets(url.strip()))
+    parsed = _parsed_or_none(url)
+    if parsed is not None and parsed.password:
+        found.add(str(parsed.password))  # what the driver got, however short
+    found |= {unquote(secret) for secret in found}
+    pieces = {
+        piece
+        for secret in found
+        for piece in _URL_DELIMITERS.split(secret)
+        if len(piece) >= _MIN_PIECE
+    }
+    return {secret for secret in found | pieces if secret}
+
+
+def _parsed_or_none(url: str | URL) -> URL | None:
+    try:
+        return parse_url(url)
+    except DatabaseError:
+        return None
+
+
+def scrub(text: str, url: str | URL) -> str:
+    """``text`` (a driver's message) with every secret of ``url`` in it, whole or a piece of
+    four characters or more, replaced by ``***``."""
+    for secret in sorted(_secrets(url), key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def check_password_parsed(url: str | URL) -> None:
+    """Refuse a password with an unencoded ``@``: SQLAlchemy (like libpq) ends the password
+    at its first ``@`` and takes the rest for the host, so the connection would go to a host
+    named after the password's tail (and a driver's error would name it)."""
+    parsed = parse_url(url)
+    if parsed.host is not None and "@" in parsed.host:
+        raise DatabaseError(
+            f"DATABASE_URL {display_url(url)}: the password holds an unencoded '@', so the "
+            "rest of it would be read as the host name; write each '@' in the password as "
+            "%40 (RFC 3986 percent-encoding; ':', '/', '?' and '#' as %3A, %2F, %3F, %23)"
+        )
 
 
 # -- faults ----------------------------------------------------------------------------
@@ -104,32 +170,35 @@ def _path_fault(path: Path) -> DatabaseFileError | None:
     return None
 
 
-def missing_driver(url: URL, exc: BaseException) -> DatabaseDriverMissingError:
-    backend = url.get_backend_name()
+def missing_driver(url: str | URL, exc: BaseException) -> DatabaseDriverMissingError:
+    parsed = parse_url(url)
+    backend = parsed.get_backend_name()
     if backend in ("postgresql", "postgres"):
         return DatabaseDriverMissingError(
             f"DATABASE_URL {display_url(url)} needs the PostgreSQL driver (psycopg), which is "
             f"not installed: {_POSTGRES_EXTRA}"
         )
     return DatabaseDriverMissingError(
-        f"DATABASE_URL {display_url(url)}: no driver for {url.drivername} "
+        f"DATABASE_URL {display_url(url)}: no driver for {parsed.drivername} "
         f"({type(exc).__name__}); use sqlite:/// or postgresql:// ({_POSTGRES_EXTRA})"
     )
 
 
-def _first_line(exc: BaseException, url: URL) -> str:
-    """The driver's own first line, with the password (if any) taken out."""
+def _first_line(exc: BaseException) -> str:
+    """The driver's own first line, as it is: only ever shown through :func:`scrub`."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    text = text.removeprefix("connection failed: ")
-    if url.password:
-        text = text.replace(str(url.password), "***")
-    return text
+    return text.removeprefix("connection failed: ")
 
 
-def translate_error(exc: BaseException, url: URL, *, connecting: bool) -> DatabaseError | None:
+def translate_error(
+    exc: BaseException, url: str | URL, *, connecting: bool
+) -> DatabaseError | None:
     """The :class:`DatabaseError` for a driver exception, or ``None`` when it is not a fault of
-    the database itself (a constraint, a bug) and should pass through as it is."""
-    if url.get_backend_name() == "sqlite":
+    the database itself (a constraint, a bug) and should pass through as it is.
+
+    ``url`` as the operator wrote it (the string, best): what may be shown, and what must not
+    be, is read from it."""
+    if parse_url(url).get_backend_name() == "sqlite":
         return _sqlite_error(exc, url)
     return _postgres_error(exc, url, connecting=connecting)
 
@@ -218,10 +287,10 @@ def _file_system_fault(path: Path) -> tuple[type[DatabaseError], str] | None:
     return None
 
 
-def _sqlite_error(exc: BaseException, url: URL) -> DatabaseError | None:
+def _sqlite_error(exc: BaseException, url: str | URL) -> DatabaseError | None:
     message = str(exc).lower()
     path = sqlite_path(url)
-    reason = str(exc).strip()
+    reason = scrub(str(exc).strip(), url)
     if path is not None and "unable to open" in message:
         path_fault = _path_fault(path)
         if path_fault is not None:
@@ -257,21 +326,26 @@ _POSTGRES_SQLSTATES: dict[str, tuple[type[DatabaseError], str]] = {
 }
 
 
-def _postgres_error(exc: BaseException, url: URL, *, connecting: bool) -> DatabaseError | None:
-    shown = display_url(url)
+def _postgres_error(
+    exc: BaseException, url: str | URL, *, connecting: bool
+) -> DatabaseError | None:
+    reason = _first_line(exc)
     sqlstate = getattr(exc, "sqlstate", None)
     if sqlstate in _POSTGRES_SQLSTATES:
         cls, fix = _POSTGRES_SQLSTATES[sqlstate]
-        return cls(f"DATABASE_URL {shown}: {_first_line(exc, url)}; {fix}")
-    if connecting and type(exc).__name__ == "OperationalError":
+        what = ""
+    elif connecting and type(exc).__name__ == "OperationalError":
         # psycopg gives no SQLSTATE for a refused connection: read its message.
-        reason = _first_line(exc, url)
+        cls, what = DatabaseUnreachableError, "cannot connect: "
         fix = next(
             (fix for fragment, fix in _POSTGRES_CONNECT_FAULTS if fragment in reason.lower()),
             "start the server, or fix the host and port in DATABASE_URL",
         )
-        return DatabaseUnreachableError(f"DATABASE_URL {shown}: cannot connect: {reason}; {fix}")
-    return None
+    else:
+        return None
+    # The driver names what it parsed (host, user, database), and any of it may hold a piece
+    # of the password: its words are read as they are (above) but shown scrubbed.
+    return cls(f"DATABASE_URL {display_url(url)}: {what}{scrub(reason, url)}; {fix}")
 
 
 _POSTGRES_CONNECT_FAULTS = (

@@ -13,17 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import re
 import socket
 import threading
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-__all__ = ["EhloName", "EhloSource", "address_literal", "is_qualified", "machine_fqdn"]
+from mailroom.domains import is_qualified
 
-# RFC 5321 §4.1.2: Domain = sub-domain *("." sub-domain); sub-domain = Let-dig [Ldh-str].
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-_DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})+")
+__all__ = ["EhloName", "EhloSource", "address_literal", "is_qualified", "machine_fqdn"]
 
 
 class EhloSource(StrEnum):
@@ -43,17 +40,6 @@ class EhloName(NamedTuple):
     fqdn: str | None = None
     """What ``socket.getfqdn()`` said, when it was asked (``None``: not asked, or no answer
     in time)."""
-
-
-def is_qualified(name: str) -> bool:
-    """A domain of two or more labels that is not ``localhost`` under another name
-    (``localhost.localdomain``) and not an IPv4 address written as a name."""
-    name = name.rstrip(".")
-    if not _DOMAIN.fullmatch(name):
-        return False
-    if name.split(".", 1)[0].lower() == "localhost":
-        return False
-    return not name.rsplit(".", 1)[1].isdigit()  # 192.0.2.1: a top-level label is not numeric
 
 
 def address_literal(sockname: Any) -> str:
