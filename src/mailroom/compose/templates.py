@@ -256,5 +256,5 @@ class TemplateLibrary:
             text = self._render_part(template, "text", template.text, context, html=False)
         else:
             assert html is not None  # Template refuses neither html nor text  # noqa: S101
-            text = html_to_text(html)
+            text = html_to_text(html, template=template.name)
         return RenderedContent(subject=subject, text=text, html=html)
