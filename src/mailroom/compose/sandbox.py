@@ -573,7 +573,7 @@ class _Growing(list[Any]):
         budget = _budget.get()
         if budget is not None:
             budget.check_time()
-        return _Growing(list.__add__(self, list(other) if isinstance(other, tuple) else other))
+        return _Growing(list.__add__(self, other))
 
 
 class _GrowingTuple(tuple[Any, ...]):
