@@ -25,6 +25,13 @@ where a template gets control:
 * **Sizes are checked before building.** An operation whose result would be large (``*`` on
   a sequence, ``**`` or ``*`` on integers, ``~``, ``%``, ``str.format``, the string methods and
   filters that pad, repeat or join) is refused from its arguments, before Python allocates.
+* **No value weighs more than the budget.** A value's weight is about what ``str()`` makes of
+  it, counting what lists, tuples, dicts, namespaces and dict views hold, each time they hold
+  it (:func:`_measure`): that is also what hashing or comparing it walks. ``*`` and ``+`` on
+  sequences, literals, calls and filters refuse a result over the budget, so ``(t,) * 100``
+  nested five deep (short to build, 100**5 items to hash) is refused where it is built, and
+  printing, ``|string`` or ``|pprint`` are refused from the weight, before Python makes the
+  string.
 
 Every refusal raises :class:`TemplateLimitError`; the template library turns it into a
 :class:`~mailroom.errors.TemplateError` naming the template.
@@ -549,6 +556,27 @@ def _stringified(value: Any, args: _Args, kwargs: _Kwargs) -> Any:
     return value
 
 
+#: Most weight of a value laid out over lines, by ``|pprint`` or ``|tojson(indent=...)``: each
+#: line is indented by the depth it is at (in pprint, by the keys above it too), so the output
+#: can grow as the square of the input.
+_LAID_OUT = 2_000
+_MAX_INDENT = 16
+
+
+def _tojson(value: Any, args: _Args, kwargs: _Kwargs) -> Any:
+    _need_weight(value)
+    indent = _arg(args, kwargs, 0, "indent")
+    if indent is None:
+        return value
+    size = _len(indent) if isinstance(indent, str) else _as_int(indent)
+    if size > _MAX_INDENT or _weight(value, _LAID_OUT) > _LAID_OUT:
+        raise TemplateLimitError(
+            f"|tojson with an indent is for values under {_LAID_OUT:,} characters and indents "
+            f"of at most {_MAX_INDENT}; use |tojson without an indent"
+        )
+    return value
+
+
 def _batch(value: Any, args: _Args, kwargs: _Kwargs) -> Any:
     value = _item_count("batch", "linecount")(value, args, kwargs)
     fill = _arg(args, kwargs, 1, "fill_with")
@@ -608,14 +636,9 @@ def _bounded_sum(
     return sum(iterable, start)
 
 
-#: Up to this weight ``|pprint`` lays out over lines as Python's pprint does; above it, on one
-#: line: pprint indents nested items by the length of the keys above them, so its output can
-#: be the square of the input.
-_PPRINT_LINES = 2_000
-
-
 def _bounded_pprint(value: Any) -> str:
-    width = 80 if _weight(value, _PPRINT_LINES) <= _PPRINT_LINES else sys.maxsize
+    """Python's pprint up to :data:`_LAID_OUT`; above it, all on one line (like ``repr``)."""
+    width = 80 if _weight(value, _LAID_OUT) <= _LAID_OUT else sys.maxsize
     return pformat(value, width=width)
 
 
@@ -633,6 +656,7 @@ _FILTER_CHECKS: dict[str, Callable[[Any, _Args, _Kwargs], Any]] = {
     "round": _round,
     **dict.fromkeys(("sum", "list", "unique", "sort", "min", "max"), _iterated),
     **dict.fromkeys(_STRINGIFYING, _stringified),
+    "tojson": _tojson,
 }
 
 

@@ -179,6 +179,8 @@ RENDERED = [
         SIZE,
     ),
     ("{{ ('\x00' * 1000000).split('x') * 3 }}", SIZE),
+    ("{{ (range(3000)|list)|tojson(indent=1000000)|length }}", "|tojson with an indent"),
+    ("{{ (range(3000)|list)|tojson(indent=2)|length }}", "|tojson with an indent"),
     # Containers that hold the same container many times: hashing or comparing walks it all.
     ("{% set b = range(100000)|list %}{{ ([b]*2000)|sum(start=[])|length }}", SIZE),
     (
@@ -477,6 +479,7 @@ def test_printing_namespaces_views_and_pprint() -> None:
     assert small_text == pformat(small)  # laid out over lines, as Python's pprint does
     assert "\n" in small_text
     assert big_text == repr(big)  # over 2,000 characters: one line
+    assert render_text("{{ small|tojson(indent=2) }}", small=small) == json.dumps(small, indent=2)
 
 
 def test_wordwrap_of_a_long_text_at_an_ordinary_width() -> None:
