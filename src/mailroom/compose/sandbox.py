@@ -351,6 +351,17 @@ def _need_weight(*values: object) -> None:
     _need(sum(_weight(value, _limit()) for value in values))
 
 
+# What the template can call to build a container of values it holds: the sandbox's own
+# ``dict`` and ``namespace``, and methods of built-in types (``{}.fromkeys(keys, x)``). The
+# application's functions are not weighed: what they return is the application's data.
+_BUILDER_OWNERS = frozenset({str, bytes, list, tuple, dict, type})
+
+
+def _builds(func: object) -> bool:
+    owner = getattr(func, "__self__", None)
+    return func is dict or func is Namespace or type(owner) in _BUILDER_OWNERS
+
+
 def _check_built(value: object, measured: tuple[int, bool] | None = None) -> None:
     """Refuse a container the template built (a literal, ``*``, ``+``, a call or a filter's
     result) whose weight is over the budget, and remember the weight of the last few.
@@ -577,13 +588,20 @@ def _tojson(value: Any, args: _Args, kwargs: _Kwargs) -> Any:
     return value
 
 
-def _batch(value: Any, args: _Args, kwargs: _Kwargs) -> Any:
-    value = _item_count("batch", "linecount")(value, args, kwargs)
-    fill = _arg(args, kwargs, 1, "fill_with")
-    if fill is not None:  # the last row is padded with up to linecount - 1 of it
-        count = max(0, _as_int(_arg(args, kwargs, 0, "linecount")))
-        _need(_weight(fill, _limit() // max(count, 1) + 1) * count)
-    return value
+def _filled(name: str, parameter: str) -> Callable[[Any, _Args, _Kwargs], Any]:
+    """``|batch`` and ``|slice``: at most :data:`MAX_RANGE` groups, and a ``fill_with`` value
+    repeated (up to once per item of a group, or once per group) weighs that many times."""
+    count_check = _item_count(name, parameter)
+
+    def check(value: Any, args: _Args, kwargs: _Kwargs) -> Any:
+        value = count_check(value, args, kwargs)
+        fill = _arg(args, kwargs, 1, "fill_with")
+        if fill is not None:
+            count = max(0, _as_int(_arg(args, kwargs, 0, parameter)))
+            _need(_weight(fill, _limit() // max(count, 1) + 1) * count)
+        return value
+
+    return check
 
 
 class _Growing(list[Any]):
@@ -651,8 +669,8 @@ _FILTER_CHECKS: dict[str, Callable[[Any, _Args, _Kwargs], Any]] = {
     "replace": _replace,
     "format": _format,
     "join": _join,
-    "batch": _batch,
-    "slice": _item_count("slice", "slices"),
+    "batch": _filled("batch", "linecount"),
+    "slice": _filled("slice", "slices"),
     "round": _round,
     **dict.fromkeys(("sum", "list", "unique", "sort", "min", "max"), _iterated),
     **dict.fromkeys(_STRINGIFYING, _stringified),
@@ -824,7 +842,6 @@ def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
         else:
             result = func(value, *args, **kwargs)
         _charge(result)
-        _check_built(result)  # [1]|batch(100000, x)|list holds x 99,999 times
         return result
 
     update_wrapper(bounded, func)
@@ -1004,7 +1021,8 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         args = _check_method(__obj, args, kwargs)
         result = super().call(__context, __obj, *args, **kwargs)
         _charge(result)
-        _check_built(result)  # dict(a=x, b=x), namespace(...), d.fromkeys(keys, x)
+        if _builds(__obj):
+            _check_built(result)  # dict(a=x, b=x), namespace(...), {}.fromkeys(keys, x)
         return result
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:

@@ -233,6 +233,16 @@ RENDERED = [
         "{% set t = ((1,)*1000,)*1000 %}{{ ([1]|batch(100000, t)|first)|unique|list|length }}",
         SIZE,
     ),
+    (
+        "{% set t = ((1,)*1000,)*1000 %}"
+        "{{ ([1]|slice(100000, t)|map('last')|unique|list|length) }}",
+        SIZE,
+    ),
+    (
+        "{% set t1 = (1,)*1000000 %}{% set t2 = (1,)*1000000 %}"
+        "{{ {}.fromkeys(range(1000), t1) == {}.fromkeys(range(1000), t2) }}",
+        SIZE,
+    ),
     # Quadratic in the length over the width.
     ("{{ ('a'*1000000)|wordwrap(1)|length }}", "|wordwrap(1) of more than 200,000 characters"),
 ]
@@ -498,3 +508,16 @@ def test_ordinary_html_is_inlined_and_gets_a_text_part() -> None:
     assert '<p class="c7" style="color: #000007;">row 7</p>' in rendered.html
     assert rendered.text.startswith("row 0\n\nrow 1\n")
     assert rendered.text.endswith("row 1999\n")
+
+
+def test_a_big_context_value_can_be_sorted_and_filtered() -> None:
+    # Filters rearrange what the application gave: their results are not weighed again, so
+    # data heavier than the budget can still be sorted to print a part of it.
+    names = [f"{i:05d} " + "x" * 60 for i in range(10_000)]  # about 700,000 characters
+    library = TemplateLibrary(max_output_chars=100_000)
+    text = render_text(
+        "{{ (names|sort(reverse=true)|first)[:5] }}|{{ names|select('lt', '00002')|list|length }}",
+        library,
+        names=names,
+    )
+    assert text == "09999|2"
