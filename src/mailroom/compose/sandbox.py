@@ -336,7 +336,7 @@ def _measure(value: object, limit: int) -> tuple[int, bool]:
 
 def _weight(value: object, limit: int) -> int:
     """The weight of ``value`` (see :func:`_measure`)."""
-    if type(value) is str:  # the common case, without the walk
+    if isinstance(value, str):  # the common case; str() of a text is itself, not its repr
         return len(value) + 2
     return _measure(value, limit)[0]
 

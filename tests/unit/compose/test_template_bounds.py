@@ -521,3 +521,20 @@ def test_a_big_context_value_can_be_sorted_and_filtered() -> None:
         names=names,
     )
     assert text == "09999|2"
+
+
+def test_a_text_with_line_breaks_counts_its_length_when_printed() -> None:
+    # In a list, repr writes a line break as two characters; printed as text it is one.
+    rendered = TemplateLibrary().render(
+        Template(
+            "t",
+            "s",
+            html=(
+                "{% set block %}{% for i in range(80000) %}<p>line</p>\n<br>\n{% endfor %}"
+                "{% endset %}{{ block ~ '.' }}"
+            ),
+            text="x",
+        ),
+        {},
+    )
+    assert rendered.html == "<p>line</p>\n<br>\n" * 80_000 + "."
