@@ -25,6 +25,13 @@ where a template gets control:
 * **Sizes are checked before building.** An operation whose result would be large (``*`` on
   a sequence, ``**`` or ``*`` on integers, ``~``, ``%``, ``str.format``, the string methods and
   filters that pad, repeat or join) is refused from its arguments, before Python allocates.
+* **No value weighs more than the budget.** A value's weight is about what ``str()`` makes of
+  it, counting what lists, tuples, dicts, namespaces and dict views hold, each time they hold
+  it (:func:`_measure`): that is also what hashing or comparing it walks. ``*`` and ``+`` on
+  sequences, literals, calls and filters refuse a result over the budget, so ``(t,) * 100``
+  nested five deep (short to build, 100**5 items to hash) is refused where it is built, and
+  printing, ``|string`` or ``|pprint`` are refused from the weight, before Python makes the
+  string.
 
 Every refusal raises :class:`TemplateLimitError`; the template library turns it into a
 :class:`~mailroom.errors.TemplateError` naming the template.
@@ -32,15 +39,26 @@ Every refusal raises :class:`TemplateLimitError`; the template library turns it 
 
 from __future__ import annotations
 
+import math
 import operator
 import re
+import sys
 import time
 import types
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import (
+    Callable,
+    ItemsView,
+    Iterable,
+    Iterator,
+    KeysView,
+    Mapping,
+    ValuesView,
+)
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import update_wrapper
-from itertools import islice
+from itertools import chain, islice
+from pprint import pformat
 from typing import Any, cast
 
 import jinja2
@@ -48,6 +66,7 @@ from jinja2 import nodes
 from jinja2.compiler import CodeGenerator
 from jinja2.exceptions import TemplateRuntimeError
 from jinja2.ext import Extension
+from jinja2.filters import make_attrgetter
 from jinja2.lexer import Token, TokenStream
 from jinja2.runtime import Context, markup_join, str_join
 from jinja2.sandbox import (
@@ -55,7 +74,7 @@ from jinja2.sandbox import (
     SandboxedEscapeFormatter,
     SandboxedFormatter,
 )
-from jinja2.utils import generate_lorem_ipsum, pass_context
+from jinja2.utils import Namespace, generate_lorem_ipsum, pass_context, pass_environment
 from jinja2.visitor import NodeTransformer
 from markupsafe import Markup, soft_str
 
@@ -91,9 +110,11 @@ _LOOP = "mailroom-loop"
 _CONCAT = "mailroom-concat"
 _CHARGE = "mailroom-charge"
 _SLICE = "mailroom-slice"
+_BUILD = "mailroom-build"
 
 _CHECK_EVERY = 1024  # items between deadline checks in a long walk or loop
 _MAX_FOLDED = 10_000  # longest string a constant expression is folded into while compiling
+_REMEMBERED = 8  # weights of recently built containers a render keeps
 
 
 class TemplateLimitError(TemplateRuntimeError):
@@ -115,9 +136,17 @@ class RenderBudget:
     chars: int = 0
     iterations: int = 0
     ticks: int = 0
+    #: The weights of the last few containers built, by id (each held, so the id stays its).
+    weights: dict[int, tuple[object, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.deadline = time.monotonic() + self.timeout
+
+    def remember(self, value: object, weight: int) -> None:
+        self.weights.pop(id(value), None)
+        self.weights[id(value)] = (value, weight)
+        if len(self.weights) > _REMEMBERED:
+            del self.weights[next(iter(self.weights))]  # the oldest
 
     @property
     def remaining(self) -> int:
@@ -182,46 +211,172 @@ def _charge(result: object) -> None:
         budget.charge(len(result))
 
 
-def _weight(value: object, limit: int) -> int:
+def _parts(item: object) -> tuple[int, Iterable[object]] | None:
+    """What ``repr(item)`` adds around its items, and the items, for a container; ``None``
+    for anything else. Namespaces and dict views count: their ``repr`` shows what they hold."""
+    if isinstance(item, list | tuple | set | frozenset):
+        return 2 + 2 * len(item), item  # brackets, and ", " between items
+    if isinstance(item, dict):
+        return 2 + 4 * len(item), chain(item.keys(), item.values())
+    if isinstance(item, Namespace):
+        return 13, (object.__getattribute__(item, "_Namespace__attrs"),)
+    if isinstance(item, KeysView | ValuesView):
+        return 16 + 2 * len(item), item
+    if isinstance(item, ItemsView):
+        return 16 + 6 * len(item), chain.from_iterable(item)
+    return None
+
+
+def _leaf_weight(item: object) -> int:
+    """About how long ``repr(item)`` is, for an item that is not a container."""
+    if isinstance(item, str):
+        if item.isprintable():
+            return len(item) + item.count("\\") + item.count("'") + 2
+        return (4 if item.isascii() else 10) * len(item) + 2  # '\x00', '\U000e0001'
+    if isinstance(item, bytes | bytearray):
+        return 4 * len(item) + 14
+    if item is None or isinstance(item, bool):
+        return 5
+    if isinstance(item, int):
+        return item.bit_length() // 3 + 2
+    if isinstance(item, float):
+        return 24
+    try:
+        # The application's objects, Jinja's loops, macros, generators: their own repr.
+        return max(1, len(repr(item)))
+    except Exception:
+        return 8
+
+
+_END = object()
+#: Containers at least this heavy have their weight remembered by the render: a loop that puts
+#: the same big list into a new literal on each pass weighs it once.
+_HEAVY = 10_000
+
+
+def _recall(budget: RenderBudget | None, value: object) -> int:
+    assert budget is not None  # noqa: S101 (only called on a remembered value)
+    weight = budget.weights[id(value)][1]
+    budget.remember(value, weight)  # recently used: kept longest
+    return weight
+
+
+def _weighed(
+    item: object, weights: dict[int, int], budget: RenderBudget | None, walking: set[int]
+) -> int | None:
+    """The weight of ``item`` if this walk or the render already knows it, else ``None``."""
+    key = id(item)
+    if key in weights:
+        return weights[key]
+    if budget is not None and key in budget.weights:
+        return _recall(budget, item)
+    if key in walking:
+        return 5  # a namespace that holds itself: repr shows "{...}"
+    return None
+
+
+def _measure(value: object, limit: int) -> tuple[int, bool]:
     """About how many characters ``str(value)`` makes, counted up to just past ``limit``.
 
-    Walks containers iteratively (a template can nest lists deeper than Python's recursion
-    limit) and stops as soon as the count passes ``limit``: every item adds at least one, so
-    the walk is never longer than ``limit`` steps. Other objects count by their type only:
-    their ``__str__`` is the application's code, not the template's.
+    This is also what bounds hashing or comparing the value: both walk the value as ``repr``
+    would. A container that holds the same object many times counts it each time (that is
+    what ``repr``, ``hash`` and ``==`` do), but weighs it once: a walk visits each distinct
+    container's items once, and every item adds at least one, so it is never longer than
+    ``limit`` steps. The walk is iterative (a template can nest lists deeper than Python's
+    recursion limit) and stops as soon as the count passes ``limit``.
+
+    Also says whether the weight may be remembered: not if a namespace is inside, as a
+    template can change what a namespace holds (``{% set ns.x = ... %}``).
     """
-    if type(value) is str:  # the common case, without the walk
-        return len(value) + 2
-    total = 0
-    stack: list[object] = [value]
+    budget = _budget.get()
+    if budget is not None and id(value) in budget.weights:
+        return _recall(budget, value), True
+    parts = _parts(value)
+    if parts is None:
+        return _leaf_weight(value), True
+    fixed = not isinstance(value, Namespace)
+    weights: dict[int, int] = {}
+    # Each frame: the container, its weight so far, its items still to visit.
+    stack: list[tuple[object, list[int], Iterator[object]]] = [(value, [parts[0]], iter(parts[1]))]
+    walking = {id(value)}
     steps = 0
-    while stack and total <= limit:
-        item = stack.pop()
+    while stack:
+        container, total, items = stack[-1]
+        item = next(items, _END)
         steps += 1
-        if steps % _CHECK_EVERY == 0:
-            budget = _budget.get()
-            if budget is not None:
-                budget.check_time()
-        if isinstance(item, str | bytes | bytearray):
-            total += len(item) + 2  # quotes, in a list's repr
-        elif isinstance(item, list | tuple | set | frozenset):
-            total += 2 + len(item)
-            stack.extend(item)
-        elif isinstance(item, dict):
-            total += 2 + 2 * len(item)
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, int) and not isinstance(item, bool):
-            total += item.bit_length() // 3 + 2
+        if budget is not None and steps % _CHECK_EVERY == 0:
+            budget.check_time()
+        if item is _END:
+            stack.pop()
+            walking.discard(id(container))
+            weights[id(container)] = total[0]
+            if not stack:
+                return total[0], fixed
+            if budget is not None and fixed and total[0] >= _HEAVY:
+                budget.remember(container, total[0])
+            item_weight = total[0]
+            total = stack[-1][1]
         else:
-            total += 8
-    return total
+            weighed = _weighed(item, weights, budget, walking)
+            if weighed is not None:
+                item_weight = weighed
+            else:
+                parts = _parts(item)
+                if parts is not None:
+                    fixed = fixed and not isinstance(item, Namespace)
+                    walking.add(id(item))
+                    stack.append((item, [parts[0]], iter(parts[1])))
+                    continue
+                item_weight = _leaf_weight(item)
+        total[0] += item_weight
+        if total[0] > limit:
+            return limit + 1, False  # an item's weight is part of each container's above it
+    return limit + 1, False  # not reached: the root frame returns
+
+
+def _weight(value: object, limit: int) -> int:
+    """The weight of ``value`` (see :func:`_measure`)."""
+    if isinstance(value, str):  # the common case; str() of a text is itself, not its repr
+        return len(value) + 2
+    return _measure(value, limit)[0]
+
+
+def _limit() -> int:
+    """The most characters a value may still weigh."""
+    budget = _budget.get()
+    return budget.remaining if budget is not None else MAX_SOURCE_CHARS * 10
 
 
 def _need_weight(*values: object) -> None:
+    _need(sum(_weight(value, _limit()) for value in values))
+
+
+# What the template can call to build a container of values it holds: the sandbox's own
+# ``dict`` and ``namespace``, and methods of built-in types (``{}.fromkeys(keys, x)``). The
+# application's functions are not weighed: what they return is the application's data.
+_BUILDER_OWNERS = frozenset({str, bytes, list, tuple, dict, type})
+
+
+def _builds(func: object) -> bool:
+    owner = getattr(func, "__self__", None)
+    return func is dict or func is Namespace or type(owner) in _BUILDER_OWNERS
+
+
+def _check_built(value: object, measured: tuple[int, bool] | None = None) -> None:
+    """Refuse a container the template built (a literal, ``*``, ``+``, a call or a filter's
+    result) whose weight is over the budget, and remember the weight of the last few.
+
+    So no value a template holds weighs more than the budget, and hashing, comparing,
+    sorting or printing one is bounded: ``(t,)*100`` nested five deep weighs 100**5. The
+    memory keeps an accumulating ``ns.items + [item]`` in a loop linear, not quadratic.
+    """
+    if _parts(value) is None:
+        return
+    weight, fixed = _measure(value, _limit()) if measured is None else measured
+    _need(weight)
     budget = _budget.get()
-    limit = budget.remaining if budget is not None else MAX_SOURCE_CHARS * 10
-    _need(sum(_weight(value, limit) for value in values))
+    if budget is not None and fixed and weight >= _HEAVY:
+        budget.remember(value, weight)
 
 
 def _int_bits(value: object) -> int:
@@ -349,9 +504,20 @@ def _indent(value: Any, args: _Args, kwargs: _Kwargs) -> Any:
     return value
 
 
+#: ``|wordwrap`` cuts a long word by slicing off one line at a time, copying the rest each
+#: time: its time grows as length squared over width; this much is about a second.
+_WRAP_WORK = 40_000_000_000
+
+
 def _wordwrap(value: Any, args: _Args, kwargs: _Kwargs) -> Any:
     width = max(1, _as_int(_arg(args, kwargs, 0, "width")) or 79)
     wrap = _arg(args, kwargs, 2, "wrapstring")
+    longest = math.isqrt(_WRAP_WORK * width)
+    if _len(value) > longest:
+        raise TemplateLimitError(
+            f"|wordwrap({width}) of more than {longest:,} characters; "
+            "use a larger width or a shorter text"
+        )
     _need(_len(value) + (_len(value) // width + _lines(value)) * max(1, _len(wrap)))
     return value
 
@@ -401,6 +567,99 @@ def _stringified(value: Any, args: _Args, kwargs: _Kwargs) -> Any:
     return value
 
 
+#: Most weight of a value laid out over lines, by ``|pprint`` or ``|tojson(indent=...)``: each
+#: line is indented by the depth it is at (in pprint, by the keys above it too), so the output
+#: can grow as the square of the input.
+_LAID_OUT = 2_000
+_MAX_INDENT = 16
+
+
+def _tojson(value: Any, args: _Args, kwargs: _Kwargs) -> Any:
+    _need_weight(value)
+    indent = _arg(args, kwargs, 0, "indent")
+    if indent is None:
+        return value
+    size = _len(indent) if isinstance(indent, str) else _as_int(indent)
+    if size > _MAX_INDENT or _weight(value, _LAID_OUT) > _LAID_OUT:
+        raise TemplateLimitError(
+            f"|tojson with an indent is for values under {_LAID_OUT:,} characters and indents "
+            f"of at most {_MAX_INDENT}; use |tojson without an indent"
+        )
+    return value
+
+
+def _filled(name: str, parameter: str) -> Callable[[Any, _Args, _Kwargs], Any]:
+    """``|batch`` and ``|slice``: at most :data:`MAX_RANGE` groups, and a ``fill_with`` value
+    repeated (up to once per item of a group, or once per group) weighs that many times."""
+    count_check = _item_count(name, parameter)
+
+    def check(value: Any, args: _Args, kwargs: _Kwargs) -> Any:
+        value = count_check(value, args, kwargs)
+        fill = _arg(args, kwargs, 1, "fill_with")
+        if fill is not None:
+            count = max(0, _as_int(_arg(args, kwargs, 0, parameter)))
+            _need(_weight(fill, _limit() // max(count, 1) + 1) * count)
+        return value
+
+    return check
+
+
+class _Growing(list[Any]):
+    """A list that ``sum(..., start=[])`` grows: each ``+`` checks the budget and the clock.
+
+    Python's ``sum`` adds the items one at a time, copying the total each time (quadratic);
+    a start of this type makes each addition a step of the template, so the size of the total
+    and the time spent are both bounded.
+    """
+
+    def __add__(self, other: Any) -> Any:
+        _current()
+        if isinstance(other, list | tuple):
+            _need(len(self) + len(other))
+        budget = _budget.get()
+        if budget is not None:
+            budget.check_time()
+        return _Growing(list.__add__(self, other))
+
+
+class _GrowingTuple(tuple[Any, ...]):
+    """:class:`_Growing` for a tuple start."""
+
+    def __add__(self, other: Any) -> Any:
+        _current()
+        if isinstance(other, list | tuple):
+            _need(len(self) + len(other))
+        budget = _budget.get()
+        if budget is not None:
+            budget.check_time()
+        return _GrowingTuple(tuple.__add__(self, other))
+
+
+@pass_environment
+def _bounded_sum(
+    environment: jinja2.Environment,
+    iterable: Iterable[Any],
+    attribute: str | int | None = None,
+    start: Any = 0,
+) -> Any:
+    """Jinja's ``|sum``, with a list or tuple ``start`` grown through the budget."""
+    if attribute is not None:
+        iterable = map(make_attrgetter(environment, attribute), iterable)
+    if type(start) is list:
+        total = sum(iterable, _Growing(start))
+        return list(total) if isinstance(total, _Growing) else total
+    if type(start) is tuple:
+        total = sum(iterable, _GrowingTuple(start))
+        return tuple(total) if isinstance(total, _GrowingTuple) else total
+    return sum(iterable, start)
+
+
+def _bounded_pprint(value: Any) -> str:
+    """Python's pprint up to :data:`_LAID_OUT`; above it, all on one line (like ``repr``)."""
+    width = 80 if _weight(value, _LAID_OUT) <= _LAID_OUT else sys.maxsize
+    return pformat(value, width=width)
+
+
 # What to check before each built-in filter whose result can be much larger than its input
 # (or that consumes an iterable without a hook of ours).
 _FILTER_CHECKS: dict[str, Callable[[Any, _Args, _Kwargs], Any]] = {
@@ -410,11 +669,12 @@ _FILTER_CHECKS: dict[str, Callable[[Any, _Args, _Kwargs], Any]] = {
     "replace": _replace,
     "format": _format,
     "join": _join,
-    "batch": _item_count("batch", "linecount"),
-    "slice": _item_count("slice", "slices"),
+    "batch": _filled("batch", "linecount"),
+    "slice": _filled("slice", "slices"),
     "round": _round,
     **dict.fromkeys(("sum", "list", "unique", "sort", "min", "max"), _iterated),
     **dict.fromkeys(_STRINGIFYING, _stringified),
+    "tojson": _tojson,
 }
 
 
@@ -533,6 +793,14 @@ def _slice_filter(
 
 
 @pass_context
+def _build_filter(context: Context, value: Any) -> Any:
+    """A list, tuple or dict literal: refused if it weighs over the budget (``[a4, a4]``)."""
+    _current()
+    _check_built(value)
+    return value
+
+
+@pass_context
 def _charge_filter(context: Context, value: str, size: int) -> str:
     """Charges the literal text of an output node (the part no finalize sees)."""
     budget = _current()
@@ -619,6 +887,15 @@ class _Rewrite(NodeTransformer):
             for part in (node.arg.start, node.arg.stop, node.arg.step)
         ]
         return _internal_filter(node.node, _SLICE, *bounds)
+
+    def _built(self, node: nodes.List | nodes.Tuple | nodes.Dict) -> nodes.Node:
+        # A literal holding big values is as heavy as all of them together.
+        self.generic_visit(node)
+        if getattr(node, "ctx", "load") != "load":
+            return node  # {% for a, b in ... %}: a target, not a value
+        return _internal_filter(node, _BUILD)
+
+    visit_List = visit_Tuple = visit_Dict = _built  # noqa: N815
 
     def visit_Concat(self, node: nodes.Concat) -> nodes.Node:  # noqa: N802
         self.generic_visit(node)
@@ -712,6 +989,9 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         self.filters[_CONCAT] = _concat_filter
         self.filters[_CHARGE] = _charge_filter
         self.filters[_SLICE] = _slice_filter
+        self.filters[_BUILD] = _build_filter
+        self.filters["sum"] = _bounded_filter("sum", _bounded_sum)
+        self.filters["pprint"] = _bounded_filter("pprint", _bounded_pprint)
 
     def add_filter(self, name: str, func: Callable[..., Any]) -> None:
         """Add a filter, bounded like the built-in ones."""
@@ -741,13 +1021,17 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         args = _check_method(__obj, args, kwargs)
         result = super().call(__context, __obj, *args, **kwargs)
         _charge(result)
+        if _builds(__obj):
+            _check_built(result)  # dict(a=x, b=x), namespace(...), {}.fromkeys(keys, x)
         return result
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         _current()
-        _check_binop(operator, left, right)
+        measured = _check_binop(operator, left, right)
         result = self.binop_table[operator](left, right)
         _charge(result)
+        if measured is not None:
+            _check_built(result, measured)
         return result
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
@@ -799,15 +1083,25 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             _budget.reset(token)
 
 
-def _check_binop(operator: str, left: Any, right: Any) -> None:
+def _check_binop(operator: str, left: Any, right: Any) -> tuple[int, bool] | None:
+    """Refuse an operation whose result would be too large, before making it; returns the
+    weight of a list or tuple result and whether it may be remembered (see
+    :func:`_measure`), ``None`` for others."""
     if operator == "*":
         if isinstance(left, int) and isinstance(right, int):
             if _int_bits(left) + _int_bits(right) > MAX_INT_BITS:
                 raise _too_big_int()
-            return
+            return None
         for seq, times in ((left, right), (right, left)):
-            if isinstance(seq, str | bytes | bytearray | list | tuple) and isinstance(times, int):
+            if isinstance(seq, str | bytes | bytearray) and isinstance(times, int):
                 _need(len(seq) * max(times, 0))
+            elif isinstance(seq, list | tuple) and isinstance(times, int) and times > 0:
+                # (t,) * 100, five levels deep, is short to build but hashing or comparing
+                # it walks 100**5 items: the weight of the items counts, not their number.
+                _need(len(seq) * times)
+                weight, fixed = _measure(seq, _limit() // times + 1)
+                _need(weight * times)
+                return weight * times, fixed
     elif operator == "**":
         if (
             isinstance(left, int)
@@ -821,5 +1115,13 @@ def _check_binop(operator: str, left: Any, right: Any) -> None:
             right, str | bytes | bytearray | list | tuple
         ):
             _need(len(left) + len(right))
+            if isinstance(left, list | tuple) and isinstance(right, list | tuple):
+                (one, one_fixed), (two, two_fixed) = (
+                    _measure(left, _limit()),
+                    _measure(right, _limit()),
+                )
+                _need(one + two)
+                return one + two, one_fixed and two_fixed
     elif operator == "%" and isinstance(left, str):
         _check_percent_format(left, right)
+    return None

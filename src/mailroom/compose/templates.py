@@ -252,9 +252,16 @@ class TemplateLibrary:
                 self._render_part(template, "html", template.html, context, html=True),
                 template=template.name,
             )
+            if len(html) > self.max_output_chars:  # each rule's declarations, per element
+                raise TemplateError(
+                    template.name,
+                    f"html: is {len(html):,} characters with its CSS inlined, more than "
+                    f"{self.max_output_chars:,} (TEMPLATE_MAX_OUTPUT_CHARS); shorten the CSS "
+                    "or the HTML",
+                )
         if template.text is not None:
             text = self._render_part(template, "text", template.text, context, html=False)
         else:
             assert html is not None  # Template refuses neither html nor text  # noqa: S101
-            text = html_to_text(html)
+            text = html_to_text(html, template=template.name)
         return RenderedContent(subject=subject, text=text, html=html)

@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from pprint import pformat
 from typing import Any
 
 import pytest
@@ -48,6 +49,8 @@ for source in cases:
     try:
         if mode == "save":
             library.save("hostile", subject="s", text=source)
+        elif mode == "html":
+            library.render(Template("hostile", "s", html=source), context)
         else:
             library.render(Template("hostile", "s", text=source), context)
         result = {"outcome": "accepted"}
@@ -151,6 +154,129 @@ RENDERED = [
     ("{{ ('a@b.c ' * 600000)|urlize }}", "|urlize of more than 200,000 characters"),
     ("{{ ('a-' * 2000000)|title }}", "|title of more than 1,000,000 characters"),
     ("{{ range(100000)|batch(1)|sum(start=[])|length }}", "TEMPLATE_RENDER_TIMEOUT"),
+    # What str() of a value makes: namespaces, dict views and dicts count what they hold.
+    (
+        "{% set a = namespace(x=['y'*1000]) %}{% set b = namespace(x=[a]*1000) %}"
+        "{% set c = namespace(x=[b]*1000) %}{{ [c]*1000 }}",
+        SIZE,
+    ),
+    ("{% set d = {'a': 'y'*1000000} %}{{ [d.values()] * 3000 }}", SIZE),
+    ("{% set d = {'a': 'y'*1000000} %}{{ [d.items(), d.keys()] * 1000 }}", SIZE),
+    # A namespace can grow after a list holding it was built: printing it is checked again.
+    (
+        "{% set ns = namespace(x=1) %}{% set l = [ns] * 3000 %}"
+        "{% set ns.x = 'y' * 1000000 %}{{ l }}",
+        SIZE,
+    ),
+    (
+        "{% set ns = namespace(x=1) %}{% set l = [ns] * 3000 %}"
+        "{% set ns.x = 'y' * 1000000 %}{{ l|string|length }}",
+        SIZE,
+    ),
+    (
+        "{% set ns = namespace(x=1) %}{% set l = [ns] * 3000 %}"
+        "{% set ns.x = 'y' * 1000000 %}{{ l|pprint|length }}",
+        SIZE,
+    ),
+    ("{{ ('\x00' * 1000000).split('x') * 3 }}", SIZE),
+    ("{{ (range(3000)|list)|tojson(indent=1000000)|length }}", "|tojson with an indent"),
+    ("{{ (range(3000)|list)|tojson(indent=2)|length }}", "|tojson with an indent"),
+    # Containers that hold the same container many times: hashing or comparing walks it all.
+    ("{% set b = range(100000)|list %}{{ ([b]*2000)|sum(start=[])|length }}", SIZE),
+    (
+        "{% set t1 = (1,)*100 %}{% set t2 = (t1,)*100 %}{% set t3 = (t2,)*100 %}"
+        "{% set t4 = (t3,)*100 %}{% set t5 = (t4,)*100 %}{% set d = {t5: 1} %}x",
+        SIZE,
+    ),
+    (
+        "{% set t1 = (1,)*1000 %}{% set t2 = (t1,)*1000 %}{% set t3 = (t2,)*1000 %}"
+        "{% set d = {t3: 1} %}x",
+        SIZE,
+    ),
+    (
+        "{% set t1 = (1,)*100 %}{% set t2 = (t1,)*100 %}{% set t3 = (t2,)*100 %}"
+        "{% set t4 = (t3,)*100 %}{% set t5 = (t4,)*100 %}{{ [t5, t5]|unique|list|length }}",
+        SIZE,
+    ),
+    (
+        "{% set a1 = [1]*100 %}{% set a2 = [a1]*100 %}{% set a3 = [a2]*100 %}"
+        "{% set a4 = [a3]*100 %}{% set a5 = [a4]*100 %}{% set b1 = [1]*100 %}"
+        "{% set b2 = [b1]*100 %}{% set b3 = [b2]*100 %}{% set b4 = [b3]*100 %}"
+        "{% set b5 = [b4]*100 %}{{ a5 == b5 }}",
+        SIZE,
+    ),
+    # ... built by literals, calls, + and filters instead of *.
+    (
+        "{% set x = (1,)*100 %}"
+        + ("{% set x = (" + ", ".join(["x"] * 100) + ",) %}") * 5
+        + "{% set d = {x: 1} %}x",
+        SIZE,
+    ),
+    (
+        "{% set ns = namespace(a=[1], b=[1]) %}{% for i in range(60) %}"
+        "{% set ns.a = {'a': ns.a, 'b': ns.a} %}{% set ns.b = {'a': ns.b, 'b': ns.b} %}"
+        "{% endfor %}{{ ns.a == ns.b }}",
+        SIZE,
+    ),
+    (
+        "{% set ns = namespace(a=[1], b=[1]) %}{% for i in range(60) %}"
+        "{% set ns.a = dict(a=ns.a, b=ns.a) %}{% set ns.b = dict(a=ns.b, b=ns.b) %}"
+        "{% endfor %}{{ ns.a == ns.b }}",
+        SIZE,
+    ),
+    (
+        "{% set ns = namespace(x=(1,)) %}{% for i in range(60) %}"
+        "{% set ns.x = (ns.x,) + (ns.x,) %}{% endfor %}{{ {ns.x: 1} }}",
+        SIZE,
+    ),
+    (
+        "{% set t = ((1,)*1000,)*1000 %}{{ ([1]|batch(100000, t)|first)|unique|list|length }}",
+        SIZE,
+    ),
+    (
+        "{% set t = ((1,)*1000,)*1000 %}"
+        "{{ ([1]|slice(100000, t)|map('last')|unique|list|length) }}",
+        SIZE,
+    ),
+    (
+        "{% set t1 = (1,)*1000000 %}{% set t2 = (1,)*1000000 %}"
+        "{{ {}.fromkeys(range(1000), t1) == {}.fromkeys(range(1000), t2) }}",
+        SIZE,
+    ),
+    # Quadratic in the length over the width.
+    ("{{ ('a'*1000000)|wordwrap(1)|length }}", "|wordwrap(1) of more than 200,000 characters"),
+]
+
+# HTML: after the render, CSS inlining and the text part made from the HTML.
+HTML = [
+    (
+        "<style>{% for i in range(20000) %}div p{color:red} {% endfor %}</style>"
+        "{% for i in range(100000) %}<div><p>x</p></div>{% endfor %}",
+        "too many to inline",
+    ),
+    (
+        "<style>{% for i in range(20000) %}*:not(:nth-child(2n+1)) * *{color:red} {% endfor %}"
+        "</style>{% for i in range(50000) %}<div><p>x</p></div>{% endfor %}",
+        "too many to inline",
+    ),
+    (
+        "<style>{% for i in range(1000) %}div{--p{{ i }}:red} {% endfor %}</style>"
+        "{% for i in range(5000) %}<div>x</div>{% endfor %}",
+        "too many to inline",
+    ),
+    (
+        "<style>{% for i in range(1400) %}*{--{{ i }}:0}{% endfor %}</style>"
+        "{% for i in range(1000) %}<b></b>{% endfor %}",
+        "too many to inline",
+    ),
+    (
+        "<style>*{--a:'{{ 'x' * 100000 }}'}</style>{% for i in range(190) %}<b></b>{% endfor %}",
+        "with its CSS inlined, more than 5,000,000 (TEMPLATE_MAX_OUTPUT_CHARS)",
+    ),
+    (
+        "{% for i in range(100000) %}<div><p>x</p></div>{% endfor %}",
+        "too many to make a text part from",
+    ),
 ]
 
 SAVED = [
@@ -204,10 +330,15 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]
     return run_child("save", [source for source, _ in SAVED], tmp_path_factory.mktemp("s"))
 
 
-def check(result: dict[str, Any], says: str) -> None:
+@pytest.fixture(scope="module")
+def rendered_html(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    return run_child("html", [source for source, _ in HTML], tmp_path_factory.mktemp("h"))
+
+
+def check(result: dict[str, Any], says: str, part: str = "text") -> None:
     assert result["outcome"] == "TemplateError", result
     assert result["template"] == "hostile"
-    assert result["message"].startswith("template hostile: text: ")
+    assert result["message"].startswith(f"template hostile: {part}: ")
     assert any(part in result["message"] for part in says.split("|")), result
     assert result["seconds"] < CASE_SECONDS, result
 
@@ -217,6 +348,13 @@ def test_hostile_template_fails_quickly_when_rendered(
     rendered: dict[str, dict[str, Any]], source: str, says: str
 ) -> None:
     check(rendered[source], says)
+
+
+@pytest.mark.parametrize(("source", "says"), HTML, ids=[s[:60] for s, _ in HTML])
+def test_hostile_html_fails_quickly_after_the_render(
+    rendered_html: dict[str, dict[str, Any]], source: str, says: str
+) -> None:
+    check(rendered_html[source], says, "html")
 
 
 @pytest.mark.parametrize(("source", "says"), SAVED, ids=[s[:40] for s, _ in SAVED])
@@ -322,3 +460,81 @@ def test_template_bound_settings_reach_the_notifier_library(tmp_path: Path) -> N
         assert (library.render_timeout, library.max_output_chars) == (0.5, 1234)
     finally:
         outbox.dispose()
+
+
+def test_values_built_from_big_context_values_stay_fast() -> None:
+    # Literals and + are weighed; a big list met again is weighed once per render, so the
+    # usual loops over a context list stay linear.
+    items = [{"name": f"item {i}", "tags": ["a", "b"]} for i in range(10_000)]
+    text = render_text(
+        "{% set ns = namespace(acc=[]) %}{% for i in items[:2000] %}"
+        "{% set ns.acc = ns.acc + [i] %}{% endfor %}{{ ns.acc|length }}"
+        "|{% for i in items %}{% set ns.d = {'one': i, 'all': items} %}{% endfor %}"
+        "{{ ns.d['all']|length }}|{{ (items[:3]|map(attribute='tags')|list)|sum(start=[]) }}"
+        "|{{ [(1, 2), (3,)]|sum(start=()) }}|{{ [1, 2.5]|sum }}",
+        TemplateLibrary(render_timeout=5.0),
+        items=items,
+    )
+    assert text == "2000|10000|['a', 'b', 'a', 'b', 'a', 'b']|(1, 2, 3)|3.5"
+
+
+def test_printing_namespaces_views_and_pprint() -> None:
+    assert render_text(
+        "{% set ns = namespace(x=[1]) %}{% set ns.me = ns %}{{ ns }}|{{ {'a': 1}.items() }}"
+    ) == ("<Namespace {'x': [1], 'me': <Namespace {...}>}>|dict_items([('a', 1)])")
+    small = {"key": list(range(30)), "other": "x" * 40}
+    big = {"key": list(range(3000))}
+    text = render_text("{{ small|pprint }}|{{ big|pprint }}", small=small, big=big)
+    small_text, big_text = text.split("|")
+    assert small_text == pformat(small)  # laid out over lines, as Python's pprint does
+    assert "\n" in small_text
+    assert big_text == repr(big)  # over 2,000 characters: one line
+    assert render_text("{{ small|tojson(indent=2) }}", small=small) == json.dumps(small, indent=2)
+
+
+def test_wordwrap_of_a_long_text_at_an_ordinary_width() -> None:
+    text = render_text("{{ ('word ' * 100000)|wordwrap(60)|length }}")
+    assert text == "499999"  # each space a space or a line break; the last one stripped
+
+
+def test_ordinary_html_is_inlined_and_gets_a_text_part() -> None:
+    # 200 rules (about 3,000 characters of CSS) and 2,000 elements: well within the bounds.
+    rules = "".join(f".c{i} {{ color: #{i:06d}; }}\n" for i in range(200))
+    rows = "".join(f'<p class="c{i % 200}">row {i}</p>' for i in range(2_000))
+    rendered = TemplateLibrary().render(
+        Template("t", "s", html=f"<style>{rules}</style>{rows}"), {}
+    )
+    assert rendered.html is not None
+    assert '<p class="c7" style="color: #000007;">row 7</p>' in rendered.html
+    assert rendered.text.startswith("row 0\n\nrow 1\n")
+    assert rendered.text.endswith("row 1999\n")
+
+
+def test_a_big_context_value_can_be_sorted_and_filtered() -> None:
+    # Filters rearrange what the application gave: their results are not weighed again, so
+    # data heavier than the budget can still be sorted to print a part of it.
+    names = [f"{i:05d} " + "x" * 60 for i in range(10_000)]  # about 700,000 characters
+    library = TemplateLibrary(max_output_chars=100_000)
+    text = render_text(
+        "{{ (names|sort(reverse=true)|first)[:5] }}|{{ names|select('lt', '00002')|list|length }}",
+        library,
+        names=names,
+    )
+    assert text == "09999|2"
+
+
+def test_a_text_with_line_breaks_counts_its_length_when_printed() -> None:
+    # In a list, repr writes a line break as two characters; printed as text it is one.
+    rendered = TemplateLibrary().render(
+        Template(
+            "t",
+            "s",
+            html=(
+                "{% set block %}{% for i in range(80000) %}<p>line</p>\n<br>\n{% endfor %}"
+                "{% endset %}{{ block ~ '.' }}"
+            ),
+            text="x",
+        ),
+        {},
+    )
+    assert rendered.html == "<p>line</p>\n<br>\n" * 80_000 + "."
