@@ -281,4 +281,10 @@ _POSTGRES_CONNECT_FAULTS = (
     ("pg_hba.conf", _POSTGRES_SQLSTATES["28000"][1]),
     ("resolve host", "the host name is unknown: fix the host in DATABASE_URL"),
     ("translate host name", "the host name is unknown: fix the host in DATABASE_URL"),
+    (
+        "timeout expired",
+        "the server accepted the connection but did not answer in time (connect_timeout): "
+        "check that it is a PostgreSQL server and not overloaded, and the host and port in "
+        "DATABASE_URL",
+    ),
 )
