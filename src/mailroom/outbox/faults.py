@@ -263,7 +263,8 @@ def _postgres_error(exc: BaseException, url: URL, *, connecting: bool) -> Databa
     if sqlstate in _POSTGRES_SQLSTATES:
         cls, fix = _POSTGRES_SQLSTATES[sqlstate]
         return cls(f"DATABASE_URL {shown}: {_first_line(exc, url)}; {fix}")
-    if connecting and type(exc).__name__ == "OperationalError":
+    # (psycopg's ConnectionTimeout, for connect_timeout, is an OperationalError too.)
+    if connecting and any(c.__name__ == "OperationalError" for c in type(exc).__mro__):
         # psycopg gives no SQLSTATE for a refused connection: read its message.
         reason = _first_line(exc, url)
         fix = next(
