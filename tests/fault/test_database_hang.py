@@ -114,11 +114,11 @@ def database_locked(database_url: str, tables: tuple[str, ...]) -> Iterator[None
         return
     engine = database.create_outbox_engine(database_url)
     try:
-        with engine.connect() as connection:
+        with engine.connect() as session:
             for table in tables:
-                connection.execute(text(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+                session.execute(text(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
             yield
-            connection.rollback()
+            session.rollback()
     finally:
         engine.dispose()
 

@@ -254,6 +254,17 @@ _POSTGRES_SQLSTATES: dict[str, tuple[type[DatabaseError], str]] = {
         DatabaseFileError,
         "the server is read-only (a standby?); point DATABASE_URL at the primary",
     ),
+    # The worker's statement_timeout and lock_timeout (database.create_outbox_engine).
+    "57014": (
+        DatabaseError,
+        "a statement ran or waited too long, most likely for a lock another session holds "
+        "(see pg_locks and pg_stat_activity); end that session or its long transaction",
+    ),
+    "55P03": (
+        DatabaseError,
+        "a statement waited too long for a lock another session holds (see pg_locks and "
+        "pg_stat_activity); end that session or its long transaction",
+    ),
 }
 
 
