@@ -53,7 +53,7 @@ from mailroom.delivery.outcomes import Outcome, OutcomeBuilder, WorkerStats
 from mailroom.delivery.retry import PauseStream, RetryPolicy
 from mailroom.delivery.throttle import Throttle
 from mailroom.doctor import diagnose
-from mailroom.errors import DatabaseError, DeliveryError, TransientError
+from mailroom.errors import DatabaseBusyError, DatabaseError, DeliveryError, TransientError
 from mailroom.message import Envelope
 from mailroom.outbox import queries
 from mailroom.outbox.database import adopt_legacy_version, check_schema, create_outbox_engine
@@ -313,6 +313,9 @@ class Worker:
                     requeued = await self._in_db_thread(self._sweep, now, until=self._stopping)
                 except _Abandoned:
                     return
+                except DatabaseBusyError as error:  # tried again on the next round
+                    logger.warning("worker %s: could not sweep: %s", self.name, error)
+                    requeued, now = [], last_sweep
                 for message_pk, message_id in requeued:
                     logger.warning(
                         "re-queued message %s %s: its worker's lease expired; if that worker "
@@ -334,6 +337,12 @@ class Worker:
                     if not claim.cancelled():
                         self._abandoned_claim = claim
                     return
+                except DatabaseBusyError as error:
+                    # Behind another session's lock past the statement timeout: nothing was
+                    # claimed; try again rather than end the worker.
+                    logger.warning("worker %s: could not claim: %s; retrying", self.name, error)
+                    await self._sleep(self.settings.WORKER_POLL_INTERVAL)
+                    continue
                 self._pending += len(claimed) + len(withheld)
                 for message in claimed:
                     self._held_bytes += len(message.data)

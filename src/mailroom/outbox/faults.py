@@ -15,6 +15,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from mailroom.errors import (
+    DatabaseBusyError,
     DatabaseDriverMissingError,
     DatabaseError,
     DatabaseFileError,
@@ -256,12 +257,12 @@ _POSTGRES_SQLSTATES: dict[str, tuple[type[DatabaseError], str]] = {
     ),
     # The worker's statement_timeout and lock_timeout (database.create_outbox_engine).
     "57014": (
-        DatabaseError,
+        DatabaseBusyError,
         "a statement ran or waited too long, most likely for a lock another session holds "
         "(see pg_locks and pg_stat_activity); end that session or its long transaction",
     ),
     "55P03": (
-        DatabaseError,
+        DatabaseBusyError,
         "a statement waited too long for a lock another session holds (see pg_locks and "
         "pg_stat_activity); end that session or its long transaction",
     ),

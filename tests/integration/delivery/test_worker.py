@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, select, text, update
 
 from mailroom.config import Settings, load_settings
 from mailroom.delivery import worker as worker_module
@@ -608,6 +608,39 @@ async def test_a_database_gone_for_good_at_the_end_does_not_keep_the_worker(
 
     assert time.monotonic() - started < 10
     assert [message_row(outbox.engine, i).status for i in ids] == ["sending"] * 3
+
+
+async def test_claims_blocked_past_the_statement_timeout_are_tried_again(
+    outbox: Outbox,
+    database_url: str,
+    smtp_server: SMTPTestServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Another session holding the messages table locked makes the worker's claims and
+    sweeps fail after the statement timeout; the worker says so and tries again, and sends
+    everything once the lock is gone, instead of waiting for ever or ending."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's statement and lock timeouts")
+    ids = [outbox.send(note(i)) for i in range(3)]
+    monkeypatch.setattr(worker_module, "_STATEMENT_TIMEOUT", 0.2)
+    worker = Worker(settings_for(database_url, smtp_server, WORKER_POLL_INTERVAL="0.1"))
+    run = asyncio.create_task(worker.run())
+    try:
+        with outbox.engine.connect() as session:
+            session.execute(text(f"LOCK TABLE {messages.name} IN ACCESS EXCLUSIVE MODE"))
+            await asyncio.sleep(1.5)
+            assert not run.done()
+            session.rollback()
+        deadline = time.monotonic() + 10
+        while len(smtp_server.scripted.received) < 3 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+    finally:
+        worker.stop()
+        await asyncio.wait_for(run, 20)
+        worker.engine.dispose()
+    assert [message_row(outbox.engine, i).status for i in ids] == ["sent"] * 3
+    assert any("could not claim" in r.getMessage() for r in caplog.records)
 
 
 # -- 5. priorities -----------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
-from mailroom.errors import DatabaseError
+from mailroom.errors import DatabaseBusyError
 from mailroom.outbox import database
 from mailroom.outbox.database import CONNECT_TIMEOUT, create_outbox_engine
 from mailroom.outbox.schema import messages
@@ -62,7 +62,7 @@ def test_a_statement_blocked_by_a_lock_fails_after_the_statement_timeout(
         with holder.connect() as lock:
             lock.execute(text(f"LOCK TABLE {messages.name} IN ACCESS EXCLUSIVE MODE"))
             started = time.monotonic()
-            with pytest.raises(DatabaseError) as caught, worker.connect() as connection:
+            with pytest.raises(DatabaseBusyError) as caught, worker.connect() as connection:
                 connection.execute(select(messages.c.id)).all()
             assert time.monotonic() - started < 5
             lock.rollback()
