@@ -310,21 +310,10 @@ class Worker:
             now = self._now()
             if now - last_sweep > min(5.0, self.settings.WORKER_LEASE_SECONDS / 4):
                 try:
-                    requeued = await self._in_db_thread(self._sweep, now, until=self._stopping)
+                    if await self._sweep_expired(now):
+                        last_sweep = now
                 except _Abandoned:
                     return
-                except DatabaseBusyError as error:  # tried again on the next round
-                    logger.warning("worker %s: could not sweep: %s", self.name, error)
-                    requeued, now = [], last_sweep
-                for message_pk, message_id in requeued:
-                    logger.warning(
-                        "re-queued message %s %s: its worker's lease expired; if that worker "
-                        "sent it before dying, this will be a duplicate",
-                        message_pk,
-                        message_id,
-                        extra={"message_pk": message_pk, "message_id": message_id},
-                    )
-                last_sweep = now
             room = self.batch_size * 2 - self._queue.qsize()
             # Claimed but unrecorded messages are bounded too, so a recorder that cannot
             # write (database away) stops the sending instead of piling outcomes up.
@@ -357,6 +346,23 @@ class Worker:
                 if self.once and (self._pending == 0 or self._only_unrecordable_left()):
                     return
             await self._sleep(self.settings.WORKER_POLL_INTERVAL)
+
+    async def _sweep_expired(self, now: float) -> bool:
+        """Re-queue messages whose worker's lease ran out; whether the sweep was done."""
+        try:
+            requeued = await self._in_db_thread(self._sweep, now, until=self._stopping)
+        except DatabaseBusyError as error:  # tried again on the next round
+            logger.warning("worker %s: could not sweep: %s", self.name, error)
+            return False
+        for message_pk, message_id in requeued:
+            logger.warning(
+                "re-queued message %s %s: its worker's lease expired; if that worker "
+                "sent it before dying, this will be a duplicate",
+                message_pk,
+                message_id,
+                extra={"message_pk": message_pk, "message_id": message_id},
+            )
+        return True
 
     def _only_unrecordable_left(self) -> bool:
         """Whether all that --once still waits for is outcomes the database keeps refusing:
