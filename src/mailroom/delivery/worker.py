@@ -127,7 +127,9 @@ class Worker:
         self.once = once
         self.name = name or f"{socket.gethostname()}:{secrets.token_hex(3)}"
         self.policy = retry_policy or retry_policy_from_settings(settings)
-        self.throttle = Throttle(self.engine, settings)
+        # The worker's own database thread: one a hung database cannot make the exit wait for.
+        self._db_thread = _DaemonThread("mailroom-db")
+        self.throttle = Throttle(self.engine, settings, self._db_thread)
         # Time a send may take before its lease runs out: never start one with less left.
         self._lease_margin = min(2 * settings.EMAIL_TIMEOUT, settings.WORKER_LEASE_SECONDS / 2)
         if self.throttle.active:
@@ -149,7 +151,6 @@ class Worker:
         self._pending = 0  # claimed and not yet recorded
         self._paused_here: dict[str, float] = {}  # stream -> until, as this worker knows it
         self._record_failing = False  # the latest write of outcomes failed
-        self._db_thread = _DaemonThread("mailroom-db")
         self._give_up = asyncio.Event()  # stop waiting for the database (see run)
         self._abandoned_claim: Future[tuple[list[ClaimedMessage], list[Outcome]]] | None = None
         self._db_abandoned = False  # a call was left running in the database thread
