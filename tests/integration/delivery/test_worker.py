@@ -11,6 +11,7 @@ import asyncio
 import email
 import email.policy
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -641,6 +642,38 @@ async def test_claims_blocked_past_the_statement_timeout_are_tried_again(
         worker.engine.dispose()
     assert [message_row(outbox.engine, i).status for i in ids] == ["sent"] * 3
     assert any("could not claim" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_claim_that_ends_after_the_stop_gives_its_messages_back(
+    outbox: Outbox, database_url: str, smtp_server: SMTPTestServer
+) -> None:
+    """A claim still waiting on the database when SIGTERM comes is left (the stop does not
+    wait for it); if it then ends within the bounded time, what it claimed goes straight back
+    to the queue instead of waiting for its lease."""
+    ids = [outbox.send(note(i)) for i in range(3)]
+    worker = Worker(settings_for(database_url, smtp_server, WORKER_POLL_INTERVAL="0.1"))
+    database_answers = threading.Event()
+    claim = worker._claim
+
+    def slow_claim(limit: int, max_bytes: int) -> Any:
+        database_answers.wait(10)
+        return claim(limit, max_bytes)
+
+    worker._claim = slow_claim  # type: ignore[method-assign]
+    run = asyncio.create_task(worker.run())
+    await asyncio.sleep(0.5)
+    worker.stop()
+    await asyncio.sleep(0.3)
+    assert not run.done()  # waiting (boundedly) for the claim left behind
+    database_answers.set()
+    try:
+        stats = await asyncio.wait_for(run, 10)
+    finally:
+        worker.engine.dispose()
+    assert stats.sent == 0
+    rows = [message_row(outbox.engine, i) for i in ids]
+    assert [(r.status, r.lease_token, r.attempts) for r in rows] == [("queued", None, 0)] * 3
+    assert smtp_server.scripted.received == []
 
 
 # -- 5. priorities -----------------------------------------------------------------------------
