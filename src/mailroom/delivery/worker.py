@@ -172,6 +172,8 @@ class Worker:
     # -- the run -------------------------------------------------------------------------
 
     async def run(self) -> WorkerStats:
+        if self._stopping.is_set():  # stopped before it began: nothing to do, nothing wrong
+            return self.stats
         try:
             # A stop while the database does not answer these ends the run: nothing is
             # claimed yet.

@@ -644,6 +644,22 @@ async def test_claims_blocked_past_the_statement_timeout_are_tried_again(
     assert any("could not claim" in r.getMessage() for r in caplog.records)
 
 
+async def test_a_worker_stopped_before_it_runs_ends_cleanly(
+    outbox: Outbox, database_url: str, smtp_server: SMTPTestServer
+) -> None:
+    """A stop that comes before the run (a signal while a worker process starts) is no
+    database fault: the start-up checks it no longer waits for are not reported as one."""
+    message_pk = outbox.send(note(1))
+    worker = Worker(settings_for(database_url, smtp_server))
+    worker.stop()
+    try:
+        stats = await asyncio.wait_for(worker.run(), 5)
+    finally:
+        worker.engine.dispose()
+    assert stats.sent == 0
+    assert message_row(outbox.engine, message_pk).status == "queued"
+
+
 async def test_a_claim_that_ends_after_the_stop_gives_its_messages_back(
     outbox: Outbox, database_url: str, smtp_server: SMTPTestServer
 ) -> None:
