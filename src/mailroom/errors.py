@@ -18,7 +18,8 @@ The tree::
     │   ├── DatabaseDriverMissingError      the Python driver for DATABASE_URL's scheme is missing
     │   ├── DatabaseFileError               the SQLite file is missing, read-only, a directory or
     │   │                                   not a database (corrupt or truncated)
-    │   └── DatabaseFullError               the disk (or the database's size limit) is full
+    │   ├── DatabaseFullError               the disk (or the database's size limit) is full
+    │   └── DatabaseBusyError               a statement waited too long for another session's lock
     └── DeliveryError                       the transport could not deliver; carries the reply
         ├── TransientError                  try again later (4xx, dropped connection, timeout)
         │   ├── DeliveryTimeoutError (TimeoutError)
@@ -52,6 +53,7 @@ __all__ = [
     "AuthenticationError",
     "ConfigurationError",
     "ConnectionLostError",
+    "DatabaseBusyError",
     "DatabaseDriverMissingError",
     "DatabaseError",
     "DatabaseFileError",
@@ -211,6 +213,12 @@ class DatabaseFileError(DatabaseError):
 
 class DatabaseFullError(DatabaseError):
     """The database could not grow: the disk or file system is full (or a size limit)."""
+
+
+class DatabaseBusyError(DatabaseError):
+    """A statement ran or waited longer than its timeout (PostgreSQL's ``statement_timeout``
+    or ``lock_timeout``), most likely behind a lock another session holds; it may succeed
+    when tried again."""
 
 
 class DeliveryError(MailroomError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -198,19 +199,32 @@ def _database_shown(url: str) -> str:
         return "(DATABASE_URL could not be parsed)"
 
 
+_START_LINE_WAIT = 2.0  # seconds the start line waits for the list of streams
+
+
 def _log_start(settings: Settings, concurrency: int, processes: int, once: bool) -> None:
     """One line that says what this worker will do, so a log shows how it was started."""
     streams: list[admin.StreamRow] = []
-    try:
-        # must_exist: in the wrong folder this line must not leave an empty outbox behind.
-        engine = create_outbox_engine(settings.DATABASE_URL, must_exist=True)
+
+    def list_streams() -> None:
         try:
-            with engine.connect() as connection:
-                streams = admin.list_streams(connection, now=time.time())
-        finally:
-            engine.dispose()
-    except Exception:  # the worker itself reports a database it cannot use
-        start_log.debug("could not list the streams for the start line", exc_info=True)
+            # must_exist: in the wrong folder this line must not leave an empty outbox behind.
+            engine = create_outbox_engine(settings.DATABASE_URL, must_exist=True)
+            try:
+                with engine.connect() as connection:
+                    streams.extend(admin.list_streams(connection, now=time.time()))
+            finally:
+                engine.dispose()
+        except Exception:  # the worker itself reports a database it cannot use
+            start_log.debug("could not list the streams for the start line", exc_info=True)
+
+    # A database that hangs (a lock held elsewhere, a server that does not answer) must not
+    # hold the start, before the worker can handle SIGTERM: the worker reports it itself.
+    lister = threading.Thread(target=list_streams, name="mailroom-start-line", daemon=True)
+    lister.start()
+    lister.join(_START_LINE_WAIT)
+    if lister.is_alive():
+        streams = []  # the thread may still add to the list it holds
     shown = ", ".join(
         printable(s.name) + (" (paused)" if s.paused_until is not None else "") for s in streams
     )

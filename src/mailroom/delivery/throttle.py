@@ -15,6 +15,9 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -25,6 +28,8 @@ from mailroom.outbox.schema import throttle_windows
 __all__ = ["Throttle"]
 
 _BURST = "burst"
+T = TypeVar("T")
+
 _MAX_WAIT = 1.0  # re-check at least this often, so a stopping worker is not kept waiting
 
 
@@ -36,8 +41,13 @@ class Throttle:
     """Grants sends one at a time: ``await acquire()`` before sending, ``await release()``
     after. Does nothing (and touches no database) when no limit is configured."""
 
-    def __init__(self, engine: Engine, settings: Settings) -> None:
+    def __init__(
+        self, engine: Engine, settings: Settings, executor: Executor | None = None
+    ) -> None:
+        """``executor``: where the transactions run (the worker's database thread); by
+        default, asyncio's default executor."""
         self.engine = engine
+        self._executor = executor
         self.limits = parse_rate_limits(settings.EMAIL_RATE_LIMIT)
         self.burst = settings.EMAIL_BURST
         self.burst_pause = settings.EMAIL_BURST_PAUSE
@@ -50,7 +60,7 @@ class Throttle:
         """Wait for a send to be allowed and take it; False if ``stopping`` was set first."""
         if not self.active:
             return True
-        while (wait := await asyncio.to_thread(self._try_acquire)) > 0:
+        while (wait := await self._in_thread(self._try_acquire)) > 0:
             if stopping is not None:
                 try:
                     await asyncio.wait_for(stopping.wait(), timeout=min(wait, _MAX_WAIT))
@@ -62,7 +72,10 @@ class Throttle:
 
     async def release(self) -> None:
         if self.burst:
-            await asyncio.to_thread(self._finish_burst_send)
+            await self._in_thread(self._finish_burst_send)
+
+    async def _in_thread(self, function: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function)
 
     # -- the transactions ----------------------------------------------------------------
 

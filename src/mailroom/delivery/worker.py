@@ -21,6 +21,13 @@ No send outlives its lease: one still running when a tenth of the lease is left 
 Stopping (SIGTERM, :meth:`Worker.stop`) stops the claiming at once; the sends in flight get
 ``WORKER_SHUTDOWN_GRACE`` seconds to finish, and those still running then are cancelled,
 their connections dropped and their messages given back to the queue.
+
+A stop is bounded even when the database hangs (a lock held by another session, a server that
+stopped answering): a call in the database thread cannot be cancelled, so the run stops
+*waiting* for it. A claim or check still waiting when the stop comes is left at once; the
+last outcomes get ``_RECORD_AFTER_END`` seconds once the senders have ended. The thread is a
+daemon, so a call stuck in it does not keep the process alive; whatever it had claimed keeps
+its lease and is sent again when the lease runs out (nothing is lost).
 """
 
 from __future__ import annotations
@@ -28,12 +35,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
 import random
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -45,7 +54,13 @@ from mailroom.delivery.outcomes import Outcome, OutcomeBuilder, WorkerStats, par
 from mailroom.delivery.retry import PauseStream, RetryPolicy
 from mailroom.delivery.throttle import Throttle
 from mailroom.doctor import diagnose
-from mailroom.errors import DatabaseError, DeliveryError, DeliveryTimeoutError, TransientError
+from mailroom.errors import (
+    DatabaseBusyError,
+    DatabaseError,
+    DeliveryError,
+    DeliveryTimeoutError,
+    TransientError,
+)
 from mailroom.message import Envelope
 from mailroom.outbox import queries
 from mailroom.outbox.database import adopt_legacy_version, check_schema, create_outbox_engine
@@ -67,9 +82,16 @@ _RECORD_EVERY = 0.05  # seconds: how long outcomes may wait to be written in one
 _RECORD_RETRY = 1.0  # seconds before writing outcomes again after the database failed
 _CLOSE_AFTER_ABORT = 1.0  # seconds a cancelled sender may spend closing its connection
 # Once every sender has ended, how long the recorder keeps trying to write the last outcomes
-# to a database that refuses them: a worker must end in bounded time even with its database
-# gone.
+# to a database that refuses them, or waits for one that does not answer: a worker must end
+# in bounded time even with its database gone.
 _RECORD_AFTER_END = 10.0
+# The worker's PostgreSQL statements (claims, outcome writes) may run or wait for a lock this
+# long before they fail and are tried again; SQLite's busy timeout is as long.
+_STATEMENT_TIMEOUT = 60.0
+
+
+class _Abandoned(Exception):  # noqa: N818 - internal control flow, never raised to callers
+    """The run stopped waiting for a database call (it may still be running in the thread)."""
 
 
 def retry_policy_from_settings(settings: Settings) -> RetryPolicy:
@@ -100,7 +122,10 @@ class Worker:
         self._owns_engine = engine is None
         # must_exist: a worker started in the wrong folder must not leave an empty outbox there.
         self.engine = engine or create_outbox_engine(
-            settings.DATABASE_URL, durable=False, must_exist=True
+            settings.DATABASE_URL,
+            durable=False,
+            must_exist=True,
+            statement_timeout=_STATEMENT_TIMEOUT,
         )
         self._transport_factory = transport_factory or (lambda: transport_from_settings(settings))
         self.concurrency = concurrency or settings.WORKER_CONCURRENCY
@@ -110,7 +135,9 @@ class Worker:
         self.once = once
         self.name = name or f"{socket.gethostname()}:{secrets.token_hex(3)}"
         self.policy = retry_policy or retry_policy_from_settings(settings)
-        self.throttle = Throttle(self.engine, settings)
+        # The worker's own database thread: one a hung database cannot make the exit wait for.
+        self._db_thread = _DaemonThread("mailroom-db")
+        self.throttle = Throttle(self.engine, settings, self._db_thread)
         # None may outlive its lease: a relay that reads slowly but steadily never trips
         # EMAIL_TIMEOUT, which bounds each wait, not the whole. A send is cut off this long
         # before its lease ends, which leaves the time to record its outcome while the lease
@@ -141,7 +168,9 @@ class Worker:
         self._pending = 0  # claimed and not yet recorded
         self._paused_here: dict[str, float] = {}  # stream -> until, as this worker knows it
         self._record_failing = False  # the latest write of outcomes failed
-        self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailroom-db")
+        self._give_up = asyncio.Event()  # stop waiting for the database (see run)
+        self._abandoned_claim: Future[tuple[list[ClaimedMessage], list[Outcome]]] | None = None
+        self._db_abandoned = False  # a call was left running in the database thread
 
     def stop(self) -> None:
         """Stop claiming; finish what is being sent (for at most ``WORKER_SHUTDOWN_GRACE``
@@ -160,8 +189,19 @@ class Worker:
     # -- the run -------------------------------------------------------------------------
 
     async def run(self) -> WorkerStats:
-        await self._in_db_thread(adopt_legacy_version, self.engine)
-        await self._in_db_thread(check_schema, self.engine)
+        if self._stopping.is_set():  # stopped before it began: nothing to do, nothing wrong
+            return self.stats
+        try:
+            # A stop while the database does not answer these ends the run: nothing is
+            # claimed yet.
+            await self._in_db_thread(adopt_legacy_version, self.engine, until=self._stopping)
+            await self._in_db_thread(check_schema, self.engine, until=self._stopping)
+        except _Abandoned:
+            self._db_thread.shutdown(wait=False)
+            raise DatabaseError(
+                "DATABASE_URL: the worker was stopped before the database answered its "
+                f"start-up checks; it claimed nothing. {_CHECK_DATABASE}"
+            ) from None
         recorder = asyncio.create_task(self._recorder(), name="mailroom-recorder")
         senders = [
             asyncio.create_task(self._sender(), name=f"mailroom-sender-{i}")
@@ -176,18 +216,30 @@ class Worker:
             for _ in senders:
                 self._queue.put_nowait(None)
             await self._end_senders(senders)
+            # From now on the database gets a bounded time to take the last outcomes.
+            give_up = asyncio.get_running_loop().call_later(_RECORD_AFTER_END, self._give_up.set)
+            await self._settle_abandoned_claim()
             self._finished = True
             self._outcome_ready.set()
             unrecorded = await recorder
-            self._db_thread.shutdown(wait=True)
+            give_up.cancel()
+            # No join: a call left stuck in the database must not hold the worker.
+            self._db_thread.shutdown(wait=False)
             if self._owns_engine:
                 self.engine.dispose()
+        if self._db_abandoned and not unrecorded:
+            raise DatabaseError(
+                f"DATABASE_URL: the database did not answer within {_RECORD_AFTER_END:g} s of "
+                "the stop; the worker ended without waiting for it. Messages it may have "
+                "claimed meanwhile stay 'sending' until their lease (WORKER_LEASE_SECONDS) "
+                f"runs out and are then sent again. {_CHECK_DATABASE}"
+            )
         if unrecorded:
             raise DatabaseError(
                 f"DATABASE_URL: the worker could not record what happened to {unrecorded} "
                 "message(s) before it ended; they stay 'sending' until their lease "
-                "(WORKER_LEASE_SECONDS) runs out and another worker sends them again. Check "
-                "that the database is reachable and writable"
+                f"(WORKER_LEASE_SECONDS) runs out and another worker sends them again. "
+                f"{_CHECK_DATABASE}"
             )
         return self.stats
 
@@ -227,29 +279,79 @@ class Worker:
             except Exception:
                 logger.exception("a sender ended with an error")
 
-    async def _in_db_thread(self, function: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._db_thread, function, *args)
+    async def _in_db_thread(
+        self, function: Callable[..., T], *args: Any, until: asyncio.Event | None = None
+    ) -> T:
+        """``function(*args)`` in the database thread. If ``until`` is set first, raise
+        :class:`_Abandoned` (the call, unless it had not started, runs on unwatched)."""
+        return await self._wait_for_db(self._db_thread.submit(function, *args), until)
+
+    async def _wait_for_db(self, call: Future[T], until: asyncio.Event | None) -> T:
+        if until is None or call.done():
+            return await asyncio.wrap_future(call)
+        waiting: asyncio.Future[T] = asyncio.wrap_future(call)
+        signal: asyncio.Future[Any] = asyncio.ensure_future(until.wait())
+        either: set[asyncio.Future[Any]] = {waiting, signal}
+        try:
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            signal.cancel()
+        if waiting.done():
+            return waiting.result()
+        # Left behind: whatever it ends with is not an error to report ("never retrieved").
+        waiting.add_done_callback(lambda done: done.cancelled() or done.exception())
+        if not call.cancel():  # already running: it cannot be stopped, only left
+            self._db_abandoned = True
+        raise _Abandoned
+
+    async def _settle_abandoned_claim(self) -> None:
+        """A claim left running at the stop: if it finishes in the bounded time, give what it
+        claimed back to the queue now rather than when its lease runs out."""
+        claim, self._abandoned_claim = self._abandoned_claim, None
+        if claim is None or claim.cancelled():
+            return
+        try:
+            claimed, withheld = await self._wait_for_db(claim, self._give_up)
+        except _Abandoned:
+            return
+        except Exception:  # it failed: it claimed nothing
+            self._db_abandoned = False
+            return
+        self._db_abandoned = False
+        self._pending += len(claimed) + len(withheld)
+        for message in claimed:
+            self._add_outcome(self._released(message))
+        for outcome in withheld:
+            self._add_outcome(outcome)
 
     async def _claimer(self) -> None:
         last_sweep = 0.0
         while not self._stopping.is_set():
             now = self._now()
             if now - last_sweep > min(5.0, self.settings.WORKER_LEASE_SECONDS / 4):
-                for message_pk, message_id in await self._in_db_thread(self._sweep, now):
-                    logger.warning(
-                        "re-queued message %s %s: its worker's lease expired; if that worker "
-                        "sent it before dying, this will be a duplicate",
-                        message_pk,
-                        message_id,
-                        extra={"message_pk": message_pk, "message_id": message_id},
-                    )
-                last_sweep = now
+                try:
+                    if await self._sweep_expired(now):
+                        last_sweep = now
+                except _Abandoned:
+                    return
             room = self.batch_size * 2 - self._queue.qsize()
             # Claimed but unrecorded messages are bounded too, so a recorder that cannot
             # write (database away) stops the sending instead of piling outcomes up.
             budget = self.max_batch_bytes - self._held_bytes
             if room >= self.batch_size and self._pending < self.batch_size * 4 and budget > 0:
-                claimed, withheld = await self._in_db_thread(self._claim, self.batch_size, budget)
+                claim = self._db_thread.submit(self._claim, self.batch_size, budget)
+                try:
+                    claimed, withheld = await self._wait_for_db(claim, self._stopping)
+                except _Abandoned:
+                    if not claim.cancelled():
+                        self._abandoned_claim = claim
+                    return
+                except DatabaseBusyError as error:
+                    # Behind another session's lock past the statement timeout: nothing was
+                    # claimed; try again rather than end the worker.
+                    logger.warning("worker %s: could not claim: %s; retrying", self.name, error)
+                    await self._sleep(self.settings.WORKER_POLL_INTERVAL)
+                    continue
                 self._pending += len(claimed) + len(withheld)
                 for message in claimed:
                     self._held_bytes += len(message.data)
@@ -264,6 +366,23 @@ class Worker:
                 if self.once and (self._pending == 0 or self._only_unrecordable_left()):
                     return
             await self._sleep(self.settings.WORKER_POLL_INTERVAL)
+
+    async def _sweep_expired(self, now: float) -> bool:
+        """Re-queue messages whose worker's lease ran out; whether the sweep was done."""
+        try:
+            requeued = await self._in_db_thread(self._sweep, now, until=self._stopping)
+        except DatabaseBusyError as error:  # tried again on the next round
+            logger.warning("worker %s: could not sweep: %s", self.name, error)
+            return False
+        for message_pk, message_id in requeued:
+            logger.warning(
+                "re-queued message %s %s: its worker's lease expired; if that worker "
+                "sent it before dying, this will be a duplicate",
+                message_pk,
+                message_id,
+                extra={"message_pk": message_pk, "message_id": message_id},
+            )
+        return True
 
     def _only_unrecordable_left(self) -> bool:
         """Whether all that --once still waits for is outcomes the database keeps refusing:
@@ -479,7 +598,11 @@ class Worker:
             batch, self._outcomes = self._outcomes, []
             if batch:
                 try:
-                    await self._in_db_thread(self._record, batch)
+                    await self._in_db_thread(self._record, batch, until=self._give_up)
+                except _Abandoned:
+                    # The database has not answered for the bounded time after the end:
+                    # these outcomes may or may not be written; the messages keep their lease.
+                    return len(batch) + len(self._outcomes)
                 except Exception:
                     # The database is away or refused the write: keep every outcome and try
                     # again; the claimer stops taking more while these wait (see _claimer).
@@ -573,3 +696,44 @@ async def _wait_while(
     finally:
         signal.cancel()
     return busy
+
+
+_CHECK_DATABASE = "Check that the database (DATABASE_URL) is reachable and writable"
+
+
+class _DaemonThread(Executor):
+    """One daemon thread running the calls submitted to it in order. Unlike a
+    ThreadPoolExecutor's, the interpreter does not wait for it at exit, so a call stuck in a
+    database that does not answer cannot keep a stopped worker's process alive."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._calls: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None]
+        self._calls = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        if self._thread is None:  # started on first use: a worker that never runs has none
+            self._thread = threading.Thread(target=self._work, name=self._name, daemon=True)
+            self._thread.start()
+        future: Future[T] = Future()
+        self._calls.put((future, lambda: fn(*args, **kwargs)))
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._calls.put(None)
+        if wait and self._thread is not None:
+            self._thread.join()
+
+    def _work(self) -> None:
+        while (call := self._calls.get()) is not None:
+            future, function = call
+            del call
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(function())
+            except BaseException as error:  # handed to the waiting side
+                future.set_exception(error)
+            # Not kept alive while waiting for the next call: a claim holds message bodies.
+            del future, function

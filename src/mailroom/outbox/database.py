@@ -6,7 +6,12 @@ instead of failing half-way with "database is locked". An engine made ``durable`
 that acknowledges enqueues) syncs each commit to disk (``synchronous=FULL``); the worker's
 engine uses ``NORMAL``, which in WAL mode survives a process crash, fsyncing at checkpoints.
 
-PostgreSQL is used through psycopg 3: ``postgresql://`` URLs get the driver added.
+PostgreSQL is used through psycopg 3: ``postgresql://`` URLs get the driver added, and a
+``connect_timeout`` of :data:`CONNECT_TIMEOUT` seconds unless the URL sets one, so a server
+that accepts the connection and never answers is an error, not a hang. An engine given a
+``statement_timeout`` (the worker's) also sets PostgreSQL's ``statement_timeout`` and
+``lock_timeout`` on each connection: a statement blocked behind another session's lock fails
+after that long and is tried again, instead of holding the worker.
 
 Mailroom often shares a database with the application that sends the mail (and that
 application may use Alembic too), so its schema version lives in a table of its own,
@@ -78,6 +83,10 @@ LEGACY_VERSION_TABLE = "alembic_version"
 """Where Mailroom kept its revision before it had a table of its own."""
 
 
+CONNECT_TIMEOUT = 10
+"""Seconds to wait for a PostgreSQL server to complete a new connection."""
+
+
 class SchemaOutdatedError(MailroomError):
     """The database schema is older (or newer) than this version of Mailroom expects."""
 
@@ -98,11 +107,18 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_outbox_engine(url: str, *, durable: bool = True, must_exist: bool = False) -> Engine:
-    """An engine for ``DATABASE_URL``; see the module docstring for the SQLite settings.
+def create_outbox_engine(
+    url: str,
+    *,
+    durable: bool = True,
+    must_exist: bool = False,
+    statement_timeout: float | None = None,
+) -> Engine:
+    """An engine for ``DATABASE_URL``; see the module docstring for the settings it makes.
 
     ``must_exist``: the command only looks at the outbox, so a SQLite file that is not there
     is an error (the command ran in the wrong folder) rather than a new empty file.
+    ``statement_timeout``: seconds a PostgreSQL statement may run or wait for a lock.
     """
     given = url  # as the operator wrote it: what messages show, and what they must not
     check_password_parsed(given)
@@ -112,7 +128,11 @@ def create_outbox_engine(url: str, *, durable: bool = True, must_exist: bool = F
         check_sqlite_path(path)
     try:
         if parsed.get_backend_name() != "sqlite":
-            engine = create_engine(parsed, pool_pre_ping=True)
+            # The URL's own connect_timeout (psycopg reads it from there) wins over ours.
+            connect = (
+                {} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_TIMEOUT}
+            )
+            engine = create_engine(parsed, pool_pre_ping=True, connect_args=connect)
         else:
             engine = create_engine(parsed, connect_args={"timeout": 60, "check_same_thread": False})
     except (NoSuchModuleError, ImportError) as exc:
@@ -125,6 +145,8 @@ def create_outbox_engine(url: str, *, durable: bool = True, must_exist: bool = F
             raise error from context.original_exception
 
     if parsed.get_backend_name() != "sqlite":
+        if statement_timeout is not None:
+            _limit_statements(engine, statement_timeout)
         return engine
     synchronous = "FULL" if durable else "NORMAL"
 
@@ -145,6 +167,20 @@ def create_outbox_engine(url: str, *, durable: bool = True, must_exist: bool = F
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _limit_statements(engine: Engine, seconds: float) -> None:
+    milliseconds = max(1, round(seconds * 1000))
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Session settings, committed: SET inside a transaction that is rolled back (as the
+        # pool does on return) would be undone. Not startup "options", which poolers such as
+        # PgBouncer refuse.
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET statement_timeout = {milliseconds}")
+            cursor.execute(f"SET lock_timeout = {milliseconds}")
+        dbapi_connection.commit()
 
 
 def _keep_new_file_private(cursor: Any) -> None:

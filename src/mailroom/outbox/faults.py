@@ -20,6 +20,7 @@ from sqlalchemy.exc import ArgumentError
 
 from mailroom.config import REDACTED, redact_url, url_secrets
 from mailroom.errors import (
+    DatabaseBusyError,
     DatabaseDriverMissingError,
     DatabaseError,
     DatabaseFileError,
@@ -323,6 +324,17 @@ _POSTGRES_SQLSTATES: dict[str, tuple[type[DatabaseError], str]] = {
         DatabaseFileError,
         "the server is read-only (a standby?); point DATABASE_URL at the primary",
     ),
+    # The worker's statement_timeout and lock_timeout (database.create_outbox_engine).
+    "57014": (
+        DatabaseBusyError,
+        "a statement ran or waited too long, most likely for a lock another session holds "
+        "(see pg_locks and pg_stat_activity); end that session or its long transaction",
+    ),
+    "55P03": (
+        DatabaseBusyError,
+        "a statement waited too long for a lock another session holds (see pg_locks and "
+        "pg_stat_activity); end that session or its long transaction",
+    ),
 }
 
 
@@ -334,7 +346,8 @@ def _postgres_error(
     if sqlstate in _POSTGRES_SQLSTATES:
         cls, fix = _POSTGRES_SQLSTATES[sqlstate]
         what = ""
-    elif connecting and type(exc).__name__ == "OperationalError":
+    # (psycopg's ConnectionTimeout, for connect_timeout, is an OperationalError too.)
+    elif connecting and any(c.__name__ == "OperationalError" for c in type(exc).__mro__):
         # psycopg gives no SQLSTATE for a refused connection: read its message.
         cls, what = DatabaseUnreachableError, "cannot connect: "
         fix = next(
@@ -355,4 +368,10 @@ _POSTGRES_CONNECT_FAULTS = (
     ("pg_hba.conf", _POSTGRES_SQLSTATES["28000"][1]),
     ("resolve host", "the host name is unknown: fix the host in DATABASE_URL"),
     ("translate host name", "the host name is unknown: fix the host in DATABASE_URL"),
+    (
+        "timeout expired",
+        "the server accepted the connection but did not answer in time (connect_timeout): "
+        "check that it is a PostgreSQL server and not overloaded, and the host and port in "
+        "DATABASE_URL",
+    ),
 )

@@ -11,6 +11,7 @@ import asyncio
 import email
 import email.policy
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, select, text, update
 
 from mailroom.config import Settings, load_settings
 from mailroom.delivery import worker as worker_module
@@ -608,6 +609,87 @@ async def test_a_database_gone_for_good_at_the_end_does_not_keep_the_worker(
 
     assert time.monotonic() - started < 10
     assert [message_row(outbox.engine, i).status for i in ids] == ["sending"] * 3
+
+
+async def test_claims_blocked_past_the_statement_timeout_are_tried_again(
+    outbox: Outbox,
+    database_url: str,
+    smtp_server: SMTPTestServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Another session holding the messages table locked makes the worker's claims and
+    sweeps fail after the statement timeout; the worker says so and tries again, and sends
+    everything once the lock is gone, instead of waiting for ever or ending."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's statement and lock timeouts")
+    ids = [outbox.send(note(i)) for i in range(3)]
+    monkeypatch.setattr(worker_module, "_STATEMENT_TIMEOUT", 0.2)
+    worker = Worker(settings_for(database_url, smtp_server, WORKER_POLL_INTERVAL="0.1"))
+    run = asyncio.create_task(worker.run())
+    try:
+        with outbox.engine.connect() as session:
+            session.execute(text(f"LOCK TABLE {messages.name} IN ACCESS EXCLUSIVE MODE"))
+            await asyncio.sleep(1.5)
+            assert not run.done()
+            session.rollback()
+        deadline = time.monotonic() + 10
+        while len(smtp_server.scripted.received) < 3 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+    finally:
+        worker.stop()
+        await asyncio.wait_for(run, 20)
+        worker.engine.dispose()
+    assert [message_row(outbox.engine, i).status for i in ids] == ["sent"] * 3
+    assert any("could not claim" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_worker_stopped_before_it_runs_ends_cleanly(
+    outbox: Outbox, database_url: str, smtp_server: SMTPTestServer
+) -> None:
+    """A stop that comes before the run (a signal while a worker process starts) is no
+    database fault: the start-up checks it no longer waits for are not reported as one."""
+    message_pk = outbox.send(note(1))
+    worker = Worker(settings_for(database_url, smtp_server))
+    worker.stop()
+    try:
+        stats = await asyncio.wait_for(worker.run(), 5)
+    finally:
+        worker.engine.dispose()
+    assert stats.sent == 0
+    assert message_row(outbox.engine, message_pk).status == "queued"
+
+
+async def test_a_claim_that_ends_after_the_stop_gives_its_messages_back(
+    outbox: Outbox, database_url: str, smtp_server: SMTPTestServer
+) -> None:
+    """A claim still waiting on the database when SIGTERM comes is left (the stop does not
+    wait for it); if it then ends within the bounded time, what it claimed goes straight back
+    to the queue instead of waiting for its lease."""
+    ids = [outbox.send(note(i)) for i in range(3)]
+    worker = Worker(settings_for(database_url, smtp_server, WORKER_POLL_INTERVAL="0.1"))
+    database_answers = threading.Event()
+    claim = worker._claim
+
+    def slow_claim(limit: int, max_bytes: int) -> Any:
+        database_answers.wait(10)
+        return claim(limit, max_bytes)
+
+    worker._claim = slow_claim  # type: ignore[method-assign]
+    run = asyncio.create_task(worker.run())
+    await asyncio.sleep(0.5)
+    worker.stop()
+    await asyncio.sleep(0.3)
+    assert not run.done()  # waiting (boundedly) for the claim left behind
+    database_answers.set()
+    try:
+        stats = await asyncio.wait_for(run, 10)
+    finally:
+        worker.engine.dispose()
+    assert stats.sent == 0
+    rows = [message_row(outbox.engine, i) for i in ids]
+    assert [(r.status, r.lease_token, r.attempts) for r in rows] == [("queued", None, 0)] * 3
+    assert smtp_server.scripted.received == []
 
 
 # -- 5. priorities -----------------------------------------------------------------------------
