@@ -64,8 +64,9 @@ class Outcome:
     completion: Completion
     attempt_rows: list[dict[str, Any]] = field(default_factory=list)
     pause: PauseStream | None = None
-    followup: Followup | None = None
-    """Recipients refused for now (or not reached) while others were accepted."""
+    followups: list[Followup] = field(default_factory=list)
+    """Recipients refused for now (or not reached) while others were accepted: one row for
+    those deferred by the relay (after a backoff), one for those not reached (due now)."""
 
 
 def partial_result(
@@ -136,10 +137,11 @@ class OutcomeBuilder:
         self, transport: Transport, message: ClaimedMessage, result: SendResult, duration: float
     ) -> Outcome:
         now = time.time()
-        followup = self._followup(message, result, now)
+        followup = self._followup(message, result.refused, now)
+        followups = [followup] if followup is not None else []
         carried = set(followup.recipients) if followup is not None else set()
         return self._sent(
-            transport, message, result, duration, followup=followup, carried=carried, now=now
+            transport, message, result, duration, followups=followups, carried=carried, now=now
         )
 
     def _sent(
@@ -149,7 +151,7 @@ class OutcomeBuilder:
         result: SendResult,
         duration: float,
         *,
-        followup: Followup | None,
+        followups: list[Followup],
         carried: set[str],
         now: float,
         interrupted: frozenset[str] = frozenset(),
@@ -195,25 +197,25 @@ class OutcomeBuilder:
             message,
             Completion(id=message.id, status=Status.SENT, due_at=now, sent_at=now),
             rows,
-            followup=followup,
+            followups=followups,
         )
 
-    def _followup(self, message: ClaimedMessage, result: SendResult, now: float) -> Followup | None:
+    def _followup(
+        self, message: ClaimedMessage, refused: Mapping[str, DeliveryError], now: float
+    ) -> Followup | None:
         """A 4xx for some recipients must not silently drop them: they get a message of their
         own (same bytes, same Message-ID), due after the usual backoff, while attempts last.
         So do recipients a later transaction of the delivery could not reach because of our
         own configuration: the part already delivered is not sent again, and the stream is
         paused when the follow-up meets the same refusal."""
         later = [
-            r
-            for r, e in result.refused.items()
-            if e.verdict in (Verdict.TRANSIENT, Verdict.CONFIGURATION)
+            r for r, e in refused.items() if e.verdict in (Verdict.TRANSIENT, Verdict.CONFIGURATION)
         ]
         attempts = message.attempts + 1
         if not later or attempts >= self.policy.max_attempts:
             return None
         due_at = now + self.policy.backoff(attempts, self._rng).total_seconds()
-        return Followup(later, due_at, attempts, reply=result.refused[later[0]])
+        return Followup(later, due_at, attempts, reply=refused[later[0]])
 
     def failed(
         self, transport: Transport, message: ClaimedMessage, error: DeliveryError, duration: float
@@ -344,15 +346,18 @@ class OutcomeBuilder:
         a message the relay took; the lease expiring, as it did before, had the same risk.)
 
         A delivery in several transactions may have been aborted after the relay accepted
-        some of them: those recipients have the message. The message is then sent, as when a
-        relay defers some recipients, and only the others go back to the queue, in a follow-up
-        row due now that starts with the message's attempts (the interrupted part used none).
+        some of them: those recipients have the message. The message is then sent (and
+        counted as sent only, not also as released), as when a relay defers some recipients.
+        Those the relay refused for now in a transaction that completed had their attempt:
+        they wait in a follow-up row after the usual backoff, with the attempt counted. Only
+        those not reached go back to the queue free, in a follow-up row due now that starts
+        with the message's attempts (the interrupted part used none).
         """
-        self.stats.released += 1
         reason = "interrupted: the worker stopped during the send (WORKER_SHUTDOWN_GRACE)"
         now = time.time()
         if progress.accepted:
             return self._partly_sent(transport, message, progress, duration, reason=reason, now=now)
+        self.stats.released += 1
         logger.warning(
             "message %s (%s): the worker stopped during its send; it goes back to the queue",
             message.id,
@@ -406,29 +411,22 @@ class OutcomeBuilder:
         )
         cut_short = TransientError(reason)
         result = partial_result(message, transport, progress, cut_short)
-        # Refused for now in a transaction that completed: they come along, due now too.
-        later = [
-            r
-            for r, e in progress.refused.items()
-            if e.verdict in (Verdict.TRANSIENT, Verdict.CONFIGURATION)
-        ]
-        carried = [*later, *rest]
-        followup = None
-        if carried:
-            followup = Followup(
-                carried,
-                now,
-                message.attempts,
-                reply=progress.refused[later[0]] if later else cut_short,
-                keep_error=not later,
-            )
+        # Refused for now in a transaction that completed: that was an attempt, so they wait
+        # the backoff with it counted, as after any 4xx. Only those not reached are free.
+        followups = []
+        deferred = self._followup(message, progress.refused, now)
+        if deferred is not None:
+            followups.append(deferred)
+        if rest:
+            followups.append(Followup(rest, now, message.attempts, cut_short, keep_error=True))
+        carried = {r for followup in followups for r in followup.recipients}
         return self._sent(
             transport,
             message,
             result,
             duration,
-            followup=followup,
-            carried=set(carried),
+            followups=followups,
+            carried=carried,
             now=now,
             interrupted=frozenset(rest),
         )

@@ -219,6 +219,7 @@ class Worker:
             # From now on the database gets a bounded time to take the last outcomes.
             give_up = asyncio.get_running_loop().call_later(_RECORD_AFTER_END, self._give_up.set)
             await self._settle_abandoned_claim()
+            await self._settle_abandoned_calls()
             self._finished = True
             self._outcome_ready.set()
             unrecorded = await recorder
@@ -323,6 +324,16 @@ class Worker:
             self._add_outcome(self._released(message))
         for outcome in withheld:
             self._add_outcome(outcome)
+
+    async def _settle_abandoned_calls(self) -> None:
+        """A call left running at the stop (a sweep, a check) on a healthy database ends a
+        moment later: wait, within the bounded time, for a no-op queued behind it. The
+        thread runs its calls in order, so once that has run, so has every call left."""
+        if not self._db_abandoned:
+            return
+        with contextlib.suppress(_Abandoned):
+            await self._in_db_thread(_nothing, until=self._give_up)
+            self._db_abandoned = False
 
     async def _claimer(self) -> None:
         last_sweep = 0.0
@@ -522,13 +533,13 @@ class Worker:
         except Exception as error:
             if bound.expired():  # the send ran out of lease (a TimeoutError from the bound)
                 failure = self._cut_off(time.perf_counter() - started)
-                if progress.accepted:  # those have it: only the others are tried again
-                    result = partial_result(message, transport, progress, failure)
-                    duration = time.perf_counter() - started
-                    return self.outcomes.sent(transport, message, result, duration)
             else:  # a bug, not the relay: keep the message, log the traceback
                 logger.exception("unexpected error sending message %s", message.id)
                 failure = TransientError(f"unexpected error: {type(error).__name__}: {error}")
+            if progress.accepted:  # those have it: only the others are tried again
+                result = partial_result(message, transport, progress, failure)
+                duration = time.perf_counter() - started
+                return self.outcomes.sent(transport, message, result, duration)
         else:
             return self.outcomes.sent(transport, message, result, time.perf_counter() - started)
         outcome = self.outcomes.failed(transport, message, failure, time.perf_counter() - started)
@@ -637,8 +648,7 @@ class Worker:
             # Follow-ups first: one may keep its source's last error, which completing the
             # source (sent) clears.
             for outcome in batch:
-                followup = outcome.followup
-                if followup is not None:
+                for followup in outcome.followups:
                     reply = followup.reply
                     queries.insert_followup(
                         connection,
@@ -696,6 +706,10 @@ async def _wait_while(
     finally:
         signal.cancel()
     return busy
+
+
+def _nothing() -> None:
+    """A call for the database thread that only marks its place in the order."""
 
 
 _CHECK_DATABASE = "Check that the database (DATABASE_URL) is reachable and writable"

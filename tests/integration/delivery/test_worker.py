@@ -26,11 +26,13 @@ from mailroom.delivery import worker as worker_module
 from mailroom.delivery.retry import RetryPolicy
 from mailroom.delivery.worker import Worker
 from mailroom.errors import DatabaseError, DatabaseFileError
-from mailroom.message import Message
+from mailroom.message import Envelope, Message
 from mailroom.outbox import database
 from mailroom.outbox.database import SchemaOutdatedError
 from mailroom.outbox.schema import SuppressionReason, attempts, messages, streams
 from mailroom.outbox.store import Outbox
+from mailroom.transports import Transport
+from mailroom.transports.smtp import SMTPTransport
 from mailroom.unsubscribe import suppress
 from smtp_server import TEST_PASSWORD, TEST_USER, ServerFactory, SMTPTestServer
 from tls_files import TLSFiles
@@ -531,6 +533,63 @@ async def test_one_recipient_refused_the_others_delivered(
     [received] = smtp_server.scripted.received
     assert received.rcpt_tos == ["bob@example.com"]
     assert run.worker.stats.sent == 1
+
+
+class FailingSecondTransaction(SMTPTransport):
+    """A transport with a bug that shows only in the second transaction of a delivery."""
+
+    transactions = 0
+
+    async def _batch(self, envelope: Envelope, recipients: list[str]) -> Any:
+        self.transactions += 1
+        if self.transactions == 2:
+            raise RuntimeError("a bug in the transport")
+        return await super()._batch(envelope, recipients)
+
+
+async def test_an_unexpected_error_after_a_transaction_was_accepted_sends_it_once(
+    outbox: Outbox, database_url: str, smtp_server: SMTPTestServer
+) -> None:
+    # One recipient a transaction: Ada's is accepted, then the transport fails with a bug.
+    # Ada has the message and must not get it again; only Bob is tried again, later.
+    message_pk = outbox.send(note(1, to=["ada@example.com", "bob@example.com"]))
+    settings = settings_for(database_url, smtp_server, EMAIL_MAX_RECIPIENTS_PER_MESSAGE="1")
+    transports: list[FailingSecondTransaction] = []
+
+    def factory() -> Transport:
+        transports.append(
+            FailingSecondTransaction(
+                host="127.0.0.1",
+                port=smtp_server.port,
+                timeout=1,
+                max_recipients=settings.EMAIL_MAX_RECIPIENTS_PER_MESSAGE,
+            )
+        )
+        return transports[-1]
+
+    run = await run_once(settings, retry_policy=NO_JITTER, transport_factory=factory)
+
+    assert [r.rcpt_tos for r in smtp_server.scripted.received] == [["ada@example.com"]]
+    original, followup = (message_row(outbox.engine, pk) for pk in (message_pk, message_pk + 1))
+    assert (original.status, original.attempts) == ("sent", 1)
+    assert (followup.recipients, followup.status, followup.attempts) == (
+        ["bob@example.com"],
+        "deferred",
+        1,
+    )
+    assert between(followup.due_at, run.around(60))
+    assert "RuntimeError" in followup.last_error
+    logged = [(r.recipient, r.outcome) for r in attempt_rows(outbox.engine, message_pk)]
+    assert logged == [("ada@example.com", "sent"), ("bob@example.com", "deferred")]
+    assert (run.worker.stats.sent, run.worker.stats.deferred) == (1, 0)
+
+    # Bob's row, tried again, reaches Bob alone.
+    make_due = update(messages).where(messages.c.id == followup.id).values(due_at=0)
+    with outbox.engine.begin() as connection:
+        connection.execute(make_due)
+    await run_once(settings_for(database_url, smtp_server))
+    delivered = [r.rcpt_tos for r in smtp_server.scripted.received]
+    assert delivered == [["ada@example.com"], ["bob@example.com"]]
 
 
 async def test_suppressed_recipients_are_withheld_at_send_time(

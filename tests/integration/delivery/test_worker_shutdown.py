@@ -200,7 +200,7 @@ async def test_a_stop_between_transactions_sends_no_recipient_twice(
         (message_pk, "bob@example.com", "interrupted", 1),
         (message_pk, "cy@example.com", "interrupted", 1),
     ]
-    assert (worker.stats.sent, worker.stats.released) == (1, 1)
+    assert (worker.stats.sent, worker.stats.released) == (1, 0)
 
     await run_once(settings_for(database_url, smtp_server.port))
 
@@ -258,3 +258,66 @@ async def test_a_stop_keeps_the_reply_that_deferred_a_follow_up(
     await run_once(settings_for(database_url, smtp_server.port))
     delivered = Counter(r for m in handler.received for r in m.rcpt_tos)
     assert delivered == Counter(recipients)
+
+
+class SlowSweepWorker(Worker):
+    """A worker whose lease sweep takes a moment, as on a big table of a healthy database."""
+
+    sweeping = False
+
+    def _sweep(self, now: float) -> list[tuple[int, str]]:
+        self.sweeping = True
+        time.sleep(0.3)
+        return super()._sweep(now)
+
+
+async def test_a_stop_during_a_sweep_on_a_healthy_database_ends_cleanly(
+    outbox: Outbox, database_url: str
+) -> None:
+    # The stop leaves the sweep running in the database thread; it ends a moment later, so
+    # the worker ends normally, without a database error.
+    worker = SlowSweepWorker(settings_for(database_url, 25), concurrency=1, rng=random.Random(0))
+    task = asyncio.create_task(worker.run())
+    while not worker.sweeping:
+        await asyncio.sleep(0.01)
+    took = await stop_and_wait(worker, task, within=5)
+    assert took < 2
+    assert task.result() is worker.stats
+
+
+async def test_recipients_deferred_before_a_stop_wait_their_backoff_with_the_attempt_counted(
+    outbox: Outbox, database_url: str, smtp_server: SMTPTestServer
+) -> None:
+    # One recipient a transaction: Ada is accepted, Bob refused for now (450), and the stop
+    # comes during Cy's transaction. Bob had his attempt; only Cy (and Dan) were not reached.
+    handler = smtp_server.scripted
+    handler.rcpt_replies["bob@example.com"] = "450 4.2.1 mailbox busy"
+    recipients = ["ada@example.com", "bob@example.com", "cy@example.com", "dan@example.com"]
+    message_pk = outbox.send(to=recipients, subject="hi", text="hello")
+    settings = settings_for(
+        database_url,
+        smtp_server.port,
+        EMAIL_MAX_RECIPIENTS_PER_MESSAGE="1",
+        EMAIL_RETRY_DELAY="60",
+        WORKER_SHUTDOWN_GRACE="0.1",
+    )
+    stopped_at = time.time()
+    worker = await stop_during_transaction(settings, smtp_server, after=1)
+
+    original, deferred, rest = all_rows(outbox.engine)
+    assert (original.id, original.status) == (message_pk, "sent")
+    assert deferred.recipients == ["bob@example.com"]
+    assert (deferred.status, deferred.attempts) == ("deferred", 1)
+    assert deferred.due_at > stopped_at + 30  # the backoff, not due now
+    assert (deferred.last_code, deferred.last_error) == (450, "mailbox busy")
+    assert rest.recipients == ["cy@example.com", "dan@example.com"]
+    assert (rest.status, rest.attempts) == ("deferred", 0)
+    assert rest.due_at <= time.time()
+    assert sorted(send_log(outbox.engine)) == [
+        (message_pk, "ada@example.com", "sent", 1),
+        (message_pk, "bob@example.com", "deferred", 1),
+        (message_pk, "cy@example.com", "interrupted", 1),
+        (message_pk, "dan@example.com", "interrupted", 1),
+    ]
+    # Counted once, as sent: its remainder is not also counted as released.
+    assert (worker.stats.sent, worker.stats.released) == (1, 0)
