@@ -23,7 +23,14 @@ from mailroom.outbox.schema import AttemptOutcome, Status
 from mailroom.transports import Transport
 from mailroom.transports.base import SendProgress, SendResult
 
-__all__ = ["Followup", "Outcome", "OutcomeBuilder", "WorkerStats", "partial_result"]
+__all__ = [
+    "Followup",
+    "Outcome",
+    "OutcomeBuilder",
+    "WorkerStats",
+    "flag_unanswered",
+    "partial_result",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -75,14 +82,32 @@ def partial_result(
     """A delivery cut short after the relay accepted some of its transactions: sent to those,
     refused with ``error`` for the recipients it did not reach."""
     done = {*progress.accepted, *progress.refused}
+    rest = {r: error.refused.get(r, error) for r in message.recipients if r not in done}
     return SendResult(
         message_id=message.message_id,
         accepted=tuple(progress.accepted),
         transport=transport.name,
         reply=progress.replies.get(progress.accepted[-1], ""),
-        refused={**progress.refused, **{r: error for r in message.recipients if r not in done}},
+        refused={**progress.refused, **rest},
         replies=dict(progress.replies),
     )
+
+
+def flag_unanswered(
+    error: DeliveryError, message: ClaimedMessage, progress: SendProgress
+) -> DeliveryError:
+    """``error`` for a send cut short, with an error of its own for each recipient it did not
+    finish: those whose transaction's final dot had left (``progress.unanswered``) get one
+    that says the relay may have taken the message, so the send log flags them."""
+    if not progress.unanswered:
+        return error
+    unanswered = set(progress.unanswered)
+    flagged = type(error)(str(error), stage=error.stage, possibly_delivered=True)
+    done = {*progress.accepted, *progress.refused}
+    error.refused = {
+        r: flagged if r in unanswered else error for r in message.recipients if r not in done
+    }
+    return error
 
 
 @functools.lru_cache(maxsize=256)
@@ -193,6 +218,7 @@ class OutcomeBuilder:
             for recipient, error in result.refused.items()
         ]
         self.stats.sent += 1
+        self._warn_if_possibly_delivered(message, [*result.refused.values()])
         return Outcome(
             message,
             Completion(id=message.id, status=Status.SENT, due_at=now, sent_at=now),
@@ -235,6 +261,9 @@ class OutcomeBuilder:
             out = []
             for recipient in recipients:
                 own = error.refused.get(recipient, error)
+                # A recipient with an error of its own (a send cut short after the final dot
+                # of its transaction) says for itself whether the relay may have it.
+                maybe = possible_duplicate if own is error else own.possibly_delivered
                 out.append(
                     self._row(
                         transport,
@@ -245,10 +274,12 @@ class OutcomeBuilder:
                         code=own.code,
                         enhanced_status=own.enhanced_status,
                         server_text=own.server_text or str(own),
-                        possible_duplicate=possible_duplicate,
+                        possible_duplicate=maybe,
                     )
                 )
             return out
+
+        own_errors = [e for e in error.refused.values() if e is not error]
 
         if isinstance(decision, PauseStream):
             self.stats.paused += 1  # logged once per stream by the worker, not per message
@@ -275,6 +306,8 @@ class OutcomeBuilder:
                     message.id,
                     message.message_id,
                 )
+            else:
+                self._warn_if_possibly_delivered(message, own_errors)
             self.stats.deferred += 1
             return Outcome(
                 message,
@@ -302,6 +335,23 @@ class OutcomeBuilder:
             ),
             # Silence after the final dot: the relay may have delivered it after all.
             rows(AttemptOutcome.FAILED, error.possibly_delivered),
+        )
+
+    def _warn_if_possibly_delivered(
+        self, message: ClaimedMessage, errors: list[DeliveryError]
+    ) -> None:
+        """Count and log a message that some recipients may have got though their attempt
+        did not end with the relay's reply (the final dot had left): they will get it again."""
+        if not any(e.possibly_delivered for e in errors):
+            return
+        self.stats.possible_duplicates += 1
+        logger.warning(
+            "message %s (%s): the send was cut short after the final dot of a transaction, "
+            "before the relay's reply; it may have been delivered to those recipients and will "
+            "be sent to them again",
+            message.id,
+            message.message_id,
+            extra={"message_pk": message.id, "message_id": message.message_id},
         )
 
     def suppressed(self, message: ClaimedMessage, reasons: Mapping[str, str]) -> Outcome:
@@ -364,6 +414,8 @@ class OutcomeBuilder:
             message.message_id,
             extra={"message_pk": message.id, "message_id": message.message_id},
         )
+        cut_short = flag_unanswered(TransientError(reason), message, progress)
+        self._warn_if_possibly_delivered(message, [*cut_short.refused.values()])
         rows = [
             self._row(
                 transport,
@@ -372,6 +424,7 @@ class OutcomeBuilder:
                 AttemptOutcome.INTERRUPTED,
                 duration,
                 server_text=reason,
+                possible_duplicate=cut_short.refused.get(recipient, cut_short).possibly_delivered,
             )
             for recipient in message.recipients
         ]
@@ -409,7 +462,7 @@ class OutcomeBuilder:
             len(rest),
             extra={"message_pk": message.id, "message_id": message.message_id},
         )
-        cut_short = TransientError(reason)
+        cut_short = flag_unanswered(TransientError(reason), message, progress)
         result = partial_result(message, transport, progress, cut_short)
         # Refused for now in a transaction that completed: that was an attempt, so they wait
         # the backoff with it counted, as after any 4xx. Only those not reached are free.

@@ -50,7 +50,13 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 
 from mailroom.config import Settings
-from mailroom.delivery.outcomes import Outcome, OutcomeBuilder, WorkerStats, partial_result
+from mailroom.delivery.outcomes import (
+    Outcome,
+    OutcomeBuilder,
+    WorkerStats,
+    flag_unanswered,
+    partial_result,
+)
 from mailroom.delivery.retry import PauseStream, RetryPolicy
 from mailroom.delivery.throttle import Throttle
 from mailroom.doctor import diagnose
@@ -536,6 +542,8 @@ class Worker:
             else:  # a bug, not the relay: keep the message, log the traceback
                 logger.exception("unexpected error sending message %s", message.id)
                 failure = TransientError(f"unexpected error: {type(error).__name__}: {error}")
+            # Cut off after the final dot of a transaction: its recipients may have it.
+            failure = flag_unanswered(failure, message, progress)
             if progress.accepted:  # those have it: only the others are tried again
                 result = partial_result(message, transport, progress, failure)
                 duration = time.perf_counter() - started

@@ -49,11 +49,15 @@ class SendProgress:
     passes a fresh one to :meth:`Transport.send` and reads it when the send was cancelled.
     ``replies`` gives each accepted recipient the relay's answer to its transaction's content;
     ``refused`` the recipients refused on their own in transactions that completed.
+    ``unanswered`` holds the recipients of a transaction whose final dot had been written when
+    the send was cancelled, its reply not yet in: the relay may have taken the message for
+    them (RFC 5321 §4.1.1.4), so sending it again may deliver it twice.
     """
 
     accepted: list[str] = field(default_factory=list)
     replies: dict[str, str] = field(default_factory=dict)
     refused: dict[str, DeliveryError] = field(default_factory=dict)
+    unanswered: list[str] = field(default_factory=list)
 
 
 class Transport(abc.ABC):

@@ -158,6 +158,7 @@ class SMTPTransport(Transport):
         # connection starts from max_recipients again (see _ensure_connected).
         self._recipient_limit = max_recipients
         self._session: Session | None = None
+        self._progress = SendProgress()  # the account of the send under way (one at a time)
         self._lock = asyncio.Lock()
         self.connections_opened = 0
         """How many connections this transport has opened (each one logged in)."""
@@ -363,6 +364,7 @@ class SMTPTransport(Transport):
     ) -> SendResult:
         # The progress is the account of the delivery itself, so that whoever cancels the
         # send knows what the relay already has.
+        self._progress = progress
         accepted = progress.accepted
         refused = progress.refused
         data_replies = progress.replies
@@ -466,7 +468,7 @@ class SMTPTransport(Transport):
         if not part.accepted:
             await self._abandon(session, data_reply)
             return part
-        part.data_reply = await self._data(session, envelope, data_reply)
+        part.data_reply = await self._data(session, envelope, data_reply, part.accepted)
         return part
 
     async def _envelope(
@@ -540,9 +542,12 @@ class SMTPTransport(Transport):
                 return
         await self._reset(session)
 
-    async def _data(self, session: Session, envelope: Envelope, go_ahead: Reply | None) -> Reply:
+    async def _data(
+        self, session: Session, envelope: Envelope, go_ahead: Reply | None, recipients: list[str]
+    ) -> Reply:
         """DATA in two steps, so silence after the final dot is told apart from a failure
-        before it: only the former may mean the relay accepted the message."""
+        before it: only the former may mean the relay accepted the message (for
+        ``recipients``, those of this transaction)."""
         if go_ahead is None:  # not pipelined: DATA has not been sent yet
             try:
                 go_ahead = await session.command(b"DATA\r\n")
@@ -558,6 +563,13 @@ class SMTPTransport(Transport):
             raise self._translate(exc, SMTPStage.DATA) from exc
         try:
             [reply] = await pending
+        except asyncio.CancelledError:
+            # Cut short (a stop, the end of the lease) while the reply was awaited: if the
+            # final dot has left, the relay may have taken the message (RFC 5321 §4.1.1.4).
+            # Checked before the connection is dropped, which discards what is unsent.
+            if session.all_written:
+                self._progress.unanswered = list(recipients)
+            raise
         except (OSError, TimeoutError) as exc:
             # Only if the final dot left this process can the relay have taken the message;
             # one that stopped reading before the end never saw it (RFC 5321 §4.1.1.4).

@@ -117,3 +117,51 @@ async def test_a_send_cut_off_after_some_transactions_keeps_them_sent(
         ("ada@example.com", "sent"),
         ("bob@example.com", "deferred"),
     ]
+
+
+async def test_a_send_cut_off_after_a_final_dot_flags_its_recipients_possible_duplicates(
+    outbox: Outbox, database_url: str, smtp_server_factory: ServerFactory
+) -> None:
+    # One recipient a transaction: Ada's is accepted; Bob's content is all with the relay,
+    # which answers it only after the lease, so the send is cut off. The relay may have taken
+    # it for Bob (flagged); Cy was not reached (not flagged).
+    server = smtp_server_factory(handler=SlowSecondHandler())
+    recipients = ["ada@example.com", "bob@example.com", "cy@example.com"]
+    message_pk = outbox.send(to=recipients, subject="hi", text="hi")
+    settings = settings_for(database_url, server.port, EMAIL_MAX_RECIPIENTS_PER_MESSAGE="1")
+    worker = Worker(settings, concurrency=1, once=True, rng=random.Random(0))
+    await asyncio.wait_for(worker.run(), 3 * LEASE)
+
+    with outbox.engine.connect() as connection:
+        original, followup = connection.execute(select(messages).order_by(messages.c.id))
+        logged = connection.execute(
+            select(attempts.c.recipient, attempts.c.outcome, attempts.c.possible_duplicate)
+            .where(attempts.c.message_pk == message_pk)
+            .order_by(attempts.c.id)
+        ).all()
+    assert original.status == "sent"
+    assert (followup.recipients, followup.attempts) == (["bob@example.com", "cy@example.com"], 1)
+    assert [tuple(row) for row in logged] == [
+        ("ada@example.com", "sent", False),
+        ("bob@example.com", "deferred", True),
+        ("cy@example.com", "deferred", False),
+    ]
+    assert worker.stats.possible_duplicates == 1
+
+
+async def test_a_single_send_cut_off_after_its_final_dot_is_a_possible_duplicate(
+    outbox: Outbox, database_url: str, smtp_server_factory: ServerFactory
+) -> None:
+    handler = SlowSecondHandler(data_calls=1)  # the first content is answered too late
+    server = smtp_server_factory(handler=handler)
+    message_pk = outbox.send(to=["ada@example.com"], subject="hi", text="hi")
+    settings = settings_for(database_url, server.port)
+    worker = Worker(settings, concurrency=1, once=True, rng=random.Random(0))
+    await asyncio.wait_for(worker.run(), 3 * LEASE)
+
+    with outbox.engine.connect() as connection:
+        row = connection.execute(select(messages).where(messages.c.id == message_pk)).one()
+        logged = connection.execute(select(attempts.c.outcome, attempts.c.possible_duplicate)).all()
+    assert (row.status, row.attempts) == ("deferred", 1)
+    assert [tuple(r) for r in logged] == [("deferred", True)]
+    assert worker.stats.possible_duplicates == 1

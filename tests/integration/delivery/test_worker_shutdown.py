@@ -321,3 +321,65 @@ async def test_recipients_deferred_before_a_stop_wait_their_backoff_with_the_att
     ]
     # Counted once, as sent: its remainder is not also counted as released.
     assert (worker.stats.sent, worker.stats.released) == (1, 0)
+
+
+def flags(engine: Engine) -> list[tuple[str, str, bool]]:
+    """(recipient, outcome, possible duplicate) for every send-log row, in order."""
+    with engine.connect() as connection:
+        query = select(
+            attempts.c.recipient, attempts.c.outcome, attempts.c.possible_duplicate
+        ).order_by(attempts.c.id)
+        return [tuple(row) for row in connection.execute(query)]
+
+
+async def test_a_stop_after_the_final_dot_flags_the_message_a_possible_duplicate(
+    outbox: Outbox, database_url: str, smtp_server: SMTPTestServer
+) -> None:
+    # The stop comes while the relay has the whole content and has not yet answered it: it
+    # may have taken the message, so sending it again may deliver it twice.
+    message_pk = outbox.send(to=["ada@example.com"], subject="hi", text="hello")
+    settings = settings_for(database_url, smtp_server.port, WORKER_SHUTDOWN_GRACE="0.1")
+    worker = await stop_during_transaction(settings, smtp_server, after=0)
+
+    row = row_of(outbox.engine, message_pk)
+    assert (row.status, row.attempts) == ("queued", 0)
+    assert flags(outbox.engine) == [("ada@example.com", "interrupted", True)]
+    assert (worker.stats.released, worker.stats.possible_duplicates) == (1, 1)
+
+
+async def test_a_stop_after_a_later_final_dot_flags_only_that_transaction(
+    outbox: Outbox, database_url: str, smtp_server: SMTPTestServer
+) -> None:
+    # One recipient a transaction: Ada's is accepted; the stop comes while Bob's content
+    # waits for its reply. Bob may have it; Cy was not reached.
+    recipients = ["ada@example.com", "bob@example.com", "cy@example.com"]
+    outbox.send(to=recipients, subject="hi", text="hello")
+    settings = settings_for(
+        database_url,
+        smtp_server.port,
+        EMAIL_MAX_RECIPIENTS_PER_MESSAGE="1",
+        WORKER_SHUTDOWN_GRACE="0.1",
+    )
+    worker = await stop_during_transaction(settings, smtp_server, after=1)
+
+    assert flags(outbox.engine) == [
+        ("ada@example.com", "sent", False),
+        ("bob@example.com", "interrupted", True),
+        ("cy@example.com", "interrupted", False),
+    ]
+    assert (worker.stats.sent, worker.stats.possible_duplicates) == (1, 1)
+
+
+async def test_a_stop_before_the_final_dot_flags_nothing(outbox: Outbox, database_url: str) -> None:
+    # The relay stopped reading the content: the final dot never left, nothing can be there.
+    outbox.send(to=["ada@example.com"], subject="figures", text="figures\n" * 600_000)
+    async with StallingRelay(StallAt.CONTENT) as relay:
+        settings = settings_for(
+            database_url, relay.port, EMAIL_TIMEOUT="600", WORKER_SHUTDOWN_GRACE="0.1"
+        )
+        worker = Worker(settings, concurrency=1, rng=random.Random(0))
+        task = asyncio.create_task(worker.run())
+        await asyncio.wait_for(relay.stalled.wait(), 10)
+        await stop_and_wait(worker, task, within=5)
+    assert flags(outbox.engine) == [("ada@example.com", "interrupted", False)]
+    assert worker.stats.possible_duplicates == 0
