@@ -393,7 +393,7 @@ class OutcomeBuilder:
         attempt used. Not a deferral: the relay did nothing wrong, and a worker restarted
         by every deploy must not use up the message's attempts or push it back by a backoff.
         (Only an abort in the moment between the final dot and the relay's reply can repeat
-        a message the relay took; the lease expiring, as it did before, had the same risk.)
+        a message the relay took; those recipients are flagged possible duplicates.)
 
         A delivery in several transactions may have been aborted after the relay accepted
         some of them: those recipients have the message. The message is then sent (and
