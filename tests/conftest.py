@@ -17,7 +17,10 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from mailroom.config import load_settings
+from mailroom.outbox import database
 from mailroom.outbox.database import normalise_url
+from mailroom.outbox.store import Outbox
 from processes import Spawn
 from smtp_server import TEST_PASSWORD, ScriptedHandler, ServerFactory, SMTPTestServer
 from tls_files import TLSFiles
@@ -166,3 +169,13 @@ def spawn() -> Iterator[Spawn]:
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+@pytest.fixture
+def outbox(database_url: str) -> Iterator[Outbox]:
+    """An outbox on a fresh, migrated database with default settings (test modules that need
+    other settings define their own)."""
+    box = Outbox(load_settings(environ={"DATABASE_URL": database_url}))
+    database.upgrade(box.engine)
+    yield box
+    box.dispose()

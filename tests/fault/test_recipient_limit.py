@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +23,6 @@ from mailroom.delivery.retry import RetryPolicy
 from mailroom.delivery.worker import Worker
 from mailroom.message import Envelope as Mail
 from mailroom.message import Message
-from mailroom.outbox import database
 from mailroom.outbox.schema import attempts, messages
 from mailroom.outbox.store import Outbox
 from mailroom.transports import SMTPTransport
@@ -72,14 +70,6 @@ def settings_for(database_url: str, server: SMTPTestServer, **extra: str) -> Set
             **extra,
         }
     )
-
-
-@pytest.fixture
-def outbox(database_url: str) -> Iterator[Outbox]:
-    box = Outbox(load_settings(environ={"DATABASE_URL": database_url}))
-    database.upgrade(box.engine)
-    yield box
-    box.dispose()
 
 
 def announcement(count: int) -> Message:

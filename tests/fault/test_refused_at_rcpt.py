@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,6 @@ from mailroom.cli import main
 from mailroom.config import SETTING_NAMES, load_settings
 from mailroom.delivery.worker import Worker
 from mailroom.message import Message
-from mailroom.outbox import database
 from mailroom.outbox.schema import attempts, messages, streams
 from mailroom.outbox.store import Outbox
 from smtp_server import ServerFactory, SMTPTestServer
@@ -52,14 +50,6 @@ REFUSALS = [
         id="client-host-rejected",
     ),
 ]
-
-
-@pytest.fixture
-def outbox(database_url: str) -> Iterator[Outbox]:
-    box = Outbox(load_settings(environ={"DATABASE_URL": database_url}))
-    database.upgrade(box.engine)
-    yield box
-    box.dispose()
 
 
 def refusing_relay(factory: ServerFactory, reply: str) -> SMTPTestServer:

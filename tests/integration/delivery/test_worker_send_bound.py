@@ -8,16 +8,13 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
-import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import select
 
 from mailroom.config import Settings, load_settings
 from mailroom.delivery.worker import Worker
-from mailroom.outbox import database
 from mailroom.outbox.schema import attempts, messages
 from mailroom.outbox.store import Outbox
 from smtp_server import ScriptedHandler, ServerFactory
@@ -39,14 +36,6 @@ def settings_for(database_url: str, port: int, **extra: str) -> Settings:
             **extra,
         }
     )
-
-
-@pytest.fixture
-def outbox(database_url: str) -> Iterator[Outbox]:
-    box = Outbox(load_settings(environ={"DATABASE_URL": database_url}))
-    database.upgrade(box.engine)
-    yield box
-    box.dispose()
 
 
 async def test_a_relay_reading_slowly_cannot_keep_a_send_past_its_lease(
