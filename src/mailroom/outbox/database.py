@@ -58,6 +58,7 @@ from mailroom.outbox.faults import (
     display_url,
     missing_driver,
     parse_url,
+    scrub_chain,
     sqlite_path,
     translate_error,
 )
@@ -142,6 +143,11 @@ def create_outbox_engine(
     def _on_error(context: ExceptionContext) -> None:
         error = translate_error(context.original_exception, given, connecting=_connecting(context))
         if error is not None:
+            # SQLAlchemy chains the driver's exception to whatever this hook raises ("from
+            # None" here would be overridden), and a -v or logged traceback prints it: take
+            # the URL's secrets out of it first (a driver names the host it parsed, which may
+            # be a piece of the password).
+            scrub_chain(context.original_exception, given)
             raise error from context.original_exception
 
     if parsed.get_backend_name() != "sqlite":
