@@ -10,7 +10,8 @@ PostgreSQL is used through psycopg 3: ``postgresql://`` URLs get the driver adde
 ``connect_timeout`` of :data:`CONNECT_TIMEOUT` seconds unless the URL sets one, so a server
 that accepts the connection and never answers is an error, not a hang. An engine given a
 ``statement_timeout`` (the worker's) also sets PostgreSQL's ``statement_timeout`` and
-``lock_timeout`` on each connection: a statement blocked behind another session's lock fails
+``lock_timeout`` for each transaction (never for the session, which a pooler such as
+PgBouncer may hand to another client): a statement blocked behind another session's lock fails
 after that long and is tried again, instead of holding the worker.
 
 Mailroom often shares a database with the application that sends the mail (and that
@@ -176,17 +177,20 @@ def create_outbox_engine(
 
 
 def _limit_statements(engine: Engine, seconds: float) -> None:
-    milliseconds = max(1, round(seconds * 1000))
+    milliseconds = str(max(1, round(seconds * 1000)))
 
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Session settings, committed: SET inside a transaction that is rolled back (as the
-        # pool does on return) would be undone. Not startup "options", which poolers such as
-        # PgBouncer refuse.
-        with dbapi_connection.cursor() as cursor:
-            cursor.execute(f"SET statement_timeout = {milliseconds}")
-            cursor.execute(f"SET lock_timeout = {milliseconds}")
-        dbapi_connection.commit()
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # Transaction settings (SET LOCAL), made again as each transaction begins: a session
+        # setting would outlive our use of the server connection, and behind PgBouncer's
+        # transaction pooling it would reach the next client given that connection (the
+        # application sharing the database). Not startup "options" either, which PgBouncer
+        # refuses. One statement, one round trip per transaction.
+        connection.exec_driver_sql(
+            "SELECT set_config('statement_timeout', %(ms)s, true), "
+            "set_config('lock_timeout', %(ms)s, true)",
+            {"ms": milliseconds},
+        )
 
 
 def _keep_new_file_private(cursor: Any) -> None:
