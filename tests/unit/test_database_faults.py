@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from mailroom.errors import (
+    DatabaseBusyError,
     DatabaseError,
     DatabaseFileError,
     DatabaseFullError,
@@ -144,7 +145,8 @@ def test_an_unparsable_url_is_not_echoed() -> None:
         ("database disk image is malformed", DatabaseFileError),
         ("database or disk is full", DatabaseFullError),
         ("UNIQUE constraint failed: mailroom_messages.idempotency_key", None),
-        ("database is locked", None),
+        ("database is locked", DatabaseBusyError),
+        ("database table is locked", DatabaseBusyError),
     ],
 )
 def test_sqlite_faults_of_the_file_only(
@@ -153,7 +155,7 @@ def test_sqlite_faults_of_the_file_only(
     url = make_url(f"sqlite:///{tmp_path / 'm.db'}")
     error = translate_error(sqlite3.OperationalError(message), url, connecting=False)
     if expected is None:
-        assert error is None  # a constraint or a busy database is not a broken database
+        assert error is None  # a constraint is not a fault of the database
         return
     assert isinstance(error, expected)
     assert "DATABASE_URL" in str(error)

@@ -2,9 +2,11 @@
 
 SQLite (the default, ``sqlite:///mailroom.db``) runs in WAL mode so readers never block the
 writer; every transaction starts with ``BEGIN IMMEDIATE`` so two writers queue for the lock
-instead of failing half-way with "database is locked". An engine made ``durable`` (the one
-that acknowledges enqueues) syncs each commit to disk (``synchronous=FULL``); the worker's
-engine uses ``NORMAL``, which in WAL mode survives a process crash, fsyncing at checkpoints.
+instead of failing half-way with "database is locked" (which comes only after
+:data:`SQLITE_BUSY_TIMEOUT`, as a :class:`~mailroom.errors.DatabaseBusyError`). An engine
+made ``durable`` (the one that acknowledges enqueues) syncs each commit to disk
+(``synchronous=FULL``); the worker's engine uses ``NORMAL``, which in WAL mode survives a
+process crash, fsyncing at checkpoints.
 
 PostgreSQL is used through psycopg 3: ``postgresql://`` URLs get the driver added, and a
 ``connect_timeout`` of :data:`CONNECT_TIMEOUT` seconds unless the URL sets one, so a server
@@ -88,6 +90,10 @@ LEGACY_VERSION_TABLE = "alembic_version"
 CONNECT_TIMEOUT = 10
 """Seconds to wait for a PostgreSQL server to complete a new connection."""
 
+SQLITE_BUSY_TIMEOUT = 60
+"""Seconds a SQLite statement waits for another session's lock before "database is locked"
+(a :class:`~mailroom.errors.DatabaseBusyError`)."""
+
 
 class SchemaOutdatedError(MailroomError):
     """The database schema is older (or newer) than this version of Mailroom expects."""
@@ -136,7 +142,10 @@ def create_outbox_engine(
             )
             engine = create_engine(parsed, pool_pre_ping=True, connect_args=connect)
         else:
-            engine = create_engine(parsed, connect_args={"timeout": 60, "check_same_thread": False})
+            engine = create_engine(
+                parsed,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False},
+            )
     except (NoSuchModuleError, ImportError) as exc:
         raise missing_driver(given, exc) from None
 
@@ -156,6 +165,7 @@ def create_outbox_engine(
             _limit_statements(engine, statement_timeout)
         return engine
     synchronous = "FULL" if durable else "NORMAL"
+    busy_milliseconds = round(SQLITE_BUSY_TIMEOUT * 1000)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -166,7 +176,7 @@ def create_outbox_engine(
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute(f"PRAGMA busy_timeout={busy_milliseconds}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

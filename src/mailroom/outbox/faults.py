@@ -300,6 +300,15 @@ _SQLITE_FAULTS: tuple[tuple[str, type[DatabaseError], str], ...] = (
         "file next to it); fix that or point DATABASE_URL at a writable place",
     ),
     (
+        # "database is locked" / "database table is locked": another session held the lock
+        # past the busy timeout (database.SQLITE_BUSY_TIMEOUT). Busy, not broken: the worker
+        # tries a claim or a sweep again, as after PostgreSQL's lock_timeout.
+        "is locked",
+        DatabaseBusyError,
+        "another process held the database locked longer than the busy timeout (a long "
+        "transaction, a backup, or a sqlite3 shell left in a transaction); end it",
+    ),
+    (
         "disk i/o error",
         DatabaseFileError,
         "the disk reported an I/O error (a read-only or failing file system); fix that or "
