@@ -217,8 +217,8 @@ class DatabaseFullError(DatabaseError):
 
 class DatabaseBusyError(DatabaseError):
     """A statement ran or waited longer than its timeout (PostgreSQL's ``statement_timeout``
-    or ``lock_timeout``), most likely behind a lock another session holds; it may succeed
-    when tried again."""
+    or ``lock_timeout``, SQLite's busy timeout), most likely behind a lock another session
+    holds; it may succeed when tried again."""
 
 
 class DeliveryError(MailroomError):

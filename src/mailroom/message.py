@@ -24,6 +24,7 @@ Rules enforced here, each with an error naming the field:
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.parser
 import email.policy
 import functools
@@ -565,6 +566,12 @@ def message_id_domain(sender_domain: str) -> str:
     for EHLO; and only when the machine has none either, the sender's domain after all (the
     left-hand side alone keeps the id unique).
     """
+    if not sender_domain.isascii():
+        # An IDN ("bücher.de"): its A-labels (RFC 5890 §2.3.2.1) are what a header may carry
+        # and what is_qualified reads; as U-labels it counted as unqualified.
+        # (Not a valid name: left as it is, and not qualified either.)
+        with contextlib.suppress(UnicodeError):
+            sender_domain = sender_domain.encode("idna").decode("ascii")
     if is_qualified(sender_domain):
         return sender_domain
     fqdn = machine_fqdn_once()

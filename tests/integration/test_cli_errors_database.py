@@ -18,11 +18,14 @@ import shutil
 import socket
 import subprocess
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
 import pytest
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from mailroom.config import SETTING_NAMES, load_settings
@@ -150,6 +153,24 @@ def pg_unencoded_at_in_the_password(_tmp: Path) -> Broken:
     return Broken({"DATABASE_URL": url}, fix="%40", password=AT_PASSWORD)
 
 
+# SQLAlchemy read "w0rd:Xy9zQ@127.0.0.1:5432" as host and port and raised ValueError quoting
+# the port ("invalid literal for int() with base 10: 'Xy9zQ@127.0.0.1:5432'"), from every
+# command, as an unexpected error.
+PORT_PASSWORD = "Pa55@w0rd:Xy9zQ"
+# An "@" followed by "?": SQLAlchemy took "w0rd" for the host, which the driver named.
+QUERY_PASSWORD = "Pa55@w0rd?x:Xy9zQ"
+
+
+def pg_at_sign_then_colon_in_the_password(_tmp: Path) -> Broken:
+    url = f"postgresql://mailroom:{PORT_PASSWORD}@127.0.0.1:{closed_port()}/mailroom"
+    return Broken({"DATABASE_URL": url}, fix="%40", password=PORT_PASSWORD)
+
+
+def pg_at_sign_then_question_mark_in_the_password(_tmp: Path) -> Broken:
+    url = f"postgresql://mailroom:{QUERY_PASSWORD}@127.0.0.1:{closed_port()}/mailroom"
+    return Broken({"DATABASE_URL": url}, fix="%40", password=QUERY_PASSWORD)
+
+
 HASH_PASSWORD = "Wm4#jRz8Qv"
 
 
@@ -232,6 +253,8 @@ CASES = {
     "password in the query": pg_password_in_the_query,
     "unencoded at sign in the password": pg_unencoded_at_in_the_password,
     "hash sign in the password": pg_hash_in_the_password,
+    "at sign then colon in the password": pg_at_sign_then_colon_in_the_password,
+    "at sign then question mark in the password": pg_at_sign_then_question_mark_in_the_password,
     "driver missing": driver_missing,
     "unsupported scheme": unsupported_scheme,
     "a directory": directory,
@@ -414,3 +437,47 @@ def test_worker_children_show_a_database_fault_in_one_line_even_with_verbose(
     assert len(errors) == 3, result.stderr
     assert sum("cannot connect" in line for line in errors) == 2, result.stderr
     assert errors[-1] == "mailroom: error: 2 of 2 worker processes ended with an error"
+
+
+@pytest.mark.parametrize("password", [PORT_PASSWORD, QUERY_PASSWORD, AT_PASSWORD])
+@pytest.mark.parametrize(
+    "command",
+    [*COMMANDS.values(), ["streams", "list"]],
+    ids=" ".join,
+)
+def test_no_piece_of_a_password_with_an_at_sign_even_with_verbose_or_in_the_error_log(
+    password: str, command: list[str], tmp_path: Path
+) -> None:
+    url = f"postgresql://mailroom:{password}@127.0.0.1:{closed_port()}/mailroom"
+    log = tmp_path / "errors.log"
+    env = clean_environment({"DATABASE_URL": url, "ERROR_LOG_FILE": str(log)})
+    for args in (command, ["-v", *command]):
+        result = run_mailroom(args, env, tmp_path)
+        assert result.returncode != 0, result.stderr
+        assert "%40" in result.stderr, result.stderr
+        assert "unexpected" not in result.stderr, result.stderr
+        logged = log.read_text() if log.exists() else ""
+        for output in (result.stdout, result.stderr, logged):
+            shown = sorted(piece for piece in pieces(password) if piece in output)
+            assert not shown, f"{args} printed the password ({shown}):\n{output}"
+
+
+def test_the_traceback_of_a_translated_fault_loses_the_password() -> None:
+    # A driver that names a piece of the password (as psycopg named the host it was given):
+    # the DatabaseError is scrubbed, and so is the driver's exception SQLAlchemy chains to
+    # it, which a -v traceback and a logged exception print.
+    url = f"postgresql://mailroom:{PASSWORD}@127.0.0.1:{closed_port()}/mailroom"
+    engine = database.create_outbox_engine(url)
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(*_args: object) -> None:
+        raise psycopg.OperationalError(f"failed to resolve host '{PASSWORD}'")
+
+    try:
+        with pytest.raises(DatabaseUnreachableError) as raised:
+            database.check_schema(engine)
+    finally:
+        engine.dispose()
+    printed = "".join(traceback.format_exception(raised.value))
+    assert "psycopg.OperationalError" in printed  # the chain is kept, scrubbed
+    assert not {piece for piece in pieces(PASSWORD) if piece in printed}, printed

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from mailroom.errors import (
+    DatabaseBusyError,
     DatabaseError,
     DatabaseFileError,
     DatabaseFullError,
@@ -21,6 +22,7 @@ from mailroom.outbox.faults import (
     display_url,
     parse_url,
     scrub,
+    scrub_chain,
     sqlite_path,
     translate_error,
 )
@@ -62,6 +64,53 @@ def test_a_password_with_an_unencoded_at_sign_is_refused_naming_the_fix() -> Non
     check_password_parsed("sqlite:////srv/a@b/mailroom.db")
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        # SQLAlchemy read "w0rd:Xy9zQ@127.0.0.1:5432" as host and port, and its ValueError
+        # for the port quoted "Xy9zQ@127.0.0.1:5432".
+        "postgresql://u:Pa55@w0rd:Xy9zQ@127.0.0.1:5432/db",
+        # The "@" followed by "?": SQLAlchemy took "w0rd" for the host.
+        "postgresql://u:Pa55@w0rd?x:Xy9zQ@127.0.0.1:5432/db",
+        "postgresql://u:Pa55@w0rd/Xy9zQ@127.0.0.1:5432/db",
+        "postgresql://u:Pa55@w0rd#Xy9zQ@127.0.0.1:5432/db",
+    ],
+)
+def test_an_at_sign_in_the_password_is_refused_before_parsing(url: str) -> None:
+    for check in (parse_url, check_password_parsed, display_url):
+        if check is display_url:
+            assert display_url(url) == "postgresql://u:***@127.0.0.1:5432/db"  # never raises
+            continue
+        with pytest.raises(DatabaseError, match="%40") as raised:
+            check(url)
+        for piece in ("Pa55", "w0rd", "Xy9zQ"):
+            assert piece not in str(raised.value)
+
+
+def test_a_port_that_is_not_a_number_is_not_echoed() -> None:
+    with pytest.raises(DatabaseError, match="not a database URL") as raised:
+        parse_url("postgresql://u:pw@db:Xy9zQ/app")
+    assert "Xy9zQ" not in str(raised.value)
+
+
+def test_the_drivers_exception_chain_loses_the_password() -> None:
+    # What a -v traceback or a logged exception prints: the DatabaseError and the driver's
+    # exception chained to it (SQLAlchemy chains it whatever the handle_error hook raises).
+    url = "postgresql://u:Kq7vX2tPw9qZx@127.0.0.1:5432/app"
+    driver = psycopg.OperationalError("failed to resolve host 'Kq7vX2tPw9qZx'")
+    middle = ValueError("Kq7vX2tPw9qZx is not a host")
+    driver.__context__ = middle
+    # An OSError's text is its strerror and file name, not its args: it cannot be rewritten,
+    # so it is dropped from the chain.
+    middle.__cause__ = OSError(2, "no such host", "Kq7vX2tPw9qZx")
+    scrub_chain(driver, url)
+    assert str(driver) == "failed to resolve host '***'"
+    assert driver.__context__ is middle
+    assert str(middle) == "*** is not a host"
+    assert middle.__cause__ is None
+    assert middle.__context__ is None
+
+
 def test_a_drivers_words_lose_every_piece_of_the_password() -> None:
     # What psycopg says when SQLAlchemy took the password's tail for the host.
     url = "postgresql://u:s3cr@tPassw0rd@127.0.0.1:5432/app"
@@ -96,7 +145,8 @@ def test_an_unparsable_url_is_not_echoed() -> None:
         ("database disk image is malformed", DatabaseFileError),
         ("database or disk is full", DatabaseFullError),
         ("UNIQUE constraint failed: mailroom_messages.idempotency_key", None),
-        ("database is locked", None),
+        ("database is locked", DatabaseBusyError),
+        ("database table is locked", DatabaseBusyError),
     ],
 )
 def test_sqlite_faults_of_the_file_only(
@@ -105,7 +155,7 @@ def test_sqlite_faults_of_the_file_only(
     url = make_url(f"sqlite:///{tmp_path / 'm.db'}")
     error = translate_error(sqlite3.OperationalError(message), url, connecting=False)
     if expected is None:
-        assert error is None  # a constraint or a busy database is not a broken database
+        assert error is None  # a constraint is not a fault of the database
         return
     assert isinstance(error, expected)
     assert "DATABASE_URL" in str(error)

@@ -36,6 +36,8 @@ from mailroom.message import (
     Envelope,
     Message,
     build_envelope,
+    make_message_id,
+    message_id_domain,
     without_bidi_overrides,
 )
 
@@ -628,6 +630,15 @@ def test_an_unqualified_sender_domain_gives_the_machines_qualified_name(
     envelope = build(Message(to=["a@example.com"], text="x", from_email=sender))
     assert re.fullmatch(r"<[^<>@\s]+@mail\.example\.net>", envelope.message_id)
     assert parse(envelope)["From"] == sender  # only the id changes, never the sender
+
+
+@pytest.mark.parametrize("domain", ["bücher.example", "BÜCHER.example", "xn--bcher-kva.example"])
+def test_an_idn_sender_domain_is_qualified_in_its_ascii_form(
+    machine_named: Callable[[str], None], domain: str
+) -> None:
+    machine_named("mail.example.net")
+    assert message_id_domain(domain).lower() == "xn--bcher-kva.example"
+    assert make_message_id(domain).lower().endswith("@xn--bcher-kva.example>")
 
 
 def test_with_no_qualified_name_anywhere_the_senders_domain_stays(

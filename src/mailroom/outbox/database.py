@@ -2,15 +2,18 @@
 
 SQLite (the default, ``sqlite:///mailroom.db``) runs in WAL mode so readers never block the
 writer; every transaction starts with ``BEGIN IMMEDIATE`` so two writers queue for the lock
-instead of failing half-way with "database is locked". An engine made ``durable`` (the one
-that acknowledges enqueues) syncs each commit to disk (``synchronous=FULL``); the worker's
-engine uses ``NORMAL``, which in WAL mode survives a process crash, fsyncing at checkpoints.
+instead of failing half-way with "database is locked" (which comes only after
+:data:`SQLITE_BUSY_TIMEOUT`, as a :class:`~mailroom.errors.DatabaseBusyError`). An engine
+made ``durable`` (the one that acknowledges enqueues) syncs each commit to disk
+(``synchronous=FULL``); the worker's engine uses ``NORMAL``, which in WAL mode survives a
+process crash, fsyncing at checkpoints.
 
 PostgreSQL is used through psycopg 3: ``postgresql://`` URLs get the driver added, and a
 ``connect_timeout`` of :data:`CONNECT_TIMEOUT` seconds unless the URL sets one, so a server
 that accepts the connection and never answers is an error, not a hang. An engine given a
 ``statement_timeout`` (the worker's) also sets PostgreSQL's ``statement_timeout`` and
-``lock_timeout`` on each connection: a statement blocked behind another session's lock fails
+``lock_timeout`` for each transaction (never for the session, which a pooler such as
+PgBouncer may hand to another client): a statement blocked behind another session's lock fails
 after that long and is tried again, instead of holding the worker.
 
 Mailroom often shares a database with the application that sends the mail (and that
@@ -58,6 +61,7 @@ from mailroom.outbox.faults import (
     display_url,
     missing_driver,
     parse_url,
+    scrub_chain,
     sqlite_path,
     translate_error,
 )
@@ -85,6 +89,10 @@ LEGACY_VERSION_TABLE = "alembic_version"
 
 CONNECT_TIMEOUT = 10
 """Seconds to wait for a PostgreSQL server to complete a new connection."""
+
+SQLITE_BUSY_TIMEOUT = 60
+"""Seconds a SQLite statement waits for another session's lock before "database is locked"
+(a :class:`~mailroom.errors.DatabaseBusyError`)."""
 
 
 class SchemaOutdatedError(MailroomError):
@@ -134,7 +142,10 @@ def create_outbox_engine(
             )
             engine = create_engine(parsed, pool_pre_ping=True, connect_args=connect)
         else:
-            engine = create_engine(parsed, connect_args={"timeout": 60, "check_same_thread": False})
+            engine = create_engine(
+                parsed,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False},
+            )
     except (NoSuchModuleError, ImportError) as exc:
         raise missing_driver(given, exc) from None
 
@@ -142,6 +153,11 @@ def create_outbox_engine(
     def _on_error(context: ExceptionContext) -> None:
         error = translate_error(context.original_exception, given, connecting=_connecting(context))
         if error is not None:
+            # SQLAlchemy chains the driver's exception to whatever this hook raises ("from
+            # None" here would be overridden), and a -v or logged traceback prints it: take
+            # the URL's secrets out of it first (a driver names the host it parsed, which may
+            # be a piece of the password).
+            scrub_chain(context.original_exception, given)
             raise error from context.original_exception
 
     if parsed.get_backend_name() != "sqlite":
@@ -149,6 +165,7 @@ def create_outbox_engine(
             _limit_statements(engine, statement_timeout)
         return engine
     synchronous = "FULL" if durable else "NORMAL"
+    busy_milliseconds = round(SQLITE_BUSY_TIMEOUT * 1000)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -159,7 +176,7 @@ def create_outbox_engine(
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute(f"PRAGMA busy_timeout={busy_milliseconds}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -170,17 +187,20 @@ def create_outbox_engine(
 
 
 def _limit_statements(engine: Engine, seconds: float) -> None:
-    milliseconds = max(1, round(seconds * 1000))
+    milliseconds = str(max(1, round(seconds * 1000)))
 
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Session settings, committed: SET inside a transaction that is rolled back (as the
-        # pool does on return) would be undone. Not startup "options", which poolers such as
-        # PgBouncer refuse.
-        with dbapi_connection.cursor() as cursor:
-            cursor.execute(f"SET statement_timeout = {milliseconds}")
-            cursor.execute(f"SET lock_timeout = {milliseconds}")
-        dbapi_connection.commit()
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # Transaction settings (SET LOCAL), made again as each transaction begins: a session
+        # setting would outlive our use of the server connection, and behind PgBouncer's
+        # transaction pooling it would reach the next client given that connection (the
+        # application sharing the database). Not startup "options" either, which PgBouncer
+        # refuses. One statement, one round trip per transaction.
+        connection.exec_driver_sql(
+            "SELECT set_config('statement_timeout', %(ms)s, true), "
+            "set_config('lock_timeout', %(ms)s, true)",
+            {"ms": milliseconds},
+        )
 
 
 def _keep_new_file_private(cursor: Any) -> None:

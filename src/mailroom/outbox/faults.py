@@ -35,6 +35,7 @@ __all__ = [
     "missing_driver",
     "parse_url",
     "scrub",
+    "scrub_chain",
     "sqlite_path",
     "translate_error",
 ]
@@ -48,14 +49,40 @@ _POSTGRES_EXTRA = "pip install 'mailroom[postgresql]'"
 def parse_url(url: str | URL) -> URL:
     if isinstance(url, URL):
         return url
+    _check_userinfo(url)
     try:
         return make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError, TypeError):
+        # SQLAlchemy raises ValueError for a port that is not a number, and its message
+        # quotes the port as parsed: with an unencoded character in the password, a piece of
+        # the password.
         # The value is not echoed: it may hold a password.
         raise DatabaseError(
             "DATABASE_URL is not a database URL; write sqlite:///path/to/mailroom.db or "
             "postgresql://user:password@host:5432/dbname"
         ) from None
+
+
+def _check_userinfo(url: str) -> None:
+    """Refuse an unencoded ``@`` in the password. SQLAlchemy (like libpq) ends the password
+    at its first ``@`` and reads the rest as the host (and port, path, query): a piece of the
+    password would become a host name to resolve, or a port that is not a number, and the
+    driver's or SQLAlchemy's error would quote it. The user information ends at the *last*
+    ``@`` (as :func:`~mailroom.config.redact_url` reads it), and any ``@`` after the first
+    ``:`` before that one is refused, whatever follows it (a ``/``, ``?`` or ``#`` in the
+    password moves RFC 3986's authority boundary, so nothing after it can be trusted). An
+    ``@`` in the user name ("ada@example.com:pw@host", as some hosted PostgreSQL services
+    name users) is read as SQLAlchemy reads it, and is allowed."""
+    _scheme, separator, rest = url.strip().partition("://")
+    if not separator or rest.startswith("/"):
+        return  # no authority ("sqlite:////srv/a@b.db": the "@" is in the path)
+    _user, colon, password = rest[: rest.rfind("@") + 1].partition(":")
+    if colon and "@" in password[:-1]:
+        raise DatabaseError(
+            f"DATABASE_URL {redact_url(url.strip())}: the password holds an unencoded '@', so "
+            "the rest of it would be read as the host name; write each '@' in the password "
+            "as %40 (RFC 3986 percent-encoding; ':', '/', '?' and '#' as %3A, %2F, %3F, %23)"
+        )
 
 
 def sqlite_path(url: str | URL) -> Path | None:
@@ -80,7 +107,10 @@ def display_url(url: str | URL) -> str:
     """The URL as it may be shown: through :func:`~mailroom.config.redact_url` (the one
     redactor for every URL Mailroom shows), a SQLite file as an absolute path (a relative one
     says nothing about which folder the command ran in)."""
-    path = sqlite_path(url)
+    try:
+        path = sqlite_path(url)
+    except DatabaseError:  # not parsable: shown as written, through the redactor
+        path = None
     if path is not None:
         return f"sqlite:///{path}"
     return redact_url(_url_text(url).strip())
@@ -126,10 +156,35 @@ def scrub(text: str, url: str | URL) -> str:
     return text
 
 
+def scrub_chain(exc: BaseException, url: str | URL) -> None:
+    """Take every secret of ``url`` out of ``exc`` and the exceptions chained to it, in
+    place. A translated :class:`DatabaseError` keeps the driver's exception as its cause
+    (SQLAlchemy chains it with ``raise ... from`` whatever its ``handle_error`` hook raises),
+    and a ``-v`` traceback or a logged one prints that chain: it must say nothing the error
+    itself may not. An exception whose text does not come from its ``args`` (so cannot be
+    rewritten) ends the chain: what was chained to it is dropped."""
+    seen: set[int] = set()
+    parent: BaseException | None = None
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = str(current)
+        clean = scrub(text, url)
+        if clean != text:
+            current.args = (clean,)
+            if str(current) != clean and parent is not None:
+                # Its text is not its args (an OSError's strerror): drop it from the chain.
+                parent.__cause__ = parent.__context__ = None
+                parent.__suppress_context__ = True
+                return
+        parent, current = current, current.__cause__ or current.__context__
+
+
 def check_password_parsed(url: str | URL) -> None:
-    """Refuse a password with an unencoded ``@``: SQLAlchemy (like libpq) ends the password
-    at its first ``@`` and takes the rest for the host, so the connection would go to a host
-    named after the password's tail (and a driver's error would name it)."""
+    """Refuse a password with an unencoded ``@`` (see :func:`_check_userinfo`); the check
+    runs before the URL is parsed, since parsing it may already fail with a piece of the
+    password in the message. A parsed :class:`URL` whose host still holds an ``@`` is
+    refused too."""
     parsed = parse_url(url)
     if parsed.host is not None and "@" in parsed.host:
         raise DatabaseError(
@@ -199,7 +254,8 @@ def translate_error(
 
     ``url`` as the operator wrote it (the string, best): what may be shown, and what must not
     be, is read from it."""
-    if parse_url(url).get_backend_name() == "sqlite":
+    parsed = _parsed_or_none(url)  # None: refused by parse_url (a password with an "@")
+    if parsed is not None and parsed.get_backend_name() == "sqlite":
         return _sqlite_error(exc, url)
     return _postgres_error(exc, url, connecting=connecting)
 
@@ -242,6 +298,15 @@ _SQLITE_FAULTS: tuple[tuple[str, type[DatabaseError], str], ...] = (
         DatabaseFileError,
         "SQLite cannot open or create it (permissions, a read-only file system, or the -wal "
         "file next to it); fix that or point DATABASE_URL at a writable place",
+    ),
+    (
+        # "database is locked" / "database table is locked": another session held the lock
+        # past the busy timeout (database.SQLITE_BUSY_TIMEOUT). Busy, not broken: the worker
+        # tries a claim or a sweep again, as after PostgreSQL's lock_timeout.
+        "is locked",
+        DatabaseBusyError,
+        "another process held the database locked longer than the busy timeout (a long "
+        "transaction, a backup, or a sqlite3 shell left in a transaction); end it",
     ),
     (
         "disk i/o error",

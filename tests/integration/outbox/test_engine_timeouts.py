@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.engine import make_url
 
 from mailroom.errors import DatabaseBusyError
@@ -53,10 +53,11 @@ def test_a_statement_blocked_by_a_lock_fails_after_the_statement_timeout(
     plain = create_outbox_engine(postgres_url)
     try:
         with worker.connect() as connection:
-            # Session settings that outlive a rolled-back transaction (the pool's reset).
-            connection.rollback()
-            assert connection.execute(text("SHOW statement_timeout")).scalar() == "500ms"
-            assert connection.execute(text("SHOW lock_timeout")).scalar() == "500ms"
+            # In each transaction, the one after a rollback (the pool's reset) too.
+            for _ in range(2):
+                assert connection.execute(text("SHOW statement_timeout")).scalar() == "500ms"
+                assert connection.execute(text("SHOW lock_timeout")).scalar() == "500ms"
+                connection.rollback()
         with plain.connect() as connection:
             assert connection.execute(text("SHOW lock_timeout")).scalar() == "0"
         with holder.connect() as lock:
@@ -70,3 +71,45 @@ def test_a_statement_blocked_by_a_lock_fails_after_the_statement_timeout(
     finally:
         for engine in (holder, worker, plain):
             engine.dispose()
+
+
+def test_the_timeouts_do_not_outlive_the_transaction(postgres_url: str) -> None:
+    # Behind PgBouncer's transaction pooling the server connection goes to another client
+    # once our transaction ends: a session setting would reach it (the application sharing
+    # the database would find its statements cut at the worker's timeout).
+    worker = create_outbox_engine(postgres_url, statement_timeout=0.5)
+    try:
+        with worker.connect() as connection:
+            with connection.begin():
+                assert connection.execute(text("SHOW lock_timeout")).scalar() == "500ms"
+            # The next client on the same server connection, outside our transactions.
+            raw = connection.connection.dbapi_connection
+            assert raw is not None
+            for setting in ("statement_timeout", "lock_timeout"):
+                cursor = raw.cursor()
+                cursor.execute(f"SHOW {setting}")
+                assert cursor.fetchone() == ("0",), setting
+                cursor.close()
+            raw.rollback()
+    finally:
+        worker.dispose()
+
+
+def test_the_timeouts_cost_one_statement_per_transaction(postgres_url: str) -> None:
+    worker = create_outbox_engine(postgres_url, statement_timeout=0.5)
+    statements: list[str] = []
+
+    @event.listens_for(worker, "before_cursor_execute")
+    def _count(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        statements.append(statement)
+
+    try:
+        with worker.connect() as connection:
+            statements.clear()
+            with connection.begin():
+                for _ in range(5):
+                    connection.execute(select(messages.c.id)).all()
+        assert sum("set_config" in statement for statement in statements) == 1
+        assert len(statements) == 6
+    finally:
+        worker.dispose()
