@@ -1,0 +1,45 @@
+"""Dependency floors that close known vulnerabilities: declared, and what is installed.
+
+A floor in pyproject.toml is what a fresh install may get; a test of the escape itself passes
+on any fixed release, so the floor needs a check of its own.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+
+# package -> the first release without the advisory, and the advisory
+FLOORS = {
+    "jinja2": ("3.1.6", "CVE-2025-27516: |attr('format') reached the sandbox's globals"),
+    "aiosmtplib": ("5.1.3", "CR/LF in addresses injected SMTP commands"),
+}
+
+
+def declared() -> dict[str, Requirement]:
+    project = tomllib.loads(PYPROJECT.read_text())["project"]
+    requirements = [Requirement(spec) for spec in project["dependencies"]]
+    return {requirement.name.lower(): requirement for requirement in requirements}
+
+
+@pytest.mark.parametrize("package", sorted(FLOORS))
+def test_the_declared_floor_excludes_vulnerable_releases(package: str) -> None:
+    fixed, advisory = FLOORS[package]
+    specifier = declared()[package].specifier
+    last_vulnerable = Version(fixed).release
+    before = Version(".".join(map(str, (*last_vulnerable[:-1], last_vulnerable[-1] - 1))))
+    assert not specifier.contains(before), f"{package}{specifier} admits {before}: {advisory}"
+    assert specifier.contains(fixed)
+
+
+@pytest.mark.parametrize("package", sorted(FLOORS))
+def test_the_installed_release_is_fixed(package: str) -> None:
+    fixed, advisory = FLOORS[package]
+    assert Version(version(package)) >= Version(fixed), advisory
