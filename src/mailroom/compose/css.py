@@ -18,11 +18,14 @@ is over :data:`MAX_INLINE_CHARS`, or when the sum over its elements of the decla
 may reach each one, squared, is over :data:`MAX_INLINE_MERGES`. Which declarations may reach
 an element is over-estimated cheaply: a rule is filed under one part of its last compound
 selector (its id, else its first class, else its tag, else "any element"), and an element
-counts every rule filed under its id, one of its classes, its tag or "any element". Ancestors,
-attributes and pseudo-classes are ignored, and a selector this rough reading cannot trust
-(escapes, namespaces) is counted for every element, so the estimate never falls below what
-css-inline does. Each bound is about 1-1.5 s at worst; an ordinary order email (5 kB of CSS
-in 100 rules, a 2,000-row table of 18,000 elements) is far within both.
+counts every rule filed under its id, one of its classes, its tag or "any element" (the HTML is
+read for this as the parser reads it: quoted values, comments, <script> text). Ancestors,
+attributes and pseudo-classes are ignored; a selector this rough reading cannot trust
+(escapes, namespaces, ``tbody`` and others the parser adds unwritten) is counted for every
+element, and so is every ';' of CSS it cannot read (escapes, an unclosed string, comment or
+block), so the estimate stays above what css-inline does. Each bound is about 1-1.5 s at
+worst; an ordinary order email (5 kB of CSS in 100 rules, a 2,000-row table of 18,000
+elements) is far within both.
 """
 
 from __future__ import annotations
@@ -45,9 +48,17 @@ MAX_INLINE_MERGES = 300_000_000
 # The HTML parser ends a <style> at "</style" and a space, '/' or '>' (or at the end).
 _STYLE = re.compile(r"<style\b[^>]*>(.*?)(?:</style[\s/>]|\Z)", re.IGNORECASE | re.DOTALL)
 _ELEMENT = re.compile(r"<[A-Za-z]")
-# A start tag, read past a '>' in a quoted value (a quote opens a value only after '=').
-# Possessive: a tag with no '>' after it fails at once instead of backtracking.
-_TAG = re.compile(r"""<([A-Za-z][^\s/>]*+)((?:[^>=]++|=\s*+"[^"]*+"|=\s*+'[^']*+'|=)*+)>""")
+# The HTML is read as the parser does, roughly, so what a comment, a quoted attribute value
+# or a <script> holds is not taken for elements, nor an element for part of one of them.
+_MARKUP = re.compile(r"<(?:(!--)|(/?)[A-Za-z]|[!?/])")
+# A tag's name and attributes, read past a '>' in a quoted value (a quote opens a value only
+# after '='). Possessive: a tag with no '>' after it fails at once instead of backtracking.
+_TAG = re.compile(r"""([A-Za-z][^\s/>]*+)((?:[^>=]++|=\s*+"[^"]*+"|=\s*+'[^']*+'|=)*+)>""")
+_COMMENT_END = re.compile(r"-?->|.*?--!?>", re.DOTALL)
+# Elements whose content is text up to their end tag.
+_RAW_TEXT = frozenset(
+    {"script", "style", "title", "textarea", "xmp", "iframe", "noembed", "noframes"}
+)
 # One attribute: its name, and its value quoted or not (a quoted value may hold "class=").
 _ATTRIBUTE = re.compile(r"""([^\s/>=]+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s>]*))?""")
 # Elements the HTML parser adds where the markup has none (a <tbody> in each <table>): a rule
@@ -129,12 +140,28 @@ def _merges(html: str, by_key: Counter[tuple[str, str]]) -> int:
     anywhere = by_key[_ANY]
     total = 0
     position = 0
-    while (start := _ELEMENT.search(html, position)) is not None:
-        tag_match = _TAG.match(html, start.start())
+    while (mark := _MARKUP.search(html, position)) is not None:
+        if mark[1]:  # a comment
+            end = _COMMENT_END.match(html, mark.end())
+            if end is None:
+                break  # the parser reads the rest as this comment
+            position = end.end()
+            continue
+        if mark[2] is None:  # <!doctype ...>, <?...>, </ ...>: up to the next '>'
+            position = html.find(">", mark.end()) + 1
+            if not position:
+                break
+            continue
+        tag_match = _TAG.match(html, mark.end() - 1)
         if tag_match is None:
             break  # no '>' after it: the parser reads the rest as this unfinished tag
         position = tag_match.end()
+        if mark[2]:  # an end tag
+            continue
         tag, attributes = tag_match.groups()
+        if tag.lower() in _RAW_TEXT:
+            end_tag = re.compile(rf"</{re.escape(tag)}[\s/>]", re.IGNORECASE).search(html, position)
+            position = end_tag.start() if end_tag is not None else len(html)
         count = anywhere + by_key[("tag", tag.lower())]
         if attributes.strip():
             classes, identifier = _class_and_id(attributes)

@@ -277,6 +277,18 @@ HTML = [
         "too many to inline",
     ),
     (
+        # The class is the second attribute, not the text in the title's quotes.
+        "<style>{% for i in range(1400) %}.q{--{{ i }}:0}{% endfor %}</style>"
+        '{% for i in range(1000) %}<b title=" class=z" class=q></b>{% endfor %}',
+        "too many to inline",
+    ),
+    (
+        # A quote in a <title> opens no attribute value that would hide the elements after.
+        "<style>{% for i in range(1400) %}.q{--{{ i }}:0}{% endfor %}</style>"
+        '<title><b x="</title>{% for i in range(1000) %}<b class=q></b>{% endfor %}">',
+        "too many to inline",
+    ),
+    (
         "<style>*{--a:'{{ 'x' * 100000 }}'}</style>{% for i in range(190) %}<b></b>{% endfor %}",
         "with its CSS inlined, more than 5,000,000 (TEMPLATE_MAX_OUTPUT_CHARS)",
     ),
