@@ -115,6 +115,7 @@ _BUILD = "mailroom-build"
 _CHECK_EVERY = 1024  # items between deadline checks in a long walk or loop
 _MAX_FOLDED = 10_000  # longest string a constant expression is folded into while compiling
 _REMEMBERED = 8  # weights of recently built containers a render keeps
+_BUILT_FACTOR = 20  # characters built on the way, in all, per character that may be printed
 
 
 class TemplateLimitError(TemplateRuntimeError):
@@ -125,8 +126,15 @@ class TemplateLimitError(TemplateRuntimeError):
 class RenderBudget:
     """What one render of one template part may spend.
 
-    ``timeout`` seconds of wall time, ``max_chars`` characters (and list items) built;
-    ``activity`` is what is being timed, for the message.
+    ``timeout`` seconds of wall time, ``max_chars`` characters printed (and the most any one
+    value may weigh, less what is printed), and ``max_chars`` times :data:`_BUILT_FACTOR`
+    characters built in all on the way; ``activity`` is what is being timed, for the message.
+
+    What is built on the way is counted apart from what is printed: a loop that adds a name
+    to a list on each of 5,000 passes copies the list each time (25 kB at the end, 60 MB
+    copied in all), an ordinary template that must not be refused as if it printed 60 MB.
+    Each value is still bounded by ``max_chars`` when it is built, and the clock bounds the
+    copying; the larger total only stops a loop from churning memory without end.
     """
 
     timeout: float
@@ -134,6 +142,7 @@ class RenderBudget:
     activity: str = "render"
     deadline: float = field(init=False)
     chars: int = 0
+    built: int = 0
     iterations: int = 0
     ticks: int = 0
     #: The weights of the last few containers built, by id (each held, so the id stays its).
@@ -179,8 +188,20 @@ class RenderBudget:
             )
 
     def charge(self, size: int) -> None:
+        """Count ``size`` characters printed."""
         self.need(size)
         self.chars += size
+
+    def charge_built(self, size: int) -> None:
+        """Count a value of ``size`` characters built on the way (not printed yet)."""
+        self.need(size)
+        self.built += size
+        if self.built > self.max_chars * _BUILT_FACTOR:
+            raise TemplateLimitError(
+                f"builds more than {self.max_chars * _BUILT_FACTOR:,} characters in all "
+                f"({_BUILT_FACTOR} times TEMPLATE_MAX_OUTPUT_CHARS); look for loops that copy "
+                "large texts or lists on each pass"
+            )
 
 
 _budget: ContextVar[RenderBudget | None] = ContextVar("mailroom_template_budget", default=None)
@@ -208,7 +229,7 @@ def _charge(result: object) -> None:
     if budget is None:
         return
     if isinstance(result, str | bytes | bytearray | list | tuple | dict | set | frozenset):
-        budget.charge(len(result))
+        budget.charge_built(len(result))
 
 
 def _parts(item: object) -> tuple[int, Iterable[object]] | None:
@@ -375,7 +396,9 @@ def _check_built(value: object, measured: tuple[int, bool] | None = None) -> Non
     weight, fixed = _measure(value, _limit()) if measured is None else measured
     _need(weight)
     budget = _budget.get()
-    if budget is not None and fixed and weight >= _HEAVY:
+    if budget is not None and fixed:
+        # Any size: the next ``ns.rows + [item]`` or ``dict(ns.d, **x)`` then weighs this
+        # value from memory instead of walking it, so accumulating in a loop stays linear.
         budget.remember(value, weight)
 
 
@@ -1022,7 +1045,8 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         result = super().call(__context, __obj, *args, **kwargs)
         _charge(result)
         if _builds(__obj):
-            _check_built(result)  # dict(a=x, b=x), namespace(...), {}.fromkeys(keys, x)
+            # dict(a=x, b=x), namespace(...), {}.fromkeys(keys, x)
+            _check_built(result, _dict_weight(__obj, args, kwargs))
         return result
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
@@ -1081,6 +1105,19 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             return str(template.render(context))
         finally:
             _budget.reset(token)
+
+
+def _dict_weight(
+    func: object, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> tuple[int, bool] | None:
+    """The weight of ``dict(d, **kw)`` from its dicts' weights (remembered when they were
+    built), so ``ns.d = dict(ns.d, **{k: v})`` in a loop does not walk ``ns.d`` each pass; it
+    is never less than the result's (keys that repeat count twice). ``None``: measure the
+    result (the arguments are not all dicts, e.g. ``dict(zip(a, b))``)."""
+    if func is not dict or not all(type(arg) is dict for arg in args):
+        return None
+    parts = [_measure(arg, _limit()) for arg in (*args, dict(kwargs))]
+    return sum(weight for weight, _ in parts), all(fixed for _, fixed in parts)
 
 
 def _check_binop(operator: str, left: Any, right: Any) -> tuple[int, bool] | None:

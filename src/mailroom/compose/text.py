@@ -6,9 +6,10 @@ keeping links usable: ``<a href="https://x/t/1">the task</a>`` becomes ``the tas
 wrapped at 78 characters (RFC 5322 §2.1.1's "SHOULD"), never inside a word, so a URL stays whole
 and clickable.
 
-inscriptis is pure Python and has no time limit: about 1.5 s per 100,000 elements. HTML of
-more than :data:`MAX_TEXT_ELEMENTS` elements is refused (an ordinary email has a few hundred):
-such a template must bring its own text body.
+inscriptis is pure Python and has no time limit: measured, about 1 s for a 4,000-row table
+(36,000 elements) and up to about 2.5 s per 100,000 elements of other layouts. HTML of more than
+:data:`MAX_TEXT_ELEMENTS` elements is refused (about 1.1 s as a table): such a template must
+bring its own text body.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from mailroom.errors import TemplateError
 __all__ = ["MAX_TEXT_ELEMENTS", "html_to_text"]
 
 #: Most HTML elements a text part is made from.
-MAX_TEXT_ELEMENTS = 30_000
+MAX_TEXT_ELEMENTS = 40_000
 _ELEMENT = re.compile(r"<[A-Za-z]")
 
 WRAP_WIDTH = 78
