@@ -18,15 +18,19 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import IO, Any, TypeVar
 
 import click
+from sqlalchemy import Engine
 
 from mailroom import __version__
 from mailroom.cli.render import PrintableFormatter, printable
 from mailroom.config import Settings, load_settings
 from mailroom.errors import MailroomError
+from mailroom.outbox import database
+from mailroom.outbox.database import create_outbox_engine
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -167,6 +171,21 @@ def cli_settings(ctx: click.Context, config_path: str | None) -> Settings:
     """
     path = config_path or ctx.obj.get("config_path")
     return load_settings(path)
+
+
+@contextmanager
+def existing_outbox(ctx: click.Context, config_path: str | None) -> Iterator[Engine]:
+    """The outbox engine for a command that only reads or changes what is there: it refuses a
+    schema this version cannot use, a missing outbox file and a broken database, as a
+    MailroomError, which MailroomGroup shows in one line (exit 1; the traceback with -v)."""
+    settings = cli_settings(ctx, config_path)
+    # must_exist: run in the wrong folder, this must say so, not leave an empty outbox.
+    engine = create_outbox_engine(settings.DATABASE_URL, must_exist=True)
+    try:
+        database.check_schema(engine)
+        yield engine
+    finally:
+        engine.dispose()
 
 
 @click.group(cls=MailroomGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -8,19 +8,16 @@ import json
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
 import click
-from sqlalchemy import Engine
 
-from mailroom.cli.base import F, cli_settings, config_option, main
+from mailroom.cli.base import F, config_option, existing_outbox, main
 from mailroom.cli.render import printable
-from mailroom.outbox import admin, database
-from mailroom.outbox.database import create_outbox_engine
+from mailroom.outbox import admin
 from mailroom.outbox.schema import Status
 
 # -- queue: the operator's tools ---------------------------------------------------------
@@ -53,21 +50,6 @@ def _queue_duration(
     return float(
         sum(float(number) * _DURATION_UNITS[unit] for number, unit in _DURATION_PART.findall(text))
     )
-
-
-@contextmanager
-def _queue_engine(ctx: click.Context, config_path: str | None) -> Iterator[Engine]:
-    """The outbox engine, refusing a schema this version cannot use, a missing outbox file and
-    a broken database: as a MailroomError, here or in the command's own queries, which
-    MailroomGroup shows in one line (exit 1; the traceback with -v)."""
-    settings = cli_settings(ctx, config_path)
-    # must_exist: run in the wrong folder, this must say so, not leave an empty outbox.
-    engine = create_outbox_engine(settings.DATABASE_URL, must_exist=True)
-    try:
-        database.check_schema(engine)
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def _queue_time(epoch: float | None) -> str:
@@ -225,7 +207,7 @@ def queue_list(
         newer_than=newer_than,
         now=time.time(),
     )
-    with _queue_engine(ctx, config_path) as engine, engine.connect() as connection:
+    with existing_outbox(ctx, config_path) as engine, engine.connect() as connection:
         rows = admin.list_messages(connection, **filters, limit=limit, before_id=before_id)
         total = admin.count_messages(connection, **filters)
     # Only a full page can have a next one; "total" counts every page, not just the later ones.
@@ -282,7 +264,7 @@ def queue_show(
     ctx: click.Context, message_pk: int, as_json: bool, raw: bool, config_path: str | None
 ) -> None:
     """Show one message: its state, its headers and every delivery attempt."""
-    with _queue_engine(ctx, config_path) as engine, engine.connect() as connection:
+    with existing_outbox(ctx, config_path) as engine, engine.connect() as connection:
         detail = admin.message_detail(connection, message_pk)
         tries = admin.attempts_for(connection, message_pk)
     if detail is None:
@@ -367,7 +349,7 @@ def _queue_change(
     # counts an empty --to as no filter).
     if not ids and not everything and all(value is None for value in filters.values()):
         raise refusal
-    with _queue_engine(ctx, config_path) as engine, engine.begin() as connection:
+    with existing_outbox(ctx, config_path) as engine, engine.begin() as connection:
         try:
             return change(connection, now=now, ids=ids or None, everything=everything, **filters)
         except admin.NothingSelectedError:
@@ -479,7 +461,7 @@ def queue_purge(
     """
     cutoff = time.time() - older_than
     chosen = tuple(Status(s) for s in statuses) or admin.PURGEABLE
-    with _queue_engine(ctx, config_path) as engine:
+    with existing_outbox(ctx, config_path) as engine:
         if dry_run:
             with engine.connect() as connection:
                 total = admin.count_purgeable(connection, older_than=cutoff, statuses=chosen)

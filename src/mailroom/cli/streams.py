@@ -10,10 +10,9 @@ from datetime import UTC, datetime
 import click
 from sqlalchemy import Connection
 
-from mailroom.cli.base import cli_settings, config_option, main
+from mailroom.cli.base import config_option, existing_outbox, main
 from mailroom.cli.render import printable
-from mailroom.outbox import admin, database
-from mailroom.outbox.database import create_outbox_engine
+from mailroom.outbox import admin
 
 
 def utc_time(epoch: float) -> str:
@@ -58,15 +57,8 @@ def streams_group() -> None:
 @click.pass_context
 def streams_list(ctx: click.Context, as_json: bool, config_path: str | None) -> None:
     """Every stream: its priority, messages waiting, and whether it is paused and why."""
-    settings = cli_settings(ctx, config_path)
-    # must_exist: run in the wrong folder, this must say so, not leave an empty outbox.
-    engine = create_outbox_engine(settings.DATABASE_URL, must_exist=True)
-    try:
-        database.check_schema(engine)
-        with engine.connect() as connection:
-            rows = admin.list_streams(connection, now=time.time())
-    finally:
-        engine.dispose()
+    with existing_outbox(ctx, config_path) as engine, engine.connect() as connection:
+        rows = admin.list_streams(connection, now=time.time())
     if as_json:
         click.echo(json.dumps({"streams": [asdict(row) for row in rows]}, indent=2))
         return
@@ -96,16 +88,9 @@ def streams_list(ctx: click.Context, as_json: bool, config_path: str | None) -> 
 @click.pass_context
 def streams_resume(ctx: click.Context, name: str, config_path: str | None) -> None:
     """Lift the pause of stream NAME now (after fixing the setting that caused it)."""
-    settings = cli_settings(ctx, config_path)
-    # must_exist: run in the wrong folder, this must say so, not leave an empty outbox.
-    engine = create_outbox_engine(settings.DATABASE_URL, must_exist=True)
-    try:
-        database.check_schema(engine)
-        with engine.begin() as connection:
-            lifted = admin.resume_stream(connection, name, now=time.time())
-            known = {row.name for row in admin.list_streams(connection, now=time.time())}
-    finally:
-        engine.dispose()
+    with existing_outbox(ctx, config_path) as engine, engine.begin() as connection:
+        lifted = admin.resume_stream(connection, name, now=time.time())
+        known = {row.name for row in admin.list_streams(connection, now=time.time())}
     shown = printable(name)
     if lifted:
         click.echo(f"stream {shown} resumed: its messages go with the next worker pass")
