@@ -52,6 +52,7 @@ from collections.abc import (
     Iterator,
     KeysView,
     Mapping,
+    Sized,
     ValuesView,
 )
 from contextvars import ContextVar
@@ -627,6 +628,16 @@ def _filled(name: str, parameter: str) -> Callable[[Any, _Args, _Kwargs], Any]:
     return check
 
 
+def _check_growth(total: Sized, other: Any) -> None:
+    """One addition of a bounded ``sum``: the size of the new total, then the clock."""
+    _current()
+    if isinstance(other, list | tuple):
+        _need(len(total) + len(other))
+    budget = _budget.get()
+    if budget is not None:
+        budget.check_time()
+
+
 class _Growing(list[Any]):
     """A list that ``sum(..., start=[])`` grows: each ``+`` checks the budget and the clock.
 
@@ -636,12 +647,7 @@ class _Growing(list[Any]):
     """
 
     def __add__(self, other: Any) -> Any:
-        _current()
-        if isinstance(other, list | tuple):
-            _need(len(self) + len(other))
-        budget = _budget.get()
-        if budget is not None:
-            budget.check_time()
+        _check_growth(self, other)
         return _Growing(list.__add__(self, other))
 
 
@@ -649,12 +655,7 @@ class _GrowingTuple(tuple[Any, ...]):
     """:class:`_Growing` for a tuple start."""
 
     def __add__(self, other: Any) -> Any:
-        _current()
-        if isinstance(other, list | tuple):
-            _need(len(self) + len(other))
-        budget = _budget.get()
-        if budget is not None:
-            budget.check_time()
+        _check_growth(self, other)
         return _GrowingTuple(tuple.__add__(self, other))
 
 
