@@ -30,6 +30,7 @@ and the library get the same errors.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from importlib.resources import files
 from typing import Any
@@ -208,11 +209,11 @@ def _keep_new_file_private(cursor: Any) -> None:
     before anything is written to it: it will hold password-reset links. SQLite gives the
     -wal and -shm files it makes later the database file's permissions."""
     path = cursor.execute("PRAGMA database_list").fetchone()[2]  # (seq, name, file)
-    try:
+    # An OSError means the file is not ours to change (another owner): SQLite itself reports
+    # real access problems.
+    with contextlib.suppress(OSError):
         if path and os.path.getsize(path) == 0:
             os.chmod(path, 0o600)
-    except OSError:
-        pass  # not ours to change (another owner); SQLite reports real access problems
 
 
 def _connecting(context: ExceptionContext) -> bool:
