@@ -21,9 +21,9 @@ from mailroom.config import load_settings
 from mailroom.outbox import database
 from mailroom.outbox.database import normalise_url
 from mailroom.outbox.store import Outbox
-from processes import Spawn
-from smtp_server import TEST_PASSWORD, ScriptedHandler, ServerFactory, SMTPTestServer
-from tls_files import TLSFiles
+from support.processes import Spawn
+from support.smtp_server import TEST_PASSWORD, ScriptedHandler, ServerFactory, SMTPTestServer
+from support.tls_files import TLSFiles
 
 
 @pytest.fixture(scope="session")

@@ -26,8 +26,8 @@ from mailroom.message import Message
 from mailroom.outbox import database, queries
 from mailroom.outbox.schema import Status, messages
 from mailroom.outbox.store import Outbox
-from processes import Spawn
-from smtp_server import ScriptedHandler, ServerFactory
+from support.processes import Spawn
+from support.smtp_server import ScriptedHandler, ServerFactory
 
 MESSAGE_ID = re.compile(rb"^Message-ID: (<[^>]+>)", re.MULTILINE | re.IGNORECASE)
 

@@ -34,8 +34,8 @@ from mailroom.outbox import database
 from mailroom.outbox.database import CONNECT_TIMEOUT, VERSION_TABLE
 from mailroom.outbox.schema import messages
 from mailroom.outbox.store import Outbox
-from processes import Spawn
-from smtp_server import SMTPTestServer
+from support.processes import Spawn
+from support.smtp_server import SMTPTestServer
 
 STARTUP = 8.0  # seconds a worker process may take to start, and slack for a loaded machine
 GRACE = 3.0  # WORKER_SHUTDOWN_GRACE

@@ -26,7 +26,7 @@ from mailroom.message import Message
 from mailroom.outbox.schema import attempts, messages
 from mailroom.outbox.store import Outbox
 from mailroom.transports import SMTPTransport
-from smtp_server import ScriptedHandler, ServerFactory, SMTPTestServer
+from support.smtp_server import ScriptedHandler, ServerFactory, SMTPTestServer
 
 LIMIT = 100
 TOO_MANY = "452 4.5.3 Too many recipients"

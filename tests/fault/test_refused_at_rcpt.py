@@ -23,7 +23,7 @@ from mailroom.delivery.worker import Worker
 from mailroom.message import Message
 from mailroom.outbox.schema import attempts, messages, streams
 from mailroom.outbox.store import Outbox
-from smtp_server import ServerFactory, SMTPTestServer
+from support.smtp_server import ServerFactory, SMTPTestServer
 
 SENDER = "app@example.com"
 

@@ -24,8 +24,8 @@ from mailroom.config import load_settings
 from mailroom.outbox import database
 from mailroom.outbox.schema import attempts, messages
 from mailroom.outbox.store import Outbox
-from processes import Spawn
-from stalling_relay import StallAt, StallingRelay
+from support.processes import Spawn
+from support.stalling_relay import StallAt, StallingRelay
 
 EMAIL_TIMEOUT = 1.0
 STARTUP = 8.0  # seconds a worker process may take to start and to write its outcomes

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from mail_checks import assert_well_formed
 from mailroom import headers
 from mailroom.message import Address, Message, build_envelope
+from support.mail_checks import assert_well_formed
 
 
 def test_subject_prefix_is_added_once() -> None:

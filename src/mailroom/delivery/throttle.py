@@ -20,9 +20,9 @@ from concurrent.futures import Executor
 from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from mailroom.config import Settings, parse_rate_limits
+from mailroom.outbox.dialect import dialect_insert
 from mailroom.outbox.schema import throttle_windows
 
 __all__ = ["Throttle"]
@@ -84,11 +84,7 @@ class Throttle:
         return [*names, _BURST] if self.burst else names
 
     def _ensure_rows(self, connection: Connection) -> None:
-        insert = (
-            postgresql.insert(throttle_windows)
-            if connection.dialect.name == "postgresql"
-            else sqlite.insert(throttle_windows)
-        )
+        insert = dialect_insert(connection, throttle_windows)
         connection.execute(
             insert.on_conflict_do_nothing(index_elements=["name"]),
             [

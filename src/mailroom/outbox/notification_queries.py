@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 
+from mailroom.outbox.dialect import dialect_insert
 from mailroom.outbox.schema import (
     ConsentAction,
     SuppressionReason,
@@ -41,13 +41,6 @@ __all__ = [
 ]
 
 
-def _insert(connection: Connection, table: Any) -> Any:
-    """``INSERT`` in the dialect's own form, which knows ``ON CONFLICT``."""
-    if connection.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
 # -- templates ------------------------------------------------------------------------------
 
 
@@ -68,7 +61,7 @@ def save_template(
 ) -> None:
     """Create or replace the stored template ``name``."""
     values = {"subject": subject, "html": html, "text": text, "updated_at": now}
-    statement = _insert(connection, templates).values(name=name, **values)
+    statement = dialect_insert(connection, templates).values(name=name, **values)
     connection.execute(statement.on_conflict_do_update(index_elements=["name"], set_=values))
 
 
@@ -95,7 +88,7 @@ def set_email_preference(
     connection: Connection, recipient: str, notification_type: str, *, email: bool, now: float
 ) -> None:
     """Store a recipient's email on/off choice for one type."""
-    statement = _insert(connection, preferences).values(
+    statement = dialect_insert(connection, preferences).values(
         recipient=recipient, notification_type=notification_type, email=email, updated_at=now
     )
     connection.execute(
@@ -133,7 +126,9 @@ def add_suppression(
 ) -> None:
     """Put (address, scope) on the list; an existing entry takes the new reason and expiry."""
     values = {"reason": reason.value, "created_at": now, "expires_at": expires_at, "note": note}
-    statement = _insert(connection, suppressions).values(address=address, scope=scope, **values)
+    statement = dialect_insert(connection, suppressions).values(
+        address=address, scope=scope, **values
+    )
     connection.execute(
         statement.on_conflict_do_update(index_elements=["address", "scope"], set_=values)
     )

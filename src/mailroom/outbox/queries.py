@@ -11,8 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, and_, case, func, literal, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
+from mailroom.outbox.dialect import dialect_insert
 from mailroom.outbox.schema import CLAIMABLE, Status, attempts, messages, streams
 
 __all__ = [
@@ -58,13 +58,6 @@ class ClaimedMessage(NamedTuple):
     lease_expires_at: float
 
 
-def _insert(connection: Connection) -> Any:
-    """``INSERT`` in the dialect's own form, which knows ``ON CONFLICT``."""
-    if connection.dialect.name == "postgresql":
-        return postgresql.insert(messages)
-    return sqlite.insert(messages)
-
-
 def insert_messages(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> list[int | None]:
     """Insert message rows; return their ids in order.
 
@@ -79,7 +72,7 @@ def insert_messages(connection: Connection, rows: Sequence[Mapping[str, Any]]) -
         return list(_insert_without_keys(connection, rows))
     # RETURNING cannot say which rows of a multi-row insert were skipped: one by one.
     statement = (
-        _insert(connection)
+        dialect_insert(connection, messages)
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
         .returning(messages.c.id)
     )
@@ -470,7 +463,7 @@ def pause_stream(connection: Connection, name: str, *, until: float, reason: str
     ``reason`` is one line saying what went wrong, optionally followed by lines of advice
     (what to change); :func:`mailroom.outbox.admin.list_streams` splits them again.
     """
-    statement = _upsert_stream(connection).values(
+    statement = dialect_insert(connection, streams).values(
         name=name, paused_until=until, pause_reason=reason, consecutive_pauses=1
     )
     statement = statement.on_conflict_do_update(
@@ -501,12 +494,6 @@ def consecutive_pauses(connection: Connection, name: str) -> int:
         select(streams.c.consecutive_pauses).where(streams.c.name == name)
     ).scalar()
     return int(found or 0)
-
-
-def _upsert_stream(connection: Connection) -> Any:
-    if connection.dialect.name == "postgresql":
-        return postgresql.insert(streams)
-    return sqlite.insert(streams)
 
 
 def counts_by_status(connection: Connection) -> dict[str, int]:

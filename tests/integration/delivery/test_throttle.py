@@ -24,8 +24,8 @@ from mailroom.outbox import database
 from mailroom.outbox.database import create_outbox_engine
 from mailroom.outbox.schema import Status, throttle_windows
 from mailroom.outbox.store import Outbox
-from processes import Spawn
-from smtp_server import ScriptedHandler, ServerFactory
+from support.processes import Spawn
+from support.smtp_server import ScriptedHandler, ServerFactory
 
 
 @dataclass

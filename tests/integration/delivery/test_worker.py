@@ -34,8 +34,8 @@ from mailroom.outbox.store import Outbox
 from mailroom.transports import Transport
 from mailroom.transports.smtp import SMTPTransport
 from mailroom.unsubscribe import suppress
-from smtp_server import TEST_PASSWORD, TEST_USER, ServerFactory, SMTPTestServer
-from tls_files import TLSFiles
+from support.smtp_server import TEST_PASSWORD, TEST_USER, ServerFactory, SMTPTestServer
+from support.tls_files import TLSFiles
 
 SENDER = "app@example.com"
 NO_JITTER = RetryPolicy(jitter=0.0)

@@ -22,7 +22,7 @@ from mailroom.message import Message
 from mailroom.outbox import database, queries
 from mailroom.outbox.schema import Status, messages
 from mailroom.outbox.store import Outbox
-from smtp_server import ScriptedHandler, ServerFactory
+from support.smtp_server import ScriptedHandler, ServerFactory
 
 MIB = 1024 * 1024
 

@@ -31,8 +31,8 @@ from mailroom.message import Message
 from mailroom.outbox import database
 from mailroom.outbox.schema import Status, attempts, messages
 from mailroom.outbox.store import Outbox
-from processes import Spawn
-from smtp_server import ScriptedHandler, ServerFactory, SMTPTestServer
+from support.processes import Spawn
+from support.smtp_server import ScriptedHandler, ServerFactory, SMTPTestServer
 
 MESSAGE_ID = re.compile(rb"^Message-ID: (<[^>]+>)", re.MULTILINE | re.IGNORECASE)
 WORKER_LINE = re.compile(r"^worker (\S+): sent (\d+)((?:, \w+ \d+)*)$", re.MULTILINE)

@@ -17,8 +17,8 @@ from mailroom.config import Settings, load_settings
 from mailroom.delivery.worker import Worker
 from mailroom.outbox.schema import attempts, messages
 from mailroom.outbox.store import Outbox
-from smtp_server import ScriptedHandler, ServerFactory
-from stalling_relay import StallingRelay
+from support.smtp_server import ScriptedHandler, ServerFactory
+from support.stalling_relay import StallingRelay
 
 LEASE = 4.0
 

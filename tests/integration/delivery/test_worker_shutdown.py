@@ -21,8 +21,8 @@ from mailroom.errors import SettingsError
 from mailroom.outbox import database
 from mailroom.outbox.schema import attempts, messages
 from mailroom.outbox.store import Outbox
-from smtp_server import SMTPTestServer
-from stalling_relay import StallAt, StallingRelay
+from support.smtp_server import SMTPTestServer
+from support.stalling_relay import StallAt, StallingRelay
 
 
 def settings_for(database_url: str, port: int, **extra: str) -> Settings:

@@ -20,7 +20,7 @@ from mailroom.message import Message
 from mailroom.outbox import database
 from mailroom.outbox.schema import messages
 from mailroom.outbox.store import Outbox
-from smtp_server import SMTPTestServer
+from support.smtp_server import SMTPTestServer
 
 
 def settings_for(path: Path, server: SMTPTestServer) -> Settings:

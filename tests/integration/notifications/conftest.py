@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from mail_checks import assert_well_formed, stored_messages
 from mailroom.compose.templates import Template
 from mailroom.config import Settings, load_settings
 from mailroom.notifications import NotificationRegistry, Notifier
 from mailroom.outbox import database
 from mailroom.outbox.store import Outbox
+from support.mail_checks import assert_well_formed, stored_messages
 
 SECRET = "test-secret-key-0123456789-abcdefghijklmnop"
 

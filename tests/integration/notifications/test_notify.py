@@ -11,7 +11,6 @@ from itsdangerous.timed import TimestampSigner
 from sqlalchemy import select
 
 import mailroom
-from mail_checks import assert_well_formed, html_part, parse, stored_messages, text_part
 from mailroom.compose.templates import Template
 from mailroom.config import Settings
 from mailroom.errors import (
@@ -27,6 +26,7 @@ from mailroom.outbox.schema import NotificationOutcome, SuppressionReason, messa
 from mailroom.outbox.store import Outbox
 from mailroom.preferences import set_email_preference
 from mailroom.unsubscribe import UnsubscribeTokens, suppress, type_scope
+from support.mail_checks import assert_well_formed, html_part, parse, stored_messages, text_part
 
 ZOE = Recipient("zoe@example.com", "Zoë Ünicode-Łukasiewicz", key="user:7")
 ADA = Recipient("ada@example.com", "Ada Lovelace", key="user:1")

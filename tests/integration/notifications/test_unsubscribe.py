@@ -9,7 +9,6 @@ import time
 import pytest
 from sqlalchemy import update
 
-from mail_checks import parse, stored_messages
 from mailroom.compose.templates import Template
 from mailroom.config import Settings
 from mailroom.errors import InvalidTokenError
@@ -26,6 +25,7 @@ from mailroom.unsubscribe import (
     unsubscribe,
     unsuppress,
 )
+from support.mail_checks import parse, stored_messages
 
 ZOE = Recipient("zoe@example.com", "Zoë", key="user:7")
 

@@ -30,7 +30,7 @@ from mailroom.transports.smtp_session import (
     WriteStalledError,
     dot_stuffed,
 )
-from smtp_server import ScriptedHandler, ServerFactory
+from support.smtp_server import ScriptedHandler, ServerFactory
 
 LOOPS = pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
 

@@ -28,14 +28,14 @@ from mailroom.errors import (
 )
 from mailroom.message import Envelope, Message, build_envelope
 from mailroom.transports import SMTPTransport
-from smtp_server import (
+from support.smtp_server import (
     TEST_PASSWORD,
     TEST_USER,
     ScriptedHandler,
     ServerFactory,
     SMTPTestServer,
 )
-from tls_files import TLSFiles
+from support.tls_files import TLSFiles
 
 
 @pytest.fixture(params=[False, True], ids=["one-by-one", "pipelining"])

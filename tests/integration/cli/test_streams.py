@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from mailroom.config import SETTING_NAMES
-from smtp_server import SMTPTestServer
+from support.smtp_server import SMTPTestServer
 
 REFUSAL = "553 5.7.1 <app@example.com>: Sender address rejected: not owned by user"
 

@@ -19,8 +19,8 @@ from click.testing import CliRunner, Result
 
 from mailroom.cli import main
 from mailroom.config import SETTING_NAMES
-from smtp_server import TEST_PASSWORD, TEST_USER, ServerFactory, SMTPTestServer
-from tls_files import TLSFiles
+from support.smtp_server import TEST_PASSWORD, TEST_USER, ServerFactory, SMTPTestServer
+from support.tls_files import TLSFiles
 
 
 def write_settings(

@@ -8,11 +8,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from mail_checks import assert_well_formed, stored_messages, text_part
 from mailroom.config import Settings, load_settings
 from mailroom.integrations.logging import AdminEmailHandler
 from mailroom.outbox import database
 from mailroom.outbox.store import Outbox
+from support.mail_checks import assert_well_formed, stored_messages, text_part
 
 
 class Clock:

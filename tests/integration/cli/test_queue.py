@@ -19,7 +19,7 @@ from mailroom.message import Message
 from mailroom.outbox import database, queries
 from mailroom.outbox.schema import FINAL, Status, attempts, messages
 from mailroom.outbox.store import Outbox
-from smtp_server import SMTPTestServer
+from support.smtp_server import SMTPTestServer
 
 DAY = 86_400.0
 

@@ -21,8 +21,8 @@ from mailroom.delivery import loop as event_loops
 from mailroom.errors import DeliveryTimeoutError, SMTPStage
 from mailroom.message import Envelope
 from mailroom.transports.smtp import SMTPTransport
-from stalling_relay import StallAt, StallingRelay
-from tls_files import TLSFiles
+from support.stalling_relay import StallAt, StallingRelay
+from support.tls_files import TLSFiles
 
 LOOPS = pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
 TIMEOUT = 0.5

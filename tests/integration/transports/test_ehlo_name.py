@@ -23,9 +23,9 @@ from mailroom.config import SETTING_NAMES
 from mailroom.message import Envelope as MailEnvelope
 from mailroom.transports.ehlo import EhloSource, address_literal, is_qualified
 from mailroom.transports.smtp import SMTPTransport
-from smtp_server import ScriptedHandler, ServerFactory
-from stalling_relay import StallingRelay
-from tls_files import TLSFiles
+from support.smtp_server import ScriptedHandler, ServerFactory
+from support.stalling_relay import StallingRelay
+from support.tls_files import TLSFiles
 
 
 @dataclass

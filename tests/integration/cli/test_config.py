@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mailroom.config import SETTING_NAMES
-from processes import Spawn
+from support.processes import Spawn
 
 PASSWORD = "Tr0ub4dor-3-unique"
 PIECE = "Tr0ub4dor"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mail_checks import assert_well_formed
 from mailroom.message import Message, build_envelope
+from support.mail_checks import assert_well_formed
 
 
 def good() -> bytes:
