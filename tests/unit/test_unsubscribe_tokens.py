@@ -8,9 +8,9 @@ import time
 
 import pytest
 
+from mailroom.compose.headers import list_unsubscribe
 from mailroom.config import Settings, load_settings
 from mailroom.errors import InvalidTokenError, SettingsError
-from mailroom.headers import list_unsubscribe
 from mailroom.unsubscribe import UnsubscribeTokens, unsubscribe_url
 
 KEY = "unit-test-secret-key-0123456789-abcdefghij"
@@ -100,13 +100,16 @@ def test_url_and_headers(settings: Settings, tokens: UnsubscribeTokens) -> None:
     token = tokens.make("ada@example.com", "all")
     url = unsubscribe_url(settings, token)
     assert url == f"https://acme.example/unsubscribe/{token}"
-    assert list_unsubscribe(url) == {
+    assert list_unsubscribe(settings, token) == {
         "List-Unsubscribe": f"<{url}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }
     assert unsubscribe_url(load_settings(environ={}, SECRET_KEY=KEY), token) is None
     with pytest.raises(ValueError, match="https"):
-        list_unsubscribe(f"http://acme.example/unsubscribe/{token}")
+        # Settings refuse such a PUBLIC_BASE_URL; the header refuses it on its own too.
+        list_unsubscribe(
+            settings.model_copy(update={"PUBLIC_BASE_URL": "http://acme.example"}), token
+        )
 
 
 def _secret(value: str) -> object:

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 
-from mailroom import headers
+from mailroom.compose import headers
 from mailroom.message import Message
 from mailroom.outbox.store import Outbox
 

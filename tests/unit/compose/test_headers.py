@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from mailroom import headers
+from mailroom.compose import headers
+from mailroom.config import load_settings
 from mailroom.message import Address, Message, build_envelope
 from support.mail_checks import assert_well_formed
 
@@ -35,11 +36,17 @@ def test_noreply_addresses() -> None:
 
 
 def test_headers_survive_building_and_parsing() -> None:
-    url = "https://acme.example/unsubscribe/" + "A" * 150 + ".B.C"
+    token = "A" * 150 + ".B.C"
+    url = "https://acme.example/unsubscribe/" + token
+    settings = load_settings(
+        environ={},
+        PUBLIC_BASE_URL="https://acme.example",
+        UNSUBSCRIBE_EMAIL_ADDRESS="unsubscribe@acme.example",
+    )
     extra = {
         **headers.auto_submitted(),
         **headers.notification_type("X-Mailroom-Notification-Type", "task.assigned"),
-        **headers.list_unsubscribe(url, "unsubscribe@acme.example"),
+        **headers.list_unsubscribe(settings, token),
     }
     envelope = build_envelope(
         Message(to=["ada@example.com"], subject="s", text="t", headers=extra),

@@ -18,7 +18,9 @@ from __future__ import annotations
 import secrets
 from urllib.parse import quote
 
+from mailroom.config import Settings
 from mailroom.message import Address
+from mailroom.unsubscribe import unsubscribe_url
 
 __all__ = [
     "AUTO_SUBMITTED",
@@ -53,20 +55,22 @@ def prefixed_subject(prefix: str, subject: str) -> str:
     return f"{prefix}{subject}"
 
 
-def list_unsubscribe(https_url: str, mailto: str | None = None) -> dict[str, str]:
-    """``List-Unsubscribe`` and ``List-Unsubscribe-Post`` for a one-click HTTPS URL.
+def list_unsubscribe(settings: Settings, token: str) -> dict[str, str]:
+    """``List-Unsubscribe`` and ``List-Unsubscribe-Post`` for one recipient's unsubscribe token.
 
-    ``mailto`` is an address whose inbound processing understands the subject (the same token
-    as the URL, in ``subject=unsubscribe <token>``); without it the mailto is left out, since
-    a mailto nobody reads would tell people they were unsubscribed when they were not.
+    The one-click URL is ``PUBLIC_BASE_URL/unsubscribe/<token>``. The mailto goes to
+    ``UNSUBSCRIBE_EMAIL_ADDRESS``, whose inbound processing understands the subject (the same
+    token, in ``subject=unsubscribe <token>``); without it the mailto is left out, since a
+    mailto nobody reads would tell people they were unsubscribed when they were not.
     """
-    if not https_url.startswith("https://"):
+    https_url = unsubscribe_url(settings, token)
+    if https_url is None or not https_url.startswith("https://"):
         # RFC 8058 §3.1: the one-click URI MUST be HTTPS.
         raise ValueError(f"one-click unsubscribe needs an https:// URL, got {https_url!r}")
     targets = [f"<{https_url}>"]
-    if mailto:
-        token = https_url.rstrip("/").rpartition("/")[2]
-        targets.append(f"<mailto:{mailto}?subject={quote('unsubscribe ' + token)}>")
+    if settings.UNSUBSCRIBE_EMAIL_ADDRESS:
+        subject = quote("unsubscribe " + token)
+        targets.append(f"<mailto:{settings.UNSUBSCRIBE_EMAIL_ADDRESS}?subject={subject}>")
     return {"List-Unsubscribe": ", ".join(targets), "List-Unsubscribe-Post": ONE_CLICK}
 
 
