@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -165,7 +166,7 @@ def test_password_reset_has_no_list_unsubscribe_and_is_sent_to_opted_out(
 def test_password_reset_is_stopped_by_a_hard_bounce(notifier: Notifier, outbox: Outbox) -> None:
     suppress(outbox.engine, "Zoe@Example.com", SuppressionReason.HARD_BOUNCE)
     result = notifier.notify("account.password_reset", to=[ZOE], context={"code": "1"})
-    assert result.message_ids == []
+    assert result.outbox_ids == []
     assert result.skipped == {"zoe@example.com": "hard_bounce"}
     assert log_rows(outbox) == [("zoe@example.com", "suppressed", "hard_bounce")]
 
@@ -256,7 +257,7 @@ def test_default_off_type_reaches_only_opted_in_recipients(
 def test_opted_out_recipient_is_skipped_and_recorded(notifier: Notifier, outbox: Outbox) -> None:
     set_email_preference(outbox.engine, "user:1", "task.assigned", False)
     result = notifier.notify("task.assigned", to=[ZOE, ADA], context={"task": {"title": "T"}})
-    assert len(result.message_ids) == 1
+    assert len(result.outbox_ids) == 1
     assert result.skipped == {"ada@example.com": "opted_out"}
     assert sorted(log_rows(outbox)) == [
         ("ada@example.com", "skipped", "opted_out"),
@@ -311,7 +312,7 @@ def test_skipped_recipients_are_recorded_and_the_call_does_not_fail(
         "dan@example.com": "complaint",
         "ZOE@example.com": "duplicate",
     }
-    assert len(result.message_ids) == 2
+    assert len(result.outbox_ids) == 2
     recorded = {(r, o, why) for r, o, why in log_rows(outbox)}
     assert ("user:5", "skipped", "no_address") in recorded
     assert ("dan@example.com", "suppressed", "complaint") in recorded
@@ -335,7 +336,7 @@ def test_unsubscribed_from_the_type_is_suppressed(notifier: Notifier, outbox: Ou
 def test_expired_suppression_no_longer_applies(notifier: Notifier, outbox: Outbox) -> None:
     suppress(outbox.engine, "zoe@example.com", SuppressionReason.MANUAL, expires_at=1.0)
     result = notifier.notify("task.assigned", to=[ZOE], context={"task": {"title": "T"}})
-    assert len(result.message_ids) == 1
+    assert len(result.outbox_ids) == 1
 
 
 # -- fallback recipients, idempotency, errors -----------------------------------------------
@@ -349,7 +350,7 @@ def test_no_recipients_go_to_admins_and_fallback(
     settings = make_settings(EMAIL_FALLBACK_TO="ops@acme.example")
     box = make_outbox(settings)
     result = Notifier(box, registry).notify("task.assigned", context={"task": {"title": "T"}})
-    assert len(result.message_ids) == 2
+    assert len(result.outbox_ids) == 2
     sent = [assert_well_formed(d) for d in stored_messages(box.engine)]
     assert [m["To"].addresses[0].addr_spec for m in sent] == [
         "grace@acme.example",
@@ -369,7 +370,7 @@ def test_no_recipients_and_no_fallback_is_recorded(
     result = Notifier(box, registry).notify(
         "task.assigned", to=[], context={"task": {"title": "T"}}
     )
-    assert result.message_ids == []
+    assert result.outbox_ids == []
     assert log_rows(box) == [("", "skipped", "no_recipients")]
 
 
@@ -380,8 +381,14 @@ def test_idempotency_key_notifies_each_address_once(notifier: Notifier, outbox: 
     again = notifier.notify(
         "task.assigned", to=[ZOE, ADA], context={"task": {"title": "T"}}, idempotency_key="task-42"
     )
-    assert again.message_ids[0] == first.message_ids[0]
+    assert again.outbox_ids[0] == first.outbox_ids[0]
     assert len(stored_messages(outbox.engine)) == 2
+
+
+def test_message_ids_is_the_deprecated_alias_of_outbox_ids(notifier: Notifier) -> None:
+    result = notifier.notify("task.assigned", to=[ZOE, ADA], context={"task": {"title": "T"}})
+    assert len(result.outbox_ids) == 2
+    assert result.message_ids == result.outbox_ids
 
 
 def test_unknown_type_and_missing_variable_are_clear_errors(
@@ -432,8 +439,12 @@ def test_module_level_notify_uses_the_configured_outbox(
     database.upgrade(box.engine)
     try:
         result = mailroom.notify("test.module_level", to="ada@example.com", context={"code": "9"})
-        assert len(result.message_ids) == 1
+        assert len(result.outbox_ids) == 1
         assert "9" in text_part(assert_well_formed(only_message(box)))
+        # The module-level call takes what Notifier.notify takes, and says so.
+        parameters = inspect.signature(mailroom.notify).parameters
+        assert list(parameters) == list(inspect.signature(Notifier.notify).parameters)[1:]
+        assert mailroom.notify.__doc__ == Notifier.notify.__doc__
     finally:
         box.dispose()
 
@@ -466,7 +477,7 @@ def test_one_recipients_failure_does_not_fail_the_others(
         "not an address": "invalid_address",
         "Bob <bob@example.com": "invalid_address",
     }
-    assert len(result.message_ids) == 1
+    assert len(result.outbox_ids) == 1
     assert parse(only_message(outbox))["To"].addresses[0].addr_spec == "ada@example.com"
     assert ("not an address", "skipped", "invalid_address") in log_rows(outbox)
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
@@ -495,7 +506,7 @@ def test_bidi_overrides_are_dropped_from_names_taken_from_app_data(
     result = notifier.notify(
         "task.assigned", to=[spoofer], actor="Ada\u2066 Lovelace", context={"task": {"title": "T"}}
     )
-    assert len(result.message_ids) == 1
+    assert len(result.outbox_ids) == 1
     message = parse(only_message(outbox))
     assert message["To"].addresses[0].display_name == "Zoe moc.elgoog"
     assert message["From"].addresses[0].display_name == "Ada Lovelace via Acme"
@@ -513,7 +524,7 @@ def test_idempotency_key_with_a_different_request_is_skipped_for_that_address(
     again = notifier.notify(
         "task.assigned", to=[ZOE], context={"task": {"title": "T"}}, idempotency_key="task-42"
     )
-    assert again.message_ids == first.message_ids
+    assert again.outbox_ids == first.outbox_ids
     changed = notifier.notify(
         "task.assigned",
         to=[ZOE, ADA],
@@ -521,7 +532,7 @@ def test_idempotency_key_with_a_different_request_is_skipped_for_that_address(
         idempotency_key="task-42",
     )
     assert changed.skipped == {"zoe@example.com": "idempotency_conflict"}
-    assert len(changed.message_ids) == 1
+    assert len(changed.outbox_ids) == 1
     with pytest.raises(IdempotencyConflictError):  # the only recipient: the caller is told
         notifier.notify(
             "task.assigned", to=[ZOE], context={"task": {"title": "U"}}, idempotency_key="task-42"

@@ -57,7 +57,7 @@ def test_one_click_turns_the_type_off_and_the_next_notification_is_skipped(
     again = notifier.notify("task.assigned", to=[ZOE], context={"task": {"title": "T"}})
     assert again.skipped == {"zoe@example.com": "opted_out"}
     # Other types still reach her.
-    assert notifier.notify("account.password_reset", to=[ZOE], context={"code": "1"}).message_ids
+    assert notifier.notify("account.password_reset", to=[ZOE], context={"code": "1"}).outbox_ids
     assert history(outbox, "zoe@example.com") == [
         ("preference_changed", "type:task.assigned", "one_click"),
         ("preference_changed", "type:task.assigned", "one_click"),
@@ -119,7 +119,7 @@ def test_suppressed_for_messages_at_delivery_time(notifier: Notifier, outbox: Ou
     optional = notifier.notify("task.assigned", to=[ZOE], context={"task": {"title": "T"}})
     required = notifier.notify("account.password_reset", to=[ZOE], context={"code": "1"})
     plain = outbox.send(Message(to=["zoe@example.com", "bob@example.com"], subject="s", text="t"))
-    ids = [*optional.message_ids, *required.message_ids, plain]
+    ids = [*optional.outbox_ids, *required.outbox_ids, plain]
     now = time.time()
 
     with outbox.engine.connect() as connection:
@@ -128,7 +128,7 @@ def test_suppressed_for_messages_at_delivery_time(notifier: Notifier, outbox: Ou
     with outbox.engine.connect() as connection:
         found = suppressed_for_messages(connection, ids, now)
     # Unsubscribed stops the optional notification only.
-    assert found == {optional.message_ids[0]: {"zoe@example.com": SuppressionReason.UNSUBSCRIBED}}
+    assert found == {optional.outbox_ids[0]: {"zoe@example.com": SuppressionReason.UNSUBSCRIBED}}
 
     suppress(outbox.engine, "zoe@example.com", SuppressionReason.HARD_BOUNCE)
     with outbox.engine.connect() as connection:
