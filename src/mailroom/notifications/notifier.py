@@ -314,6 +314,8 @@ class Notifier:
             unsubscribe_token=token,
             actor_name=actor_name,
             link=link,
+            # The scopes and the "may not opt out" fact ride in the metadata to the worker's
+            # send-time suppression check (mailroom.unsubscribe reads them back).
             metadata={
                 **(metadata or {}),
                 "notification_type": ntype.name,

@@ -4,6 +4,7 @@ headers, sender, footer and the unsubscribe link."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ from mailroom.compose.personalize import personalize
 from mailroom.compose.templates import Template, TemplateLibrary
 from mailroom.config import Settings, load_settings
 from mailroom.errors import MessageError
-from mailroom.message import Address
+from mailroom.message import Address, Message
 
 TEMPLATE = Template(
     "greeting",
@@ -42,8 +43,9 @@ def footer(app: str, unsubscribe_link: str | None) -> Footer:
     return Footer(f"Sent by {app}.", "Unsubscribe", unsubscribe_link)
 
 
-def test_one_recipients_message(settings: Settings) -> None:
-    message = personalize(
+def compose(settings: Settings, **options: Any) -> Message:
+    """Zoë's message of TEMPLATE about tea, with ``options`` for personalize."""
+    return personalize(
         TemplateLibrary(),
         TEMPLATE,
         {"topic": "tea"},
@@ -51,6 +53,13 @@ def test_one_recipients_message(settings: Settings) -> None:
         settings=settings,
         type_name="note.sent",
         footer=footer,
+        **options,
+    )
+
+
+def test_one_recipients_message(settings: Settings) -> None:
+    message = compose(
+        settings,
         unsubscribe_token="TOKEN",
         actor_name="Ada Lovelace",
         link="/notes/7",
@@ -81,15 +90,7 @@ def test_one_recipients_message(settings: Settings) -> None:
 
 
 def test_without_a_token_there_is_no_unsubscribe(settings: Settings) -> None:
-    message = personalize(
-        TemplateLibrary(),
-        TEMPLATE,
-        {"topic": "tea"},
-        to=ZOE,
-        settings=settings,
-        type_name="note.sent",
-        footer=footer,
-    )
+    message = compose(settings)
     assert "List-Unsubscribe" not in message.headers
     assert message.text is not None
     assert "Someone wrote" in message.text
@@ -101,13 +102,4 @@ def test_without_a_token_there_is_no_unsubscribe(settings: Settings) -> None:
 
 def test_a_full_url_as_link_is_this_recipients_error(settings: Settings) -> None:
     with pytest.raises(MessageError, match="must be a path in the app"):
-        personalize(
-            TemplateLibrary(),
-            TEMPLATE,
-            {"topic": "tea"},
-            to=ZOE,
-            settings=settings,
-            type_name="note.sent",
-            footer=footer,
-            link="https://evil.example/",
-        )
+        compose(settings, link="https://evil.example/")
