@@ -31,7 +31,7 @@ from mailroom.logs import attach_log_files
 from mailroom.message import Message
 from mailroom.outbox import database, operations, stream_queries
 from mailroom.outbox.database import create_outbox_engine
-from mailroom.outbox.faults import display_url
+from mailroom.outbox.database_url import display_url
 from mailroom.outbox.presentation import utc_time
 from mailroom.outbox.schema import STREAM_PRIORITIES
 from mailroom.outbox.status import outbox_status

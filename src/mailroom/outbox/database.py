@@ -56,16 +56,14 @@ from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError, NoSuchModuleError
 
 from mailroom.errors import MailroomError
-from mailroom.outbox.faults import (
+from mailroom.outbox.database_url import (
     check_password_parsed,
-    check_sqlite_path,
     display_url,
-    missing_driver,
     parse_url,
     scrub_chain,
     sqlite_path,
-    translate_error,
 )
+from mailroom.outbox.faults import check_sqlite_path, missing_driver, translate_error
 from mailroom.outbox.schema import messages
 
 __all__ = [
