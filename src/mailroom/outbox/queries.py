@@ -1,7 +1,9 @@
 """Every query on the life of a message: insert, claim under a lease, complete, log attempts.
 
 The delivery path's statements on messages and attempts, written for speed where a worker
-runs them thousands of times a second. Their siblings hold the other subjects:
+runs them thousands of times a second (several at the driver level, in the driver's own
+parameter style); one job, so one module, though it runs past 400 lines. Their siblings
+hold the other subjects:
 :mod:`~mailroom.outbox.stream_queries` (stream pauses and throttle windows) and
 :mod:`~mailroom.outbox.operator_queries` (what a person selects, reads, changes and purges).
 
