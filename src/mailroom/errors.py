@@ -20,6 +20,7 @@ The tree::
     │   │                                   not a database (corrupt or truncated)
     │   ├── DatabaseFullError               the disk (or the database's size limit) is full
     │   └── DatabaseBusyError               a statement waited too long for another session's lock
+    ├── NothingSelectedError (ValueError)   a retry or cancel given no ids and no filter
     └── DeliveryError                       the transport could not deliver; carries the reply
         ├── TransientError                  try again later (4xx, dropped connection, timeout)
         │   ├── DeliveryTimeoutError (TimeoutError)
@@ -69,6 +70,7 @@ __all__ = [
     "MailroomError",
     "MessageError",
     "MessageTooLargeError",
+    "NothingSelectedError",
     "NotificationError",
     "PermanentError",
     "RelayDeniedError",
@@ -319,6 +321,16 @@ class HeloRefusedError(ConfigurationError):
 class RelayDeniedError(ConfigurationError):
     """The relay will not pass mail on for us: "Relay access denied" (we neither logged in
     nor connect from a network it trusts) or "Client host rejected"."""
+
+
+# -- the outbox's operations ------------------------------------------------------------
+
+
+class NothingSelectedError(MailroomError, ValueError):
+    """A state change was asked for with no ids and no filter, and not for ``everything``.
+
+    Refused so that a forgotten option cannot retry or cancel the whole outbox.
+    """
 
 
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?:\s+|$)")

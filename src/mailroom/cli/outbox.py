@@ -7,7 +7,7 @@ import logging
 import sys
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import NoReturn
 
@@ -29,12 +29,13 @@ from mailroom.delivery.processes import run_worker, run_worker_processes
 from mailroom.errors import MailroomError
 from mailroom.logs import attach_log_files
 from mailroom.message import Message
-from mailroom.outbox import admin, database, queries
+from mailroom.outbox import database, operations, stream_queries
 from mailroom.outbox.database import create_outbox_engine
-from mailroom.outbox.faults import display_url
+from mailroom.outbox.database_url import display_url
+from mailroom.outbox.presentation import utc_time
 from mailroom.outbox.schema import STREAM_PRIORITIES
+from mailroom.outbox.status import outbox_status
 from mailroom.outbox.store import Outbox
-from mailroom.status import outbox_status
 from mailroom.transports import transport_from_settings
 
 # Its own logger at INFO whatever -v says: the worker's one start line is always shown (the
@@ -140,7 +141,7 @@ def _warn_if_new_stream(outbox: Outbox, stream: str) -> None:
     if stream in STREAM_PRIORITIES:
         return
     with outbox.engine.connect() as connection:
-        known = queries.stream_names(connection) if _has_schema(outbox) else set()
+        known = stream_queries.stream_names(connection) if _has_schema(outbox) else set()
     if stream in known:
         return
     names = ", ".join(printable(n) for n in sorted(known | set(STREAM_PRIORITIES)))
@@ -204,7 +205,7 @@ _START_LINE_WAIT = 2.0  # seconds the start line waits for the list of streams
 
 def _log_start(settings: Settings, concurrency: int, processes: int, once: bool) -> None:
     """One line that says what this worker will do, so a log shows how it was started."""
-    streams: list[admin.StreamRow] = []
+    streams: list[operations.StreamRow] = []
 
     def list_streams() -> None:
         try:
@@ -212,7 +213,7 @@ def _log_start(settings: Settings, concurrency: int, processes: int, once: bool)
             engine = create_outbox_engine(settings.DATABASE_URL, must_exist=True)
             try:
                 with engine.connect() as connection:
-                    streams.extend(admin.list_streams(connection, now=time.time()))
+                    streams.extend(operations.list_streams(connection, now=time.time()))
             finally:
                 engine.dispose()
         except Exception:  # the worker itself reports a database it cannot use
@@ -325,7 +326,7 @@ def status_command(ctx: click.Context, as_json: bool, config_path: str | None) -
     )
     for pause in state["paused_streams"]:
         echo_pause(
-            admin.StreamRow(
+            operations.StreamRow(
                 name=pause["name"],
                 priority=0,
                 waiting=0,
@@ -337,7 +338,7 @@ def status_command(ctx: click.Context, as_json: bool, config_path: str | None) -
     if state["recent_failures"]:
         click.echo("recent failures:")
     for failure in state["recent_failures"]:
-        when = datetime.fromtimestamp(failure["at"], UTC).strftime("%Y-%m-%d %H:%M:%S")
+        when = utc_time(failure["at"])
         reply = " ".join(
             str(p)
             for p in (failure["code"], failure["enhanced_status"], failure["server_text"])

@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 import json
-import re
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict
-from datetime import UTC, datetime
 from typing import Any
 
 import click
 
 from mailroom.cli.base import F, config_option, existing_outbox, main
 from mailroom.cli.render import printable
-from mailroom.outbox import admin
+from mailroom.errors import NothingSelectedError
+from mailroom.outbox import operations, presentation
 from mailroom.outbox.schema import Status
 
 # -- queue: the operator's tools ---------------------------------------------------------
-# Imported here rather than at the top so this block stays self-contained (other commands are
-# appended to this module by other changes).
 
-
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"(?:\d+(?:\.\d+)?[smhdw])+")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _PURGE_BATCH = 1000
 
 
@@ -41,77 +31,17 @@ def _queue_duration(
     """
     if value is None:
         return None
-    text = value.strip().lower()
-    if not _DURATION.fullmatch(text):
-        raise click.BadParameter(
-            f"{value!r} is not a duration: write a number and a unit, like 30m, 2h, 7d or "
-            "1d12h (units: s seconds, m minutes, h hours, d days, w weeks)"
-        )
-    return float(
-        sum(float(number) * _DURATION_UNITS[unit] for number, unit in _DURATION_PART.findall(text))
-    )
+    try:
+        return presentation.parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
-def _queue_time(epoch: float | None) -> str:
-    if epoch is None:
-        return "-"
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _queue_clip(text: str | None, width: int) -> str:
-    # One line, whatever the stored text holds, and nothing in it acts on the terminal.
-    line = " ".join((text or "").split())
-    shown = printable(line)
-    if len(shown) <= width:
-        return shown
-    # Clipped by what is shown, a whole escape or none of it: never "\x1" before the "…".
-    pieces, used = [], 0
-    for char in line:
-        piece = printable(char)
-        if used + len(piece) > width - 1:
-            break
-        pieces.append(piece)
-        used += len(piece)
-    return "".join(pieces) + "…"
-
-
-def _queue_to_cell(recipients: tuple[str, ...]) -> str:
-    if not recipients:
-        return ""
-    more = f" +{len(recipients) - 1}" if len(recipients) > 1 else ""
-    return _queue_clip(recipients[0], 32) + more
-
-
-def _queue_row_json(row: admin.MessageRow) -> dict[str, Any]:
-    return {**asdict(row), "status": row.status.value, "recipients": list(row.recipients)}
-
-
-def _queue_table(rows: list[admin.MessageRow]) -> None:
-    header = (
-        "ID",
-        "STATUS",
-        "STREAM",
-        "ATT",
-        "CREATED (UTC)",
-        "DUE (UTC)",
-        "TO",
-        "SUBJECT",
-        "LAST ERROR",
-    )
-    cells = [
-        (
-            str(row.id),
-            row.status.value,
-            _queue_clip(row.stream, 64),
-            str(row.attempts),
-            _queue_time(row.created_at),
-            _queue_time(row.due_at),
-            _queue_to_cell(row.recipients),
-            _queue_clip(row.subject, 40),
-            _queue_clip(row.last_error, 50),
-        )
-        for row in rows
-    ]
+def _queue_table(rows: list[operations.MessageRow]) -> None:
+    """The rows as aligned columns; every stored text passed through printable() so that
+    nothing in it acts on the terminal."""
+    header = presentation.LIST_COLUMNS
+    cells = [presentation.list_cells(row, printable) for row in rows]
     widths = [max(len(line[i]) for line in (header, *cells)) for i in range(len(header))]
     for line in (header, *cells):
         click.echo(
@@ -162,8 +92,8 @@ def _queue_filters(
     older_than: float | None,
     newer_than: float | None,
     now: float,
-) -> admin.Filters:
-    """The options as :mod:`mailroom.outbox.admin` filters (durations become cut-off times)."""
+) -> operations.Filters:
+    """The options as :mod:`mailroom.outbox.operations` filters (durations become cut-off times)."""
     return {
         "status": Status(status) if status else None,
         "stream": stream,
@@ -208,13 +138,13 @@ def queue_list(
         now=time.time(),
     )
     with existing_outbox(ctx, config_path) as engine, engine.connect() as connection:
-        rows = admin.list_messages(connection, **filters, limit=limit, before_id=before_id)
-        total = admin.count_messages(connection, **filters)
+        rows = operations.list_messages(connection, **filters, limit=limit, before_id=before_id)
+        total = operations.count_messages(connection, **filters)
     # Only a full page can have a next one; "total" counts every page, not just the later ones.
     next_before_id = rows[-1].id if len(rows) == limit else None
     if as_json:
         payload = {
-            "messages": [_queue_row_json(row) for row in rows],
+            "messages": [presentation.row_json(row) for row in rows],
             "total": total,
             "next_before_id": next_before_id,
         }
@@ -226,15 +156,6 @@ def queue_list(
     _queue_table(rows)
     more = f"; next page: --before-id {next_before_id}" if next_before_id is not None else ""
     click.echo(f"{len(rows)} shown, {total} match in all{more}")
-
-
-_QUEUE_COMMON_HEADERS = ("From", "To", "Cc", "Subject", "Date", "Message-ID")
-
-
-def _queue_headers(data: bytes) -> list[tuple[str, str]]:
-    """Every header field of the stored message, in order, decoded (RFC 2047 words too)."""
-    parsed = email.message_from_bytes(data, policy=email.policy.default)
-    return [(name, str(value)) for name, value in parsed.items()]
 
 
 def _queue_raw(data: bytes) -> None:
@@ -265,30 +186,17 @@ def queue_show(
 ) -> None:
     """Show one message: its state, its headers and every delivery attempt."""
     with existing_outbox(ctx, config_path) as engine, engine.connect() as connection:
-        detail = admin.message_detail(connection, message_pk)
-        tries = admin.attempts_for(connection, message_pk)
+        detail = operations.message_detail(connection, message_pk)
+        tries = operations.attempts_for(connection, message_pk)
     if detail is None:
         raise click.ClickException(f"there is no message with id {message_pk}")
     if raw:
         _queue_raw(detail.data)
         return
-    headers = _queue_headers(detail.data)
     if as_json:
-        fields = asdict(detail)
-        del fields["data"]
-        payload = {
-            **fields,
-            "status": detail.status.value,
-            "recipients": list(detail.recipients),
-            "size": len(detail.data),
-            # The common fields always present as keys (null when absent); every field, in
-            # order and repeated ones too, in header_fields.
-            "headers": {**dict.fromkeys(_QUEUE_COMMON_HEADERS), **dict(headers)},
-            "header_fields": [[name, value] for name, value in headers],
-            "attempts_log": [asdict(attempt) for attempt in tries],
-        }
-        click.echo(json.dumps(payload, indent=2))
+        click.echo(json.dumps(presentation.detail_json(detail, tries), indent=2))
         return
+    headers = presentation.message_headers(detail.data)
     last_reply = " ".join(
         str(p) for p in (detail.last_code, detail.last_enhanced_status, detail.last_error) if p
     )
@@ -298,10 +206,10 @@ def queue_show(
         ("envelope from", detail.sender),
         ("envelope to", ", ".join(detail.recipients)),
         ("attempts", str(detail.attempts)),
-        ("created", _queue_time(detail.created_at) + " UTC"),
-        ("due", _queue_time(detail.due_at) + " UTC"),
-        ("updated", _queue_time(detail.updated_at) + " UTC"),
-        ("sent", _queue_time(detail.sent_at) + (" UTC" if detail.sent_at else "")),
+        ("created", presentation.utc_time(detail.created_at) + " UTC"),
+        ("due", presentation.utc_time(detail.due_at) + " UTC"),
+        ("updated", presentation.utc_time(detail.updated_at) + " UTC"),
+        ("sent", presentation.utc_time(detail.sent_at) + (" UTC" if detail.sent_at else "")),
         ("last error", last_reply or "-"),
         ("idempotency key", detail.idempotency_key or "-"),
         ("metadata", json.dumps(detail.extra) if detail.extra else "-"),
@@ -321,8 +229,9 @@ def queue_show(
             str(p) for p in (attempt.code, attempt.enhanced_status, attempt.server_text) if p
         )
         duplicate = " [possible duplicate]" if attempt.possible_duplicate else ""
+        when = presentation.utc_time(attempt.at)
         line = (
-            f"  #{attempt.attempt} {_queue_time(attempt.at)} {attempt.recipient} {attempt.outcome}"
+            f"  #{attempt.attempt} {when} {attempt.recipient} {attempt.outcome}"
             f"{': ' + reply if reply else ''} ({attempt.transport}, {attempt.worker}, "
             f"{attempt.duration_ms:.0f} ms){duplicate}"
         )
@@ -352,7 +261,7 @@ def _queue_change(
     with existing_outbox(ctx, config_path) as engine, engine.begin() as connection:
         try:
             return change(connection, now=now, ids=ids or None, everything=everything, **filters)
-        except admin.NothingSelectedError:
+        except NothingSelectedError:
             raise refusal from None
 
 
@@ -365,60 +274,56 @@ def _queue_left_alone(ids: tuple[int, ...], changed: int, states: tuple[Status, 
         )
 
 
-@queue_group.command("retry")
-@click.argument("ids", metavar="[ID]...", nargs=-1, type=int)
-@_queue_filter_options(admin.RETRYABLE)
-@click.option("--all", "everything", is_flag=True, help="Without ids or filters: every message.")
-@config_option
-@click.pass_context
-def queue_retry(
-    ctx: click.Context,
-    /,
-    ids: tuple[int, ...],
-    everything: bool,
-    config_path: str | None,
-    **options: Any,
+_RETRY_HELP = """Send failed, deferred or cancelled messages again, now.
+
+A cancelled message that was scheduled for later, and never tried, keeps its time: it goes
+back to scheduled, not out at once.
+
+A retried message starts with a fresh allowance of EMAIL_MAX_ATTEMPTS attempts (its
+attempt counter goes back to 0; the send log keeps the earlier ones). EMAIL_MAX_AGE still
+counts from when it was first enqueued. Sent messages and messages being sent are never
+touched.
+"""
+
+_CANCEL_HELP = """Withdraw queued, scheduled or deferred messages before they are sent.
+
+A message already being sent cannot be cancelled: the relay may have it.
+"""
+
+
+def _queue_change_command(
+    name: str, change: Callable[..., int], states: tuple[Status, ...], done: str, help_text: str
 ) -> None:
-    """Send failed, deferred or cancelled messages again, now.
+    """Add ``queue retry`` or ``queue cancel``: the same arguments and steps, each with its own
+    change, the states that change acts on (the choices of --status) and what it says done."""
 
-    A cancelled message that was scheduled for later, and never tried, keeps its time: it goes
-    back to scheduled, not out at once.
-
-    A retried message starts with a fresh allowance of EMAIL_MAX_ATTEMPTS attempts (its
-    attempt counter goes back to 0; the send log keeps the earlier ones). EMAIL_MAX_AGE still
-    counts from when it was first enqueued. Sent messages and messages being sent are never
-    touched.
-    """
-    changed = _queue_change(
-        ctx, admin.retry, ids=ids, everything=everything, config_path=config_path, options=options
+    @queue_group.command(name, help=help_text)
+    @click.argument("ids", metavar="[ID]...", nargs=-1, type=int)
+    @_queue_filter_options(states)
+    @click.option(
+        "--all", "everything", is_flag=True, help="Without ids or filters: every message."
     )
-    click.echo(f"{changed} message{'s' if changed != 1 else ''} queued again")
-    _queue_left_alone(ids, changed, admin.RETRYABLE)
+    @config_option
+    @click.pass_context
+    def command(
+        ctx: click.Context,
+        /,
+        ids: tuple[int, ...],
+        everything: bool,
+        config_path: str | None,
+        **options: Any,
+    ) -> None:
+        changed = _queue_change(
+            ctx, change, ids=ids, everything=everything, config_path=config_path, options=options
+        )
+        click.echo(f"{changed} message{'s' if changed != 1 else ''} {done}")
+        _queue_left_alone(ids, changed, states)
 
 
-@queue_group.command("cancel")
-@click.argument("ids", metavar="[ID]...", nargs=-1, type=int)
-@_queue_filter_options(admin.CANCELLABLE)
-@click.option("--all", "everything", is_flag=True, help="Without ids or filters: every message.")
-@config_option
-@click.pass_context
-def queue_cancel(
-    ctx: click.Context,
-    /,
-    ids: tuple[int, ...],
-    everything: bool,
-    config_path: str | None,
-    **options: Any,
-) -> None:
-    """Withdraw queued, scheduled or deferred messages before they are sent.
-
-    A message already being sent cannot be cancelled: the relay may have it.
-    """
-    changed = _queue_change(
-        ctx, admin.cancel, ids=ids, everything=everything, config_path=config_path, options=options
-    )
-    click.echo(f"{changed} message{'s' if changed != 1 else ''} cancelled")
-    _queue_left_alone(ids, changed, admin.CANCELLABLE)
+_queue_change_command("retry", operations.retry, operations.RETRYABLE, "queued again", _RETRY_HELP)
+_queue_change_command(
+    "cancel", operations.cancel, operations.CANCELLABLE, "cancelled", _CANCEL_HELP
+)
 
 
 @queue_group.command("purge")
@@ -432,7 +337,7 @@ def queue_cancel(
 @click.option(
     "--status",
     "statuses",
-    type=click.Choice([s.value for s in admin.PURGEABLE]),
+    type=click.Choice([s.value for s in operations.PURGEABLE]),
     multiple=True,
     help="Only this final state (repeatable). Default: sent, failed, cancelled and suppressed.",
 )
@@ -460,12 +365,14 @@ def queue_purge(
     Queued, scheduled, deferred and sending messages are never deleted.
     """
     cutoff = time.time() - older_than
-    chosen = tuple(Status(s) for s in statuses) or admin.PURGEABLE
+    chosen = tuple(Status(s) for s in statuses) or operations.PURGEABLE
     with existing_outbox(ctx, config_path) as engine:
         if dry_run:
             with engine.connect() as connection:
-                total = admin.count_purgeable(connection, older_than=cutoff, statuses=chosen)
-                rows = admin.purgeable(connection, older_than=cutoff, statuses=chosen, limit=limit)
+                total = operations.count_purgeable(connection, older_than=cutoff, statuses=chosen)
+                rows = operations.purgeable(
+                    connection, older_than=cutoff, statuses=chosen, limit=limit
+                )
             if rows:
                 _queue_table(rows)
             click.echo(f"would delete {total} message{'s' if total != 1 else ''} (dry run)")
@@ -474,7 +381,7 @@ def queue_purge(
         # Short transactions: SQLite has one writer, and the workers need it too.
         while True:
             with engine.begin() as connection:
-                batch = admin.purge(
+                batch = operations.purge(
                     connection, older_than=cutoff, statuses=chosen, limit=_PURGE_BATCH
                 )
             deleted += batch

@@ -5,21 +5,17 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict
-from datetime import UTC, datetime
 
 import click
 from sqlalchemy import Connection
 
 from mailroom.cli.base import config_option, existing_outbox, main
 from mailroom.cli.render import printable
-from mailroom.outbox import admin
+from mailroom.outbox import operations
+from mailroom.outbox.presentation import utc_time
 
 
-def utc_time(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def echo_pause(stream: admin.StreamRow, *, err: bool = False) -> None:
+def echo_pause(stream: operations.StreamRow, *, err: bool = False) -> None:
     """A paused stream as people read it: until when, why, what to change, how to lift it.
 
     Shared with ``mailroom status`` and the worker's ``--once`` report, so all three say the
@@ -28,7 +24,7 @@ def echo_pause(stream: admin.StreamRow, *, err: bool = False) -> None:
     assert stream.paused_until is not None  # noqa: S101 - callers pass paused streams only
     name = printable(stream.name)
     click.echo(
-        f"PAUSED stream {name} until {utc_time(stream.paused_until)}: "
+        f"PAUSED stream {name} until {utc_time(stream.paused_until)} UTC: "
         f"{printable(stream.reason or 'no reason recorded')}",
         err=err,
     )
@@ -41,9 +37,9 @@ def echo_pause(stream: admin.StreamRow, *, err: bool = False) -> None:
     )
 
 
-def paused_streams(connection: Connection, now: float | None = None) -> list[admin.StreamRow]:
+def paused_streams(connection: Connection, now: float | None = None) -> list[operations.StreamRow]:
     now = time.time() if now is None else now
-    return [s for s in admin.list_streams(connection, now=now) if s.paused_until is not None]
+    return [s for s in operations.list_streams(connection, now=now) if s.paused_until is not None]
 
 
 @main.group("streams")
@@ -58,7 +54,7 @@ def streams_group() -> None:
 def streams_list(ctx: click.Context, as_json: bool, config_path: str | None) -> None:
     """Every stream: its priority, messages waiting, and whether it is paused and why."""
     with existing_outbox(ctx, config_path) as engine, engine.connect() as connection:
-        rows = admin.list_streams(connection, now=time.time())
+        rows = operations.list_streams(connection, now=time.time())
     if as_json:
         click.echo(json.dumps({"streams": [asdict(row) for row in rows]}, indent=2))
         return
@@ -68,7 +64,7 @@ def streams_list(ctx: click.Context, as_json: bool, config_path: str | None) -> 
             printable(row.name),
             str(row.priority),
             str(row.waiting),
-            utc_time(row.paused_until) if row.paused_until is not None else "-",
+            utc_time(row.paused_until) + " UTC" if row.paused_until is not None else "-",
         )
         for row in rows
     ]
@@ -89,8 +85,8 @@ def streams_list(ctx: click.Context, as_json: bool, config_path: str | None) -> 
 def streams_resume(ctx: click.Context, name: str, config_path: str | None) -> None:
     """Lift the pause of stream NAME now (after fixing the setting that caused it)."""
     with existing_outbox(ctx, config_path) as engine, engine.begin() as connection:
-        lifted = admin.resume_stream(connection, name, now=time.time())
-        known = {row.name for row in admin.list_streams(connection, now=time.time())}
+        lifted = operations.resume_stream(connection, name, now=time.time())
+        known = {row.name for row in operations.list_streams(connection, now=time.time())}
     shown = printable(name)
     if lifted:
         click.echo(f"stream {shown} resumed: its messages go with the next worker pass")

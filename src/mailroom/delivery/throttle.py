@@ -7,7 +7,8 @@
 
 The counters live in ``mailroom_throttle_windows``; each grant is one short transaction that
 locks the rows (``SELECT ... FOR UPDATE`` on PostgreSQL, the single writer on SQLite), so two
-workers can never both take the last send of a window.
+workers can never both take the last send of a window. The statements are in
+:mod:`mailroom.outbox.stream_queries`; this module decides what to grant.
 """
 
 from __future__ import annotations
@@ -19,11 +20,10 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import TypeVar
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Engine
 
 from mailroom.config import Settings, parse_rate_limits
-from mailroom.outbox.dialect import dialect_insert
-from mailroom.outbox.schema import throttle_windows
+from mailroom.outbox import stream_queries
 
 __all__ = ["Throttle"]
 
@@ -83,38 +83,10 @@ class Throttle:
         names = [_window_name(seconds) for _, seconds in self.limits]
         return [*names, _BURST] if self.burst else names
 
-    def _ensure_rows(self, connection: Connection) -> None:
-        insert = dialect_insert(connection, throttle_windows)
-        connection.execute(
-            insert.on_conflict_do_nothing(index_elements=["name"]),
-            [
-                {"name": name, "window_start": 0.0, "granted": 0, "finished": 0}
-                for name in self._names()
-            ],
-        )
-
-    def _lock_rows(self, connection: Connection) -> dict[str, dict[str, float]]:
-        """Lock this throttle's rows for the transaction, creating any that are missing.
-
-        The rows are created here, in the transaction that then locks them, not once per
-        process: another sender's insert may not be committed yet, and a row it promised
-        would be invisible to us. ``ON CONFLICT DO NOTHING`` waits for such an insert.
-        """
-        locked = (
-            select(throttle_windows)
-            .where(throttle_windows.c.name.in_(self._names()))
-            .with_for_update()
-        )
-        rows = {row.name: dict(row._mapping) for row in connection.execute(locked)}
-        if len(rows) < len(self._names()):
-            self._ensure_rows(connection)
-            rows = {row.name: dict(row._mapping) for row in connection.execute(locked)}
-        return rows
-
     def _try_acquire(self) -> float:
         """Take one send if allowed and return 0; else return how long to wait."""
         with self.engine.begin() as connection:
-            rows = self._lock_rows(connection)
+            rows = stream_queries.lock_throttle_windows(connection, self._names())
             # Read the clock only once the rows are ours: a time taken before waiting for the
             # lock could be older than another worker's last send.
             now = time.time()
@@ -143,20 +115,16 @@ class Throttle:
             if wait > 0:
                 return wait
             for name, values in changes.items():
-                connection.execute(
-                    update(throttle_windows).where(throttle_windows.c.name == name).values(values)
-                )
+                stream_queries.update_throttle_window(connection, name, values)
             return 0.0
 
     def _finish_burst_send(self) -> None:
         """A granted send finished; when the whole burst has, the real pause starts now."""
         with self.engine.begin() as connection:
-            burst = self._lock_rows(connection)[_BURST]
+            burst = stream_queries.lock_throttle_windows(connection, self._names())[_BURST]
             now = time.time()  # after the lock, as in _try_acquire
             finished = int(burst["finished"]) + 1
             values: dict[str, float | int | None] = {"finished": finished}
             if int(burst["granted"]) >= self.burst and finished >= int(burst["granted"]):
                 values = {"granted": 0, "finished": 0, "paused_until": now + self.burst_pause}
-            connection.execute(
-                update(throttle_windows).where(throttle_windows.c.name == _BURST).values(values)
-            )
+            stream_queries.update_throttle_window(connection, _BURST, values)

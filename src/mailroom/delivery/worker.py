@@ -68,7 +68,7 @@ from mailroom.errors import (
     TransientError,
 )
 from mailroom.message import Envelope
-from mailroom.outbox import queries
+from mailroom.outbox import queries, stream_queries
 from mailroom.outbox.database import adopt_legacy_version, check_schema, create_outbox_engine
 from mailroom.outbox.queries import ClaimedMessage
 from mailroom.outbox.schema import Status
@@ -650,9 +650,9 @@ class Worker:
             # One pause per stream per batch, however many of its messages hit the problem.
             pauses = {o.message.stream: o.pause for o in batch if o.pause is not None}
             for stream, pause in pauses.items():
-                streak = queries.consecutive_pauses(connection, stream)
+                streak = stream_queries.consecutive_pauses(connection, stream)
                 until = now + self.policy.pause(streak, self._rng).total_seconds()
-                queries.pause_stream(connection, stream, until=until, reason=pause.reason)
+                stream_queries.pause_stream(connection, stream, until=until, reason=pause.reason)
             # Follow-ups first: one may keep its source's last error, which completing the
             # source (sent) clears.
             for outcome in batch:
@@ -676,7 +676,7 @@ class Worker:
             queries.record_attempts(connection, rows)
             healthy = {o.message.stream for o in batch if o.completion.status is Status.SENT}
             for stream in healthy - pauses.keys():
-                queries.resume_stream(connection, stream)
+                stream_queries.resume_stream(connection, stream)
         if held < len(batch):
             logger.warning(
                 "%d of %d outcomes were for messages whose lease had expired; another worker "

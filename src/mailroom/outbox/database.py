@@ -18,9 +18,13 @@ after that long and is tried again, instead of holding the worker.
 
 Mailroom often shares a database with the application that sends the mail (and that
 application may use Alembic too), so its schema version lives in a table of its own,
-``mailroom_alembic_version``, never in Alembic's default ``alembic_version``; and it creates
+``mailroom_alembic_version``, never in Alembic's default ``alembic_version`` (moving a revision
+an older release kept there: :mod:`mailroom.outbox.version_queries`); and it creates
 tables only in a SQLite database that holds none yet. Anywhere else ``mailroom db upgrade``
 creates them, on purpose.
+
+The only SQL written here is the engines' own setup (SQLite's ``PRAGMA`` settings and ``BEGIN
+IMMEDIATE``, PostgreSQL's per-transaction timeouts); every query on data is in a query module.
 
 Every fault of the database itself (no server, no driver, a read-only, corrupt or full file)
 is raised as a :class:`~mailroom.errors.DatabaseError` naming ``DATABASE_URL`` and the fix
@@ -39,33 +43,20 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import (
-    Column,
-    Connection,
-    Engine,
-    MetaData,
-    PrimaryKeyConstraint,
-    String,
-    Table,
-    create_engine,
-    event,
-    inspect,
-    select,
-)
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError, NoSuchModuleError
 
 from mailroom.errors import MailroomError
-from mailroom.outbox.faults import (
+from mailroom.outbox import version_queries
+from mailroom.outbox.database_url import (
     check_password_parsed,
-    check_sqlite_path,
     display_url,
-    missing_driver,
     parse_url,
     scrub_chain,
     sqlite_path,
-    translate_error,
 )
+from mailroom.outbox.faults import check_sqlite_path, missing_driver, translate_error
 from mailroom.outbox.schema import messages
 
 __all__ = [
@@ -243,16 +234,6 @@ def _head() -> str:
     return head
 
 
-def _version_table(name: str) -> Table:
-    # The table Alembic itself makes (alembic.runtime.migration), so Alembic reads it as its own.
-    return Table(
-        name,
-        MetaData(),
-        Column("version_num", String(32), nullable=False),
-        PrimaryKeyConstraint("version_num", name=f"{name}_pkc"),
-    )
-
-
 def _legacy_revision(connection: Connection) -> str | None:
     """One of our revisions, if an older Mailroom kept it in ``alembic_version``; a revision
     of anyone else's there (the application's own Alembic) is not ours and is ignored."""
@@ -264,8 +245,7 @@ def _legacy_revision(connection: Connection) -> str | None:
         # name its migrations as we do ("0001").
         return None
     ours = {script.revision for script in _script().walk_revisions()}
-    rows = connection.execute(select(_version_table(LEGACY_VERSION_TABLE).c.version_num))
-    found = [row.version_num for row in rows if row.version_num in ours]
+    found = [r for r in version_queries.revisions_in(connection, LEGACY_VERSION_TABLE) if r in ours]
     return found[0] if len(found) == 1 else None
 
 
@@ -287,13 +267,9 @@ def adopt_legacy_version(engine: Engine) -> str | None:
             revision = _legacy_revision(connection)  # again, inside the write transaction
             if revision is None:
                 return None
-            legacy = _version_table(LEGACY_VERSION_TABLE)
-            ours = _version_table(VERSION_TABLE)
-            ours.create(connection)
-            connection.execute(ours.insert().values(version_num=revision))
-            connection.execute(legacy.delete().where(legacy.c.version_num == revision))
-            if connection.execute(select(legacy.c.version_num)).first() is None:
-                legacy.drop(connection)
+            version_queries.move_revision(
+                connection, revision, source=LEGACY_VERSION_TABLE, target=VERSION_TABLE
+            )
             return revision
     except DBAPIError:
         # Two processes starting at once on PostgreSQL: the other one moved it first.

@@ -1,4 +1,11 @@
-"""Every query the outbox runs, named and kept together.
+"""Every query on the life of a message: insert, claim under a lease, complete, log attempts.
+
+The delivery path's statements on messages and attempts, written for speed where a worker
+runs them thousands of times a second (several at the driver level, in the driver's own
+parameter style); one job, so one module, though it runs past 400 lines. Their siblings
+hold the other subjects:
+:mod:`~mailroom.outbox.stream_queries` (stream pauses and throttle windows) and
+:mod:`~mailroom.outbox.operator_queries` (what a person selects, reads, changes and purges).
 
 Each function takes an open connection inside a transaction the caller owns, so a caller can
 put several of them in one commit (a worker completes a whole batch in one).
@@ -10,7 +17,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, case, func, literal, or_, select, update
+from sqlalchemy import Connection, case, func, literal, select, update
 
 from mailroom.outbox.dialect import dialect_insert
 from mailroom.outbox.schema import CLAIMABLE, Status, attempts, messages, streams
@@ -21,21 +28,12 @@ __all__ = [
     "active_pauses",
     "claim_due",
     "complete",
-    "consecutive_pauses",
-    "counts_by_status",
     "find_by_idempotency_keys",
     "insert_followup",
     "insert_messages",
-    "lift_pause",
-    "pause_stream",
     "record_attempts",
     "recover_expired_leases",
     "release",
-    "resume_stream",
-    "sent_since",
-    "stream_names",
-    "streams_state",
-    "waiting_by_stream",
 ]
 
 
@@ -132,6 +130,31 @@ def _insert_without_keys(connection: Connection, rows: Sequence[Mapping[str, Any
     return ids
 
 
+# The columns a follow-up sets itself, in the order insert_followup selects them, and those
+# it leaves empty (or to their defaults); it copies every other column from its source.
+_FOLLOWUP_SET = (
+    "recipients",
+    "status",
+    "due_at",
+    "created_at",
+    "updated_at",
+    "attempts",
+    "last_error",
+    "last_code",
+    "last_enhanced_status",
+)
+_FOLLOWUP_CLEARED = frozenset(
+    {
+        "id",
+        "idempotency_key",
+        "idempotency_fingerprint",
+        "sent_at",
+        "lease_token",
+        "lease_expires_at",
+    }
+)
+
+
 def insert_followup(
     connection: Connection,
     source_id: int,
@@ -156,28 +179,7 @@ def insert_followup(
     the queue says why the row exists; with ``keep_error``, that is only a fallback for a
     source row with no error of its own (call it before completing the source).
     """
-    copied = [
-        c
-        for c in messages.c
-        if c.name
-        not in {
-            "id",
-            "recipients",
-            "status",
-            "due_at",
-            "created_at",
-            "updated_at",
-            "attempts",
-            "idempotency_key",
-            "idempotency_fingerprint",
-            "sent_at",
-            "lease_token",
-            "lease_expires_at",
-            "last_error",
-            "last_code",
-            "last_enhanced_status",
-        }
-    ]
+    copied = [c for c in messages.c if c.name not in _FOLLOWUP_CLEARED.union(_FOLLOWUP_SET)]
     given: list[Any] = [
         literal(error, type_=messages.c.last_error.type),
         literal(code, type_=messages.c.last_code.type),
@@ -201,17 +203,7 @@ def insert_followup(
         given[1].label("last_code"),
         given[2].label("last_enhanced_status"),
     ).where(messages.c.id == source_id)
-    names = [c.name for c in copied] + [
-        "recipients",
-        "status",
-        "due_at",
-        "created_at",
-        "updated_at",
-        "attempts",
-        "last_error",
-        "last_code",
-        "last_enhanced_status",
-    ]
+    names = [c.name for c in copied] + list(_FOLLOWUP_SET)
     result = connection.execute(
         messages.insert().from_select(names, source).returning(messages.c.id)
     )
@@ -455,133 +447,3 @@ def record_attempts(connection: Connection, rows: Sequence[Mapping[str, Any]]) -
             _positional(connection, _RECORD_ATTEMPTS),
             [tuple(row[name] for name in _ATTEMPT_COLUMNS) for row in rows],
         )
-
-
-def pause_stream(connection: Connection, name: str, *, until: float, reason: str) -> None:
-    """Pause a stream (our configuration is wrong); count consecutive pauses for backoff.
-
-    ``reason`` is one line saying what went wrong, optionally followed by lines of advice
-    (what to change); :func:`mailroom.outbox.admin.list_streams` splits them again.
-    """
-    statement = dialect_insert(connection, streams).values(
-        name=name, paused_until=until, pause_reason=reason, consecutive_pauses=1
-    )
-    statement = statement.on_conflict_do_update(
-        index_elements=["name"],
-        set_={
-            "paused_until": until,
-            "pause_reason": reason,
-            "consecutive_pauses": streams.c.consecutive_pauses + 1,
-        },
-    )
-    connection.execute(statement)
-
-
-def resume_stream(connection: Connection, name: str) -> None:
-    """A send went through: the stream is healthy again."""
-    connection.execute(
-        update(streams)
-        .where(
-            streams.c.name == name,
-            or_(streams.c.consecutive_pauses > 0, streams.c.paused_until.is_not(None)),
-        )
-        .values(paused_until=None, pause_reason=None, consecutive_pauses=0)
-    )
-
-
-def consecutive_pauses(connection: Connection, name: str) -> int:
-    found = connection.execute(
-        select(streams.c.consecutive_pauses).where(streams.c.name == name)
-    ).scalar()
-    return int(found or 0)
-
-
-def counts_by_status(connection: Connection) -> dict[str, int]:
-    rows = connection.execute(select(messages.c.status, func.count()).group_by(messages.c.status))
-    counts = {status.value: 0 for status in Status}
-    counts.update({row[0]: row[1] for row in rows})
-    return counts
-
-
-def sent_since(connection: Connection, since: float) -> int:
-    """Messages sent at or after ``since`` (for send rates)."""
-    return int(
-        connection.execute(
-            select(func.count()).where(
-                and_(messages.c.status == Status.SENT.value, messages.c.sent_at >= since)
-            )
-        ).scalar()
-        or 0
-    )
-
-
-def recent_failures(connection: Connection, limit: int = 5) -> list[dict[str, Any]]:
-    """The newest attempts that did not deliver, for ``mailroom status``."""
-    rows = connection.execute(
-        select(
-            attempts.c.at,
-            attempts.c.message_pk,
-            attempts.c.recipient,
-            attempts.c.outcome,
-            attempts.c.code,
-            attempts.c.enhanced_status,
-            attempts.c.server_text,
-        )
-        .where(attempts.c.outcome != "sent")
-        .order_by(attempts.c.id.desc())
-        .limit(limit)
-    )
-    return [dict(row._mapping) for row in rows]
-
-
-def paused_streams(connection: Connection, now: float) -> list[dict[str, Any]]:
-    rows = connection.execute(
-        select(streams.c.name, streams.c.paused_until, streams.c.pause_reason).where(
-            streams.c.paused_until > now
-        )
-    )
-    return [dict(row._mapping) for row in rows]
-
-
-def stream_names(connection: Connection) -> set[str]:
-    """Every stream the database knows: those with messages, and those ever paused."""
-    with_messages = select(messages.c.stream).distinct()
-    with_state = select(streams.c.name)
-    return {row[0] for row in connection.execute(with_messages.union(with_state))}
-
-
-def streams_state(connection: Connection) -> list[dict[str, Any]]:
-    """Every stream with a row of state (a pause, now or before), by name."""
-    rows = connection.execute(
-        select(
-            streams.c.name,
-            streams.c.paused_until,
-            streams.c.pause_reason,
-            streams.c.consecutive_pauses,
-        ).order_by(streams.c.name)
-    )
-    return [dict(row._mapping) for row in rows]
-
-
-def waiting_by_stream(connection: Connection) -> dict[str, int]:
-    """How many messages each stream has waiting to be sent (queued, scheduled, deferred)."""
-    rows = connection.execute(
-        select(messages.c.stream, func.count())
-        .where(messages.c.status.in_([s.value for s in CLAIMABLE]))
-        .group_by(messages.c.stream)
-    )
-    return {row[0]: int(row[1]) for row in rows}
-
-
-def lift_pause(connection: Connection, name: str, now: float) -> bool:
-    """End a stream's pause now (an operator fixed the setting); ``False`` if it had none.
-
-    The count of consecutive pauses starts again too: the fix is presumed to work, so a
-    new pause would be a new problem and starts at the shortest pause.
-    """
-    result = connection.execute(
-        update(streams)
-        .where(streams.c.name == name, streams.c.paused_until > now)
-        .values(paused_until=None, pause_reason=None, consecutive_pauses=0)
-    )
-    return bool(result.rowcount)

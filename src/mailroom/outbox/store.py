@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from mailroom.config import Settings
 from mailroom.errors import IdempotencyConflictError, MessageError
 from mailroom.message import Message, build_envelope, content_fingerprint
-from mailroom.outbox import admin, queries
+from mailroom.outbox import operations, operator_queries, queries
 from mailroom.outbox.database import (
     adopt_legacy_version,
     check_schema,
@@ -281,16 +281,16 @@ class Outbox:
         done = iter(outcomes)
         return [next(done) if result is None else result for result in results]
 
-    def get(self, message_pk: int) -> admin.MessageDetail | None:
+    def get(self, message_pk: int) -> operations.MessageDetail | None:
         """Everything stored about one message, or ``None``."""
         self.ensure_schema()
         with self.engine.connect() as connection:
-            return admin.message_detail(connection, message_pk)
+            return operations.message_detail(connection, message_pk)
 
     def counts(self) -> dict[str, int]:
         self.ensure_schema()
         with self.engine.connect() as connection:
-            return queries.counts_by_status(connection)
+            return operator_queries.counts_by_status(connection)
 
     def dispose(self) -> None:
         self.engine.dispose()

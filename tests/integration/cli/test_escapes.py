@@ -20,7 +20,7 @@ from sqlalchemy import update
 
 from mailroom.config import SETTING_NAMES, load_settings
 from mailroom.message import Message
-from mailroom.outbox import database, queries
+from mailroom.outbox import database, queries, stream_queries
 from mailroom.outbox.schema import Status, messages
 from mailroom.outbox.store import Outbox
 
@@ -104,7 +104,7 @@ def hostile_message(database_url: str, tmp_path: Path, monkeypatch: pytest.Monke
                 }
             ],
         )
-        queries.pause_stream(
+        stream_queries.pause_stream(
             connection, f"tx{CLEAR}", until=now + 600, reason=f"AUTH refused: 535 {HOSTILE}"
         )
     outbox.dispose()

@@ -38,30 +38,10 @@ def test_send_then_worker_delivers_and_logs_json_lines(
     first = run(env, "send", "--to", "ada@example.com", "--subject", "Hi", "--text", "hello")
     assert first.exit_code == 0, first.output
     message_pk = int(first.output.strip())
-    again = run(
-        env,
-        "send",
-        "--to",
-        "ada@example.com",
-        "--subject",
-        "Hi",
-        "--text",
-        "x",
-        "--idempotency-key",
-        "k1",
-    )
-    same = run(
-        env,
-        "send",
-        "--to",
-        "ada@example.com",
-        "--subject",
-        "Hi",
-        "--text",
-        "x",
-        "--idempotency-key",
-        "k1",
-    )
+    # The same request twice with an idempotency key gets the same answer.
+    keyed = ("send", "--to", "ada@example.com", "--subject", "Hi", "--text", "x")
+    again = run(env, *keyed, "--idempotency-key", "k1")
+    same = run(env, *keyed, "--idempotency-key", "k1")
     assert again.output == same.output
 
     worker = run(env, "worker", "--once")

@@ -220,19 +220,23 @@ def test_show_prints_fields_headers_and_attempts(outbox: Outbox, database_url: s
     assert result.exit_code == 0, result.output
     out = result.output
     assert out.startswith(f"message {message_pk}\n")
-    assert "  status           deferred" in out
-    assert "  attempts         2" in out
-    assert "  idempotency key  order-7" in out
-    assert "  envelope to      ada@example.com" in out
-    assert "  From: Shop <shop@example.com>" in out
-    assert "  To: Ada <ada@example.com>" in out
-    assert "  Subject: Your receipt" in out
-    assert "  Date: " in out
-    assert "  Message-ID: <" in out
-    assert "send log (2 rows)" in out
-    assert "#1" in out
-    assert "451 4.7.1 greylisted, try later" in out
-    assert "still greylisted (smtp, worker-a, 40 ms) [possible duplicate]" in out
+    shown_lines = (
+        "  status           deferred",
+        "  attempts         2",
+        "  idempotency key  order-7",
+        "  envelope to      ada@example.com",
+        "  From: Shop <shop@example.com>",
+        "  To: Ada <ada@example.com>",
+        "  Subject: Your receipt",
+        "  Date: ",
+        "  Message-ID: <",
+        "send log (2 rows)",
+        "#1",
+        "451 4.7.1 greylisted, try later",
+        "still greylisted (smtp, worker-a, 40 ms) [possible duplicate]",
+    )
+    for line in shown_lines:
+        assert line in out
     assert out.index("greylisted, try later") < out.index("still greylisted")
 
     shown = json.loads(run(database_url, "show", "--json", str(message_pk)).output)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,14 +27,6 @@ from mailroom.outbox.store import Outbox
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return load_settings(environ={"DATABASE_URL": database_url})
-
-
-@pytest.fixture
-def outbox(settings: Settings) -> Iterator[Outbox]:
-    box = Outbox(settings)
-    database.upgrade(box.engine)
-    yield box
-    box.dispose()
 
 
 def note(i: int = 0, **kw: object) -> Message:

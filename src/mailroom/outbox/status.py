@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from mailroom.outbox import admin, queries
+from mailroom.outbox import operations, operator_queries
 
 __all__ = ["outbox_status"]
 
@@ -18,15 +18,15 @@ __all__ = ["outbox_status"]
 def outbox_status(engine: Engine, now: float | None = None) -> dict[str, Any]:
     now = time.time() if now is None else now
     with engine.connect() as connection:
-        last_minute = queries.sent_since(connection, now - 60)
-        last_hour = queries.sent_since(connection, now - 3600)
+        last_minute = operator_queries.sent_since(connection, now - 60)
+        last_hour = operator_queries.sent_since(connection, now - 3600)
         return {
-            "counts": queries.counts_by_status(connection),
+            "counts": operator_queries.counts_by_status(connection),
             "sent_last_minute": last_minute,
             "sent_last_hour": last_hour,
             "rate_per_second_last_minute": round(last_minute / 60, 2),
             "rate_per_minute_last_hour": round(last_hour / 60, 2),
-            "recent_failures": queries.recent_failures(connection),
+            "recent_failures": operator_queries.recent_failures(connection),
             "paused_streams": [
                 {
                     "name": stream.name,
@@ -34,7 +34,7 @@ def outbox_status(engine: Engine, now: float | None = None) -> dict[str, Any]:
                     "pause_reason": stream.reason,
                     "advice": stream.advice,
                 }
-                for stream in admin.list_streams(connection, now=now)
+                for stream in operations.list_streams(connection, now=now)
                 if stream.paused_until is not None
             ],
         }

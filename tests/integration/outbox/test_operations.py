@@ -1,35 +1,25 @@
-"""The operators' queries (``mailroom.outbox.admin``) on a real SQLite file and PostgreSQL."""
+"""The operators' API (``mailroom.outbox.operations``) on a real SQLite file and PostgreSQL.
+
+``outbox`` is the shared fixture of tests/conftest.py: a fresh, migrated database.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select, update
 
-from mailroom.config import Settings, load_settings
+from mailroom.errors import NothingSelectedError
 from mailroom.message import Message
-from mailroom.outbox import admin, database, queries
+from mailroom.outbox import operations, queries
 from mailroom.outbox.schema import FINAL, Status, attempts, messages
 from mailroom.outbox.store import Outbox
 
 NOW = 2_000_000_000.0
 """A fixed "now" (2033), later than any row these tests enqueue, so ages are exact."""
 DAY = 86_400.0
-
-
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return load_settings(environ={"DATABASE_URL": database_url})
-
-
-@pytest.fixture
-def outbox(settings: Settings) -> Iterator[Outbox]:
-    box = Outbox(settings)
-    database.upgrade(box.engine)
-    yield box
-    box.dispose()
 
 
 @pytest.fixture
@@ -94,7 +84,7 @@ def statuses(engine: Engine) -> dict[int, Status]:
 
 def listed(engine: Engine, **filters: Any) -> list[int]:
     with engine.connect() as connection:
-        return [row.id for row in admin.list_messages(connection, limit=1000, **filters)]
+        return [row.id for row in operations.list_messages(connection, limit=1000, **filters)]
 
 
 # -- list -------------------------------------------------------------------------------
@@ -126,9 +116,9 @@ def test_list_filters(outbox: Outbox, engine: Engine) -> None:
     assert listed(engine, status=Status.QUEUED, recipient="example.com") == [lookalike, underscore]
 
     with engine.connect() as connection:
-        assert admin.count_messages(connection) == 4
-        assert admin.count_messages(connection, recipient="example.com") == 3
-        [row] = admin.list_messages(connection, ids=[ada], limit=1)
+        assert operations.count_messages(connection) == 4
+        assert operations.count_messages(connection, recipient="example.com") == 3
+        [row] = operations.list_messages(connection, ids=[ada], limit=1)
     assert row.recipients == ("Ada.Lovelace@example.com",)  # the domain is normalised
     assert row.status is Status.FAILED
     assert row.subject == "Hi"
@@ -150,7 +140,7 @@ def test_list_pages_by_id(outbox: Outbox, engine: Engine) -> None:
     before: int | None = None
     with engine.connect() as connection:
         while True:
-            page = admin.list_messages(connection, limit=10, before_id=before)
+            page = operations.list_messages(connection, limit=10, before_id=before)
             if not page:
                 break
             pages.append([row.id for row in page])
@@ -158,7 +148,7 @@ def test_list_pages_by_id(outbox: Outbox, engine: Engine) -> None:
     assert [len(page) for page in pages] == [10, 10, 3]
     assert [i for page in pages for i in page] == sorted(ids, reverse=True)
     with engine.connect() as connection, pytest.raises(ValueError, match="limit"):
-        admin.list_messages(connection, limit=0)
+        operations.list_messages(connection, limit=0)
 
 
 def test_message_detail_and_attempts(outbox: Outbox, engine: Engine) -> None:
@@ -167,10 +157,10 @@ def test_message_detail_and_attempts(outbox: Outbox, engine: Engine) -> None:
     log_attempts(engine, other, 1)
     log_attempts(engine, message_pk, 3)
     with engine.connect() as connection:
-        detail = admin.message_detail(connection, message_pk)
-        log = admin.attempts_for(connection, message_pk)
-        assert admin.message_detail(connection, 999_999) is None
-        assert admin.attempts_for(connection, 999_999) == []
+        detail = operations.message_detail(connection, message_pk)
+        log = operations.attempts_for(connection, message_pk)
+        assert operations.message_detail(connection, 999_999) is None
+        assert operations.attempts_for(connection, 999_999) == []
     assert detail is not None
     assert detail.subject == "Your receipt"
     assert detail.recipients == ("ada@example.com",)
@@ -186,18 +176,40 @@ def test_message_detail_and_attempts(outbox: Outbox, engine: Engine) -> None:
 # -- retry and cancel --------------------------------------------------------------------
 
 
-def test_retry_requeues_only_failed_deferred_and_cancelled(outbox: Outbox, engine: Engine) -> None:
+@pytest.mark.parametrize(
+    ("change", "allowed", "becomes"),
+    [
+        (operations.retry, operations.RETRYABLE, Status.QUEUED),
+        (operations.cancel, operations.CANCELLABLE, Status.CANCELLED),
+    ],
+    ids=["retry", "cancel"],
+)
+def test_a_change_of_everything_touches_only_the_states_it_may_change(
+    outbox: Outbox,
+    engine: Engine,
+    change: Callable[..., int],
+    allowed: tuple[Status, ...],
+    becomes: Status,
+) -> None:
+    """Retry: failed, deferred, cancelled; cancel: queued, scheduled, deferred. Never a message
+    in ``sending`` (a worker holds it) or ``sent``."""
     ids = one_of_each(outbox)
     with engine.begin() as connection:
-        assert admin.retry(connection, now=NOW, everything=True) == 3
+        assert change(connection, now=NOW, everything=True) == 3
     after = statuses(engine)
-    for status in (Status.FAILED, Status.DEFERRED, Status.CANCELLED):
-        assert after[ids[status]] is Status.QUEUED
-    for status in (Status.QUEUED, Status.SCHEDULED, Status.SENDING, Status.SENT):
-        assert after[ids[status]] is status
+    for status, message_pk in ids.items():
+        assert after[message_pk] is (becomes if status in allowed else status)
+
+
+def test_retry_makes_messages_due_now_with_a_fresh_allowance(
+    outbox: Outbox, engine: Engine
+) -> None:
+    ids = one_of_each(outbox)
+    with engine.begin() as connection:
+        assert operations.retry(connection, now=NOW, everything=True) == 3
     with engine.connect() as connection:
-        retried = admin.message_detail(connection, ids[Status.FAILED])
-        sending = admin.message_detail(connection, ids[Status.SENDING])
+        retried = operations.message_detail(connection, ids[Status.FAILED])
+        sending = operations.message_detail(connection, ids[Status.SENDING])
     assert retried is not None
     assert sending is not None
     assert retried.due_at == NOW
@@ -223,11 +235,11 @@ def test_retry_by_ids_and_filters(outbox: Outbox, engine: Engine) -> None:
     set_rows(engine, [sent], status=Status.SENT.value)
     with engine.begin() as connection:
         # A sent id among the given ones is left alone and not counted.
-        assert admin.retry(connection, now=NOW, ids=[failed[0], sent]) == 1
-        assert admin.retry(connection, now=NOW, recipient="f1@") == 1
-        assert admin.retry(connection, now=NOW, stream="transactional") == 0
-        assert admin.retry(connection, now=NOW, stream="bulk", status=Status.FAILED) == 1
-        assert admin.retry(connection, now=NOW, ids=[]) == 0
+        assert operations.retry(connection, now=NOW, ids=[failed[0], sent]) == 1
+        assert operations.retry(connection, now=NOW, recipient="f1@") == 1
+        assert operations.retry(connection, now=NOW, stream="transactional") == 0
+        assert operations.retry(connection, now=NOW, stream="bulk", status=Status.FAILED) == 1
+        assert operations.retry(connection, now=NOW, ids=[]) == 0
     assert statuses(engine) == {
         failed[0]: Status.QUEUED,
         failed[1]: Status.QUEUED,
@@ -236,18 +248,12 @@ def test_retry_by_ids_and_filters(outbox: Outbox, engine: Engine) -> None:
     }
 
 
-def test_cancel_never_touches_sending_or_final_messages(outbox: Outbox, engine: Engine) -> None:
+def test_cancel_by_id_leaves_a_sending_message_with_its_worker(
+    outbox: Outbox, engine: Engine
+) -> None:
     ids = one_of_each(outbox)
     with engine.begin() as connection:
-        assert admin.cancel(connection, now=NOW, everything=True) == 3
-    after = statuses(engine)
-    for status in (Status.QUEUED, Status.SCHEDULED, Status.DEFERRED):
-        assert after[ids[status]] is Status.CANCELLED
-    for status in (Status.SENDING, Status.SENT, Status.FAILED, Status.CANCELLED):
-        assert after[ids[status]] is status
-    # Even by id, a message in 'sending' stays with its worker.
-    with engine.begin() as connection:
-        assert admin.cancel(connection, now=NOW, ids=[ids[Status.SENDING]]) == 0
+        assert operations.cancel(connection, now=NOW, ids=[ids[Status.SENDING]]) == 0
     assert statuses(engine)[ids[Status.SENDING]] is Status.SENDING
 
 
@@ -255,18 +261,18 @@ def test_cancel_by_filter(outbox: Outbox, engine: Engine) -> None:
     bulk = [enqueue(outbox, f"b{i}@example.com", stream="bulk") for i in range(3)]
     transactional = enqueue(outbox, "t@example.com")
     with engine.begin() as connection:
-        assert admin.cancel(connection, now=NOW, stream="bulk") == 3
+        assert operations.cancel(connection, now=NOW, stream="bulk") == 3
     after = statuses(engine)
     assert all(after[i] is Status.CANCELLED for i in bulk)
     assert after[transactional] is Status.QUEUED
 
 
-@pytest.mark.parametrize("change", [admin.retry, admin.cancel])
+@pytest.mark.parametrize("change", [operations.retry, operations.cancel])
 def test_a_state_change_refuses_to_select_everything_implicitly(
     outbox: Outbox, engine: Engine, change: Any
 ) -> None:
     enqueue(outbox, "ada@example.com")
-    with engine.begin() as connection, pytest.raises(admin.NothingSelectedError):
+    with engine.begin() as connection, pytest.raises(NothingSelectedError):
         change(connection, now=NOW)
     assert set(statuses(engine).values()) == {Status.QUEUED}
 
@@ -298,13 +304,13 @@ def test_purge_deletes_only_old_final_messages_with_their_attempts(
 
     cutoff = NOW - 7 * DAY
     with engine.connect() as connection:
-        assert admin.count_purgeable(connection, older_than=cutoff) == len(FINAL)
-        preview = admin.purgeable(connection, older_than=cutoff)
+        assert operations.count_purgeable(connection, older_than=cutoff) == len(FINAL)
+        preview = operations.purgeable(connection, older_than=cutoff)
     assert {row.id for row in preview} == {ids[s] for s in FINAL}
     assert count_attempts(engine) == 2 * len(Status) + 1  # a dry run deletes nothing
 
     with engine.begin() as connection:
-        assert admin.purge(connection, older_than=cutoff) == len(FINAL)
+        assert operations.purge(connection, older_than=cutoff) == len(FINAL)
     remaining = statuses(engine)
     assert set(remaining) == {
         ids[s] for s in (Status.QUEUED, Status.SCHEDULED, Status.SENDING, Status.DEFERRED)
@@ -312,11 +318,11 @@ def test_purge_deletes_only_old_final_messages_with_their_attempts(
     # The purged messages' send log went with them (ON DELETE CASCADE).
     assert count_attempts(engine) == 4 * 2 + 1
     with engine.connect() as connection:
-        assert admin.attempts_for(connection, ids[Status.SENT]) == []
+        assert operations.attempts_for(connection, ids[Status.SENT]) == []
 
     # Even with a cut-off in the future, live messages are never deleted.
     with engine.begin() as connection:
-        assert admin.purge(connection, older_than=NOW + DAY) == 1
+        assert operations.purge(connection, older_than=NOW + DAY) == 1
     assert set(statuses(engine).values()) == {
         Status.QUEUED,
         Status.SCHEDULED,
@@ -331,12 +337,12 @@ def test_purge_by_status_and_in_batches(outbox: Outbox, engine: Engine) -> None:
     set_rows(engine, sent, status=Status.SENT.value, updated_at=NOW - DAY)
     set_rows(engine, [failed], status=Status.FAILED.value, updated_at=NOW - DAY)
     with engine.begin() as connection:
-        assert admin.count_purgeable(connection, older_than=NOW, statuses=[Status.SENT]) == 5
-        assert admin.purge(connection, older_than=NOW, statuses=[Status.SENT], limit=2) == 2
-        assert admin.purge(connection, older_than=NOW, statuses=[Status.SENT], limit=2) == 2
-        assert admin.purge(connection, older_than=NOW, statuses=[Status.SENT], limit=2) == 1
-        assert admin.purge(connection, older_than=NOW, statuses=[Status.SENT], limit=2) == 0
-        assert admin.purge(connection, older_than=NOW, statuses=[]) == 0
+        assert operations.count_purgeable(connection, older_than=NOW, statuses=[Status.SENT]) == 5
+        assert operations.purge(connection, older_than=NOW, statuses=[Status.SENT], limit=2) == 2
+        assert operations.purge(connection, older_than=NOW, statuses=[Status.SENT], limit=2) == 2
+        assert operations.purge(connection, older_than=NOW, statuses=[Status.SENT], limit=2) == 1
+        assert operations.purge(connection, older_than=NOW, statuses=[Status.SENT], limit=2) == 0
+        assert operations.purge(connection, older_than=NOW, statuses=[]) == 0
     assert statuses(engine) == {failed: Status.FAILED}
 
 
@@ -345,5 +351,5 @@ def test_purge_refuses_live_statuses(outbox: Outbox, engine: Engine, live: Statu
     message_pk = enqueue(outbox, "ada@example.com")
     set_rows(engine, [message_pk], status=live.value, updated_at=NOW - 30 * DAY)
     with engine.begin() as connection, pytest.raises(ValueError, match=live.value):
-        admin.purge(connection, older_than=NOW, statuses=[Status.SENT, live])
+        operations.purge(connection, older_than=NOW, statuses=[Status.SENT, live])
     assert statuses(engine) == {message_pk: live}
