@@ -29,7 +29,7 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from mailroom.config import load_settings
-from mailroom.delivery import worker as worker_module
+from mailroom.delivery import recording
 from mailroom.outbox import database
 from mailroom.outbox.database import CONNECT_TIMEOUT, VERSION_TABLE
 from mailroom.outbox.schema import messages
@@ -39,7 +39,7 @@ from support.smtp_server import SMTPTestServer
 
 STARTUP = 8.0  # seconds a worker process may take to start, and slack for a loaded machine
 GRACE = 3.0  # WORKER_SHUTDOWN_GRACE
-AFTER_END = worker_module._RECORD_AFTER_END
+AFTER_END = recording.RECORD_AFTER_END
 
 
 def prepare(database_url: str, port: int, **extra: str) -> tuple[dict[str, str], Outbox]:
