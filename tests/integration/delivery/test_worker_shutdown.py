@@ -38,6 +38,17 @@ def settings_for(database_url: str, port: int, **extra: str) -> Settings:
     return load_settings(environ=environ)
 
 
+def one_recipient_a_transaction(database_url: str, port: int, **extra: str) -> Settings:
+    """Settings that send one recipient a transaction, and stop with a grace of 0.1 s."""
+    return settings_for(
+        database_url,
+        port,
+        EMAIL_MAX_RECIPIENTS_PER_MESSAGE="1",
+        WORKER_SHUTDOWN_GRACE="0.1",
+        **extra,
+    )
+
+
 @pytest.fixture
 def outbox(database_url: str) -> Iterator[Outbox]:
     box = Outbox(settings_for(database_url, 25))
@@ -182,12 +193,7 @@ async def test_a_stop_between_transactions_sends_no_recipient_twice(
     # 250, during the second.
     recipients = ["ada@example.com", "bob@example.com", "cy@example.com"]
     message_pk = outbox.send(to=recipients, subject="hi", text="hello")
-    settings = settings_for(
-        database_url,
-        smtp_server.port,
-        EMAIL_MAX_RECIPIENTS_PER_MESSAGE="1",
-        WORKER_SHUTDOWN_GRACE="0.1",
-    )
+    settings = one_recipient_a_transaction(database_url, smtp_server.port)
     worker = await stop_during_transaction(settings, smtp_server, after=1)
 
     assert [r.rcpt_tos for r in smtp_server.scripted.received] == [["ada@example.com"]]
@@ -234,12 +240,7 @@ async def test_a_stop_keeps_the_reply_that_deferred_a_follow_up(
     # Bob's: Cy goes on in a row of its own, with the reply that deferred it.
     handler.rcpt_replies.clear()
     make_due(outbox.engine)
-    settings = settings_for(
-        database_url,
-        smtp_server.port,
-        EMAIL_MAX_RECIPIENTS_PER_MESSAGE="1",
-        WORKER_SHUTDOWN_GRACE="0.1",
-    )
+    settings = one_recipient_a_transaction(database_url, smtp_server.port)
     await stop_during_transaction(settings, smtp_server, after=1)
     _, deferred, rest = all_rows(outbox.engine)
     assert deferred.status == "sent"
@@ -303,13 +304,7 @@ async def test_recipients_deferred_before_a_stop_wait_their_backoff_with_the_att
     handler.rcpt_replies["bob@example.com"] = "450 4.2.1 mailbox busy"
     recipients = ["ada@example.com", "bob@example.com", "cy@example.com", "dan@example.com"]
     message_pk = outbox.send(to=recipients, subject="hi", text="hello")
-    settings = settings_for(
-        database_url,
-        smtp_server.port,
-        EMAIL_MAX_RECIPIENTS_PER_MESSAGE="1",
-        EMAIL_RETRY_DELAY="60",
-        WORKER_SHUTDOWN_GRACE="0.1",
-    )
+    settings = one_recipient_a_transaction(database_url, smtp_server.port, EMAIL_RETRY_DELAY="60")
     stopped_at = time.time()
     worker = await stop_during_transaction(settings, smtp_server, after=1)
 
@@ -363,12 +358,7 @@ async def test_a_stop_after_a_later_final_dot_flags_only_that_transaction(
     # waits for its reply. Bob may have it; Cy was not reached.
     recipients = ["ada@example.com", "bob@example.com", "cy@example.com"]
     outbox.send(to=recipients, subject="hi", text="hello")
-    settings = settings_for(
-        database_url,
-        smtp_server.port,
-        EMAIL_MAX_RECIPIENTS_PER_MESSAGE="1",
-        WORKER_SHUTDOWN_GRACE="0.1",
-    )
+    settings = one_recipient_a_transaction(database_url, smtp_server.port)
     worker = await stop_during_transaction(settings, smtp_server, after=1)
 
     assert flags(outbox.engine) == [
