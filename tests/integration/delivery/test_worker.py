@@ -762,13 +762,18 @@ async def test_transactional_mail_overtakes_bulk_mail_already_being_sent(
 # -- 6. a paused stream ------------------------------------------------------------------------
 
 
+def tls_to_a_plain_server(database_url: str, server: SMTPTestServer, tls: TLSFiles) -> Settings:
+    """Settings wrong in a way that pauses the stream: implicit TLS to a plain SMTP server."""
+    return settings_for(
+        database_url, server, EMAIL_USE_SSL="true", EMAIL_SSL_CAFILE=str(tls.ca_path)
+    )
+
+
 async def test_a_paused_stream_is_not_claimed_until_its_pause_ends(
     outbox: Outbox, database_url: str, smtp_server: SMTPTestServer, tls: TLSFiles
 ) -> None:
     message_pk = outbox.send(note(1))
-    wrong = settings_for(
-        database_url, smtp_server, EMAIL_USE_SSL="true", EMAIL_SSL_CAFILE=str(tls.ca_path)
-    )
+    wrong = tls_to_a_plain_server(database_url, smtp_server, tls)
     right = settings_for(database_url, smtp_server)
 
     first = await run_once(wrong, retry_policy=NO_JITTER)
@@ -805,9 +810,7 @@ async def test_pauses_grow_while_the_configuration_stays_wrong(
     outbox: Outbox, database_url: str, smtp_server: SMTPTestServer, tls: TLSFiles
 ) -> None:
     message_pk = outbox.send(note(1))
-    wrong = settings_for(
-        database_url, smtp_server, EMAIL_USE_SSL="true", EMAIL_SSL_CAFILE=str(tls.ca_path)
-    )
+    wrong = tls_to_a_plain_server(database_url, smtp_server, tls)
     await run_once(wrong, retry_policy=NO_JITTER)
     with outbox.engine.begin() as connection:
         connection.execute(update(streams).values(paused_until=time.time() - 1))
