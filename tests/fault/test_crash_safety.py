@@ -7,11 +7,9 @@ Workers run as real processes (``python -m mailroom worker``), as in production,
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import re
 import signal
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -28,6 +26,7 @@ from mailroom.outbox.schema import Status, messages
 from mailroom.outbox.store import Outbox
 from support.processes import Spawn
 from support.smtp_server import ScriptedHandler, ServerFactory
+from support.worker_process import worker_args, worker_env
 
 MESSAGE_ID = re.compile(rb"^Message-ID: (<[^>]+>)", re.MULTILINE | re.IGNORECASE)
 
@@ -44,15 +43,6 @@ class SinkHandler(ScriptedHandler):
         found = MESSAGE_ID.search(envelope.original_content or b"")
         self.arrivals.append((time.monotonic(), found[1].decode() if found else "?"))
         return "250 2.0.0 OK"
-
-
-def worker_env(settings_env: dict[str, str]) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("EMAIL_", "MAILROOM_"))}
-    return {**base, **settings_env}
-
-
-def worker_args(*extra: str) -> list[str]:
-    return [sys.executable, "-m", "mailroom", "worker", *extra]
 
 
 def stored_message_ids(outbox: Outbox) -> set[str]:

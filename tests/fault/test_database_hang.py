@@ -12,12 +12,10 @@ never answers: without a connect timeout, the worker hung at its first connectio
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -28,37 +26,24 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
-from mailroom.config import load_settings
-from mailroom.delivery import worker as worker_module
+from mailroom.delivery import recording
 from mailroom.outbox import database
 from mailroom.outbox.database import CONNECT_TIMEOUT, VERSION_TABLE
 from mailroom.outbox.schema import messages
 from mailroom.outbox.store import Outbox
+from support import worker_process
 from support.processes import Spawn
 from support.smtp_server import SMTPTestServer
+from support.worker_process import worker_args, worker_env
 
 STARTUP = 8.0  # seconds a worker process may take to start, and slack for a loaded machine
 GRACE = 3.0  # WORKER_SHUTDOWN_GRACE
-AFTER_END = worker_module._RECORD_AFTER_END
+AFTER_END = recording.RECORD_AFTER_END
 
 
 def prepare(database_url: str, port: int, **extra: str) -> tuple[dict[str, str], Outbox]:
-    env = {
-        "DATABASE_URL": database_url,
-        "EMAIL_HOST": "127.0.0.1",
-        "EMAIL_PORT": str(port),
-        "WORKER_POLL_INTERVAL": "0.2",
-        "WORKER_SHUTDOWN_GRACE": str(GRACE),
-    }
-    env.update(extra)
-    outbox = Outbox(load_settings(environ=env))
-    database.upgrade(outbox.engine)
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("EMAIL_", "MAILROOM_"))}
-    return {**inherited, **env}, outbox
-
-
-def worker_args(*extra: str) -> list[str]:
-    return [sys.executable, "-m", "mailroom", "worker", *extra]
+    settings = {"WORKER_POLL_INTERVAL": "0.2", "WORKER_SHUTDOWN_GRACE": str(GRACE), **extra}
+    return worker_process.prepare(database_url, port, **settings)
 
 
 class Output:
@@ -87,7 +72,9 @@ class Output:
         return "\n".join(self.lines)
 
 
-def exit_time(process: subprocess.Popen[bytes], output: Output, within: float) -> float:
+def failed_exit(process: subprocess.Popen[bytes], output: Output, within: float) -> float:
+    """Wait for the worker to exit, with status 1, within ``within`` seconds; return how long
+    it took."""
     started = time.monotonic()
     try:
         process.wait(timeout=within)
@@ -95,7 +82,9 @@ def exit_time(process: subprocess.Popen[bytes], output: Output, within: float) -
         process.kill()
         process.wait()
         pytest.fail(f"the worker did not exit within {within:g} s:\n{output.text()[-3000:]}")
-    return time.monotonic() - started
+    took = time.monotonic() - started
+    assert process.returncode == 1, output.text()
+    return took
 
 
 @contextlib.contextmanager
@@ -143,10 +132,14 @@ def stored_ids(outbox: Outbox) -> set[bytes]:
         return {m.encode() for m in connection.execute(select(messages.c.message_id)).scalars()}
 
 
-def the_error(output: str) -> list[str]:
-    """The error lines the command printed (one is expected), and no traceback."""
-    assert "Traceback" not in output, output
-    return [line for line in output.splitlines() if "error" in line.lower()]
+def the_database_error(output: Output) -> str:
+    """The one error line the command printed, which names DATABASE_URL (and no traceback)."""
+    printed = output.text()
+    assert "Traceback" not in printed, printed
+    error = [line for line in printed.splitlines() if "error" in line.lower()]
+    assert len(error) == 1, printed
+    assert "DATABASE_URL" in error[0]
+    return error[0]
 
 
 def test_sigterm_while_the_start_up_checks_wait_on_a_locked_database(
@@ -161,13 +154,9 @@ def test_sigterm_while_the_start_up_checks_wait_on_a_locked_database(
         output.wait_for("worker starting", STARTUP)
         time.sleep(1.0)  # in its start-up checks now, waiting on the lock
         worker.send_signal(signal.SIGTERM)
-        took = exit_time(worker, output, within=5)
-        assert worker.returncode == 1, output.text()
+        took = failed_exit(worker, output, within=5)
     assert took < 3
-    error = the_error(output.text())
-    assert len(error) == 1, output.text()
-    assert "DATABASE_URL" in error[0]
-    assert "stopped before the database answered" in error[0]
+    assert "stopped before the database answered" in the_database_error(output)
     assert [row.status for row in statuses(outbox)] == ["queued"] * 3
 
     # Nothing was claimed: a worker on the released database sends each message once.
@@ -207,14 +196,10 @@ def test_sigterm_while_claims_and_outcome_writes_wait_on_a_locked_database(
 
     with database_locked(database_url, (messages.name,)):
         worker.send_signal(signal.SIGTERM)
-        took = exit_time(worker, output, within=GRACE + AFTER_END + STARTUP)
-        assert worker.returncode == 1, output.text()
+        took = failed_exit(worker, output, within=GRACE + AFTER_END + STARTUP)
     # The sends finished within the grace; their outcomes then waited AFTER_END at most.
     assert took < GRACE + AFTER_END + 3
-    error = the_error(output.text())
-    assert len(error) == 1, output.text()
-    assert "DATABASE_URL" in error[0]
-    assert "could not record what happened to 3 message(s)" in error[0]
+    assert "could not record what happened to 3 message(s)" in the_database_error(output)
     assert sum(arrivals(smtp_server).values()) == 3
 
     # Not lost: still leased, they are taken back when the lease runs out and sent again
@@ -257,9 +242,8 @@ def silent_server() -> Iterator[int]:
 
 
 def silent_database_env(port: int) -> dict[str, str]:
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("EMAIL_", "MAILROOM_"))}
     url = f"postgresql://mailroom:Secret-pw-9@127.0.0.1:{port}/outbox"
-    return {**inherited, "DATABASE_URL": url, "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": "1"}
+    return worker_env({"DATABASE_URL": url, "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": "1"})
 
 
 def test_a_postgresql_server_that_never_answers_ends_the_worker_within_the_connect_timeout(
@@ -268,16 +252,11 @@ def test_a_postgresql_server_that_never_answers_ends_the_worker_within_the_conne
     with silent_server() as port:
         worker = spawn(worker_args(), silent_database_env(port))
         output = Output(worker)
-        exit_time(worker, output, within=CONNECT_TIMEOUT + 2.0 + STARTUP)
-        assert worker.returncode == 1, output.text()
-    text_out = output.text()
-    assert "Traceback" not in text_out
-    assert "Secret-pw-9" not in text_out
-    error = the_error(text_out)
-    assert len(error) == 1, text_out
-    assert "cannot connect" in error[0]
-    assert "DATABASE_URL" in error[0]
-    assert "did not answer in time" in error[0]
+        failed_exit(worker, output, within=CONNECT_TIMEOUT + 2.0 + STARTUP)
+    assert "Secret-pw-9" not in output.text()
+    error = the_database_error(output)
+    assert "cannot connect" in error
+    assert "did not answer in time" in error
 
 
 def test_sigterm_while_connecting_to_a_postgresql_server_that_never_answers(
@@ -289,9 +268,6 @@ def test_sigterm_while_connecting_to_a_postgresql_server_that_never_answers(
         output.wait_for("worker starting", STARTUP + CONNECT_TIMEOUT)
         time.sleep(0.5)
         worker.send_signal(signal.SIGTERM)
-        took = exit_time(worker, output, within=5)
-        assert worker.returncode == 1, output.text()
+        took = failed_exit(worker, output, within=5)
     assert took < 3
-    error = the_error(output.text())
-    assert len(error) == 1, output.text()
-    assert "DATABASE_URL" in error[0]
+    the_database_error(output)

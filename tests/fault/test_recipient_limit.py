@@ -53,8 +53,12 @@ class LimitedHandler(ScriptedHandler):
         return "250 2.1.5 OK"
 
 
-def relay(factory: ServerFactory, *, pipelining: bool) -> SMTPTestServer:
-    return factory(handler=LimitedHandler(pipelining=pipelining))
+def relay(factory: ServerFactory, *, pipelining: bool) -> tuple[SMTPTestServer, LimitedHandler]:
+    """A relay that takes at most ``LIMIT`` recipients a transaction, and its handler."""
+    handler = LimitedHandler(pipelining=pipelining)
+    server = factory(handler=handler)
+    assert server.scripted is handler
+    return server, handler
 
 
 def settings_for(database_url: str, server: SMTPTestServer, **extra: str) -> Settings:
@@ -112,9 +116,7 @@ def attempt_outcomes(outbox: Outbox) -> Counter[tuple[int, str, int | None]]:
 async def test_a_long_list_is_delivered_in_one_pass_in_transactions_the_relay_takes(
     outbox: Outbox, smtp_server_factory: ServerFactory, count: int, pipelining: bool
 ) -> None:
-    server = relay(smtp_server_factory, pipelining=pipelining)
-    handler = server.scripted
-    assert isinstance(handler, LimitedHandler)
+    server, handler = relay(smtp_server_factory, pipelining=pipelining)
     outbox.send(announcement(count - 1))  # list@ plus the members
 
     worker = await one_pass(settings_for(outbox.settings.DATABASE_URL, server))
@@ -138,9 +140,7 @@ async def test_a_long_list_is_delivered_in_one_pass_in_transactions_the_relay_ta
 async def test_the_relays_limit_is_learned_from_its_too_many_recipients_reply(
     outbox: Outbox, smtp_server_factory: ServerFactory
 ) -> None:
-    server = relay(smtp_server_factory, pipelining=True)
-    handler = server.scripted
-    assert isinstance(handler, LimitedHandler)
+    server, handler = relay(smtp_server_factory, pipelining=True)
     count = 1_000
     outbox.send(announcement(count - 1))
     second = outbox.send(announcement(count - 1))
@@ -170,9 +170,7 @@ async def test_the_relays_limit_is_learned_from_its_too_many_recipients_reply(
 async def test_only_recipients_deferred_for_themselves_get_a_follow_up_row(
     outbox: Outbox, smtp_server_factory: ServerFactory
 ) -> None:
-    server = relay(smtp_server_factory, pipelining=True)
-    handler = server.scripted
-    assert isinstance(handler, LimitedHandler)
+    server, handler = relay(smtp_server_factory, pipelining=True)
     count = 1_000
     handler.deferred = {"member7@example.org", "member500@example.org"}
     first = outbox.send(announcement(count - 1))
@@ -200,9 +198,7 @@ async def test_only_recipients_deferred_for_themselves_get_a_follow_up_row(
 async def test_without_pipelining_no_rcpt_is_sent_past_the_first_too_many(
     smtp_server_factory: ServerFactory,
 ) -> None:
-    server = relay(smtp_server_factory, pipelining=False)
-    handler = server.scripted
-    assert isinstance(handler, LimitedHandler)
+    server, handler = relay(smtp_server_factory, pipelining=False)
     recipients = tuple(f"r{i}@example.org" for i in range(300))
     transport = SMTPTransport(host="127.0.0.1", port=server.port, timeout=10, max_recipients=250)
     async with transport:
@@ -222,25 +218,11 @@ async def test_without_pipelining_no_rcpt_is_sent_past_the_first_too_many(
     assert set(result.replies) == set(recipients)
 
 
-@dataclass
-class FailingSecondDataHandler(LimitedHandler):
-    """Refuses the content of the second transaction for now."""
-
-    data_calls: int = 0
-
-    async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
-        self, server: SMTP, session: Session, envelope: Envelope
-    ) -> str:
-        self.data_calls += 1
-        if self.data_calls == 2:
-            return "451 4.3.0 local error, try later"
-        return await super().handle_DATA(server, session, envelope)
-
-
 async def test_a_later_transaction_failing_keeps_the_delivered_part_delivered(
     outbox: Outbox, smtp_server_factory: ServerFactory
 ) -> None:
-    handler = FailingSecondDataHandler(limit=2)
+    # Refuses the content of the second transaction for now.
+    handler = LimitedHandler(limit=2, content_replies={2: "451 4.3.0 local error, try later"})
     server = smtp_server_factory(handler=handler)
     message_pk = outbox.send(
         Message(to=[f"r{i}@example.org" for i in range(5)], subject="Hi", text="x")
@@ -261,9 +243,7 @@ async def test_a_later_transaction_failing_keeps_the_delivered_part_delivered(
 async def test_a_lowered_limit_is_learned_again_on_a_new_connection(
     smtp_server_factory: ServerFactory,
 ) -> None:
-    server = relay(smtp_server_factory, pipelining=True)
-    handler = server.scripted
-    assert isinstance(handler, LimitedHandler)
+    server, handler = relay(smtp_server_factory, pipelining=True)
     handler.limit = 2  # a relay short of resources for a while
     recipients = tuple(f"r{i}@example.org" for i in range(5))
 

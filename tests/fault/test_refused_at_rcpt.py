@@ -27,27 +27,38 @@ from support.smtp_server import ServerFactory, SMTPTestServer
 
 SENDER = "app@example.com"
 
-# (reply at RCPT, words the advice must hold)
+LOG_IN = "set EMAIL_HOST_USER and EMAIL_HOST_PASSWORD"
+
+
+def refusal(name: str, reply: str, *advice: str) -> Any:
+    """A case: the relay's reply at RCPT, and words the advice must hold."""
+    return pytest.param(reply, list(advice), id=name)
+
+
 REFUSALS = [
-    pytest.param(
+    refusal(
+        "sender-not-owned",
         f"553 5.7.1 <{SENDER}>: Sender address rejected: not owned by user",
-        ["set DEFAULT_FROM_EMAIL to an address the relay accepts", "not the recipient"],
-        id="sender-not-owned",
+        "set DEFAULT_FROM_EMAIL to an address the relay accepts",
+        "not the recipient",
     ),
-    pytest.param(
+    refusal(
+        "helo-not-fqdn",
         "504 5.5.2 <box>: Helo command rejected: need fully-qualified hostname",
-        ["Set EMAIL_LOCAL_HOSTNAME", "fully-qualified"],
-        id="helo-not-fqdn",
+        "Set EMAIL_LOCAL_HOSTNAME",
+        "fully-qualified",
     ),
-    pytest.param(
+    refusal(
+        "relay-access-denied",
         "554 5.7.1 <ops@example.org>: Relay access denied",
-        ["relay access denied", "set EMAIL_HOST_USER and EMAIL_HOST_PASSWORD"],
-        id="relay-access-denied",
+        "relay access denied",
+        LOG_IN,
     ),
-    pytest.param(
+    refusal(
+        "client-host-rejected",
         "554 5.7.1 <localhost[127.0.0.1]>: Client host rejected: Access denied",
-        ["client host rejected", "set EMAIL_HOST_USER and EMAIL_HOST_PASSWORD"],
-        id="client-host-rejected",
+        "client host rejected",
+        LOG_IN,
     ),
 ]
 

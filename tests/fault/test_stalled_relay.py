@@ -10,40 +10,23 @@ deaf to SIGTERM, until its lease expired and the message was sent again).
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import time
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from mailroom.config import load_settings
-from mailroom.outbox import database
 from mailroom.outbox.schema import attempts, messages
 from mailroom.outbox.store import Outbox
 from support.processes import Spawn
 from support.stalling_relay import StallAt, StallingRelay
+from support.worker_process import prepare, worker_args
 
 EMAIL_TIMEOUT = 1.0
 STARTUP = 8.0  # seconds a worker process may take to start and to write its outcomes
 BIG_TEXT = "Quarterly figures, line after line of them.\n" * 120_000  # about 5 MB
-
-
-def prepare(database_url: str, port: int, **extra: str) -> tuple[dict[str, str], Outbox]:
-    """The worker's environment (nothing of ours inherited) and an outbox on its database."""
-    env = {"DATABASE_URL": database_url, "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(port)}
-    env.update(extra)
-    outbox = Outbox(load_settings(environ=env))
-    database.upgrade(outbox.engine)
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("EMAIL_", "MAILROOM_"))}
-    return {**inherited, **env}, outbox
-
-
-def worker_args(*extra: str) -> list[str]:
-    return [sys.executable, "-m", "mailroom", "worker", *extra]
 
 
 async def finished(process: subprocess.Popen[bytes], within: float) -> float:

@@ -2,7 +2,8 @@
 
 The server runs in its own thread and event loop (aiosmtpd's Controller) on port 0, so tests
 talk to it over real sockets exactly as to a relay. Its behaviour is scripted per test through
-:class:`ScriptedHandler`: replies per command, per-recipient refusals, delays, and closing
+:class:`ScriptedHandler`: replies per command (or per transaction's content), per-recipient
+refusals, delays, and closing
 the connection at chosen points (after the final dot, in the middle of DATA, or without
 replying at the greeting, MAIL, RCPT or DATA).
 """
@@ -45,6 +46,13 @@ class ScriptedHandler:
     """A reply for one MAIL FROM address."""
     delays: dict[str, float] = field(default_factory=dict)
     """Seconds to wait before answering: keys MAIL, RCPT, DATA."""
+    content_delays: dict[int, float] = field(default_factory=dict)
+    """Seconds to wait before answering the content of the n-th transaction (1: the first),
+    before anything else scripted for DATA."""
+    content_replies: dict[int, str] = field(default_factory=dict)
+    """A reply to give instead of accepting the content of the n-th transaction."""
+    contents: int = 0
+    """How many transactions have sent their content (reached the final dot)."""
     close_after_dot: bool = False
     """Close the connection after the final dot without replying."""
     close_at: set[str] = field(default_factory=set)
@@ -126,6 +134,13 @@ class ScriptedHandler:
     async def handle_DATA(  # noqa: N802
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
+        with self.lock:
+            self.contents += 1
+            nth = self.contents
+        if nth in self.content_delays:
+            await asyncio.sleep(self.content_delays[nth])
+        if nth in self.content_replies:
+            return self.content_replies[nth]
         await self._pause("DATA")
         if self.close_after_dot:
             assert server.transport is not None

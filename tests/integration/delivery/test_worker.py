@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import Engine, func, select, text, update
 
 from mailroom.config import Settings, load_settings
+from mailroom.delivery import recording
 from mailroom.delivery import worker as worker_module
 from mailroom.delivery.retry import RetryPolicy
 from mailroom.delivery.worker import Worker
@@ -257,47 +258,29 @@ def slow_mail_reply(factory: ServerFactory, tls: TLSFiles) -> tuple[SMTPTestServ
     return server, {"EMAIL_TIMEOUT": "0.5"}
 
 
+def replied(command: str, reply: str, outcome: str, name: str = "") -> Any:
+    """A fault case: the server answers ``command`` with ``reply``, whose code, enhanced
+    status and text the attempt must record."""
+    code, enhanced, text = reply.split(" ", 2)
+    expected = Expected(outcome, int(code), enhanced, text)
+    return pytest.param(replying(command, reply), expected, id=name or f"{code}-{command.lower()}")
+
+
+def dropped(setup: Setup, stage: str, name: str, **expected: Any) -> Any:
+    """A fault case: the server hangs up, and the attempt is deferred for it."""
+    closed = Expected("deferred", text=f"closed the connection ({stage})", **expected)
+    return pytest.param(setup, closed, id=name)
+
+
 FAULTS = [
-    pytest.param(
-        replying("MAIL", "421 4.3.2 shutting down"),
-        Expected("deferred", 421, "4.3.2", "shutting down"),
-        id="421-mail",
-    ),
-    pytest.param(
-        replying("RCPT", "450 4.2.1 mailbox busy"),
-        Expected("deferred", 450, "4.2.1", "mailbox busy"),
-        id="450-rcpt",
-    ),
-    pytest.param(
-        replying("RCPT", "451 4.3.0 try again later"),
-        Expected("deferred", 451, "4.3.0", "try again later"),
-        id="451-rcpt",
-    ),
-    pytest.param(
-        replying("RCPT", "452 4.2.2 mailbox full"),
-        Expected("deferred", 452, "4.2.2", "mailbox full"),
-        id="452-rcpt",
-    ),
-    pytest.param(
-        replying("MAIL", "454 4.7.0 temporary authentication failure"),
-        Expected("deferred", 454, "4.7.0", "temporary authentication failure"),
-        id="454-mail",
-    ),
-    pytest.param(
-        replying("RCPT", "550 5.1.1 no such user"),
-        Expected("failed", 550, "5.1.1", "no such user"),
-        id="550-5.1.1-rcpt",
-    ),
-    pytest.param(
-        replying("DATA", "552 5.3.4 message too big"),
-        Expected("failed", 552, "5.3.4", "message too big"),
-        id="552-data",
-    ),
-    pytest.param(
-        replying("DATA", "554 5.6.0 content rejected"),
-        Expected("failed", 554, "5.6.0", "content rejected"),
-        id="554-data",
-    ),
+    replied("MAIL", "421 4.3.2 shutting down", "deferred"),
+    replied("RCPT", "450 4.2.1 mailbox busy", "deferred"),
+    replied("RCPT", "451 4.3.0 try again later", "deferred"),
+    replied("RCPT", "452 4.2.2 mailbox full", "deferred"),
+    replied("MAIL", "454 4.7.0 temporary authentication failure", "deferred"),
+    replied("RCPT", "550 5.1.1 no such user", "failed", name="550-5.1.1-rcpt"),
+    replied("DATA", "552 5.3.4 message too big", "failed"),
+    replied("DATA", "554 5.6.0 content rejected", "failed"),
     pytest.param(
         wrong_password,
         # One TCP connection, counted twice: aiosmtpd calls connection_made again after
@@ -310,41 +293,17 @@ FAULTS = [
         Expected("paused", None, None, "TLS with 127.0.0.1"),
         id="tls-failure",
     ),
-    pytest.param(
-        closing_at("GREETING"),
-        Expected("deferred", text="closed the connection (connect)"),
-        id="close-at-greeting",
-    ),
+    dropped(closing_at("GREETING"), "connect", "close-at-greeting"),
     # A drop at MAIL looks like a stale reused connection: the transport tries once more on
     # a fresh one, which this server drops too.
-    pytest.param(
-        closing_at("MAIL"),
-        Expected("deferred", text="closed the connection (mail)", connections=2),
-        id="close-at-mail",
-    ),
-    pytest.param(
-        closing_at("RCPT"),
-        Expected("deferred", text="closed the connection (rcpt)"),
-        id="close-at-rcpt",
-    ),
-    pytest.param(
-        closing_at("DATA"),
-        Expected("deferred", text="closed the connection (data)"),
-        id="close-at-data",
-    ),
+    dropped(closing_at("MAIL"), "mail", "close-at-mail", connections=2),
+    dropped(closing_at("RCPT"), "rcpt", "close-at-rcpt"),
+    dropped(closing_at("DATA"), "data", "close-at-data"),
     # The server sends 354 and hangs up. Whether the client notices before it has written the
     # content is a race; when it has written it, silence after the final dot is all it can
     # see, so it must assume the message may have been delivered.
-    pytest.param(
-        closing_in_data,
-        Expected("deferred", text="closed the connection (data)", possible_duplicate=None),
-        id="close-mid-data",
-    ),
-    pytest.param(
-        closing_after_dot,
-        Expected("deferred", text="closed the connection (data)", possible_duplicate=True),
-        id="close-after-final-dot",
-    ),
+    dropped(closing_in_data, "data", "close-mid-data", possible_duplicate=None),
+    dropped(closing_after_dot, "data", "close-after-final-dot", possible_duplicate=True),
     pytest.param(
         slow_mail_reply,
         Expected("deferred", text="did not answer within 0.5 s (mail)"),
@@ -621,8 +580,8 @@ async def test_outcomes_survive_a_failed_database_write(
     loses the outcomes (and hangs in --once) nor sends anything twice."""
     ids = [outbox.send(note(i)) for i in range(3)]
     worker = Worker(settings_for(database_url, smtp_server), once=True, rng=random.Random(0))
-    monkeypatch.setattr(worker_module, "_RECORD_RETRY", 0.05)
-    real_record = worker._record
+    monkeypatch.setattr(recording, "_RECORD_RETRY", 0.05)
+    real_record = worker.recorder.record
     calls: list[int] = []
 
     def flaky_record(batch: list[Any]) -> None:
@@ -631,7 +590,7 @@ async def test_outcomes_survive_a_failed_database_write(
             raise RuntimeError("the database went away")
         real_record(batch)
 
-    monkeypatch.setattr(worker, "_record", flaky_record)
+    monkeypatch.setattr(worker.recorder, "record", flaky_record)
     try:
         await asyncio.wait_for(worker.run(), timeout=30)
     finally:
@@ -652,13 +611,13 @@ async def test_a_database_gone_for_good_at_the_end_does_not_keep_the_worker(
     sent again once it runs out), so nothing is lost."""
     ids = [outbox.send(note(i)) for i in range(3)]
     worker = Worker(settings_for(database_url, smtp_server), once=True, rng=random.Random(0))
-    monkeypatch.setattr(worker_module, "_RECORD_RETRY", 0.05)
-    monkeypatch.setattr(worker_module, "_RECORD_AFTER_END", 0.5)
+    monkeypatch.setattr(recording, "_RECORD_RETRY", 0.05)
+    monkeypatch.setattr(recording, "RECORD_AFTER_END", 0.5)
 
     def broken_record(batch: list[Any]) -> None:
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(worker, "_record", broken_record)
+    monkeypatch.setattr(worker.recorder, "record", broken_record)
     started = time.monotonic()
     try:
         with pytest.raises(DatabaseError, match="could not record what happened to 3 message"):
@@ -728,13 +687,13 @@ async def test_a_claim_that_ends_after_the_stop_gives_its_messages_back(
     ids = [outbox.send(note(i)) for i in range(3)]
     worker = Worker(settings_for(database_url, smtp_server, WORKER_POLL_INTERVAL="0.1"))
     database_answers = threading.Event()
-    claim = worker._claim
+    claim = worker.claims.claim
 
     def slow_claim(limit: int, max_bytes: int) -> Any:
         database_answers.wait(10)
         return claim(limit, max_bytes)
 
-    worker._claim = slow_claim  # type: ignore[method-assign]
+    worker.claims.claim = slow_claim  # type: ignore[method-assign]
     run = asyncio.create_task(worker.run())
     await asyncio.sleep(0.5)
     worker.stop()
@@ -803,13 +762,18 @@ async def test_transactional_mail_overtakes_bulk_mail_already_being_sent(
 # -- 6. a paused stream ------------------------------------------------------------------------
 
 
+def tls_to_a_plain_server(database_url: str, server: SMTPTestServer, tls: TLSFiles) -> Settings:
+    """Settings wrong in a way that pauses the stream: implicit TLS to a plain SMTP server."""
+    return settings_for(
+        database_url, server, EMAIL_USE_SSL="true", EMAIL_SSL_CAFILE=str(tls.ca_path)
+    )
+
+
 async def test_a_paused_stream_is_not_claimed_until_its_pause_ends(
     outbox: Outbox, database_url: str, smtp_server: SMTPTestServer, tls: TLSFiles
 ) -> None:
     message_pk = outbox.send(note(1))
-    wrong = settings_for(
-        database_url, smtp_server, EMAIL_USE_SSL="true", EMAIL_SSL_CAFILE=str(tls.ca_path)
-    )
+    wrong = tls_to_a_plain_server(database_url, smtp_server, tls)
     right = settings_for(database_url, smtp_server)
 
     first = await run_once(wrong, retry_policy=NO_JITTER)
@@ -846,9 +810,7 @@ async def test_pauses_grow_while_the_configuration_stays_wrong(
     outbox: Outbox, database_url: str, smtp_server: SMTPTestServer, tls: TLSFiles
 ) -> None:
     message_pk = outbox.send(note(1))
-    wrong = settings_for(
-        database_url, smtp_server, EMAIL_USE_SSL="true", EMAIL_SSL_CAFILE=str(tls.ca_path)
-    )
+    wrong = tls_to_a_plain_server(database_url, smtp_server, tls)
     await run_once(wrong, retry_policy=NO_JITTER)
     with outbox.engine.begin() as connection:
         connection.execute(update(streams).values(paused_until=time.time() - 1))

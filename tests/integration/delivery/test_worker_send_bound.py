@@ -8,9 +8,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from dataclasses import dataclass
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import select
 
 from mailroom.config import Settings, load_settings
@@ -64,25 +62,15 @@ async def test_a_relay_reading_slowly_cannot_keep_a_send_past_its_lease(
     assert worker.stats.deferred == 1
 
 
-@dataclass
-class SlowSecondHandler(ScriptedHandler):
+def slow_second_content() -> ScriptedHandler:
     """Answers the content of the second transaction only after a long wait."""
-
-    data_calls: int = 0
-
-    async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
-        self, server: SMTP, session: Session, envelope: Envelope
-    ) -> str:
-        self.data_calls += 1
-        if self.data_calls == 2:
-            await asyncio.sleep(3 * LEASE)
-        return await super().handle_DATA(server, session, envelope)
+    return ScriptedHandler(content_delays={2: 3 * LEASE})
 
 
 async def test_a_send_cut_off_after_some_transactions_keeps_them_sent(
     outbox: Outbox, database_url: str, smtp_server_factory: ServerFactory
 ) -> None:
-    server = smtp_server_factory(handler=SlowSecondHandler())
+    server = smtp_server_factory(handler=slow_second_content())
     message_pk = outbox.send(to=["ada@example.com", "bob@example.com"], subject="hi", text="hi")
     settings = settings_for(database_url, server.port, EMAIL_MAX_RECIPIENTS_PER_MESSAGE="1")
     worker = Worker(settings, concurrency=1, once=True, rng=random.Random(0))
@@ -114,7 +102,7 @@ async def test_a_send_cut_off_after_a_final_dot_flags_its_recipients_possible_du
     # One recipient a transaction: Ada's is accepted; Bob's content is all with the relay,
     # which answers it only after the lease, so the send is cut off. The relay may have taken
     # it for Bob (flagged); Cy was not reached (not flagged).
-    server = smtp_server_factory(handler=SlowSecondHandler())
+    server = smtp_server_factory(handler=slow_second_content())
     recipients = ["ada@example.com", "bob@example.com", "cy@example.com"]
     message_pk = outbox.send(to=recipients, subject="hi", text="hi")
     settings = settings_for(database_url, server.port, EMAIL_MAX_RECIPIENTS_PER_MESSAGE="1")
@@ -141,7 +129,8 @@ async def test_a_send_cut_off_after_a_final_dot_flags_its_recipients_possible_du
 async def test_a_single_send_cut_off_after_its_final_dot_is_a_possible_duplicate(
     outbox: Outbox, database_url: str, smtp_server_factory: ServerFactory
 ) -> None:
-    handler = SlowSecondHandler(data_calls=1)  # the first content is answered too late
+    # The first content is answered too late.
+    handler = ScriptedHandler(content_delays={1: 3 * LEASE})
     server = smtp_server_factory(handler=handler)
     message_pk = outbox.send(to=["ada@example.com"], subject="hi", text="hi")
     settings = settings_for(database_url, server.port)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -35,6 +36,17 @@ def settings_for(database_url: str, port: int, **extra: str) -> Settings:
         **extra,
     }
     return load_settings(environ=environ)
+
+
+def one_recipient_a_transaction(database_url: str, port: int, **extra: str) -> Settings:
+    """Settings that send one recipient a transaction, and stop with a grace of 0.1 s."""
+    return settings_for(
+        database_url,
+        port,
+        EMAIL_MAX_RECIPIENTS_PER_MESSAGE="1",
+        WORKER_SHUTDOWN_GRACE="0.1",
+        **extra,
+    )
 
 
 @pytest.fixture
@@ -79,6 +91,22 @@ async def run_once(settings: Settings) -> Worker:
     worker = Worker(settings, concurrency=1, once=True, rng=random.Random(0))
     await asyncio.wait_for(worker.run(), 20)
     return worker
+
+
+async def stop_a_stalled_send(
+    database_url: str, stall: StallAt, *, grace: str, concurrency: int = 1
+) -> tuple[Worker, float]:
+    """Run a worker against a relay that stops answering at ``stall``, stop it once the relay
+    has stalled, and return it with how long the stop took."""
+    async with StallingRelay(stall) as relay:
+        settings = settings_for(
+            database_url, relay.port, EMAIL_TIMEOUT="600", WORKER_SHUTDOWN_GRACE=grace
+        )
+        worker = Worker(settings, concurrency=concurrency, rng=random.Random(0))
+        task = asyncio.create_task(worker.run())
+        await asyncio.wait_for(relay.stalled.wait(), 10)
+        took = await stop_and_wait(worker, task, within=5)
+    return worker, took
 
 
 async def stop_during_transaction(
@@ -131,14 +159,9 @@ async def test_a_send_still_running_after_the_grace_is_aborted_and_requeued(
     message_pk = outbox.send(
         to=["ada@example.com", "bob@example.com"], subject="figures", text="figures\n" * 600_000
     )
-    async with StallingRelay(StallAt.CONTENT) as relay:
-        settings = settings_for(
-            database_url, relay.port, EMAIL_TIMEOUT="600", WORKER_SHUTDOWN_GRACE="0.5"
-        )
-        worker = Worker(settings, concurrency=2, rng=random.Random(0))
-        task = asyncio.create_task(worker.run())
-        await asyncio.wait_for(relay.stalled.wait(), 10)
-        took = await stop_and_wait(worker, task, within=5)
+    worker, took = await stop_a_stalled_send(
+        database_url, StallAt.CONTENT, grace="0.5", concurrency=2
+    )
     assert 0.45 <= took < 2
     assert worker.stats.released == 1
     row = row_of(outbox.engine, message_pk)
@@ -148,14 +171,7 @@ async def test_a_send_still_running_after_the_grace_is_aborted_and_requeued(
 
 async def test_a_grace_of_zero_aborts_at_once(outbox: Outbox, database_url: str) -> None:
     message_pk = outbox.send(to=["ada@example.com"], subject="hi", text="hello")
-    async with StallingRelay(StallAt.MAIL) as relay:
-        settings = settings_for(
-            database_url, relay.port, EMAIL_TIMEOUT="600", WORKER_SHUTDOWN_GRACE="0"
-        )
-        worker = Worker(settings, concurrency=1, rng=random.Random(0))
-        task = asyncio.create_task(worker.run())
-        await asyncio.wait_for(relay.stalled.wait(), 10)
-        took = await stop_and_wait(worker, task, within=5)
+    _, took = await stop_a_stalled_send(database_url, StallAt.MAIL, grace="0")
     assert took < 1
     assert row_of(outbox.engine, message_pk).status == "queued"
 
@@ -177,12 +193,7 @@ async def test_a_stop_between_transactions_sends_no_recipient_twice(
     # 250, during the second.
     recipients = ["ada@example.com", "bob@example.com", "cy@example.com"]
     message_pk = outbox.send(to=recipients, subject="hi", text="hello")
-    settings = settings_for(
-        database_url,
-        smtp_server.port,
-        EMAIL_MAX_RECIPIENTS_PER_MESSAGE="1",
-        WORKER_SHUTDOWN_GRACE="0.1",
-    )
+    settings = one_recipient_a_transaction(database_url, smtp_server.port)
     worker = await stop_during_transaction(settings, smtp_server, after=1)
 
     assert [r.rcpt_tos for r in smtp_server.scripted.received] == [["ada@example.com"]]
@@ -229,12 +240,7 @@ async def test_a_stop_keeps_the_reply_that_deferred_a_follow_up(
     # Bob's: Cy goes on in a row of its own, with the reply that deferred it.
     handler.rcpt_replies.clear()
     make_due(outbox.engine)
-    settings = settings_for(
-        database_url,
-        smtp_server.port,
-        EMAIL_MAX_RECIPIENTS_PER_MESSAGE="1",
-        WORKER_SHUTDOWN_GRACE="0.1",
-    )
+    settings = one_recipient_a_transaction(database_url, smtp_server.port)
     await stop_during_transaction(settings, smtp_server, after=1)
     _, deferred, rest = all_rows(outbox.engine)
     assert deferred.status == "sent"
@@ -260,15 +266,18 @@ async def test_a_stop_keeps_the_reply_that_deferred_a_follow_up(
     assert delivered == Counter(recipients)
 
 
-class SlowSweepWorker(Worker):
-    """A worker whose lease sweep takes a moment, as on a big table of a healthy database."""
+def slow_sweeps(worker: Worker) -> threading.Event:
+    """Make the worker's lease sweep take a moment, as on a big table of a healthy database;
+    the event is set once a sweep has begun."""
+    sweep, sweeping = worker.claims.sweep, threading.Event()
 
-    sweeping = False
-
-    def _sweep(self, now: float) -> list[tuple[int, str]]:
-        self.sweeping = True
+    def slow_sweep(now: float) -> list[tuple[int, str]]:
+        sweeping.set()
         time.sleep(0.3)
-        return super()._sweep(now)
+        return sweep(now)
+
+    worker.claims.sweep = slow_sweep  # type: ignore[method-assign]
+    return sweeping
 
 
 async def test_a_stop_during_a_sweep_on_a_healthy_database_ends_cleanly(
@@ -276,9 +285,10 @@ async def test_a_stop_during_a_sweep_on_a_healthy_database_ends_cleanly(
 ) -> None:
     # The stop leaves the sweep running in the database thread; it ends a moment later, so
     # the worker ends normally, without a database error.
-    worker = SlowSweepWorker(settings_for(database_url, 25), concurrency=1, rng=random.Random(0))
+    worker = Worker(settings_for(database_url, 25), concurrency=1, rng=random.Random(0))
+    sweeping = slow_sweeps(worker)
     task = asyncio.create_task(worker.run())
-    while not worker.sweeping:
+    while not sweeping.is_set():
         await asyncio.sleep(0.01)
     took = await stop_and_wait(worker, task, within=5)
     assert took < 2
@@ -294,13 +304,7 @@ async def test_recipients_deferred_before_a_stop_wait_their_backoff_with_the_att
     handler.rcpt_replies["bob@example.com"] = "450 4.2.1 mailbox busy"
     recipients = ["ada@example.com", "bob@example.com", "cy@example.com", "dan@example.com"]
     message_pk = outbox.send(to=recipients, subject="hi", text="hello")
-    settings = settings_for(
-        database_url,
-        smtp_server.port,
-        EMAIL_MAX_RECIPIENTS_PER_MESSAGE="1",
-        EMAIL_RETRY_DELAY="60",
-        WORKER_SHUTDOWN_GRACE="0.1",
-    )
+    settings = one_recipient_a_transaction(database_url, smtp_server.port, EMAIL_RETRY_DELAY="60")
     stopped_at = time.time()
     worker = await stop_during_transaction(settings, smtp_server, after=1)
 
@@ -354,12 +358,7 @@ async def test_a_stop_after_a_later_final_dot_flags_only_that_transaction(
     # waits for its reply. Bob may have it; Cy was not reached.
     recipients = ["ada@example.com", "bob@example.com", "cy@example.com"]
     outbox.send(to=recipients, subject="hi", text="hello")
-    settings = settings_for(
-        database_url,
-        smtp_server.port,
-        EMAIL_MAX_RECIPIENTS_PER_MESSAGE="1",
-        WORKER_SHUTDOWN_GRACE="0.1",
-    )
+    settings = one_recipient_a_transaction(database_url, smtp_server.port)
     worker = await stop_during_transaction(settings, smtp_server, after=1)
 
     assert flags(outbox.engine) == [
@@ -373,13 +372,6 @@ async def test_a_stop_after_a_later_final_dot_flags_only_that_transaction(
 async def test_a_stop_before_the_final_dot_flags_nothing(outbox: Outbox, database_url: str) -> None:
     # The relay stopped reading the content: the final dot never left, nothing can be there.
     outbox.send(to=["ada@example.com"], subject="figures", text="figures\n" * 600_000)
-    async with StallingRelay(StallAt.CONTENT) as relay:
-        settings = settings_for(
-            database_url, relay.port, EMAIL_TIMEOUT="600", WORKER_SHUTDOWN_GRACE="0.1"
-        )
-        worker = Worker(settings, concurrency=1, rng=random.Random(0))
-        task = asyncio.create_task(worker.run())
-        await asyncio.wait_for(relay.stalled.wait(), 10)
-        await stop_and_wait(worker, task, within=5)
+    worker, _ = await stop_a_stalled_send(database_url, StallAt.CONTENT, grace="0.1")
     assert flags(outbox.engine) == [("ada@example.com", "interrupted", False)]
     assert worker.stats.possible_duplicates == 0
