@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailroom import mime_fast
+from mailroom.message import mime_fast
 from mailroom.message import Attachment, Message, build_envelope
 
 _BOUNDARY = re.compile(rb"={15}\d{19}==")
