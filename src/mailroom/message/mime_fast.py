@@ -7,7 +7,7 @@ an ASCII body. :func:`compose` writes those shapes directly: a text/plain or tex
 or both as multipart/alternative, with short printable-ASCII headers and 7bit bodies whose
 lines fit in 78 octets. Anything else (attachments, non-ASCII, long lines or headers, values
 the email package would encode or fold) returns ``None`` and takes the general path in
-:mod:`mailroom.message`. Tests compare the two byte for byte over generated messages.
+:mod:`mailroom.message.mime`. Tests compare the two byte for byte over generated messages.
 """
 
 from __future__ import annotations
@@ -74,8 +74,9 @@ def compose(
 ) -> bytes | None:
     """The message's bytes, or ``None`` if it is not one of the shapes handled here.
 
-    ``address_headers`` are already formatted (as :func:`mailroom.message` sets them raw,
-    continuation lines joined by ``"\\n "``); ``headers`` are unstructured values in order
+    ``address_headers`` are already formatted (as
+    :func:`mailroom.message.address.address_headers` makes them to be set raw, continuation
+    lines joined by ``"\\n "``); ``headers`` are unstructured values in order
     (Subject, Date, Message-ID, then the caller's own).
     """
     lines = [f"{name}: {value}\r\n".replace("\n ", "\r\n ") for name, value in address_headers]

@@ -13,8 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailroom import mime_fast
-from mailroom.message import Attachment, Message, build_envelope
+from mailroom.message import Attachment, Message, build_envelope, mime_fast
 
 _BOUNDARY = re.compile(rb"={15}\d{19}==")
 _DATE = datetime(2026, 11, 21, 9, 30, tzinfo=UTC)
