@@ -3,6 +3,8 @@ or what EMAIL_URL and EMAIL_HOST imply."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 import mailroom
@@ -157,30 +159,20 @@ def test_email_backend_still_names_the_transport(name: str, transport: Transport
 
 
 @pytest.mark.parametrize(
-    ("environ", "setting", "fragments"),
+    ("given", "hint"),
     [
-        (
-            {"MAILROOM_TRANSPORT": "smpt"},
-            "MAILROOM_TRANSPORT",
-            ["unknown transport 'smpt' (environment)", "did you mean smtp"],
-        ),
+        ("smpt", "did you mean smtp?"),
         # Django's dotted names are EMAIL_BACKEND's; MAILROOM_TRANSPORT says what they mean.
-        (
-            {"MAILROOM_TRANSPORT": "django.core.mail.backends.smtp.EmailBackend"},
-            "MAILROOM_TRANSPORT",
-            ["smtp, console, file, memory, null", "Django's name for smtp"],
-        ),
+        ("django.core.mail.backends.smtp.EmailBackend", "that is Django's name for smtp"),
     ],
-    ids=["misspelt", "django-name"],
 )
-def test_unknown_mailroom_transport_is_an_error(
-    environ: dict[str, str], setting: str, fragments: list[str]
-) -> None:
-    with pytest.raises(SettingsError) as info:
-        load_settings(environ=environ)
-    assert info.value.setting == setting
-    for fragment in fragments:
-        assert fragment in str(info.value)
+def test_unknown_mailroom_transport_is_an_error(given: str, hint: str) -> None:
+    expected = (
+        f"MAILROOM_TRANSPORT: unknown transport {given!r} (environment); "
+        f"choose one of smtp, console, file, memory, null; {hint}"
+    )
+    with pytest.raises(SettingsError, match=f"^{re.escape(expected)}$"):
+        load_settings(environ={"MAILROOM_TRANSPORT": given})
 
 
 @pytest.mark.parametrize(
