@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from mailroom.config import Backend, Settings, load_settings
+from mailroom.config import Backend, Settings, TransportName, load_settings
 from mailroom.errors import (
     ConfigurationError,
     DeliveryError,
@@ -94,6 +94,7 @@ __all__ = [
     "TemplateLibrary",
     "TransientError",
     "Transport",
+    "TransportName",
     "Verdict",
     "__version__",
     "build_envelope",

@@ -232,7 +232,7 @@ def _log_start(settings: Settings, concurrency: int, processes: int, once: bool)
     try:
         transport = transport_from_settings(settings).describe()
     except Exception as exc:  # the worker itself reports a transport it cannot set up
-        transport = f"{settings.EMAIL_BACKEND} (cannot be set up: {exc})"
+        transport = f"{settings.MAILROOM_TRANSPORT} (cannot be set up: {exc})"
     start_log.setLevel(logging.INFO)
     start_log.info(
         "worker starting%s: database %s, transport %s, streams %s, concurrency %d%s",

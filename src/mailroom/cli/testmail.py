@@ -10,7 +10,7 @@ import click
 
 from mailroom.cli.base import cli_settings, config_option, main
 from mailroom.cli.render import printable
-from mailroom.config import Backend, Settings
+from mailroom.config import Settings, TransportName
 from mailroom.doctor import diagnose
 from mailroom.errors import (
     AuthenticationError,
@@ -140,18 +140,21 @@ def send_test_email(
     settings = cli_settings(ctx, config_path)
     if not asyncio.run(_send_test_emails(settings, addresses)):
         raise SystemExit(1)
-    if settings.EMAIL_BACKEND is Backend.SMTP:
+    transport = settings.MAILROOM_TRANSPORT
+    if transport is TransportName.SMTP:
         click.echo("Both test messages were accepted. Check the inbox (and the spam folder).")
         return
     # Nothing was sent anywhere: saying "check the inbox" here sends a new user looking for
     # mail that never left the machine.
     where = {
-        Backend.CONSOLE: "were printed above",
-        Backend.FILE: f"were written to {settings.EMAIL_FILE_PATH}",
-    }.get(settings.EMAIL_BACKEND, "were thrown away")
+        TransportName.CONSOLE: "were printed above",
+        TransportName.FILE: f"were written to {settings.EMAIL_FILE_PATH}",
+    }.get(transport, "were thrown away")
     click.echo(
-        f"Both test messages {where} (EMAIL_BACKEND is {settings.EMAIL_BACKEND.value}, from "
-        f"{settings.source_of('EMAIL_BACKEND')}): nothing left this machine.\n"
+        # Both names: MAILROOM_TRANSPORT is the one to set, EMAIL_BACKEND the one an
+        # existing (Django-style) settings file may already hold.
+        f"Both test messages {where} (MAILROOM_TRANSPORT or EMAIL_BACKEND is {transport.value}, "
+        f"from {settings.source_of('MAILROOM_TRANSPORT')}): nothing left this machine.\n"
         "To send for real, name your relay: set EMAIL_HOST (and EMAIL_PORT, EMAIL_HOST_USER, "
         "EMAIL_USE_TLS or EMAIL_USE_SSL; the password in the secrets file or "
         "EMAIL_HOST_PASSWORD), or one EMAIL_URL such as smtp://user@smtp.example.com:587?tls=true,"

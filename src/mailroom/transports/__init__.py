@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from mailroom.config import Backend, Settings
+from mailroom.config import Settings, TransportName
 from mailroom.transports.base import SendResult, Transport
 from mailroom.transports.console import ConsoleTransport
 from mailroom.transports.file import FileTransport
@@ -25,9 +25,9 @@ __all__ = [
 
 
 def transport_from_settings(settings: Settings, *, console: TextIO | None = None) -> Transport:
-    """The transport ``EMAIL_BACKEND`` names, configured from ``settings``."""
-    match settings.EMAIL_BACKEND:
-        case Backend.SMTP:
+    """The transport ``MAILROOM_TRANSPORT`` names, configured from ``settings``."""
+    match settings.MAILROOM_TRANSPORT:
+        case TransportName.SMTP:
             return SMTPTransport(
                 host=settings.EMAIL_HOST,
                 port=settings.port,
@@ -42,11 +42,11 @@ def transport_from_settings(settings: Settings, *, console: TextIO | None = None
                 local_hostname=settings.EMAIL_LOCAL_HOSTNAME,
                 max_recipients=settings.EMAIL_MAX_RECIPIENTS_PER_MESSAGE,
             )
-        case Backend.CONSOLE:
+        case TransportName.CONSOLE:
             return ConsoleTransport(console)
-        case Backend.FILE:
+        case TransportName.FILE:
             return FileTransport(settings.EMAIL_FILE_PATH)
-        case Backend.MEMORY:
+        case TransportName.MEMORY:
             return MemoryTransport()
-        case Backend.NULL:
+        case TransportName.NULL:
             return NullTransport()

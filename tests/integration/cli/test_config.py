@@ -89,27 +89,44 @@ def test_config_show_masks_the_database_password(tmp_path: Path) -> None:
     assert "postgresql://mailroom:***@db.example:5432/mail" in as_json.stdout
 
 
-def test_unencoded_question_mark_in_email_url_password_is_never_echoed(tmp_path: Path) -> None:
-    url = f"smtp://ada:4?timeout={PASSWORD}@relay.example:587"
-    for command in (["config", "show"], ["send-test-email", "ops@example.com"]):
-        result = mailroom(*command, cwd=tmp_path, env={"EMAIL_URL": url})
-        assert result.returncode == 1
-        assert_no_traceback(result)
-        assert PIECE not in result.stdout + result.stderr
-        assert "EMAIL_URL" in result.stderr
-        assert "must be percent-encoded" in result.stderr
-
-
-def test_unsupported_database_is_refused_with_the_password_masked(tmp_path: Path) -> None:
-    url = f"mysql://ada:{PASSWORD}@db.example/mail"
-    for command in (["status"], ["send", "--to", "a@example.com", "--subject", "s"]):
-        result = mailroom(*command, cwd=tmp_path, env={"DATABASE_URL": url})
-        assert result.returncode == 1
-        assert_no_traceback(result)
-        assert PIECE not in result.stdout + result.stderr
-        assert "DATABASE_URL" in result.stderr
-        assert "mysql:// is not supported" in result.stderr
-        assert "mysql://ada:***@db.example/mail" in result.stderr
+@pytest.mark.parametrize(
+    ("variable", "url", "command", "fragments"),
+    [
+        *(
+            (
+                "EMAIL_URL",
+                f"smtp://ada:4?timeout={PASSWORD}@relay.example:587",
+                command,
+                ["EMAIL_URL", "must be percent-encoded"],
+            )
+            for command in (["config", "show"], ["send-test-email", "ops@example.com"])
+        ),
+        *(
+            (
+                "DATABASE_URL",
+                f"mysql://ada:{PASSWORD}@db.example/mail",
+                command,
+                ["DATABASE_URL", "mysql:// is not supported", "mysql://ada:***@db.example/mail"],
+            )
+            for command in (["status"], ["send", "--to", "a@example.com", "--subject", "s"])
+        ),
+    ],
+    ids=[
+        "email-url-unencoded-question-mark-config-show",
+        "email-url-unencoded-question-mark-send-test-email",
+        "unsupported-database-status",
+        "unsupported-database-send",
+    ],
+)
+def test_a_refused_url_is_named_with_its_password_never_echoed(
+    tmp_path: Path, variable: str, url: str, command: list[str], fragments: list[str]
+) -> None:
+    result = mailroom(*command, cwd=tmp_path, env={variable: url})
+    assert result.returncode == 1
+    assert_no_traceback(result)
+    assert PIECE not in result.stdout + result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr
     assert not (tmp_path / "mailroom.db").exists()
 
 
@@ -173,6 +190,46 @@ def test_settings_file_errors_name_the_file_read(
     assert result.returncode == 1
     assert_no_traceback(result)
     assert f"settings file {tmp_path / 'mailroom.toml'} {expected}" in result.stderr
+
+
+# --- the transport's two names ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "sources"),
+    [
+        ("MAILROOM_TRANSPORT", ("environment", "MAILROOM_TRANSPORT in environment")),
+        ("EMAIL_BACKEND", ("EMAIL_BACKEND in environment", "environment")),
+    ],
+)
+def test_config_show_names_where_the_transport_came_from(
+    tmp_path: Path, given: str, sources: tuple[str, str]
+) -> None:
+    result = mailroom("config", "show", "--json", cwd=tmp_path, env={given: "null"})
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)["settings"]
+    assert shown["MAILROOM_TRANSPORT"] == {"value": "null", "source": sources[0]}
+    assert shown["EMAIL_BACKEND"] == {"value": "null", "source": sources[1]}
+
+
+def test_config_show_reports_the_two_names_disagreeing(tmp_path: Path) -> None:
+    env = {"MAILROOM_TRANSPORT": "smtp", "EMAIL_BACKEND": "console"}
+    result = mailroom("config", "show", cwd=tmp_path, env=env)
+    assert result.returncode == 1
+    assert_no_traceback(result)
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("mailroom: error:")]
+    assert "MAILROOM_TRANSPORT: is 'smtp' (environment) but EMAIL_BACKEND is 'console'" in error
+
+
+def test_send_test_email_names_the_transport_setting(tmp_path: Path) -> None:
+    result = mailroom(
+        "send-test-email", "ops@example.com", cwd=tmp_path, env={"MAILROOM_TRANSPORT": "null"}
+    )
+    assert result.returncode == 0, result.stderr
+    assert (
+        "were thrown away (MAILROOM_TRANSPORT or EMAIL_BACKEND is null, from environment)"
+        in result.stdout
+    )
 
 
 # --- files holding messages are the owner's alone ------------------------------------------
