@@ -43,22 +43,15 @@ from mailroom import headers
 from mailroom.compose.footer import Footer, add_footer
 from mailroom.compose.links import deep_link
 from mailroom.compose.templates import Template, TemplateLibrary
+from mailroom.consent.preferences import EmailChoice, email_choices
+from mailroom.consent.scopes import SCOPE_ALL, normalize_address, type_scope
+from mailroom.consent.suppression import suppressed_among
+from mailroom.consent.tokens import UnsubscribeTokens, unsubscribe_url
 from mailroom.errors import IdempotencyConflictError, MessageError, NotificationError
 from mailroom.message import Address, Message, content_fingerprint, without_bidi_overrides
 from mailroom.outbox import notification_queries as q
-from mailroom.outbox.schema import NotificationOutcome
+from mailroom.outbox.schema import ConsentFacts, NotificationOutcome
 from mailroom.outbox.store import Outbox
-from mailroom.preferences import EmailChoice, email_choices
-from mailroom.unsubscribe import (
-    METADATA_REQUIRED,
-    METADATA_SCOPES,
-    SCOPE_ALL,
-    UnsubscribeTokens,
-    normalize_address,
-    suppressed_among,
-    type_scope,
-    unsubscribe_url,
-)
 
 __all__ = [
     "NotificationRegistry",
@@ -453,6 +446,7 @@ class Notifier:
             send_at=send_at,
             idempotency_keys=keys,
             fingerprints=[fingerprint for _, _, fingerprint in composed],
+            consent=ConsentFacts((SCOPE_ALL, type_scope(ntype.name)), not ntype.may_opt_out),
         )
         for (plan, _, _), result in zip(composed, results, strict=True):
             if isinstance(result, IdempotencyConflictError):
@@ -586,12 +580,7 @@ class Notifier:
             html=html,
             from_email=sender,
             headers=extra_headers,
-            metadata={
-                **(metadata or {}),
-                "notification_type": ntype.name,
-                METADATA_SCOPES: [SCOPE_ALL, type_scope(ntype.name)],
-                METADATA_REQUIRED: not ntype.may_opt_out,
-            },
+            metadata={**(metadata or {}), "notification_type": ntype.name},
         )
         return message, token
 

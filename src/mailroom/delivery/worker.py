@@ -50,6 +50,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 
 from mailroom.config import Settings
+from mailroom.consent.suppression import suppressed_for_messages
 from mailroom.delivery.outcomes import (
     Outcome,
     OutcomeBuilder,
@@ -74,7 +75,6 @@ from mailroom.outbox.queries import ClaimedMessage
 from mailroom.outbox.schema import Status
 from mailroom.transports import Transport, transport_from_settings
 from mailroom.transports.base import SendProgress
-from mailroom.unsubscribe import suppressed_for_messages
 
 __all__ = ["Worker", "WorkerStats", "retry_policy_from_settings"]
 
@@ -428,8 +428,8 @@ class Worker:
                 max_bytes=max_bytes,
             )
             # Checked now, not only at enqueue: an unsubscribe or a bounce may have come in
-            # since the message was queued.
-            suppressed = suppressed_for_messages(connection, [m.id for m in claimed], now)
+            # since the message was queued. The claimed rows carry what the check needs.
+            suppressed = suppressed_for_messages(connection, claimed, now)
         if not suppressed:
             return claimed, []
         deliverable, withheld = [], []

@@ -26,7 +26,7 @@ from mailroom.outbox.database import (
     holds_no_tables,
     upgrade,
 )
-from mailroom.outbox.schema import STREAM_PRIORITIES, Status
+from mailroom.outbox.schema import STREAM_PRIORITIES, ConsentFacts, Status
 
 __all__ = ["Outbox"]
 
@@ -116,6 +116,7 @@ class Outbox:
         now: float,
         idempotency_key: str | None,
         fingerprint: str | None = None,
+        consent: ConsentFacts | None = None,
     ) -> dict[str, Any]:
         envelope = build_envelope(
             message,
@@ -139,6 +140,8 @@ class Outbox:
             "idempotency_key": idempotency_key,
             "idempotency_fingerprint": fingerprint if idempotency_key is not None else None,
             "extra": extra,
+            "consent_scopes": list(consent.scopes) if consent is not None else None,
+            "consent_required": consent.required if consent is not None else None,
             "created_at": now,
             "due_at": due_at,
             "updated_at": now,
@@ -153,6 +156,7 @@ class Outbox:
         stream: str = "transactional",
         send_at: datetime | None = None,
         idempotency_key: str | None = None,
+        consent: ConsentFacts | None = None,
         **fields: Any,
     ) -> int:
         """Validate, compose and commit one message; return its id.
@@ -160,7 +164,9 @@ class Outbox:
         Pass a :class:`~mailroom.message.Message`, or its fields (``to=``, ``subject=``,
         ``text=``...). The same ``idempotency_key`` with the same content always returns the
         same id and never makes a second message, also when two callers race; with different
-        content it raises :class:`~mailroom.errors.IdempotencyConflictError`.
+        content it raises :class:`~mailroom.errors.IdempotencyConflictError`. ``consent``:
+        the facts the check at claim uses (see :class:`ConsentFacts`); without them the
+        message is checked against ``all`` as required mail.
         """
         if message is None:
             message = _message_from_fields(fields)
@@ -169,7 +175,9 @@ class Outbox:
                 "message", "pass either a Message or its fields (to=, subject=...), not both"
             )
         keys = [idempotency_key] if idempotency_key is not None else None
-        return self.send_many([message], stream=stream, send_at=send_at, idempotency_keys=keys)[0]
+        return self.send_many(
+            [message], stream=stream, send_at=send_at, idempotency_keys=keys, consent=consent
+        )[0]
 
     def send_many(
         self,
@@ -178,13 +186,20 @@ class Outbox:
         stream: str = "transactional",
         send_at: datetime | None = None,
         idempotency_keys: Sequence[str | None] | None = None,
+        consent: ConsentFacts | None = None,
     ) -> list[int]:
         """Validate and compose every message, then commit them all in one transaction.
 
         Nothing is committed if any message is invalid: the error names it by position.
+        ``consent`` applies to every message (see :meth:`send`).
         """
         results = self._commit(
-            batch, stream=stream, send_at=send_at, keys=idempotency_keys, skip_invalid=False
+            batch,
+            stream=stream,
+            send_at=send_at,
+            keys=idempotency_keys,
+            consent=consent,
+            skip_invalid=False,
         )
         return [result for result in results if isinstance(result, int)]
 
@@ -196,6 +211,7 @@ class Outbox:
         send_at: datetime | None = None,
         idempotency_keys: Sequence[str | None] | None = None,
         fingerprints: Sequence[str | None] | None = None,
+        consent: ConsentFacts | None = None,
     ) -> list[int | MessageError]:
         """Like :meth:`send_many`, but a message that cannot be built, or whose key names
         other content, comes back as its :class:`MessageError` instead of failing the rest;
@@ -208,6 +224,7 @@ class Outbox:
             send_at=send_at,
             keys=idempotency_keys,
             fingerprints=fingerprints,
+            consent=consent,
             skip_invalid=True,
         )
 
@@ -219,6 +236,7 @@ class Outbox:
         send_at: datetime | None,
         keys: Sequence[str | None] | None,
         fingerprints: Sequence[str | None] | None = None,
+        consent: ConsentFacts | None = None,
         skip_invalid: bool,
     ) -> list[int | MessageError]:
         if not isinstance(stream, str) or not stream or len(stream) > _STREAM_NAME_MAX:
@@ -244,6 +262,7 @@ class Outbox:
                         now=now,
                         idempotency_key=key,
                         fingerprint=fingerprint,
+                        consent=consent,
                     )
                 )
                 results.append(None)

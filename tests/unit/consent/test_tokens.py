@@ -9,9 +9,9 @@ import time
 import pytest
 
 from mailroom.config import Settings, load_settings
+from mailroom.consent.tokens import UnsubscribeTokens, unsubscribe_url
 from mailroom.errors import InvalidTokenError, SettingsError
 from mailroom.headers import list_unsubscribe
-from mailroom.unsubscribe import UnsubscribeTokens, unsubscribe_url
 
 KEY = "unit-test-secret-key-0123456789-abcdefghij"
 ALPHABET = string.ascii_letters + string.digits + "-_."
