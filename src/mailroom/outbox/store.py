@@ -156,7 +156,6 @@ class Outbox:
         stream: str = "transactional",
         send_at: datetime | None = None,
         idempotency_key: str | None = None,
-        consent: ConsentFacts | None = None,
         **fields: Any,
     ) -> int:
         """Validate, compose and commit one message; return its id.
@@ -164,9 +163,7 @@ class Outbox:
         Pass a :class:`~mailroom.message.Message`, or its fields (``to=``, ``subject=``,
         ``text=``...). The same ``idempotency_key`` with the same content always returns the
         same id and never makes a second message, also when two callers race; with different
-        content it raises :class:`~mailroom.errors.IdempotencyConflictError`. ``consent``:
-        the facts the check at claim uses (see :class:`ConsentFacts`); without them the
-        message is checked against ``all`` as required mail.
+        content it raises :class:`~mailroom.errors.IdempotencyConflictError`.
         """
         if message is None:
             message = _message_from_fields(fields)
@@ -175,9 +172,7 @@ class Outbox:
                 "message", "pass either a Message or its fields (to=, subject=...), not both"
             )
         keys = [idempotency_key] if idempotency_key is not None else None
-        return self.send_many(
-            [message], stream=stream, send_at=send_at, idempotency_keys=keys, consent=consent
-        )[0]
+        return self.send_many([message], stream=stream, send_at=send_at, idempotency_keys=keys)[0]
 
     def send_many(
         self,
@@ -191,7 +186,9 @@ class Outbox:
         """Validate and compose every message, then commit them all in one transaction.
 
         Nothing is committed if any message is invalid: the error names it by position.
-        ``consent`` applies to every message (see :meth:`send`).
+        ``consent``: the facts the check at claim uses for every message of the batch (see
+        :class:`~mailroom.outbox.schema.ConsentFacts`); without them each is checked against
+        ``all`` as required mail.
         """
         results = self._commit(
             batch,
