@@ -196,7 +196,7 @@ messages = Table(
     Column("extra", JSON, nullable=True, comment="the caller's metadata"),
     Column(
         "consent_scopes",
-        JSON,
+        JSON(none_as_null=True),  # no facts: SQL NULL, not JSON null, on every insert path
         nullable=True,
         comment="suppression scopes checked at claim; none: 'all', as required mail",
     ),

@@ -94,6 +94,7 @@ def downgrade() -> None:
                 "required": None,
             }
             for row in rows
+            if row.consent_scopes is not None  # not a JSON null
         ]
         _write(changes)
     with op.batch_alter_table("mailroom_messages") as batch:
