@@ -19,8 +19,8 @@ import secrets
 from urllib.parse import quote
 
 from mailroom.config import Settings
+from mailroom.consent.tokens import unsubscribe_url
 from mailroom.message import Address
-from mailroom.unsubscribe import unsubscribe_url
 
 __all__ = [
     "AUTO_SUBMITTED",

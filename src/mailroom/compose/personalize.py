@@ -16,8 +16,8 @@ from mailroom.compose.footer import Footer, add_footer
 from mailroom.compose.links import deep_link
 from mailroom.compose.templates import Template, TemplateLibrary
 from mailroom.config import Settings
+from mailroom.consent.tokens import unsubscribe_url
 from mailroom.message import Address, Message
-from mailroom.unsubscribe import unsubscribe_url
 
 __all__ = ["FooterFor", "personalize"]
 

@@ -13,12 +13,12 @@ from collections.abc import Callable
 from sqlalchemy import Engine
 
 from mailroom.config import Settings
+from mailroom.consent.suppression import suppressed_for_messages
 from mailroom.delivery.database_thread import DatabaseThread
 from mailroom.delivery.outcomes import Outcome, OutcomeBuilder
 from mailroom.errors import DatabaseBusyError
 from mailroom.outbox import queries
 from mailroom.outbox.queries import ClaimedMessage
-from mailroom.unsubscribe import suppressed_for_messages
 
 __all__ = ["Claims"]
 
@@ -80,8 +80,8 @@ class Claims:
                 max_bytes=max_bytes,
             )
             # Checked now, not only at enqueue: an unsubscribe or a bounce may have come in
-            # since the message was queued.
-            suppressed = suppressed_for_messages(connection, [m.id for m in claimed], now)
+            # since the message was queued. The claimed rows carry what the check needs.
+            suppressed = suppressed_for_messages(connection, claimed, now)
         if not suppressed:
             return claimed, []
         deliverable, withheld = [], []

@@ -21,6 +21,10 @@ from mailroom.compose.footer import Footer
 from mailroom.compose.links import deep_link
 from mailroom.compose.personalize import personalize
 from mailroom.compose.templates import Template, TemplateLibrary
+from mailroom.consent.preferences import EmailChoice, email_choices
+from mailroom.consent.scopes import SCOPE_ALL, type_scope
+from mailroom.consent.suppression import suppressed_among
+from mailroom.consent.tokens import UnsubscribeTokens
 from mailroom.errors import IdempotencyConflictError, MessageError
 from mailroom.message import Address, Message, without_bidi_overrides
 from mailroom.notifications.idempotency import fingerprint, recipient_key
@@ -37,17 +41,8 @@ from mailroom.notifications.registry import (
 )
 from mailroom.notifications.results import NotifyResult, RecipientOutcome, SkipReason
 from mailroom.outbox import notification_queries as q
-from mailroom.outbox.schema import NotificationOutcome
+from mailroom.outbox.schema import ConsentFacts, NotificationOutcome
 from mailroom.outbox.store import Outbox
-from mailroom.preferences import EmailChoice, email_choices
-from mailroom.unsubscribe import (
-    METADATA_REQUIRED,
-    METADATA_SCOPES,
-    SCOPE_ALL,
-    UnsubscribeTokens,
-    suppressed_among,
-    type_scope,
-)
 
 __all__ = ["Notifier"]
 
@@ -216,6 +211,8 @@ class Notifier:
             send_at=send_at,
             idempotency_keys=keys,
             fingerprints=[fingerprint for _, _, fingerprint in composed],
+            # The worker checks the suppression list again at send time, for these scopes.
+            consent=ConsentFacts((SCOPE_ALL, type_scope(ntype.name)), not ntype.may_opt_out),
         )
         for (plan, _, _), result in zip(composed, results, strict=True):
             if isinstance(result, IdempotencyConflictError):
@@ -314,14 +311,7 @@ class Notifier:
             unsubscribe_token=token,
             actor_name=actor_name,
             link=link,
-            # The scopes and the "may not opt out" fact ride in the metadata to the worker's
-            # send-time suppression check (mailroom.unsubscribe reads them back).
-            metadata={
-                **(metadata or {}),
-                "notification_type": ntype.name,
-                METADATA_SCOPES: [SCOPE_ALL, type_scope(ntype.name)],
-                METADATA_REQUIRED: not ntype.may_opt_out,
-            },
+            metadata={**(metadata or {}), "notification_type": ntype.name},
         )
         return message, token
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from mailroom.consent.scopes import normalize_address
 from mailroom.errors import MessageError
 from mailroom.message import Address, without_bidi_overrides
-from mailroom.unsubscribe import normalize_address
 
 __all__ = [
     "Recipient",

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mailroom.consent.preferences import EmailChoice
 from mailroom.outbox.schema import NotificationOutcome
-from mailroom.preferences import EmailChoice
 
 __all__ = ["NotifyResult", "RecipientOutcome", "SkipReason"]
 

@@ -20,7 +20,14 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, case, func, literal, select, update
 
 from mailroom.outbox.dialect import dialect_insert
-from mailroom.outbox.schema import CLAIMABLE, Status, attempts, messages, streams
+from mailroom.outbox.schema import (
+    CLAIMABLE,
+    ConsentFacts,
+    Status,
+    attempts,
+    messages,
+    streams,
+)
 
 __all__ = [
     "ClaimedMessage",
@@ -54,6 +61,8 @@ class ClaimedMessage(NamedTuple):
     attempts: int
     created_at: float
     lease_expires_at: float
+    consent: ConsentFacts | None
+    """What the check at claim needs (scopes, required mail); ``None`` for a plain send."""
 
 
 def insert_messages(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> list[int | None]:
@@ -92,13 +101,15 @@ _INSERT_COLUMNS = (
     "data",
     "smtputf8",
     "extra",
+    "consent_scopes",
+    "consent_required",
     "created_at",
     "due_at",
     "updated_at",
     "attempts",
 )
-_JSON_COLUMNS = {"recipients", "extra"}
-_ROWS_PER_INSERT = 200  # 2,800 parameters: within every SQLite's and PostgreSQL's limits
+_JSON_COLUMNS = {"recipients", "extra", "consent_scopes"}
+_ROWS_PER_INSERT = 200  # 3,200 parameters: within every SQLite's and PostgreSQL's limits
 _VALUES_ROW = "(" + ", ".join("?" for _ in _INSERT_COLUMNS) + ")"
 
 
@@ -249,7 +260,9 @@ def claim_due(
     Two statements: ``SELECT id, length(data) ... FOR UPDATE SKIP LOCKED`` (on PostgreSQL
     concurrent workers skip each other's rows instead of waiting; ``length`` reads only the
     stored size, not the bytes), then ``UPDATE ... WHERE id IN (...) RETURNING`` the rows that
-    fit. On SQLite both run inside the single writer's transaction (``BEGIN IMMEDIATE``).
+    fit, with everything a worker needs to check and send them (their consent facts too, so
+    nothing reads the rows again). On SQLite both run inside the single writer's transaction
+    (``BEGIN IMMEDIATE``).
     """
     paused = select(streams.c.name).where(streams.c.paused_until > now)
     due = (
@@ -294,6 +307,8 @@ def claim_due(
                 messages.c.smtputf8,
                 messages.c.attempts,
                 messages.c.created_at,
+                messages.c.consent_scopes,
+                messages.c.consent_required,
             )
         )
     )
@@ -311,6 +326,9 @@ def claim_due(
             row.attempts,
             row.created_at,
             lease_until,
+            None
+            if row.consent_scopes is None
+            else ConsentFacts(tuple(row.consent_scopes), bool(row.consent_required)),
         )
         for row in claimed
     ]

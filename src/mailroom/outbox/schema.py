@@ -9,6 +9,7 @@ what goes on the wire, and any tool can read it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 from sqlalchemy import (
@@ -32,6 +33,7 @@ from sqlalchemy import (
 __all__ = [
     "AttemptOutcome",
     "ConsentAction",
+    "ConsentFacts",
     "NotificationOutcome",
     "Status",
     "SuppressionReason",
@@ -67,7 +69,7 @@ class Status(StrEnum):
     """Withdrawn by an operator before it was sent."""
     SUPPRESSED = "suppressed"
     """Not sent: every recipient was on the suppression list when it came due
-    (:func:`mailroom.unsubscribe.suppressed_for_messages`)."""
+    (:func:`mailroom.consent.suppression.suppressed_for_messages`)."""
 
 
 CLAIMABLE = (Status.QUEUED, Status.SCHEDULED, Status.DEFERRED)
@@ -127,6 +129,25 @@ class ConsentAction(StrEnum):
     """Taken off the suppression list."""
 
 
+@dataclass(frozen=True, slots=True)
+class ConsentFacts:
+    """What the check at claim needs to know about a message: the suppression scopes that
+    apply to it (``all``, ``type:<name>``, ``list:<name>``) and whether it is ``required``
+    mail, which the recipient may not turn off (then only hard bounces, complaints and manual
+    entries stop it). Given to the outbox at enqueue (``notify`` does) and stored in the
+    message's ``consent_scopes`` and ``consent_required`` columns; a message enqueued without
+    them (plain ``mailroom.send``) is checked against ``all`` as required mail."""
+
+    scopes: tuple[str, ...]
+    required: bool
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.scopes, tuple) or not self.scopes:
+            raise ValueError("ConsentFacts.scopes must be a non-empty tuple of scopes")
+        if not all(isinstance(scope, str) and scope for scope in self.scopes):
+            raise ValueError(f"ConsentFacts.scopes must be non-empty strings: {self.scopes!r}")
+
+
 class NotificationOutcome(StrEnum):
     """What ``notify`` did for one recipient. Stored as text."""
 
@@ -173,6 +194,18 @@ messages = Table(
         comment="sha256 of the request the key was first used for",
     ),
     Column("extra", JSON, nullable=True, comment="the caller's metadata"),
+    Column(
+        "consent_scopes",
+        JSON(none_as_null=True),  # no facts: SQL NULL, not JSON null, on every insert path
+        nullable=True,
+        comment="suppression scopes checked at claim; none: 'all', as required mail",
+    ),
+    Column(
+        "consent_required",
+        Boolean,
+        nullable=True,
+        comment="mail the recipient may not turn off; set with consent_scopes",
+    ),
     Column("created_at", Double, nullable=False),
     Column("due_at", Double, nullable=False),
     Column("updated_at", Double, nullable=False),

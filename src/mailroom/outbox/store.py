@@ -26,7 +26,7 @@ from mailroom.outbox.database import (
     holds_no_tables,
     upgrade,
 )
-from mailroom.outbox.schema import STREAM_PRIORITIES, Status
+from mailroom.outbox.schema import STREAM_PRIORITIES, ConsentFacts, Status
 
 __all__ = ["Outbox"]
 
@@ -116,6 +116,7 @@ class Outbox:
         now: float,
         idempotency_key: str | None,
         fingerprint: str | None = None,
+        consent: ConsentFacts | None = None,
     ) -> dict[str, Any]:
         envelope = build_envelope(
             message,
@@ -139,6 +140,8 @@ class Outbox:
             "idempotency_key": idempotency_key,
             "idempotency_fingerprint": fingerprint if idempotency_key is not None else None,
             "extra": extra,
+            "consent_scopes": list(consent.scopes) if consent is not None else None,
+            "consent_required": consent.required if consent is not None else None,
             "created_at": now,
             "due_at": due_at,
             "updated_at": now,
@@ -178,13 +181,22 @@ class Outbox:
         stream: str = "transactional",
         send_at: datetime | None = None,
         idempotency_keys: Sequence[str | None] | None = None,
+        consent: ConsentFacts | None = None,
     ) -> list[int]:
         """Validate and compose every message, then commit them all in one transaction.
 
         Nothing is committed if any message is invalid: the error names it by position.
+        ``consent``: the facts the check at claim uses for every message of the batch (see
+        :class:`~mailroom.outbox.schema.ConsentFacts`); without them each is checked against
+        ``all`` as required mail.
         """
         results = self._commit(
-            batch, stream=stream, send_at=send_at, keys=idempotency_keys, skip_invalid=False
+            batch,
+            stream=stream,
+            send_at=send_at,
+            keys=idempotency_keys,
+            consent=consent,
+            skip_invalid=False,
         )
         return [result for result in results if isinstance(result, int)]
 
@@ -196,6 +208,7 @@ class Outbox:
         send_at: datetime | None = None,
         idempotency_keys: Sequence[str | None] | None = None,
         fingerprints: Sequence[str | None] | None = None,
+        consent: ConsentFacts | None = None,
     ) -> list[int | MessageError]:
         """Like :meth:`send_many`, but a message that cannot be built, or whose key names
         other content, comes back as its :class:`MessageError` instead of failing the rest;
@@ -208,6 +221,7 @@ class Outbox:
             send_at=send_at,
             keys=idempotency_keys,
             fingerprints=fingerprints,
+            consent=consent,
             skip_invalid=True,
         )
 
@@ -219,6 +233,7 @@ class Outbox:
         send_at: datetime | None,
         keys: Sequence[str | None] | None,
         fingerprints: Sequence[str | None] | None = None,
+        consent: ConsentFacts | None = None,
         skip_invalid: bool,
     ) -> list[int | MessageError]:
         if not isinstance(stream, str) or not stream or len(stream) > _STREAM_NAME_MAX:
@@ -244,6 +259,7 @@ class Outbox:
                         now=now,
                         idempotency_key=key,
                         fingerprint=fingerprint,
+                        consent=consent,
                     )
                 )
                 results.append(None)

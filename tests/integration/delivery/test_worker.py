@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import Engine, func, select, text, update
 
 from mailroom.config import Settings, load_settings
+from mailroom.consent.suppression import suppress
 from mailroom.delivery import recording
 from mailroom.delivery import worker as worker_module
 from mailroom.delivery.retry import RetryPolicy
@@ -34,7 +35,6 @@ from mailroom.outbox.schema import SuppressionReason, attempts, messages, stream
 from mailroom.outbox.store import Outbox
 from mailroom.transports import Transport
 from mailroom.transports.smtp import SMTPTransport
-from mailroom.unsubscribe import suppress
 from support.smtp_server import TEST_PASSWORD, TEST_USER, ServerFactory, SMTPTestServer
 from support.tls_files import TLSFiles
 

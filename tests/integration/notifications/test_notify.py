@@ -14,6 +14,10 @@ from sqlalchemy import select
 import mailroom
 from mailroom.compose.templates import Template
 from mailroom.config import Settings
+from mailroom.consent.preferences import set_email_preference
+from mailroom.consent.scopes import type_scope
+from mailroom.consent.suppression import suppress
+from mailroom.consent.tokens import UnsubscribeTokens
 from mailroom.errors import (
     IdempotencyConflictError,
     NotificationError,
@@ -25,8 +29,6 @@ from mailroom.outbox import database
 from mailroom.outbox import notification_queries as q
 from mailroom.outbox.schema import NotificationOutcome, SuppressionReason, messages
 from mailroom.outbox.store import Outbox
-from mailroom.preferences import set_email_preference
-from mailroom.unsubscribe import UnsubscribeTokens, suppress, type_scope
 from support.mail_checks import assert_well_formed, html_part, parse, stored_messages, text_part
 
 ZOE = Recipient("zoe@example.com", "Zoë Ünicode-Łukasiewicz", key="user:7")
@@ -135,9 +137,9 @@ def test_golden_full_notification(notifier: Notifier, outbox: Outbox, settings: 
     assert row.stream == "transactional"
     assert row.recipients == ["zoe@example.com"]
     assert row.sender == sender.addr_spec
-    assert row.extra["notification_type"] == "task.assigned"
-    assert row.extra["mailroom_scopes"] == ["all", "type:task.assigned"]
-    assert row.extra["mailroom_required"] is False
+    assert row.extra == {"notification_type": "task.assigned"}
+    assert row.consent_scopes == ["all", "type:task.assigned"]
+    assert row.consent_required is False
     assert log_rows(outbox) == [("zoe@example.com", "queued", None)]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 from dataclasses import replace
@@ -12,7 +13,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 import mailroom
 from mailroom.config import Settings, load_settings
@@ -317,6 +318,84 @@ def test_fingerprint_migration_keeps_keyed_rows_and_goes_both_ways(database_url:
         command.downgrade(database.alembic_config(engine), "0004")
         with engine.connect() as connection:
             assert connection.exec_driver_sql("SELECT count(*) FROM mailroom_messages").scalar()
+        database.upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+def test_consent_migration_moves_the_metadata_keys_into_columns_and_back(
+    database_url: str,
+) -> None:
+    """Migration 0006: the consent facts ``notify`` kept in a message's metadata move to
+    their own columns with the meaning the worker gave them; the downgrade puts them back."""
+    engine = create_outbox_engine(database_url)
+    stored = {
+        1: {
+            "notification_type": "t",
+            "mailroom_scopes": ["all", "type:t"],
+            "mailroom_required": False,
+        },
+        2: {"order": 42},
+        3: None,
+        4: {"mailroom_required": False},  # scopes absent: "all"
+        5: {"mailroom_scopes": []},  # required absent: not required; empty scopes: "all"
+    }
+    try:
+        database.upgrade(engine, "0005")
+        with engine.begin() as connection:
+            for pk, extra in stored.items():
+                connection.execute(
+                    messages.insert().values(
+                        id=pk,
+                        message_id=f"<{pk}@x>",
+                        stream="transactional",
+                        priority=0,
+                        status="queued",
+                        sender="a@x",
+                        recipients=["b@x"],
+                        subject="s",
+                        data=b"x",
+                        smtputf8=False,
+                        created_at=0,
+                        due_at=0,
+                        updated_at=0,
+                        attempts=0,
+                    )
+                )
+                # Set apart: the model's JSON type would store a None as JSON null.
+                if extra is not None:
+                    connection.execute(
+                        update(messages).where(messages.c.id == pk).values(extra=extra)
+                    )
+        database.upgrade(engine)
+        with engine.connect() as connection:
+            rows = connection.execute(
+                select(
+                    messages.c.id,
+                    messages.c.extra,
+                    messages.c.consent_scopes,
+                    messages.c.consent_required,
+                ).order_by(messages.c.id)
+            ).all()
+        assert [tuple(row) for row in rows] == [
+            (1, {"notification_type": "t"}, ["all", "type:t"], False),
+            (2, {"order": 42}, None, None),
+            (3, None, None, None),
+            (4, None, ["all"], False),
+            (5, None, ["all"], False),
+        ]
+        command.downgrade(database.alembic_config(engine), "0005")
+        with engine.connect() as connection:
+            extras = connection.exec_driver_sql("SELECT id, extra FROM mailroom_messages").all()
+        # Raw SQL: SQLite hands back the JSON text, PostgreSQL the decoded value.
+        restored = {pk: json.loads(e) if isinstance(e, str) else e for pk, e in extras}
+        assert restored == {
+            1: stored[1],
+            2: stored[2],
+            3: None,
+            4: {"mailroom_scopes": ["all"], "mailroom_required": False},
+            5: {"mailroom_scopes": ["all"], "mailroom_required": False},
+        }
         database.upgrade(engine)
     finally:
         engine.dispose()

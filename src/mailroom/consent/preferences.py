@@ -13,8 +13,9 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, Engine
 
+from mailroom.consent import queries as q
+from mailroom.consent.scopes import type_scope
 from mailroom.errors import NotificationError
-from mailroom.outbox import notification_queries as q
 from mailroom.outbox.schema import ConsentAction
 
 __all__ = ["EmailChoice", "email_choices", "set_email_preference"]
@@ -78,7 +79,7 @@ def set_email_preference(
             connection,
             recipient=recipient,
             action=ConsentAction.PREFERENCE_CHANGED,
-            scope=f"type:{notification_type}",
+            scope=type_scope(notification_type),
             source=source,
             now=now,
             detail={"email": email},

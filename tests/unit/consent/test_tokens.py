@@ -10,8 +10,8 @@ import pytest
 
 from mailroom.compose.headers import list_unsubscribe
 from mailroom.config import Settings, load_settings
+from mailroom.consent.tokens import UnsubscribeTokens, unsubscribe_url
 from mailroom.errors import InvalidTokenError, SettingsError
-from mailroom.unsubscribe import UnsubscribeTokens, unsubscribe_url
 
 KEY = "unit-test-secret-key-0123456789-abcdefghij"
 ALPHABET = string.ascii_letters + string.digits + "-_."

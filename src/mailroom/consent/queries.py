@@ -1,0 +1,195 @@
+"""Every query consent runs, named and kept together: the suppression list, email
+preferences and the consent log.
+
+Like :mod:`mailroom.outbox.queries`, each function takes an open connection inside a
+transaction the caller owns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, delete, or_, select
+
+from mailroom.outbox.dialect import dialect_insert
+from mailroom.outbox.schema import (
+    ConsentAction,
+    SuppressionReason,
+    consent_log,
+    preferences,
+    suppressions,
+)
+
+__all__ = [
+    "Suppression",
+    "active_suppressions",
+    "add_suppression",
+    "any_suppressions",
+    "consent_history",
+    "email_preferences",
+    "list_suppressions",
+    "record_consent",
+    "remove_suppression",
+    "set_email_preference",
+]
+
+
+# -- preferences ----------------------------------------------------------------------------
+
+
+def email_preferences(
+    connection: Connection, recipients: Iterable[str], notification_type: str
+) -> dict[str, bool]:
+    """The stored email on/off choice of each recipient key that has one for this type."""
+    keys = list(dict.fromkeys(recipients))
+    if not keys:
+        return {}
+    rows = connection.execute(
+        select(preferences.c.recipient, preferences.c.email).where(
+            preferences.c.notification_type == notification_type,
+            preferences.c.recipient.in_(keys),
+        )
+    )
+    return {row.recipient: bool(row.email) for row in rows}
+
+
+def set_email_preference(
+    connection: Connection, recipient: str, notification_type: str, *, email: bool, now: float
+) -> None:
+    """Store a recipient's email on/off choice for one type."""
+    statement = dialect_insert(connection, preferences).values(
+        recipient=recipient, notification_type=notification_type, email=email, updated_at=now
+    )
+    connection.execute(
+        statement.on_conflict_do_update(
+            index_elements=["recipient", "notification_type"],
+            set_={"email": email, "updated_at": now},
+        )
+    )
+
+
+# -- suppression list -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    """One entry of the suppression list."""
+
+    address: str
+    scope: str
+    reason: SuppressionReason
+    created_at: float
+    expires_at: float | None
+    note: str | None
+
+
+def add_suppression(
+    connection: Connection,
+    address: str,
+    scope: str,
+    reason: SuppressionReason,
+    *,
+    now: float,
+    expires_at: float | None = None,
+    note: str | None = None,
+) -> None:
+    """Put (address, scope) on the list; an existing entry takes the new reason and expiry."""
+    values = {"reason": reason.value, "created_at": now, "expires_at": expires_at, "note": note}
+    statement = dialect_insert(connection, suppressions).values(
+        address=address, scope=scope, **values
+    )
+    connection.execute(
+        statement.on_conflict_do_update(index_elements=["address", "scope"], set_=values)
+    )
+
+
+def remove_suppression(connection: Connection, address: str, scope: str) -> bool:
+    """Take (address, scope) off the list; whether it was there."""
+    result = connection.execute(
+        delete(suppressions).where(suppressions.c.address == address, suppressions.c.scope == scope)
+    )
+    return bool(result.rowcount)
+
+
+def any_suppressions(connection: Connection) -> bool:
+    """Whether the suppression list has any entry at all."""
+    return connection.execute(select(suppressions.c.address).limit(1)).first() is not None
+
+
+def active_suppressions(
+    connection: Connection, addresses: Iterable[str], scopes: Iterable[str], now: float
+) -> list[Suppression]:
+    """Unexpired entries for any of ``addresses`` (normalised) in any of ``scopes``."""
+    wanted = list(dict.fromkeys(addresses))
+    wanted_scopes = list(dict.fromkeys(scopes))
+    if not wanted or not wanted_scopes:
+        return []
+    rows = connection.execute(
+        select(suppressions).where(
+            suppressions.c.address.in_(wanted),
+            suppressions.c.scope.in_(wanted_scopes),
+            or_(suppressions.c.expires_at.is_(None), suppressions.c.expires_at > now),
+        )
+    )
+    return [_suppression(dict(row._mapping)) for row in rows]
+
+
+def list_suppressions(
+    connection: Connection, address: str | None = None, *, now: float | None = None
+) -> list[Suppression]:
+    """Entries, newest first; of one address if given; unexpired at ``now`` if given."""
+    query = select(suppressions).order_by(suppressions.c.created_at.desc(), suppressions.c.id)
+    if address is not None:
+        query = query.where(suppressions.c.address == address)
+    if now is not None:
+        query = query.where(
+            or_(suppressions.c.expires_at.is_(None), suppressions.c.expires_at > now)
+        )
+    return [_suppression(dict(row._mapping)) for row in connection.execute(query)]
+
+
+def _suppression(row: Mapping[str, Any]) -> Suppression:
+    return Suppression(
+        address=row["address"],
+        scope=row["scope"],
+        reason=SuppressionReason(row["reason"]),
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        note=row["note"],
+    )
+
+
+# -- consent log ----------------------------------------------------------------------------
+
+
+def record_consent(
+    connection: Connection,
+    *,
+    recipient: str,
+    action: ConsentAction,
+    scope: str,
+    source: str,
+    now: float,
+    detail: Mapping[str, Any] | None = None,
+) -> None:
+    """Append one change of consent to the consent log (kept as evidence; never updated)."""
+    connection.execute(
+        consent_log.insert().values(
+            at=now,
+            recipient=recipient,
+            action=action.value,
+            scope=scope,
+            source=source,
+            detail=dict(detail) if detail else None,
+        )
+    )
+
+
+def consent_history(connection: Connection, recipient: str) -> list[Mapping[str, Any]]:
+    """A recipient's consent log, oldest first."""
+    rows = connection.execute(
+        select(consent_log).where(consent_log.c.recipient == recipient).order_by(consent_log.c.id)
+    )
+    return [dict(row._mapping) for row in rows]
