@@ -20,6 +20,7 @@ from mailroom.errors import (
     SettingsError,
     TemplateError,
     TransientError,
+    TransportSetupError,
     Verdict,
 )
 from mailroom.message import Address, Attachment, Envelope, Message, build_envelope
@@ -94,6 +95,7 @@ __all__ = [
     "TemplateLibrary",
     "TransientError",
     "Transport",
+    "TransportSetupError",
     "Verdict",
     "__version__",
     "build_envelope",

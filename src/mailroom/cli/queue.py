@@ -19,6 +19,7 @@ from mailroom.cli.base import F, config_option, existing_outbox, main
 from mailroom.cli.render import printable
 from mailroom.outbox import admin
 from mailroom.outbox.schema import Status
+from mailroom.transports.smtp_replies import format_reply
 
 # -- queue: the operator's tools ---------------------------------------------------------
 # Imported here rather than at the top so this block stays self-contained (other commands are
@@ -289,9 +290,7 @@ def queue_show(
         }
         click.echo(json.dumps(payload, indent=2))
         return
-    last_reply = " ".join(
-        str(p) for p in (detail.last_code, detail.last_enhanced_status, detail.last_error) if p
-    )
+    last_reply = format_reply(detail.last_code, detail.last_enhanced_status, detail.last_error)
     fields_shown = [
         ("status", detail.status.value),
         ("stream", f"{detail.stream} (priority {detail.priority})"),
@@ -317,9 +316,7 @@ def queue_show(
         click.echo(f"  {printable(name)}: {printable(header)}")
     click.echo(f"send log ({len(tries)} rows)" if tries else "send log: no attempts yet")
     for attempt in tries:
-        reply = " ".join(
-            str(p) for p in (attempt.code, attempt.enhanced_status, attempt.server_text) if p
-        )
+        reply = format_reply(attempt.code, attempt.enhanced_status, attempt.server_text)
         duplicate = " [possible duplicate]" if attempt.possible_duplicate else ""
         line = (
             f"  #{attempt.attempt} {_queue_time(attempt.at)} {attempt.recipient} {attempt.outcome}"

@@ -59,7 +59,6 @@ from mailroom.delivery.outcomes import (
 )
 from mailroom.delivery.retry import PauseStream, RetryPolicy
 from mailroom.delivery.throttle import Throttle
-from mailroom.doctor import diagnose
 from mailroom.errors import (
     DatabaseBusyError,
     DatabaseError,
@@ -74,6 +73,8 @@ from mailroom.outbox.queries import ClaimedMessage
 from mailroom.outbox.schema import Status
 from mailroom.transports import Transport, transport_from_settings
 from mailroom.transports.base import SendProgress
+from mailroom.transports.doctor import diagnose
+from mailroom.transports.smtp_replies import format_reply
 from mailroom.unsubscribe import suppressed_for_messages
 
 __all__ = ["Worker", "WorkerStats", "retry_policy_from_settings"]
@@ -692,9 +693,7 @@ class Worker:
                 row["message_pk"],
                 row["recipient"],
                 row["outcome"],
-                " ".join(
-                    str(p) for p in (row["code"], row["enhanced_status"], row["server_text"]) if p
-                ),
+                format_reply(row["code"], row["enhanced_status"], row["server_text"]),
                 extra={"attempt": row},
             )
 

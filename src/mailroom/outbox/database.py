@@ -55,7 +55,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError, NoSuchModuleError
 
-from mailroom.errors import MailroomError
+from mailroom.errors import SchemaOutdatedError
 from mailroom.outbox.faults import (
     check_password_parsed,
     check_sqlite_path,
@@ -71,7 +71,6 @@ from mailroom.outbox.schema import messages
 __all__ = [
     "LEGACY_VERSION_TABLE",
     "VERSION_TABLE",
-    "SchemaOutdatedError",
     "alembic_config",
     "check_schema",
     "create_outbox_engine",
@@ -94,10 +93,6 @@ CONNECT_TIMEOUT = 10
 SQLITE_BUSY_TIMEOUT = 60
 """Seconds a SQLite statement waits for another session's lock before "database is locked"
 (a :class:`~mailroom.errors.DatabaseBusyError`)."""
-
-
-class SchemaOutdatedError(MailroomError):
-    """The database schema is older (or newer) than this version of Mailroom expects."""
 
 
 # -- URLs and engines ------------------------------------------------------------------

@@ -13,7 +13,6 @@ import pytest
 from mailroom.errors import (
     AuthenticationError,
     AuthNotOfferedError,
-    ConfigurationError,
     ConnectionLostError,
     DeliveryError,
     DeliveryTimeoutError,
@@ -24,6 +23,7 @@ from mailroom.errors import (
     SMTPUTF8UnsupportedError,
     TLSError,
     TransientError,
+    TransportSetupError,
     Verdict,
 )
 from mailroom.message import Envelope, Message, build_envelope
@@ -74,7 +74,7 @@ async def test_plain_delivery_reaches_the_server(smtp_server: SMTPTestServer) ->
         result = await transport.send(env)
 
     assert result.accepted == ("bob@example.com", "carol@example.com")
-    assert result.reply.startswith("250")
+    assert str(result.reply).startswith("250")
     [received] = smtp_server.scripted.received
     assert received.mail_from == "ada@example.com"
     assert received.rcpt_tos == ["bob@example.com", "carol@example.com"]
@@ -177,10 +177,10 @@ FAULTS = [
     ("RCPT", "450 4.2.1 mailbox busy", TransientError, Verdict.TRANSIENT),
     ("RCPT", "452 4.2.2 mailbox full", TransientError, Verdict.TRANSIENT),
     ("RCPT", "550 5.1.1 no such user", PermanentError, Verdict.PERMANENT),
-    ("RCPT", "530 5.7.0 authentication required", ConfigurationError, Verdict.CONFIGURATION),
+    ("RCPT", "530 5.7.0 authentication required", TransportSetupError, Verdict.CONFIGURATION),
     ("DATA", "451 4.3.0 local error", TransientError, Verdict.TRANSIENT),
     ("DATA", "554 5.6.0 content rejected", PermanentError, Verdict.PERMANENT),
-    ("DATA", "550 5.7.26 DMARC policy", ConfigurationError, Verdict.CONFIGURATION),
+    ("DATA", "550 5.7.26 DMARC policy", TransportSetupError, Verdict.CONFIGURATION),
 ]
 
 
