@@ -30,6 +30,7 @@ from mailroom.transports.smtp_session import (
     WriteStalledError,
     dot_stuffed,
 )
+from support.local_server import LocalServer
 from support.smtp_server import ScriptedHandler, ServerFactory
 
 LOOPS = pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
@@ -47,7 +48,7 @@ def silent(_line: bytes) -> bytes | None:
     return None
 
 
-class Relay:
+class Relay(LocalServer):
     """A scripted SMTP-ish server on 127.0.0.1, port 0.
 
     For each command line it reads, it waits ``delays[command]`` seconds, then writes
@@ -64,6 +65,7 @@ class Relay:
         hang_up_on: bytes | None = None,
         converse: Converse | None = None,
     ) -> None:
+        super().__init__()
         self.answer = answer
         self.delays = dict(delays or {})
         self.trickle = trickle
@@ -72,35 +74,16 @@ class Relay:
         self.lines: list[bytes] = []
         self.hung_up = asyncio.Event()
         """The client ended the connection (EOF or reset)."""
-        self.port = 0
-        self._tasks: set[asyncio.Task[Any]] = set()
 
     async def __aenter__(self) -> Relay:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
+        await self.listen(host="127.0.0.1", port=0)
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        self._server.close()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
+    async def connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             await self.converse(self, reader, writer)
         except ConnectionError:
             self.hung_up.set()
-        except asyncio.CancelledError:
-            # The test is over. Ending normally, not cancelled: asyncio's stream protocol
-            # (3.11) reports a cancelled connection task as an error in a callback.
-            return
-        finally:
-            writer.close()
 
     async def answer_lines(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -174,6 +157,25 @@ def on(loop_name: str, scenario: Callable[[], Coroutine[Any, Any, None]]) -> Non
 
 async def hung_up(relay: Relay) -> None:
     await asyncio.wait_for(relay.hung_up.wait(), 2.0)
+
+
+async def assert_over(
+    session: Session,
+    relay: Relay | None = None,
+    pending: asyncio.Future[list[RawReply]] | None = None,
+    error: type[BaseException] = SessionClosedError,
+    command: bytes = b"RSET\r\n",
+) -> None:
+    """The session is over: ``pending`` fails with ``error``, the connection is gone (the
+    relay saw it go, when given) and nothing more can be written."""
+    if pending is not None:
+        with pytest.raises(error):
+            await pending
+    if relay is not None:
+        await hung_up(relay)
+    assert not session.is_open
+    with pytest.raises(SessionClosedError):
+        session.write(command, 1)
 
 
 # -- dot_stuffed -------------------------------------------------------------------------
@@ -352,12 +354,7 @@ def test_silence_fails_every_pending_wait_with_timeout_and_drops_the_connection(
                 await first
             waited = time.monotonic() - started
             assert 0.19 <= waited < 1.0
-            with pytest.raises(TimeoutError):
-                await second
-            await hung_up(relay)
-            assert not session.is_open
-            with pytest.raises(SessionClosedError):
-                session.write(b"RSET\r\n", 1)
+            await assert_over(session, relay, second, TimeoutError)
 
     on(loop_name, scenario)
 
@@ -488,10 +485,7 @@ def test_a_421_answers_every_pending_command_and_closes(loop_name: str) -> None:
             closing = RawReply(421, "4.3.2 shutting down")
             assert await first == [RawReply(250, "A"), closing, closing]
             assert await second == [closing]
-            await hung_up(relay)  # the relay left it open; we closed it
-            assert not session.is_open
-            with pytest.raises(SessionClosedError):
-                session.write(b"RSET\r\n", 1)
+            await assert_over(session, relay)  # the relay left it open; we closed it
 
     on(loop_name, scenario)
 
@@ -502,10 +496,7 @@ def test_an_unasked_for_421_closes_the_session(loop_name: str) -> None:
         relay = Relay(lambda line: b"250 ok\r\n421 4.4.2 idle for too long\r\n")
         async with relay, session_with(relay) as session:
             assert await session.command(b"NOOP\r\n") == RawReply(250, "ok")
-            await hung_up(relay)
-            assert not session.is_open
-            with pytest.raises(SessionClosedError):
-                session.write(b"MAIL A\r\n", 1)
+            await assert_over(session, relay, command=b"MAIL A\r\n")
 
     on(loop_name, scenario)
 
@@ -527,12 +518,7 @@ def test_a_line_that_is_no_smtp_reply_fails_the_session(loop_name: str, garbage:
             with pytest.raises(MalformedReplyError, match="not an SMTP reply"):
                 await first
             assert received == [RawReply(250, "A")]
-            with pytest.raises(MalformedReplyError):
-                await second
-            await hung_up(relay)
-            assert not session.is_open
-            with pytest.raises(SessionClosedError):
-                session.write(b"RSET\r\n", 1)
+            await assert_over(session, relay, second, MalformedReplyError)
 
     on(loop_name, scenario)
 
@@ -548,11 +534,7 @@ def test_the_relay_hanging_up_fails_what_is_pending(loop_name: str) -> None:
             with pytest.raises(SessionClosedError):
                 await first
             assert received == [RawReply(250, "A")]  # which command was left unanswered
-            with pytest.raises(SessionClosedError):
-                await second
-            assert not session.is_open
-            with pytest.raises(SessionClosedError):
-                session.write(b"RSET\r\n", 1)
+            await assert_over(session, pending=second)
 
     on(loop_name, scenario)
 
