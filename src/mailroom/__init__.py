@@ -20,6 +20,7 @@ from mailroom.errors import (
     SettingsError,
     TemplateError,
     TransientError,
+    TransportSetupError,
     Verdict,
 )
 from mailroom.message import Address, Attachment, Envelope, Message, build_envelope
@@ -95,6 +96,7 @@ __all__ = [
     "TransientError",
     "Transport",
     "TransportName",
+    "TransportSetupError",
     "Verdict",
     "__version__",
     "build_envelope",

@@ -1,4 +1,4 @@
-"""Every exception Mailroom raises, and the classification of SMTP replies.
+"""Every exception Mailroom raises.
 
 The tree::
 
@@ -12,6 +12,7 @@ The tree::
     │   └── IdempotencyConflictError        an idempotency key reused for different content
     ├── NotificationError (ValueError)      an unknown or badly declared notification type
     ├── InvalidTokenError (ValueError)      an unsubscribe token that is forged, altered or old
+    ├── SchemaOutdatedError                 the outbox schema is older or newer than expected
     ├── DatabaseError                       the outbox database cannot be used; names DATABASE_URL
     │   ├── DatabaseUnreachableError (ConnectionError)
     │   │                                   no server there, no such database, login refused
@@ -27,7 +28,8 @@ The tree::
         │   └── ConnectionLostError (ConnectionError)
         ├── PermanentError                  this message or recipient will never be accepted
         │   └── SMTPUTF8UnsupportedError    an address needs SMTPUTF8, the relay lacks it
-        └── ConfigurationError              our own setup is wrong; fix settings, don't fail mail
+        └── TransportSetupError             the relay refused our setup (or cannot be reached);
+            │                               fix the transport's settings, don't fail the mail
             ├── RelayUnreachableError (ConnectionError)   refused connection, unknown host
             ├── TLSError                    handshake, certificate or STARTTLS mismatch
             ├── AuthenticationError         the relay refused our credentials
@@ -36,15 +38,19 @@ The tree::
             ├── HeloRefusedError            the relay refused the name we gave in EHLO
             └── RelayDeniedError            the relay will not pass mail on for this client
 
-A reply is classified from its numeric code and RFC 3463 enhanced status code together with the
-point of the SMTP dialogue where it came (:class:`SMTPStage`) — never from which client-library
-exception carried it. One exception needs the reply's text as well: Postfix's refusals of our
-sender, our EHLO name and our client at the RCPT stage (see :func:`refused_for_our_setup`).
+``TransportSetupError`` was called ``ConfigurationError``; that name stays as an alias for
+this release. It is not :class:`SettingsError` (a setting Mailroom cannot use, found before
+anything is sent): it is a relay, or a file transport's folder, refusing what our settings set
+up — credentials, TLS, sender address, EHLO name.
+
+Two enums live here because they are fields of :class:`DeliveryError`, and this module imports
+nothing of Mailroom's: :class:`Verdict` (what a failure means for the message) and
+:class:`SMTPStage` (where in the dialogue a reply came). Which verdict an SMTP reply gets is
+decided in :mod:`mailroom.transports.smtp_replies`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import ClassVar
@@ -77,16 +83,15 @@ __all__ = [
     "RelayUnreachableError",
     "SMTPStage",
     "SMTPUTF8UnsupportedError",
+    "SchemaOutdatedError",
     "SenderRefusedError",
     "SettingsError",
     "TLSError",
     "TemplateError",
     "TransientError",
+    "TransportSetupError",
     "Verdict",
-    "classify_reply",
-    "error_from_reply",
-    "refused_for_our_setup",
-    "split_enhanced_status",
+    "format_reply",
 ]
 
 
@@ -98,7 +103,8 @@ class Verdict(StrEnum):
     PERMANENT = "permanent"
     """This message or recipient will never be accepted; retrying cannot help."""
     CONFIGURATION = "configuration"
-    """Our own setup is wrong (password, TLS, sender address); no message is at fault."""
+    """Our own setup is wrong (password, TLS, sender address); no message is at fault. (The
+    value is stored in the database; the error class is :class:`TransportSetupError`.)"""
 
 
 class SMTPStage(StrEnum):
@@ -115,6 +121,16 @@ class SMTPStage(StrEnum):
     """RCPT TO: the relay judges one recipient."""
     DATA = "data"
     """The DATA command, the message content and the reply to its final dot."""
+
+
+def format_reply(code: int | None, enhanced_status: str | None, text: str | None) -> str:
+    """An SMTP reply as one line, from the parts present: ``550 5.1.1 no such user``.
+
+    The one formatter of replies (exceptions, send log, CLI); it lives here, in the lowest
+    module, because :attr:`DeliveryError.reply` needs it. Import it from
+    :mod:`mailroom.transports.smtp_replies`, beside the rest of the reply handling.
+    """
+    return " ".join(str(part) for part in (code, enhanced_status, text) if part)
 
 
 class MailroomError(Exception):
@@ -190,6 +206,10 @@ class InvalidTokenError(MailroomError, ValueError):
         super().__init__("this link is not valid or has expired")
 
 
+class SchemaOutdatedError(MailroomError):
+    """The database schema is older (or newer) than this version of Mailroom expects."""
+
+
 class DatabaseError(MailroomError):
     """The outbox database (``DATABASE_URL``) cannot be used as configured.
 
@@ -263,8 +283,7 @@ class DeliveryError(MailroomError):
         """The reply as the relay gave it: ``550 5.1.1 no such user``."""
         if self.code is None:
             return None
-        parts = [str(self.code), self.enhanced_status, self.server_text]
-        return " ".join(p for p in parts if p)
+        return format_reply(self.code, self.enhanced_status, self.server_text)
 
 
 class TransientError(DeliveryError):
@@ -287,19 +306,25 @@ class SMTPUTF8UnsupportedError(PermanentError):
     """An address has a non-ASCII local part and the relay does not offer SMTPUTF8 (RFC 6531)."""
 
 
-class ConfigurationError(DeliveryError):
+class TransportSetupError(DeliveryError):
+    """The relay refused our setup, or cannot be reached with it: no message is at fault."""
+
     verdict = Verdict.CONFIGURATION
 
 
-class RelayUnreachableError(ConfigurationError, ConnectionError):
+ConfigurationError = TransportSetupError
+"""The former name of :class:`TransportSetupError`, kept for this release."""
+
+
+class RelayUnreachableError(TransportSetupError, ConnectionError):
     """No connection: refused, unknown host, no route."""
 
 
-class TLSError(ConfigurationError):
+class TLSError(TransportSetupError):
     """TLS could not be set up: handshake, certificate, or a STARTTLS/SSL mismatch."""
 
 
-class AuthenticationError(ConfigurationError):
+class AuthenticationError(TransportSetupError):
     """The relay refused our user name and password, or wants authentication we did not give."""
 
 
@@ -308,17 +333,17 @@ class AuthNotOfferedError(AuthenticationError):
     tried; many relays offer it only after STARTTLS (RFC 4954 §4 lets them)."""
 
 
-class SenderRefusedError(ConfigurationError):
+class SenderRefusedError(TransportSetupError):
     """The relay refused our sender address: at MAIL FROM, or (Postfix's default
     ``smtpd_delay_reject = yes``) at RCPT TO, as "Sender address rejected"."""
 
 
-class HeloRefusedError(ConfigurationError):
+class HeloRefusedError(TransportSetupError):
     """The relay refused the host name we gave in EHLO (often at RCPT TO, as Postfix's
     "Helo command rejected: need fully-qualified hostname")."""
 
 
-class RelayDeniedError(ConfigurationError):
+class RelayDeniedError(TransportSetupError):
     """The relay will not pass mail on for us: "Relay access denied" (we neither logged in
     nor connect from a network it trusts) or "Client host rejected"."""
 
@@ -331,136 +356,3 @@ class NothingSelectedError(MailroomError, ValueError):
 
     Refused so that a forgotten option cannot retry or cancel the whole outbox.
     """
-
-
-_ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?:\s+|$)")
-
-# RFC 3463 §3.8 and the IANA registry of enhanced status codes: X.7.y subjects about *us* —
-# authentication (8 invalid credentials; 9 mechanism too weak; 10, 11 encryption needed;
-# 13 account disabled; 14 trust relationship) and our domain's SPF/DKIM/DMARC standing
-# (20-27). 5.7.0 ("other security") and 5.7.1 are left out: at RCPT or DATA providers use them
-# for "this recipient or content is not accepted"; 530 5.7.0 "authentication required" is
-# caught by its reply code.
-_ABOUT_US_7 = frozenset({8, 9, 10, 11, 13, 14, 20, 21, 22, 23, 24, 25, 26, 27})
-
-
-# Postfix's restrictions on the client, the HELO name and the sender are by default reported
-# at RCPT TO (smtpd_delay_reject = yes), each reply text saying which restriction refused:
-#   553 5.7.1 <app@example.com>: Sender address rejected: not owned by user
-#   504 5.5.2 <box>: Helo command rejected: need fully-qualified hostname
-#   554 5.7.1 <ada@example.org>: Relay access denied   (454 4.7.1 with defer_unauth_destination)
-#   554 5.7.1 <unknown[192.0.2.1]>: Client host rejected: Access denied
-# The numbers alone cannot tell these from a refused recipient: Postfix gives 554 5.7.1 for
-# "Recipient address rejected: Access denied" too, 504 5.5.2 for a recipient that is not fully
-# qualified, and providers use 550/553/554 5.7.1 for "this recipient does not take your mail".
-# Only the text says the refusal is about us, so these patterns (Postfix's fixed wording,
-# "<address>: Class rejected: reason", smtpd_check.c) are matched, together with a negative
-# reply code and, when given, an enhanced status of the subjects Postfix uses for them
-# (X.1 addressing, X.5 protocol, X.7 security/policy). They apply at 4yz as well: Postfix
-# answers 450/454 when the restriction depends on DNS or defers unauthorised relaying, and a
-# pause of the stream is itself a retry that uses up no attempt, so nothing is lost by it.
-_OUR_SETUP_REFUSED: tuple[tuple[re.Pattern[str], type[ConfigurationError]], ...] = tuple(
-    (re.compile(rf"^(?:<[^<>]*>:\s*)?{phrase}", re.IGNORECASE), cls)
-    for phrase, cls in (
-        (r"Sender address rejected\b", SenderRefusedError),
-        (r"Helo command rejected\b", HeloRefusedError),
-        (r"Relay access denied\b", RelayDeniedError),
-        (r"Client host rejected\b", RelayDeniedError),
-    )
-)
-_OUR_SETUP_SUBJECTS = frozenset({1, 5, 7})
-
-
-def refused_for_our_setup(
-    code: int, enhanced_status: str | None, server_text: str
-) -> type[ConfigurationError] | None:
-    """The configuration error a negative reply reports in Postfix's words, or ``None``."""
-    if not 400 <= code < 600:
-        return None
-    if enhanced_status is not None:
-        klass, subject, _ = (int(part) for part in enhanced_status.split("."))
-        if klass != code // 100 or subject not in _OUR_SETUP_SUBJECTS:
-            return None
-    for pattern, cls in _OUR_SETUP_REFUSED:
-        if pattern.match(server_text):
-            return cls
-    return None
-
-
-def split_enhanced_status(text: str) -> tuple[str | None, str]:
-    """Split ``"5.1.1 no such user"`` into ``("5.1.1", "no such user")`` (RFC 3463 §2)."""
-    match = _ENHANCED.match(text)
-    if not match:
-        return None, text.strip()
-    return ".".join(match.groups()), text[match.end() :].strip()
-
-
-def classify_reply(code: int, enhanced_status: str | None, stage: SMTPStage) -> Verdict:
-    """Decide what a negative SMTP reply means, from its numbers and where it came.
-
-    4yz is transient everywhere (RFC 5321 §4.2.1). A 5yz is a *configuration* problem when it
-    concerns us rather than the message: before MAIL (greeting, EHLO, STARTTLS, AUTH), at MAIL
-    (our sender), or with an enhanced status about authentication or our domain's standing.
-    Anything else 5yz is permanent for that message or recipient.
-    """
-    if 400 <= code < 500:
-        return Verdict.TRANSIENT
-    if enhanced_status is not None:
-        _, subject, detail = (int(part) for part in enhanced_status.split("."))
-        if subject == 7 and detail in _ABOUT_US_7:
-            return Verdict.CONFIGURATION
-        if subject == 3 and detail == 4:  # X.3.4 message too big for the system
-            return Verdict.PERMANENT
-    if code == 530 or code in (534, 535, 538):  # RFC 4954 §6: authentication required / failed
-        return Verdict.CONFIGURATION
-    if stage in (SMTPStage.CONNECT, SMTPStage.EHLO, SMTPStage.STARTTLS, SMTPStage.AUTH):
-        return Verdict.CONFIGURATION
-    if stage is SMTPStage.MAIL:
-        # 552 at MAIL is the SIZE= parameter refused (RFC 1870 §6): the message is too big.
-        return Verdict.PERMANENT if code == 552 else Verdict.CONFIGURATION
-    return Verdict.PERMANENT
-
-
-def error_from_reply(
-    code: int,
-    text: str,
-    stage: SMTPStage,
-    *,
-    recipient: str | None = None,
-) -> DeliveryError:
-    """Build the right :class:`DeliveryError` for a negative reply.
-
-    By :func:`classify_reply`, except for the refusals of our own setup that only the reply's
-    text tells apart (:func:`refused_for_our_setup`): those are configuration errors at any
-    stage and code, a 4yz included.
-    """
-    enhanced, server_text = split_enhanced_status(text)
-    ours = refused_for_our_setup(code, enhanced, server_text)
-    verdict = Verdict.CONFIGURATION if ours else classify_reply(code, enhanced, stage)
-    cls: type[DeliveryError]
-    if ours is not None:
-        cls = ours
-    elif verdict is Verdict.TRANSIENT:
-        cls = TransientError
-    elif verdict is Verdict.PERMANENT:
-        cls = PermanentError
-    elif stage is SMTPStage.AUTH or code in (530, 534, 535, 538):
-        cls = AuthenticationError
-    elif stage is SMTPStage.STARTTLS:
-        cls = TLSError
-    elif stage is SMTPStage.MAIL:
-        cls = SenderRefusedError
-    else:
-        cls = ConfigurationError
-    reply = " ".join(str(p) for p in (code, enhanced, server_text) if p)
-    where = f" for {recipient}" if recipient else ""
-    if ours is not None and stage is SMTPStage.RCPT:
-        where += " because of our own setup, not the recipient"
-    return cls(
-        f"{stage.upper()} refused{where}: {reply}",
-        code=code,
-        enhanced_status=enhanced,
-        server_text=server_text,
-        recipient=recipient,
-        stage=stage,
-    )

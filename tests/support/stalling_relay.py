@@ -21,9 +21,12 @@ receive buffer is made small, so the client's writes follow its reading closely.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 from enum import StrEnum
+
+from support.local_server import LocalServer
 
 
 class StallAt(StrEnum):
@@ -38,7 +41,7 @@ class StallAt(StrEnum):
     DOT = "DOT"
 
 
-class StallingRelay:
+class StallingRelay(LocalServer):
     def __init__(
         self,
         stall_at: StallAt | None,
@@ -48,6 +51,7 @@ class StallingRelay:
         host: str = "127.0.0.1",
         read_rate: int | None = None,
     ) -> None:
+        super().__init__()
         self.stall_at = stall_at
         self.host = host
         self.pipelining = pipelining
@@ -55,14 +59,12 @@ class StallingRelay:
         self.read_rate = read_rate
         self.content_read = 0
         """Bytes of content read so far (all connections)."""
-        self.port = 0
         self.stalled = asyncio.Event()
         """Set when a connection reached the stall point."""
         self.connections = 0
         self.ehlo_names: list[str] = []
         self.messages: list[bytes] = []
         self._writers: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> StallingRelay:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -73,32 +75,13 @@ class StallingRelay:
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
             limit = 16 * 1024
         listener.bind((self.host, 0))
-        self._server = await asyncio.start_server(
-            self._serve, sock=listener, ssl=self.implicit_tls, limit=limit
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
+        await self.listen(sock=listener, ssl=self.implicit_tls, limit=limit)
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        self._server.close()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
+    async def connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
-        try:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
             await self._converse(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        except asyncio.CancelledError:
-            return  # the test is over (see tests/unit/transports/test_smtp_session.py)
-        finally:
-            writer.close()
 
     async def _stall(self) -> None:
         self.stalled.set()

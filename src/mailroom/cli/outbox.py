@@ -37,6 +37,7 @@ from mailroom.outbox.schema import STREAM_PRIORITIES
 from mailroom.outbox.status import outbox_status
 from mailroom.outbox.store import Outbox
 from mailroom.transports import transport_from_settings
+from mailroom.transports.smtp_replies import format_reply
 
 # Its own logger at INFO whatever -v says: the worker's one start line is always shown (the
 # other INFO records, the send log's among them, stay quiet without -v).
@@ -339,11 +340,7 @@ def status_command(ctx: click.Context, as_json: bool, config_path: str | None) -
         click.echo("recent failures:")
     for failure in state["recent_failures"]:
         when = utc_time(failure["at"])
-        reply = " ".join(
-            str(p)
-            for p in (failure["code"], failure["enhanced_status"], failure["server_text"])
-            if p
-        )
+        reply = format_reply(failure["code"], failure["enhanced_status"], failure["server_text"])
         # The recipient and the reply are other people's text: nothing in them may act on
         # the terminal.
         click.echo(

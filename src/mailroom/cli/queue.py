@@ -15,6 +15,7 @@ from mailroom.cli.render import printable
 from mailroom.errors import NothingSelectedError
 from mailroom.outbox import operations, presentation
 from mailroom.outbox.schema import Status
+from mailroom.transports.smtp_replies import format_reply
 
 # -- queue: the operator's tools ---------------------------------------------------------
 
@@ -197,9 +198,7 @@ def queue_show(
         click.echo(json.dumps(presentation.detail_json(detail, tries), indent=2))
         return
     headers = presentation.message_headers(detail.data)
-    last_reply = " ".join(
-        str(p) for p in (detail.last_code, detail.last_enhanced_status, detail.last_error) if p
-    )
+    last_reply = format_reply(detail.last_code, detail.last_enhanced_status, detail.last_error)
     fields_shown = [
         ("status", detail.status.value),
         ("stream", f"{detail.stream} (priority {detail.priority})"),
@@ -225,9 +224,7 @@ def queue_show(
         click.echo(f"  {printable(name)}: {printable(header)}")
     click.echo(f"send log ({len(tries)} rows)" if tries else "send log: no attempts yet")
     for attempt in tries:
-        reply = " ".join(
-            str(p) for p in (attempt.code, attempt.enhanced_status, attempt.server_text) if p
-        )
+        reply = format_reply(attempt.code, attempt.enhanced_status, attempt.server_text)
         duplicate = " [possible duplicate]" if attempt.possible_duplicate else ""
         when = presentation.utc_time(attempt.at)
         line = (

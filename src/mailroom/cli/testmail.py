@@ -11,7 +11,6 @@ import click
 from mailroom.cli.base import cli_settings, config_option, main
 from mailroom.cli.render import printable
 from mailroom.config import Settings, TransportName
-from mailroom.doctor import diagnose
 from mailroom.errors import (
     AuthenticationError,
     DeliveryError,
@@ -23,6 +22,7 @@ from mailroom.errors import (
 )
 from mailroom.message import Message, build_envelope
 from mailroom.transports import SMTPTransport, Transport, transport_from_settings
+from mailroom.transports.doctor import diagnose
 from mailroom.transports.ehlo import EhloSource
 
 # Failures that will hit every message the same way: after one, the second test is pointless.

@@ -7,7 +7,6 @@ sent, deferred until when, failed, or a pause of the stream — and writes it do
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
 import time
@@ -17,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mailroom.delivery.retry import GiveUp, PauseStream, RetryAt, RetryPolicy
-from mailroom.errors import DeliveryError, TransientError, Verdict, split_enhanced_status
+from mailroom.errors import DeliveryError, TransientError, Verdict
 from mailroom.outbox.queries import ClaimedMessage, Completion
 from mailroom.outbox.schema import AttemptOutcome, Status
 from mailroom.transports import Transport
@@ -87,7 +86,7 @@ def partial_result(
         message_id=message.message_id,
         accepted=tuple(progress.accepted),
         transport=transport.name,
-        reply=progress.replies.get(progress.accepted[-1], ""),
+        reply=progress.replies.get(progress.accepted[-1]),
         refused={**progress.refused, **rest},
         replies=dict(progress.replies),
     )
@@ -108,15 +107,6 @@ def flag_unanswered(
         r: flagged if r in unanswered else error for r in message.recipients if r not in done
     }
     return error
-
-
-@functools.lru_cache(maxsize=256)
-def _reply_fields(reply: str) -> tuple[int | None, str | None, str | None]:
-    """``"250 2.0.0 Ok: queued"`` as code, enhanced status and text; each parsed once for
-    all the recipients that share it."""
-    code, _, text = reply.partition(" ")
-    enhanced, text = split_enhanced_status(text)
-    return int(code) if code.isdigit() else None, enhanced, text or None
 
 
 class OutcomeBuilder:
@@ -184,7 +174,8 @@ class OutcomeBuilder:
         rows = []
         for recipient in result.accepted:
             # A message sent in several transactions has a reply for each.
-            code, enhanced, text = _reply_fields(result.replies.get(recipient, result.reply))
+            reply = result.replies.get(recipient, result.reply)
+            code, enhanced, text = reply if reply is not None else (None, None, "")
             rows.append(
                 self._row(
                     transport,
@@ -194,7 +185,7 @@ class OutcomeBuilder:
                     duration,
                     code=code,
                     enhanced_status=enhanced,
-                    server_text=text,
+                    server_text=text or None,
                 )
             )
         rows += [

@@ -24,6 +24,7 @@ from mailroom.delivery.outcomes import Outcome
 from mailroom.delivery.retry import RetryPolicy
 from mailroom.outbox import queries, stream_queries
 from mailroom.outbox.schema import Status
+from mailroom.transports.smtp_replies import format_reply
 
 __all__ = ["RECORD_AFTER_END", "Recorder"]
 
@@ -180,8 +181,6 @@ class Recorder:
                 row["message_pk"],
                 row["recipient"],
                 row["outcome"],
-                " ".join(
-                    str(p) for p in (row["code"], row["enhanced_status"], row["server_text"]) if p
-                ),
+                format_reply(row["code"], row["enhanced_status"], row["server_text"]),
                 extra={"attempt": row},
             )

@@ -17,12 +17,12 @@ from mailroom.config import Settings
 from mailroom.delivery.outcomes import Outcome, OutcomeBuilder, flag_unanswered, partial_result
 from mailroom.delivery.retry import PauseStream
 from mailroom.delivery.throttle import Throttle
-from mailroom.doctor import diagnose
 from mailroom.errors import DeliveryError, DeliveryTimeoutError, TransientError
 from mailroom.message import Envelope
 from mailroom.outbox.queries import ClaimedMessage
 from mailroom.transports import Transport
 from mailroom.transports.base import SendProgress
+from mailroom.transports.doctor import diagnose
 
 __all__ = ["MessageSender"]
 

@@ -47,7 +47,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError, NoSuchModuleError
 
-from mailroom.errors import MailroomError
+from mailroom.errors import SchemaOutdatedError
 from mailroom.outbox import version_queries
 from mailroom.outbox.database_url import (
     check_password_parsed,
@@ -62,7 +62,6 @@ from mailroom.outbox.schema import messages
 __all__ = [
     "LEGACY_VERSION_TABLE",
     "VERSION_TABLE",
-    "SchemaOutdatedError",
     "alembic_config",
     "check_schema",
     "create_outbox_engine",
@@ -85,10 +84,6 @@ CONNECT_TIMEOUT = 10
 SQLITE_BUSY_TIMEOUT = 60
 """Seconds a SQLite statement waits for another session's lock before "database is locked"
 (a :class:`~mailroom.errors.DatabaseBusyError`)."""
-
-
-class SchemaOutdatedError(MailroomError):
-    """The database schema is older (or newer) than this version of Mailroom expects."""
 
 
 # -- URLs and engines ------------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import ClassVar, Self
 
 from mailroom.errors import DeliveryError
 from mailroom.message import Envelope
+from mailroom.transports.smtp_replies import Reply
 
 __all__ = ["SendProgress", "SendResult", "Transport"]
 
@@ -26,17 +27,18 @@ class SendResult:
 
     ``refused`` holds the recipients the relay would not take, each with its own error,
     when others were accepted. ``location`` says where a development transport put it.
-    ``reply`` is the relay's answer to the content; when the message took several
+    ``reply`` is the relay's answer to the content (``None`` from a transport that has no
+    relay to answer: console, file, memory, null); when the message took several
     transactions, ``replies`` gives each accepted recipient the answer to its own.
     """
 
     message_id: str
     accepted: tuple[str, ...]
     transport: str
-    reply: str = ""
+    reply: Reply | None = None
     refused: Mapping[str, DeliveryError] = field(default_factory=dict)
     location: str = ""
-    replies: Mapping[str, str] = field(default_factory=dict)
+    replies: Mapping[str, Reply] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -55,7 +57,7 @@ class SendProgress:
     """
 
     accepted: list[str] = field(default_factory=list)
-    replies: dict[str, str] = field(default_factory=dict)
+    replies: dict[str, Reply] = field(default_factory=dict)
     refused: dict[str, DeliveryError] = field(default_factory=dict)
     unanswered: list[str] = field(default_factory=list)
 

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mailroom.errors import ConfigurationError
+from mailroom.errors import TransportSetupError
 from mailroom.message import Envelope
 from mailroom.transports.base import SendProgress, SendResult, Transport
 
@@ -38,7 +38,7 @@ class FileTransport(Transport):
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ConfigurationError(
+            raise TransportSetupError(
                 f"cannot create EMAIL_FILE_PATH {self.directory}: {exc.strerror}"
             ) from exc
         # Sortable by time, unique without coordination between processes.

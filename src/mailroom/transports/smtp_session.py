@@ -20,10 +20,11 @@ from collections import deque
 from collections.abc import Mapping
 from typing import NamedTuple
 
+from mailroom.transports.smtp_replies import ReplyCode
+
 __all__ = [
-    "CLOSING",
     "MalformedReplyError",
-    "Reply",
+    "RawReply",
     "Session",
     "SessionClosedError",
     "WriteStalledError",
@@ -33,7 +34,6 @@ __all__ = [
 # RFC 5321 §4.5.3.1.5 allows 512 octets a reply line; relays exceed it in multiline EHLO
 # answers, so be generous, but a peer that never ends a line must not fill our memory.
 _MAX_PENDING_OCTETS = 64 * 1024
-CLOSING = 421  # "service not available, closing transmission channel" (RFC 5321 §3.8)
 # Large writes (message content) are handed to the transport this much at a time, and only
 # while it is not paused, so its buffer's pause and resume tell whether the relay is still
 # reading. A single write of the whole message would move it all into the socket layer's
@@ -42,7 +42,10 @@ CLOSING = 421  # "service not available, closing transmission channel" (RFC 5321
 _CHUNK = 256 * 1024
 
 
-class Reply(NamedTuple):
+class RawReply(NamedTuple):
+    """A reply as read off the wire: its code, and its text with any enhanced status code
+    still in it (split only where needed: :meth:`mailroom.transports.smtp_replies.Reply.parse`)."""
+
     code: int
     text: str
 
@@ -78,9 +81,9 @@ class _Group:
 
     def __init__(
         self,
-        future: asyncio.Future[list[Reply]],
+        future: asyncio.Future[list[RawReply]],
         expected: int,
-        replies: list[Reply],
+        replies: list[RawReply],
         timeout: float,
     ) -> None:
         self.future = future
@@ -139,8 +142,8 @@ class Session(asyncio.Protocol):
         data: bytes,
         replies: int,
         timeout: float | None = None,
-        received: list[Reply] | None = None,
-    ) -> asyncio.Future[list[Reply]]:
+        received: list[RawReply] | None = None,
+    ) -> asyncio.Future[list[RawReply]]:
         """Write ``data`` (one or more commands, or message content); the future gets the
         ``replies`` replies it draws, in order, within ``timeout`` (default: the session's).
 
@@ -149,7 +152,7 @@ class Session(asyncio.Protocol):
         """
         if self._closed is not None or self._transport.is_closing():
             raise SessionClosedError("the connection is closed")
-        future: asyncio.Future[list[Reply]] = self._loop.create_future()
+        future: asyncio.Future[list[RawReply]] = self._loop.create_future()
         group = _Group(
             future,
             replies,
@@ -179,7 +182,7 @@ class Session(asyncio.Protocol):
                 self._transport.write(head)
                 unsent.popleft()
 
-    async def command(self, line: bytes, timeout: float | None = None) -> Reply:
+    async def command(self, line: bytes, timeout: float | None = None) -> RawReply:
         """One command, one reply: for relays without PIPELINING, RSET and QUIT."""
         return (await self.write(line, 1, timeout))[0]
 
@@ -245,12 +248,14 @@ class Session(asyncio.Protocol):
                 continue
             text_lines = [*self._continued, bytes(line[4:]).strip()]
             self._continued = []
-            self._deliver(Reply(int(line[:3]), b"\n".join(text_lines).decode("utf-8", "replace")))
+            self._deliver(
+                RawReply(int(line[:3]), b"\n".join(text_lines).decode("utf-8", "replace"))
+            )
         del buffer[:start]
         if len(buffer) > _MAX_PENDING_OCTETS:
             self._malformed(bytes(buffer[:80]))
 
-    def _deliver(self, reply: Reply) -> None:
+    def _deliver(self, reply: RawReply) -> None:
         # Each reply belongs to the oldest command still unanswered, even if whoever waited
         # for it has given up (a cancelled future): pairing must never shift.
         groups = self._groups
@@ -264,7 +269,7 @@ class Session(asyncio.Protocol):
                 if groups:  # the next group's wait starts now
                     self._deadline = self._loop.time() + groups[0].timeout
         # Otherwise a reply nobody asked for (a 421 before closing, say): nothing to pair.
-        if reply.code == CLOSING:
+        if reply.code == ReplyCode.CLOSING:
             # RFC 5321 §3.8: the relay is closing the channel. Every command still waiting
             # gets this same answer (it is the truth about them), and nothing more is sent.
             while groups:

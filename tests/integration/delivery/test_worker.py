@@ -27,10 +27,9 @@ from mailroom.delivery import recording
 from mailroom.delivery import worker as worker_module
 from mailroom.delivery.retry import RetryPolicy
 from mailroom.delivery.worker import Worker
-from mailroom.errors import DatabaseError, DatabaseFileError
+from mailroom.errors import DatabaseError, DatabaseFileError, SchemaOutdatedError
 from mailroom.message import Envelope, Message
 from mailroom.outbox import database
-from mailroom.outbox.database import SchemaOutdatedError
 from mailroom.outbox.schema import SuppressionReason, attempts, messages, streams
 from mailroom.outbox.store import Outbox
 from mailroom.transports import Transport

@@ -11,13 +11,12 @@ from sqlalchemy import Engine, inspect, text
 
 from mailroom.cli import main
 from mailroom.config import SETTING_NAMES, load_settings
-from mailroom.errors import DatabaseFileError
+from mailroom.errors import DatabaseFileError, SchemaOutdatedError
 from mailroom.message import Message
 from mailroom.outbox import database
 from mailroom.outbox.database import (
     LEGACY_VERSION_TABLE,
     VERSION_TABLE,
-    SchemaOutdatedError,
     create_outbox_engine,
 )
 from mailroom.outbox.store import Outbox

@@ -17,10 +17,15 @@ from sqlalchemy import select, update
 
 import mailroom
 from mailroom.config import Settings, load_settings
-from mailroom.errors import IdempotencyConflictError, InvalidAddressError, MessageError
+from mailroom.errors import (
+    IdempotencyConflictError,
+    InvalidAddressError,
+    MessageError,
+    SchemaOutdatedError,
+)
 from mailroom.message import Attachment, Message
 from mailroom.outbox import database, queries
-from mailroom.outbox.database import SchemaOutdatedError, create_outbox_engine
+from mailroom.outbox.database import create_outbox_engine
 from mailroom.outbox.schema import Status, messages, metadata
 from mailroom.outbox.store import Outbox
 

@@ -13,7 +13,6 @@ import pytest
 from mailroom.errors import (
     AuthenticationError,
     AuthNotOfferedError,
-    ConfigurationError,
     ConnectionLostError,
     DeliveryError,
     DeliveryTimeoutError,
@@ -24,6 +23,7 @@ from mailroom.errors import (
     SMTPUTF8UnsupportedError,
     TLSError,
     TransientError,
+    TransportSetupError,
     Verdict,
 )
 from mailroom.message import Envelope, Message, build_envelope
@@ -74,7 +74,7 @@ async def test_plain_delivery_reaches_the_server(smtp_server: SMTPTestServer) ->
         result = await transport.send(env)
 
     assert result.accepted == ("bob@example.com", "carol@example.com")
-    assert result.reply.startswith("250")
+    assert str(result.reply).startswith("250")
     [received] = smtp_server.scripted.received
     assert received.mail_from == "ada@example.com"
     assert received.rcpt_tos == ["bob@example.com", "carol@example.com"]
@@ -167,20 +167,33 @@ async def test_auth_over_plain_connection_where_server_allows_it(
     assert len(server.scripted.received) == 1
 
 
+# The class and verdict of the error, and the refusals ("COMMAND reply") that give it.
+REFUSALS: dict[tuple[type[DeliveryError], Verdict], list[str]] = {
+    (TransientError, Verdict.TRANSIENT): [
+        "MAIL 421 4.3.2 shutting down",
+        "MAIL 451 4.3.0 try again later",
+        "RCPT 450 4.2.1 mailbox busy",
+        "RCPT 452 4.2.2 mailbox full",
+        "DATA 451 4.3.0 local error",
+    ],
+    (SenderRefusedError, Verdict.CONFIGURATION): [
+        "MAIL 550 5.7.1 sender not allowed",
+        "MAIL 553 5.1.8 bad sender domain",
+    ],
+    (PermanentError, Verdict.PERMANENT): [
+        "MAIL 552 5.3.4 message too big",
+        "RCPT 550 5.1.1 no such user",
+        "DATA 554 5.6.0 content rejected",
+    ],
+    (TransportSetupError, Verdict.CONFIGURATION): [
+        "RCPT 530 5.7.0 authentication required",
+        "DATA 550 5.7.26 DMARC policy",
+    ],
+}
 FAULTS = [
-    # (command, reply, expected class, verdict)
-    ("MAIL", "421 4.3.2 shutting down", TransientError, Verdict.TRANSIENT),
-    ("MAIL", "451 4.3.0 try again later", TransientError, Verdict.TRANSIENT),
-    ("MAIL", "550 5.7.1 sender not allowed", SenderRefusedError, Verdict.CONFIGURATION),
-    ("MAIL", "553 5.1.8 bad sender domain", SenderRefusedError, Verdict.CONFIGURATION),
-    ("MAIL", "552 5.3.4 message too big", PermanentError, Verdict.PERMANENT),
-    ("RCPT", "450 4.2.1 mailbox busy", TransientError, Verdict.TRANSIENT),
-    ("RCPT", "452 4.2.2 mailbox full", TransientError, Verdict.TRANSIENT),
-    ("RCPT", "550 5.1.1 no such user", PermanentError, Verdict.PERMANENT),
-    ("RCPT", "530 5.7.0 authentication required", ConfigurationError, Verdict.CONFIGURATION),
-    ("DATA", "451 4.3.0 local error", TransientError, Verdict.TRANSIENT),
-    ("DATA", "554 5.6.0 content rejected", PermanentError, Verdict.PERMANENT),
-    ("DATA", "550 5.7.26 DMARC policy", ConfigurationError, Verdict.CONFIGURATION),
+    (*refusal.split(" ", 1), expected, verdict)
+    for (expected, verdict), refusals in REFUSALS.items()
+    for refusal in refusals
 ]
 
 

@@ -20,8 +20,8 @@ from mailroom.errors import (
     SMTPUTF8UnsupportedError,
     TLSError,
     TransientError,
-    error_from_reply,
 )
+from mailroom.transports.smtp_replies import error_from_reply
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 EXACT = RetryPolicy(jitter=0.0)

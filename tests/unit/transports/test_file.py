@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mailroom.errors import ConfigurationError
+from mailroom.errors import TransportSetupError
 from mailroom.message import Attachment, Envelope, Message, build_envelope
 from mailroom.transports import FileTransport
 
@@ -79,7 +79,7 @@ async def test_file_refuses_a_path_that_is_a_file(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
     transport = FileTransport(blocker / "mail")
-    with pytest.raises(ConfigurationError) as caught:
+    with pytest.raises(TransportSetupError) as caught:
         await transport.send(make_envelope())
     assert "EMAIL_FILE_PATH" in str(caught.value)
     assert list(tmp_path.iterdir()) == [blocker]

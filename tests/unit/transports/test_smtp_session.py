@@ -24,12 +24,13 @@ import pytest
 from mailroom.delivery import loop as event_loops
 from mailroom.transports.smtp_session import (
     MalformedReplyError,
-    Reply,
+    RawReply,
     Session,
     SessionClosedError,
     WriteStalledError,
     dot_stuffed,
 )
+from support.local_server import LocalServer
 from support.smtp_server import ScriptedHandler, ServerFactory
 
 LOOPS = pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
@@ -47,7 +48,7 @@ def silent(_line: bytes) -> bytes | None:
     return None
 
 
-class Relay:
+class Relay(LocalServer):
     """A scripted SMTP-ish server on 127.0.0.1, port 0.
 
     For each command line it reads, it waits ``delays[command]`` seconds, then writes
@@ -64,6 +65,7 @@ class Relay:
         hang_up_on: bytes | None = None,
         converse: Converse | None = None,
     ) -> None:
+        super().__init__()
         self.answer = answer
         self.delays = dict(delays or {})
         self.trickle = trickle
@@ -72,35 +74,16 @@ class Relay:
         self.lines: list[bytes] = []
         self.hung_up = asyncio.Event()
         """The client ended the connection (EOF or reset)."""
-        self.port = 0
-        self._tasks: set[asyncio.Task[Any]] = set()
 
     async def __aenter__(self) -> Relay:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
+        await self.listen(host="127.0.0.1", port=0)
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        self._server.close()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
+    async def connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             await self.converse(self, reader, writer)
         except ConnectionError:
             self.hung_up.set()
-        except asyncio.CancelledError:
-            # The test is over. Ending normally, not cancelled: asyncio's stream protocol
-            # (3.11) reports a cancelled connection task as an error in a callback.
-            return
-        finally:
-            writer.close()
 
     async def answer_lines(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -176,6 +159,25 @@ async def hung_up(relay: Relay) -> None:
     await asyncio.wait_for(relay.hung_up.wait(), 2.0)
 
 
+async def assert_over(
+    session: Session,
+    relay: Relay | None = None,
+    pending: asyncio.Future[list[RawReply]] | None = None,
+    error: type[BaseException] = SessionClosedError,
+    command: bytes = b"RSET\r\n",
+) -> None:
+    """The session is over: ``pending`` fails with ``error``, the connection is gone (the
+    relay saw it go, when given) and nothing more can be written."""
+    if pending is not None:
+        with pytest.raises(error):
+            await pending
+    if relay is not None:
+        await hung_up(relay)
+    assert not session.is_open
+    with pytest.raises(SessionClosedError):
+        session.write(command, 1)
+
+
 # -- dot_stuffed -------------------------------------------------------------------------
 
 
@@ -224,7 +226,7 @@ def test_a_real_relay_takes_pipelined_commands_and_unstuffs_the_content(
         )
         replies = await session.write(commands, 4)
         assert [reply.code for reply in replies] == [250, 250, 250, 354]
-        assert await session.write(dot_stuffed(content), 1) == [Reply(250, "2.0.0 OK queued")]
+        assert await session.write(dot_stuffed(content), 1) == [RawReply(250, "2.0.0 OK queued")]
         await session.quit(2.0)
         assert not session.is_open
 
@@ -247,15 +249,19 @@ def test_a_real_relay_takes_pipelined_commands_and_unstuffs_the_content(
 def test_pipelined_replies_pair_with_their_commands_in_order(loop_name: str) -> None:
     async def scenario() -> None:
         async with Relay() as relay, session_with(relay) as session:
-            received: list[Reply] = []
+            received: list[RawReply] = []
             first = session.write(b"MAIL A\r\nRCPT B\r\nDATA\r\n", 3, received=received)
             second = session.write(b"NOOP 1\r\n", 1)
             third = session.write(b"NOOP 2\r\n", 1)
-            assert await first == [Reply(250, "MAIL A"), Reply(250, "RCPT B"), Reply(250, "DATA")]
+            assert await first == [
+                RawReply(250, "MAIL A"),
+                RawReply(250, "RCPT B"),
+                RawReply(250, "DATA"),
+            ]
             assert received == await first
-            assert await second == [Reply(250, "NOOP 1")]
-            assert await third == [Reply(250, "NOOP 2")]
-            assert await session.command(b"RSET\r\n") == Reply(250, "RSET")
+            assert await second == [RawReply(250, "NOOP 1")]
+            assert await third == [RawReply(250, "NOOP 2")]
+            assert await session.command(b"RSET\r\n") == RawReply(250, "RSET")
             assert session.is_open
             assert relay.lines == [
                 b"MAIL A\r\n",
@@ -284,10 +290,10 @@ def test_a_multiline_reply_is_one_reply(loop_name: str) -> None:
         async with Relay(multiline) as relay, session_with(relay) as session:
             pending = session.write(b"EHLO\r\nNOOP\r\nLF\r\nLATIN\r\n", 4)
             assert await pending == [
-                Reply(250, "relay.example.com\nPIPELINING\nSIZE 1000\nHELP"),
-                Reply(250, ""),
-                Reply(251, "first\nsecond"),
-                Reply(550, "caf\ufffd"),
+                RawReply(250, "relay.example.com\nPIPELINING\nSIZE 1000\nHELP"),
+                RawReply(250, ""),
+                RawReply(251, "first\nsecond"),
+                RawReply(550, "caf\ufffd"),
             ]
 
     on(loop_name, scenario)
@@ -301,11 +307,11 @@ def test_replies_split_across_tcp_segments_are_put_together(loop_name: str) -> N
         async with relay, session_with(relay) as session:
             pending = session.write(b"EHLO\r\nDATA\r\nNOOP\r\n", 3)
             assert await pending == [
-                Reply(250, "first\nsecond"),
-                Reply(354, "go ahead"),
-                Reply(250, "NOOP"),
+                RawReply(250, "first\nsecond"),
+                RawReply(354, "go ahead"),
+                RawReply(250, "NOOP"),
             ]
-            assert await session.command(b"RSET\r\n") == Reply(250, "RSET")
+            assert await session.command(b"RSET\r\n") == RawReply(250, "RSET")
             # They really came in pieces, the line ends among them split in two.
             assert len(session.chunks) > 20
             assert b"\r" in session.chunks
@@ -319,14 +325,14 @@ def test_a_reply_to_an_abandoned_wait_never_shifts_the_pairing(loop_name: str) -
         relay = Relay(delays={b"SLOW 1": 0.3, b"SLOW 2": 0.3})
         async with relay, session_with(relay) as session:
             # Given up by cancelling the future, and by a wait_for around command().
-            abandoned_replies: list[Reply] = []
+            abandoned_replies: list[RawReply] = []
             abandoned = session.write(b"SLOW 1\r\n", 1, received=abandoned_replies)
             abandoned.cancel()
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(session.command(b"SLOW 2\r\n"), 0.05)
-            assert await session.command(b"NEXT\r\n") == Reply(250, "NEXT")
-            assert await session.write(b"A\r\nB\r\n", 2) == [Reply(250, "A"), Reply(250, "B")]
-            assert abandoned_replies == [Reply(250, "SLOW 1")]
+            assert await session.command(b"NEXT\r\n") == RawReply(250, "NEXT")
+            assert await session.write(b"A\r\nB\r\n", 2) == [RawReply(250, "A"), RawReply(250, "B")]
+            assert abandoned_replies == [RawReply(250, "SLOW 1")]
             assert session.is_open
 
     on(loop_name, scenario)
@@ -348,12 +354,7 @@ def test_silence_fails_every_pending_wait_with_timeout_and_drops_the_connection(
                 await first
             waited = time.monotonic() - started
             assert 0.19 <= waited < 1.0
-            with pytest.raises(TimeoutError):
-                await second
-            await hung_up(relay)
-            assert not session.is_open
-            with pytest.raises(SessionClosedError):
-                session.write(b"RSET\r\n", 1)
+            await assert_over(session, relay, second, TimeoutError)
 
     on(loop_name, scenario)
 
@@ -370,7 +371,7 @@ def test_replies_that_keep_coming_do_not_time_out(loop_name: str) -> None:
             pending = [session.write(f"C{n}\r\n".encode(), 1) for n in range(5)]
             results = await asyncio.gather(*pending)
             assert time.monotonic() - started > 0.3
-            assert results == [[Reply(250, f"C{n}")] for n in range(5)]
+            assert results == [[RawReply(250, f"C{n}")] for n in range(5)]
             assert session.is_open
 
     on(loop_name, scenario)
@@ -388,7 +389,7 @@ async def test_a_write_timeout_shorter_than_the_session_s_is_kept() -> None:
 async def test_a_write_timeout_longer_than_the_session_s_is_kept() -> None:
     relay = Relay(delays={b"DATA": 0.5})
     async with relay, session_with(relay, timeout=0.2) as session:
-        assert await session.command(b"DATA\r\n", timeout=2.0) == Reply(250, "DATA")
+        assert await session.command(b"DATA\r\n", timeout=2.0) == RawReply(250, "DATA")
         assert session.is_open
 
 
@@ -397,8 +398,8 @@ async def test_a_queued_write_keeps_its_own_timeout() -> None:
     async with relay, session_with(relay, timeout=0.3) as session:
         first = session.write(b"A\r\n", 1)
         second = session.write(b"B\r\n", 1, timeout=3.0)
-        assert await first == [Reply(250, "A")]
-        assert await second == [Reply(250, "B")]
+        assert await first == [RawReply(250, "A")]
+        assert await second == [RawReply(250, "B")]
 
 
 async def test_quit_behind_an_abandoned_command_keeps_its_timeout() -> None:
@@ -431,7 +432,7 @@ def test_content_still_leaving_is_not_silence(loop_name: str) -> None:
         relay = Relay(converse=slow_reader)
         async with relay, session_with(relay, timeout=0.6) as session:
             started = time.monotonic()
-            assert await session.write(b"x" * size, 1) == [Reply(250, f"got {size}")]
+            assert await session.write(b"x" * size, 1) == [RawReply(250, f"got {size}")]
             assert time.monotonic() - started > 1.5
             assert session.pauses >= 1
             assert session.all_written
@@ -481,13 +482,10 @@ def test_a_421_answers_every_pending_command_and_closes(loop_name: str) -> None:
         async with Relay(closing_on_b) as relay, session_with(relay) as session:
             first = session.write(b"A\r\nB\r\nC\r\n", 3)
             second = session.write(b"D\r\n", 1)
-            closing = Reply(421, "4.3.2 shutting down")
-            assert await first == [Reply(250, "A"), closing, closing]
+            closing = RawReply(421, "4.3.2 shutting down")
+            assert await first == [RawReply(250, "A"), closing, closing]
             assert await second == [closing]
-            await hung_up(relay)  # the relay left it open; we closed it
-            assert not session.is_open
-            with pytest.raises(SessionClosedError):
-                session.write(b"RSET\r\n", 1)
+            await assert_over(session, relay)  # the relay left it open; we closed it
 
     on(loop_name, scenario)
 
@@ -497,11 +495,8 @@ def test_an_unasked_for_421_closes_the_session(loop_name: str) -> None:
     async def scenario() -> None:
         relay = Relay(lambda line: b"250 ok\r\n421 4.4.2 idle for too long\r\n")
         async with relay, session_with(relay) as session:
-            assert await session.command(b"NOOP\r\n") == Reply(250, "ok")
-            await hung_up(relay)
-            assert not session.is_open
-            with pytest.raises(SessionClosedError):
-                session.write(b"MAIL A\r\n", 1)
+            assert await session.command(b"NOOP\r\n") == RawReply(250, "ok")
+            await assert_over(session, relay, command=b"MAIL A\r\n")
 
     on(loop_name, scenario)
 
@@ -517,18 +512,13 @@ def test_a_line_that_is_no_smtp_reply_fails_the_session(loop_name: str, garbage:
         answers = {b"A": b"250 A\r\n", b"B": garbage}
         relay = Relay(lambda line: answers.get(line.strip()))
         async with relay, session_with(relay) as session:
-            received: list[Reply] = []
+            received: list[RawReply] = []
             first = session.write(b"A\r\nB\r\nC\r\n", 3, received=received)
             second = session.write(b"D\r\n", 1)
             with pytest.raises(MalformedReplyError, match="not an SMTP reply"):
                 await first
-            assert received == [Reply(250, "A")]
-            with pytest.raises(MalformedReplyError):
-                await second
-            await hung_up(relay)
-            assert not session.is_open
-            with pytest.raises(SessionClosedError):
-                session.write(b"RSET\r\n", 1)
+            assert received == [RawReply(250, "A")]
+            await assert_over(session, relay, second, MalformedReplyError)
 
     on(loop_name, scenario)
 
@@ -538,17 +528,13 @@ def test_the_relay_hanging_up_fails_what_is_pending(loop_name: str) -> None:
     async def scenario() -> None:
         relay = Relay(lambda line: b"250 A\r\n" if line == b"A\r\n" else None, hang_up_on=b"D\r\n")
         async with relay, session_with(relay) as session:
-            received: list[Reply] = []
+            received: list[RawReply] = []
             first = session.write(b"A\r\nB\r\nC\r\n", 3, received=received)
             second = session.write(b"D\r\n", 1)
             with pytest.raises(SessionClosedError):
                 await first
-            assert received == [Reply(250, "A")]  # which command was left unanswered
-            with pytest.raises(SessionClosedError):
-                await second
-            assert not session.is_open
-            with pytest.raises(SessionClosedError):
-                session.write(b"RSET\r\n", 1)
+            assert received == [RawReply(250, "A")]  # which command was left unanswered
+            await assert_over(session, pending=second)
 
     on(loop_name, scenario)
 
@@ -610,7 +596,7 @@ def test_quit_says_quit_closes_and_never_raises(
 
 async def test_quit_on_a_closed_session_writes_nothing() -> None:
     async with Relay() as relay, session_with(relay) as session:
-        assert await session.command(b"NOOP\r\n") == Reply(250, "NOOP")
+        assert await session.command(b"NOOP\r\n") == RawReply(250, "NOOP")
         session.abort()
         await session.quit(1.0)
         await hung_up(relay)
@@ -627,4 +613,4 @@ async def test_extensions_are_looked_up_without_regard_to_case() -> None:
             assert not session.supports("starttls")
         async with session_with(relay, extensions={"size": "1000"}) as session:
             assert not session.pipelining
-            assert await session.command(b"MAIL A\r\n") == Reply(250, "MAIL A")
+            assert await session.command(b"MAIL A\r\n") == RawReply(250, "MAIL A")

@@ -5,13 +5,9 @@ from __future__ import annotations
 import pytest
 
 from mailroom.config import load_settings
-from mailroom.doctor import diagnose
-from mailroom.errors import (
-    AuthNotOfferedError,
-    DeliveryError,
-    SMTPStage,
-    error_from_reply,
-)
+from mailroom.errors import AuthNotOfferedError, DeliveryError, SMTPStage
+from mailroom.transports.doctor import diagnose
+from mailroom.transports.smtp_replies import error_from_reply
 
 
 def advice(error: DeliveryError, **environ: str) -> str:
