@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine
 from mailroom.consent import queries as q
 from mailroom.consent.scopes import SCOPE_ALL, check_scope, normalize_address
 from mailroom.errors import MessageError
-from mailroom.outbox.queries import ClaimedMessage
+from mailroom.outbox.lease_queries import ClaimedMessage
 from mailroom.outbox.schema import (
     BLOCKS_REQUIRED_MAIL,
     ConsentAction,

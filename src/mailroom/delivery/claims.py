@@ -17,8 +17,8 @@ from mailroom.consent.suppression import suppressed_for_messages
 from mailroom.delivery.database_thread import DatabaseThread
 from mailroom.delivery.outcomes import Outcome, OutcomeBuilder
 from mailroom.errors import DatabaseBusyError
-from mailroom.outbox import queries
-from mailroom.outbox.queries import ClaimedMessage
+from mailroom.outbox import lease_queries
+from mailroom.outbox.lease_queries import ClaimedMessage
 
 __all__ = ["Claims"]
 
@@ -65,13 +65,13 @@ class Claims:
 
     def sweep(self, now: float) -> list[tuple[int, str]]:
         with self.engine.begin() as connection:
-            return queries.recover_expired_leases(connection, now)
+            return lease_queries.recover_expired_leases(connection, now)
 
     def claim(self, limit: int, max_bytes: int) -> tuple[list[ClaimedMessage], list[Outcome]]:
         """Due messages to send, and outcomes for those whose every recipient is suppressed."""
         now = self._now()
         with self.engine.begin() as connection:
-            claimed = queries.claim_due(
+            claimed = lease_queries.claim_due(
                 connection,
                 now=now,
                 limit=limit,

@@ -17,7 +17,8 @@ from typing import Any
 
 from mailroom.delivery.retry import GiveUp, PauseStream, RetryAt, RetryPolicy
 from mailroom.errors import DeliveryError, TransientError, Verdict
-from mailroom.outbox.queries import ClaimedMessage, Completion
+from mailroom.outbox.lease_queries import ClaimedMessage
+from mailroom.outbox.queries import Completion
 from mailroom.outbox.schema import AttemptOutcome, Status
 from mailroom.transports import Transport
 from mailroom.transports.base import SendProgress, SendResult

@@ -19,7 +19,7 @@ from mailroom.delivery.retry import PauseStream
 from mailroom.delivery.throttle import Throttle
 from mailroom.errors import DeliveryError, DeliveryTimeoutError, TransientError
 from mailroom.message import Envelope
-from mailroom.outbox.queries import ClaimedMessage
+from mailroom.outbox.lease_queries import ClaimedMessage
 from mailroom.transports import Transport
 from mailroom.transports.base import SendProgress
 from mailroom.transports.doctor import diagnose

@@ -56,7 +56,7 @@ from mailroom.delivery.shutdown import Shutdown
 from mailroom.delivery.throttle import Throttle
 from mailroom.errors import DatabaseBusyError, DatabaseError
 from mailroom.outbox.database import adopt_legacy_version, check_schema, create_outbox_engine
-from mailroom.outbox.queries import ClaimedMessage
+from mailroom.outbox.lease_queries import ClaimedMessage
 from mailroom.transports import Transport, transport_from_settings
 from mailroom.transports.base import SendProgress
 

@@ -12,7 +12,7 @@ from mailroom.consent.scopes import list_scope
 from mailroom.consent.suppression import suppress, suppressed_for_messages, unsuppress
 from mailroom.message import Message
 from mailroom.notifications import Notifier, Recipient
-from mailroom.outbox import queries
+from mailroom.outbox import lease_queries
 from mailroom.outbox.schema import Status, SuppressionReason, messages
 from mailroom.outbox.store import Outbox
 
@@ -51,7 +51,7 @@ def test_suppressed_for_messages_at_delivery_time(notifier: Notifier, outbox: Ou
     ids = [*optional.outbox_ids, *required.outbox_ids, plain]
     now = time.time()
     with outbox.engine.begin() as connection:
-        claimed = queries.claim_due(
+        claimed = lease_queries.claim_due(
             connection, now=now, limit=10, lease_token="t", lease_until=now + 60
         )
     assert sorted(m.id for m in claimed) == sorted(ids)

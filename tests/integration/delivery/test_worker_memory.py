@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 
 from mailroom.config import SETTING_NAMES, load_settings
 from mailroom.message import Message
-from mailroom.outbox import database, queries
+from mailroom.outbox import database, lease_queries
 from mailroom.outbox.schema import Status, messages
 from mailroom.outbox.store import Outbox
 from support.smtp_server import ScriptedHandler, ServerFactory
@@ -159,7 +159,7 @@ def test_claim_respects_the_byte_budget_and_takes_at_least_one(
                 for row in connection.execute(select(messages.c.data).order_by(messages.c.id))
             ]
         with outbox.engine.begin() as connection:
-            claimed = queries.claim_due(
+            claimed = lease_queries.claim_due(
                 connection,
                 now=9e9,
                 limit=10,

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, func, select, update
 
 from mailroom.errors import NothingSelectedError
 from mailroom.message import Message
-from mailroom.outbox import operations, queries
+from mailroom.outbox import lease_queries, operations, queries
 from mailroom.outbox.schema import FINAL, Status, attempts, messages
 from mailroom.outbox.store import Outbox
 
@@ -220,7 +220,7 @@ def test_retry_makes_messages_due_now_with_a_fresh_allowance(
 
     # Due now, so a worker claims them at once (the queued one is due tomorrow).
     with engine.begin() as connection:
-        claimed = queries.claim_due(
+        claimed = lease_queries.claim_due(
             connection, now=NOW, limit=10, lease_token="w", lease_until=NOW + 60
         )
     assert {m.id for m in claimed} == {

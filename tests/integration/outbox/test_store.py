@@ -24,7 +24,7 @@ from mailroom.errors import (
     SchemaOutdatedError,
 )
 from mailroom.message import Attachment, Message
-from mailroom.outbox import database, queries
+from mailroom.outbox import database, lease_queries, queries
 from mailroom.outbox.database import create_outbox_engine
 from mailroom.outbox.schema import Status, messages, metadata
 from mailroom.outbox.store import Outbox
@@ -101,7 +101,7 @@ def test_send_at_schedules(outbox: Outbox) -> None:
     assert stored.status is Status.SCHEDULED
     assert stored.due_at == pytest.approx(later.timestamp())
     with outbox.engine.begin() as connection:
-        claimed = queries.claim_due(
+        claimed = lease_queries.claim_due(
             connection, now=later.timestamp() - 1, limit=10, lease_token="t", lease_until=0
         )
     assert claimed == []
@@ -214,7 +214,7 @@ def test_claim_orders_transactional_before_bulk_and_leases(outbox: Outbox) -> No
     bulk = outbox.send_many([note(i) for i in range(5)], stream="bulk")
     urgent = outbox.send(note(99))
     with outbox.engine.begin() as connection:
-        claimed = queries.claim_due(
+        claimed = lease_queries.claim_due(
             connection, now=9e9, limit=3, lease_token="w1", lease_until=9e9 + 60
         )
     assert [m.id for m in claimed] == [urgent, bulk[0], bulk[1]]
@@ -223,7 +223,7 @@ def test_claim_orders_transactional_before_bulk_and_leases(outbox: Outbox) -> No
     assert stored.status is Status.SENDING
     # A second claimer does not get the leased rows.
     with outbox.engine.begin() as connection:
-        second = queries.claim_due(
+        second = lease_queries.claim_due(
             connection, now=9e9, limit=10, lease_token="w2", lease_until=9e9 + 60
         )
     assert [m.id for m in second] == bulk[2:]
@@ -232,8 +232,10 @@ def test_claim_orders_transactional_before_bulk_and_leases(outbox: Outbox) -> No
 def test_expired_leases_go_back_to_the_queue(outbox: Outbox) -> None:
     message_pk = outbox.send(note())
     with outbox.engine.begin() as connection:
-        queries.claim_due(connection, now=100.0e9, limit=1, lease_token="dead", lease_until=1.0)
-        recovered = queries.recover_expired_leases(connection, now=2.0)
+        lease_queries.claim_due(
+            connection, now=100.0e9, limit=1, lease_token="dead", lease_until=1.0
+        )
+        recovered = lease_queries.recover_expired_leases(connection, now=2.0)
     assert [pk for pk, _ in recovered] == [message_pk]
     stored = outbox.get(message_pk)
     assert stored is not None
@@ -243,9 +245,9 @@ def test_expired_leases_go_back_to_the_queue(outbox: Outbox) -> None:
 def test_a_late_worker_cannot_overwrite_a_reclaimed_message(outbox: Outbox) -> None:
     message_pk = outbox.send(note())
     with outbox.engine.begin() as connection:
-        queries.claim_due(connection, now=9e9, limit=1, lease_token="old", lease_until=1.0)
-        queries.recover_expired_leases(connection, now=2.0)
-        queries.claim_due(connection, now=9e9, limit=1, lease_token="new", lease_until=9e9)
+        lease_queries.claim_due(connection, now=9e9, limit=1, lease_token="old", lease_until=1.0)
+        lease_queries.recover_expired_leases(connection, now=2.0)
+        lease_queries.claim_due(connection, now=9e9, limit=1, lease_token="new", lease_until=9e9)
         done = queries.Completion(id=message_pk, status=Status.SENT, due_at=3.0, sent_at=3.0)
         assert queries.complete(connection, [done], "old", now=3.0) == 0
         assert queries.complete(connection, [done], "new", now=3.0) == 1

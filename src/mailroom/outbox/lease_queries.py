@@ -1,0 +1,156 @@
+"""Every query on a message's lease: claim due messages under one, put back those whose lease
+expired, and release claimed ones untouched; plus :class:`ClaimedMessage`, what a claim hands
+a worker.
+
+The statements a worker runs before it sends. Writing the outcome (which also ends the lease)
+is :func:`mailroom.outbox.queries.complete`. As in :mod:`mailroom.outbox.queries`, each
+function takes an open connection inside a transaction the caller owns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from sqlalchemy import Connection, func, select, update
+
+from mailroom.outbox.schema import CLAIMABLE, ConsentFacts, Status, messages, streams
+
+__all__ = ["ClaimedMessage", "claim_due", "recover_expired_leases", "release"]
+
+
+class ClaimedMessage(NamedTuple):
+    """A message a worker holds under a lease: everything needed to send it.
+
+    A NamedTuple rather than a frozen dataclass: a worker makes thousands a second, and a
+    tuple is built in one step where a frozen dataclass sets each field through a call.
+    """
+
+    id: int
+    message_id: str
+    stream: str
+    sender: str
+    recipients: tuple[str, ...]
+    data: bytes
+    smtputf8: bool
+    attempts: int
+    created_at: float
+    lease_expires_at: float
+    consent: ConsentFacts | None
+    """What the check at claim needs (scopes, required mail); ``None`` for a plain send."""
+
+
+def claim_due(
+    connection: Connection,
+    *,
+    now: float,
+    limit: int,
+    lease_token: str,
+    lease_until: float,
+    max_bytes: int | None = None,
+) -> list[ClaimedMessage]:
+    """Lease up to ``limit`` due messages, most urgent first (priority, then due time), and,
+    with ``max_bytes``, no more message bytes than that — but always at least one message, so
+    one larger than the budget is still sent.
+
+    Two statements: ``SELECT id, length(data) ... FOR UPDATE SKIP LOCKED`` (on PostgreSQL
+    concurrent workers skip each other's rows instead of waiting; ``length`` reads only the
+    stored size, not the bytes), then ``UPDATE ... WHERE id IN (...) RETURNING`` the rows that
+    fit, with everything a worker needs to check and send them (their consent facts too, so
+    nothing reads the rows again). On SQLite both run inside the single writer's transaction
+    (``BEGIN IMMEDIATE``).
+    """
+    paused = select(streams.c.name).where(streams.c.paused_until > now)
+    due = (
+        select(messages.c.id, func.length(messages.c.data).label("size"))
+        .where(
+            messages.c.status.in_([s.value for s in CLAIMABLE]),
+            messages.c.due_at <= now,
+            messages.c.stream.not_in(paused.scalar_subquery()),
+        )
+        .order_by(messages.c.priority, messages.c.due_at, messages.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    chosen: list[int] = []
+    total = 0
+    for row in connection.execute(due):
+        if max_bytes is not None and chosen and total + (row.size or 0) > max_bytes:
+            break
+        chosen.append(row.id)
+        total += row.size or 0
+    if not chosen:
+        return []
+    claimed = list(
+        connection.execute(
+            update(messages)
+            .where(messages.c.id.in_(chosen))
+            .values(
+                status=Status.SENDING.value,
+                lease_token=lease_token,
+                lease_expires_at=lease_until,
+                updated_at=now,
+            )
+            .returning(
+                messages.c.id,
+                messages.c.message_id,
+                messages.c.stream,
+                messages.c.priority,
+                messages.c.due_at,
+                messages.c.sender,
+                messages.c.recipients,
+                messages.c.data,
+                messages.c.smtputf8,
+                messages.c.attempts,
+                messages.c.created_at,
+                messages.c.consent_scopes,
+                messages.c.consent_required,
+            )
+        )
+    )
+    # RETURNING does not keep the subquery's order; restore it.
+    claimed.sort(key=lambda row: (row.priority, row.due_at, row.id))
+    return [
+        ClaimedMessage(
+            row.id,
+            row.message_id,
+            row.stream,
+            row.sender,
+            tuple(row.recipients),
+            row.data,
+            row.smtputf8,
+            row.attempts,
+            row.created_at,
+            lease_until,
+            None
+            if row.consent_scopes is None
+            else ConsentFacts(tuple(row.consent_scopes), bool(row.consent_required)),
+        )
+        for row in claimed
+    ]
+
+
+def recover_expired_leases(connection: Connection, now: float) -> list[tuple[int, str]]:
+    """Put messages whose worker died (lease expired) back in the queue.
+
+    Returns (id, Message-ID) of each: the dead worker may have sent some of them after the
+    relay's 250 and before recording it, so each is a possible duplicate.
+    """
+    result = connection.execute(
+        update(messages)
+        .where(messages.c.status == Status.SENDING.value, messages.c.lease_expires_at < now)
+        .values(status=Status.QUEUED.value, lease_token=None, lease_expires_at=None, updated_at=now)
+        .returning(messages.c.id, messages.c.message_id)
+    )
+    return [(row.id, row.message_id) for row in result]
+
+
+def release(connection: Connection, ids: Sequence[int], lease_token: str, now: float) -> None:
+    """Give claimed messages back to the queue untouched (shutdown, or a paused stream)."""
+    if not ids:
+        return
+    connection.execute(
+        update(messages)
+        .where(messages.c.id.in_(list(ids)), messages.c.lease_token == lease_token)
+        .values(status=Status.QUEUED.value, lease_token=None, lease_expires_at=None, updated_at=now)
+    )
