@@ -52,9 +52,9 @@ def layer_of(module: str) -> int:
     for rank, prefixes in enumerate(LAYERS):
         for prefix in prefixes:
             nested = prefix != "mailroom" and module.startswith(prefix + ".")
-            if module == prefix or nested:
-                if best is None or len(prefix) > best[0]:
-                    best = (len(prefix), rank)
+            longer = best is None or len(prefix) > best[0]
+            if (module == prefix or nested) and longer:
+                best = (len(prefix), rank)
     assert best is not None, f"{module} belongs to no layer: add it to LAYERS"
     return best[1]
 

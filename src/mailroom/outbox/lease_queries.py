@@ -9,7 +9,6 @@ function takes an open connection inside a transaction the caller owns.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import NamedTuple
 
 from sqlalchemy import Connection, func, select, update
@@ -143,14 +142,3 @@ def recover_expired_leases(connection: Connection, now: float) -> list[tuple[int
         .returning(messages.c.id, messages.c.message_id)
     )
     return [(row.id, row.message_id) for row in result]
-
-
-def release(connection: Connection, ids: Sequence[int], lease_token: str, now: float) -> None:
-    """Give claimed messages back to the queue untouched (shutdown, or a paused stream)."""
-    if not ids:
-        return
-    connection.execute(
-        update(messages)
-        .where(messages.c.id.in_(list(ids)), messages.c.lease_token == lease_token)
-        .values(status=Status.QUEUED.value, lease_token=None, lease_expires_at=None, updated_at=now)
-    )
