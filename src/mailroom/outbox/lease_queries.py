@@ -15,7 +15,7 @@ from sqlalchemy import Connection, func, select, update
 
 from mailroom.outbox.schema import CLAIMABLE, ConsentFacts, Status, messages, streams
 
-__all__ = ["ClaimedMessage", "claim_due", "recover_expired_leases", "release"]
+__all__ = ["ClaimedMessage", "claim_due", "recover_expired_leases"]
 
 
 class ClaimedMessage(NamedTuple):
