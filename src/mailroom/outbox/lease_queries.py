@@ -1,6 +1,5 @@
-"""Every query on a message's lease: claim due messages under one, put back those whose lease
-expired, and release claimed ones untouched; plus :class:`ClaimedMessage`, what a claim hands
-a worker.
+"""Every query on a message's lease: claim due messages under one, and put back those whose
+lease expired; plus :class:`ClaimedMessage`, what a claim hands a worker.
 
 The statements a worker runs before it sends. Writing the outcome (which also ends the lease)
 is :func:`mailroom.outbox.queries.complete`. As in :mod:`mailroom.outbox.queries`, each
