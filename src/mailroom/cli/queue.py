@@ -212,6 +212,7 @@ def queue_show(
         ("last error", last_reply or "-"),
         ("idempotency key", detail.idempotency_key or "-"),
         ("metadata", json.dumps(detail.extra) if detail.extra else "-"),
+        ("consent", presentation.consent_summary(detail)),
         ("size", f"{len(detail.data)} bytes"),
     ]
     # Every value below is someone else's text (the application's, the recipient's, the

@@ -91,6 +91,9 @@ class MessageDetail:
     last_enhanced_status: str | None
     idempotency_key: str | None
     extra: dict[str, Any] | None
+    consent_scopes: list[str] | None
+    """The suppression scopes checked when a worker claims it; ``None`` for a plain send."""
+    consent_required: bool | None
     smtputf8: bool
     data: bytes
 

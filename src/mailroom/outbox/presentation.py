@@ -21,6 +21,7 @@ __all__ = [
     "COMMON_HEADERS",
     "LIST_COLUMNS",
     "clip",
+    "consent_summary",
     "detail_json",
     "list_cells",
     "message_headers",
@@ -125,6 +126,16 @@ def message_headers(data: bytes) -> list[tuple[str, str]]:
     """Every header field of the stored message, in order, decoded (RFC 2047 words too)."""
     parsed = email.message_from_bytes(data, policy=email.policy.default)
     return [(name, str(value)) for name, value in parsed.items()]
+
+
+def consent_summary(detail: MessageDetail) -> str:
+    """What the suppression check at claim looks at for this message, in words."""
+    if detail.consent_scopes is None:
+        return "plain send: checked against scope all, as mail the recipient may not turn off"
+    scopes = ", ".join(detail.consent_scopes)
+    if detail.consent_required:
+        return f"scopes {scopes}; the recipient may not turn it off"
+    return f"scopes {scopes}; the recipient may opt out"
 
 
 def detail_json(detail: MessageDetail, tries: Sequence[AttemptRow]) -> dict[str, Any]:

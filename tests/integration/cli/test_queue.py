@@ -224,6 +224,7 @@ def test_show_prints_fields_headers_and_attempts(outbox: Outbox, database_url: s
         "  status           deferred",
         "  attempts         2",
         "  idempotency key  order-7",
+        "  consent          plain send: checked against scope all",
         "  envelope to      ada@example.com",
         "  From: Shop <shop@example.com>",
         "  To: Ada <ada@example.com>",
@@ -251,6 +252,7 @@ def test_show_prints_fields_headers_and_attempts(outbox: Outbox, database_url: s
     ]
     assert "data" not in shown
     assert shown["size"] > 0
+    assert (shown["consent_scopes"], shown["consent_required"]) == (None, None)
 
 
 def test_show_a_message_with_no_attempts(outbox: Outbox, database_url: str) -> None:

@@ -11,6 +11,7 @@ from mailroom.outbox.presentation import (
     COMMON_HEADERS,
     LIST_COLUMNS,
     clip,
+    consent_summary,
     detail_json,
     list_cells,
     message_headers,
@@ -112,6 +113,8 @@ def test_a_message_as_json_has_its_headers_and_send_log_not_its_bytes() -> None:
         last_enhanced_status=None,
         idempotency_key=None,
         extra=None,
+        consent_scopes=["all", "type:order.shipped"],
+        consent_required=False,
         smtputf8=False,
         data=data,
     )
@@ -139,3 +142,36 @@ def test_a_message_as_json_has_its_headers_and_send_log_not_its_bytes() -> None:
     assert as_json["headers"]["Subject"] == "Café"
     assert as_json["header_fields"] == [["From", "Shop <shop@example.com>"], ["Subject", "Café"]]
     assert as_json["attempts_log"][0]["code"] == 250
+
+
+@pytest.mark.parametrize(
+    ("scopes", "required", "summary"),
+    [
+        (
+            None,
+            None,
+            "plain send: checked against scope all, as mail the recipient may not turn off",
+        ),
+        (
+            ["all", "type:task.assigned"],
+            False,
+            "scopes all, type:task.assigned; the recipient may opt out",
+        ),
+        (
+            ["all", "type:account.reset"],
+            True,
+            "scopes all, type:account.reset; the recipient may not turn it off",
+        ),
+    ],
+)
+def test_the_consent_facts_are_said_in_words(
+    scopes: list[str] | None, required: bool | None, summary: str
+) -> None:
+    detail = MessageDetail(
+        **{
+            **dict.fromkeys(MessageDetail.__dataclass_fields__),
+            "consent_scopes": scopes,
+            "consent_required": required,
+        }
+    )
+    assert consent_summary(detail) == summary
