@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -167,11 +168,6 @@ def test_a_message_as_json_has_its_headers_and_send_log_not_its_bytes() -> None:
 def test_the_consent_facts_are_said_in_words(
     scopes: list[str] | None, required: bool | None, summary: str
 ) -> None:
-    detail = MessageDetail(
-        **{
-            **dict.fromkeys(MessageDetail.__dataclass_fields__),
-            "consent_scopes": scopes,
-            "consent_required": required,
-        }
-    )
+    fields: dict[str, Any] = dict.fromkeys(MessageDetail.__dataclass_fields__)
+    detail = MessageDetail(**{**fields, "consent_scopes": scopes, "consent_required": required})
     assert consent_summary(detail) == summary
