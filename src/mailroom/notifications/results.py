@@ -3,6 +3,7 @@ suppressed, and why (:class:`SkipReason`)."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 from mailroom.consent.preferences import EmailChoice
@@ -63,6 +64,11 @@ class NotifyResult:
         The name read as ``Message-ID`` headers, which is what "message id" means everywhere
         else in Mailroom; these are outbox row ids.
         """
+        warnings.warn(
+            "NotifyResult.message_ids is renamed outbox_ids; the old name goes in the next release",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return self.outbox_ids
 
     @property

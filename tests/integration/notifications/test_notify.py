@@ -390,7 +390,8 @@ def test_idempotency_key_notifies_each_address_once(notifier: Notifier, outbox: 
 def test_message_ids_is_the_deprecated_alias_of_outbox_ids(notifier: Notifier) -> None:
     result = notifier.notify("task.assigned", to=[ZOE, ADA], context={"task": {"title": "T"}})
     assert len(result.outbox_ids) == 2
-    assert result.message_ids == result.outbox_ids
+    with pytest.warns(DeprecationWarning, match="renamed outbox_ids"):
+        assert result.message_ids == result.outbox_ids
 
 
 def test_unknown_type_and_missing_variable_are_clear_errors(
