@@ -15,7 +15,8 @@ from sqlalchemy import Engine
 from mailroom.config import Settings
 from mailroom.consent.suppression import suppressed_for_messages
 from mailroom.delivery.database_thread import DatabaseThread
-from mailroom.delivery.outcomes import Outcome, OutcomeBuilder
+from mailroom.delivery.outcomes import Outcome
+from mailroom.delivery.unfinished_sends import OutcomeBuilder
 from mailroom.errors import DatabaseBusyError
 from mailroom.outbox import lease_queries
 from mailroom.outbox.lease_queries import ClaimedMessage

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from mailroom.config import Settings
-from mailroom.delivery.outcomes import Outcome, OutcomeBuilder, flag_unanswered, partial_result
+from mailroom.delivery.outcomes import Outcome
 from mailroom.delivery.retry import PauseStream
 from mailroom.delivery.throttle import Throttle
+from mailroom.delivery.unfinished_sends import OutcomeBuilder, flag_unanswered, partial_result
 from mailroom.errors import DeliveryError, DeliveryTimeoutError, TransientError
 from mailroom.message import Envelope
 from mailroom.outbox.lease_queries import ClaimedMessage

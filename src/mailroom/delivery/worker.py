@@ -48,12 +48,13 @@ from mailroom.config import Settings
 from mailroom.delivery import recording
 from mailroom.delivery.claims import Claims
 from mailroom.delivery.database_thread import Abandoned, DatabaseThread
-from mailroom.delivery.outcomes import Outcome, OutcomeBuilder, WorkerStats
+from mailroom.delivery.outcomes import Outcome, WorkerStats
 from mailroom.delivery.recording import Recorder
 from mailroom.delivery.retry import RetryPolicy
 from mailroom.delivery.sender import MessageSender
 from mailroom.delivery.shutdown import Shutdown
 from mailroom.delivery.throttle import Throttle
+from mailroom.delivery.unfinished_sends import OutcomeBuilder
 from mailroom.errors import DatabaseBusyError, DatabaseError
 from mailroom.outbox.database import adopt_legacy_version, check_schema, create_outbox_engine
 from mailroom.outbox.lease_queries import ClaimedMessage
