@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import re
 
 import pytest
@@ -175,8 +176,9 @@ def test_no_line_exceeds_998_octets(
     assert str(parsed["Subject"]) == subject.strip()
     assert len(parsed["To"].addresses) == len(to)
     read_names = [a.get_filename() for a in parsed.iter_attachments()]
-    # get_filename() strips the name it reads; the header carries it whole.
-    assert read_names == [a.filename.strip() for a in attachments]
+    # get_filename() strips the name it reads, and unquotes it as email.utils.unquote does
+    # (a name written "<x>" comes back as x); the header carries it whole.
+    assert read_names == [email.utils.unquote(a.filename.strip()) for a in attachments]
     for attachment, part in zip(attachments, parsed.iter_attachments(), strict=True):
         assert part.get_payload(decode=True) == attachment.content
 
