@@ -8,13 +8,16 @@ function takes an open connection inside a transaction the caller owns.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import logging
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, func, select, update
 
 from mailroom.outbox.schema import CLAIMABLE, ConsentFacts, Status, messages, streams
 
 __all__ = ["ClaimedMessage", "claim_due", "recover_expired_leases"]
+
+logger = logging.getLogger(__name__)
 
 
 class ClaimedMessage(NamedTuple):
@@ -120,12 +123,26 @@ def claim_due(
             row.attempts,
             row.created_at,
             lease_until,
-            None
-            if row.consent_scopes is None
-            else ConsentFacts(tuple(row.consent_scopes), bool(row.consent_required)),
+            _consent(row.id, row.consent_scopes, row.consent_required),
         )
         for row in claimed
     ]
+
+
+def _consent(pk: int, scopes: Any, required: Any) -> ConsentFacts | None:
+    """The consent facts stored with a message; None (a plain send: ``all``, as required
+    mail) when there are none, or when the stored value cannot be read as scopes: one bad row
+    must not fail every claim of a batch it is in, so it is sent as a message enqueued without
+    consent facts would be, with a warning."""
+    if scopes is None:
+        return None
+    try:
+        if not isinstance(scopes, list):
+            raise ValueError(f"consent_scopes is not a list: {scopes!r}")
+        return ConsentFacts(tuple(scopes), bool(required))
+    except ValueError as exc:
+        logger.warning("message %s: unreadable consent facts, checked as a plain send: %s", pk, exc)
+        return None
 
 
 def recover_expired_leases(connection: Connection, now: float) -> list[tuple[int, str]]:

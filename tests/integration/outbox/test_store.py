@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
+import sqlite3
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -26,7 +28,7 @@ from mailroom.errors import (
 from mailroom.message import Attachment, Message
 from mailroom.outbox import database, lease_queries, queries
 from mailroom.outbox.database import create_outbox_engine
-from mailroom.outbox.schema import Status, messages, metadata
+from mailroom.outbox.schema import ConsentFacts, Status, attempts, messages, metadata
 from mailroom.outbox.store import Outbox
 
 
@@ -229,6 +231,36 @@ def test_claim_orders_transactional_before_bulk_and_leases(outbox: Outbox) -> No
     assert [m.id for m in second] == bulk[2:]
 
 
+@pytest.mark.parametrize("stored", [[""], [], 5, "all", ["all", 3], {"all": True}])
+def test_a_claim_reads_unreadable_consent_facts_as_a_plain_send(
+    outbox: Outbox, stored: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stored value that makes no ConsentFacts does not fail the claim: the message is
+    claimed as one enqueued without consent facts, with a warning."""
+    bad = outbox.send(note(1))
+    good = outbox.send(note(2))
+    with outbox.engine.begin() as connection:
+        connection.execute(
+            update(messages)
+            .where(messages.c.id == bad)
+            .values(consent_scopes=stored, consent_required=False)
+        )
+        connection.execute(
+            update(messages)
+            .where(messages.c.id == good)
+            .values(consent_scopes=["all", "type:t"], consent_required=False)
+        )
+    with caplog.at_level(logging.WARNING), outbox.engine.begin() as connection:
+        claimed = lease_queries.claim_due(
+            connection, now=9e9, limit=10, lease_token="w1", lease_until=9e9 + 60
+        )
+    assert {m.id: m.consent for m in claimed} == {
+        bad: None,
+        good: ConsentFacts(("all", "type:t"), False),
+    }
+    assert f"message {bad}: unreadable consent facts" in caplog.text
+
+
 def test_expired_leases_go_back_to_the_queue(outbox: Outbox) -> None:
     message_pk = outbox.send(note())
     with outbox.engine.begin() as connection:
@@ -404,6 +436,106 @@ def test_consent_migration_moves_the_metadata_keys_into_columns_and_back(
             5: {"mailroom_scopes": ["all"], "mailroom_required": False},
         }
         database.upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("sqlite_version", [None, (3, 34, 1)])
+def test_downgrades_keep_the_send_log(
+    database_url: str, sqlite_version: tuple[int, ...] | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Downgrading 0006 and 0005 drops their columns of mailroom_messages without touching
+    the rows that reference it: on SQLite a table rebuild with foreign keys on would delete
+    every attempt (ON DELETE CASCADE). Also with a SQLite too old to drop a column in place."""
+    if sqlite_version is not None:
+        if not database_url.startswith("sqlite"):
+            pytest.skip("a SQLite version")
+        monkeypatch.setattr(sqlite3, "sqlite_version_info", sqlite_version)
+    engine = create_outbox_engine(database_url)
+    try:
+        database.upgrade(engine)
+        pk = Outbox(load_settings(environ={"DATABASE_URL": database_url}), engine=engine).send(
+            note(1), idempotency_key="k"
+        )
+        with engine.begin() as connection:
+            connection.execute(
+                attempts.insert().values(
+                    message_pk=pk,
+                    attempt=1,
+                    at=1.0,
+                    duration_ms=2.0,
+                    recipient="user1@example.com",
+                    transport="smtp",
+                    outcome="sent",
+                    code=250,
+                    possible_duplicate=False,
+                    worker="w1",
+                )
+            )
+        command.downgrade(database.alembic_config(engine), "0004")
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql(
+                "SELECT message_pk, recipient FROM mailroom_attempts"
+            ).all() == [(pk, "user1@example.com")]
+        database.upgrade(engine)
+        with engine.connect() as connection:
+            rows = connection.execute(select(attempts.c.message_pk, attempts.c.code)).all()
+            assert [tuple(row) for row in rows] == [(pk, 250)]
+            if engine.dialect.name == "sqlite":
+                assert connection.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+    finally:
+        engine.dispose()
+
+
+def test_consent_migration_keeps_only_scopes_a_claim_can_check(database_url: str) -> None:
+    """Migration 0006 on metadata scopes no claim could check (empty strings, not strings,
+    not a list): the non-empty strings stay, and nothing left means ``all``, as an empty
+    list did; the migrated rows are claimed."""
+    engine = create_outbox_engine(database_url)
+    stored = {
+        1: {"mailroom_scopes": [""]},
+        2: {"mailroom_scopes": 5},
+        3: {"mailroom_scopes": ["", "type:t", 3, None], "mailroom_required": True},
+        4: {"mailroom_scopes": "type:t"},
+        5: {"mailroom_scopes": {"all": True}},
+        6: {"mailroom_scopes": None, "mailroom_required": False},
+    }
+    try:
+        database.upgrade(engine, "0005")
+        with engine.begin() as connection:
+            for pk, extra in stored.items():
+                connection.execute(
+                    messages.insert().values(
+                        id=pk,
+                        message_id=f"<{pk}@x>",
+                        stream="transactional",
+                        priority=0,
+                        status="queued",
+                        sender="a@x",
+                        recipients=["b@x"],
+                        subject="s",
+                        data=b"x",
+                        smtputf8=False,
+                        created_at=0,
+                        due_at=0,
+                        updated_at=0,
+                        attempts=0,
+                        extra=extra,
+                    )
+                )
+        database.upgrade(engine)
+        with engine.begin() as connection:
+            claimed = lease_queries.claim_due(
+                connection, now=9e9, limit=10, lease_token="w1", lease_until=9e9 + 60
+            )
+        assert {m.id: m.consent for m in claimed} == {
+            1: ConsentFacts(("all",), False),
+            2: ConsentFacts(("all",), False),
+            3: ConsentFacts(("type:t",), True),
+            4: ConsentFacts(("all",), False),
+            5: ConsentFacts(("all",), False),
+            6: ConsentFacts(("all",), False),
+        }
     finally:
         engine.dispose()
 

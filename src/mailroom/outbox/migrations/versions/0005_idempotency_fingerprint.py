@@ -11,6 +11,8 @@ refused. Rows from before this revision have none and are matched by key alone, 
 
 from __future__ import annotations
 
+import sqlite3
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -34,5 +36,28 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    _drop_columns("idempotency_fingerprint")
+
+
+def _drop_columns(*names: str) -> None:
+    """Drop columns of mailroom_messages without losing rows that reference it.
+
+    On SQLite a batch rebuild drops the old table, and with foreign keys on (the engine
+    turns them on, and ``PRAGMA foreign_keys`` cannot change inside the migration's
+    transaction) that deletes every ``mailroom_attempts`` row by ``ON DELETE CASCADE``.
+    SQLite 3.35 and later drop a plain column in place; older ones get the rebuild with the
+    attempts kept aside in a temporary table and put back.
+    """
+    bind = op.get_bind()
+    if bind.dialect.name != "sqlite" or sqlite3.sqlite_version_info >= (3, 35):
+        for name in names:
+            op.drop_column("mailroom_messages", name)
+        return
+    bind.exec_driver_sql(
+        "CREATE TEMP TABLE mailroom_attempts_kept AS SELECT * FROM mailroom_attempts"
+    )
     with op.batch_alter_table("mailroom_messages") as batch:
-        batch.drop_column("idempotency_fingerprint")
+        for name in names:
+            batch.drop_column(name)
+    bind.exec_driver_sql("INSERT INTO mailroom_attempts SELECT * FROM mailroom_attempts_kept")
+    bind.exec_driver_sql("DROP TABLE mailroom_attempts_kept")

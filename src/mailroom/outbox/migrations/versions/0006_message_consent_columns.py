@@ -11,11 +11,14 @@ caller's metadata holds only the caller's keys. Rows already stored move over wi
 meaning: a row with either key gets both columns, as the worker read them (scopes: the list,
 or ``["all"]`` if empty; required: the key's truth, or, when absent, whether the scopes key
 was absent too); a row with neither keeps both columns empty (a plain send: ``all``, as
-required mail). The downgrade writes the columns back into the metadata.
+required mail). Only non-empty strings are kept as scopes, and a value that leaves none (not
+a list, or a list of none) becomes ``["all"]`` like an empty list: the claim cannot check an
+empty scope. The downgrade writes the columns back into the metadata.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -71,7 +74,7 @@ def upgrade() -> None:
             extra = row.extra
             if not isinstance(extra, dict) or not ({_SCOPES, _REQUIRED} & extra.keys()):
                 continue
-            scopes = [str(scope) for scope in extra.get(_SCOPES) or ["all"]]
+            scopes = _scopes(extra.get(_SCOPES))
             required = bool(extra.get(_REQUIRED, _SCOPES not in extra))
             rest = {k: v for k, v in extra.items() if k not in (_SCOPES, _REQUIRED)}
             changes.append(
@@ -97,9 +100,38 @@ def downgrade() -> None:
             if row.consent_scopes is not None  # not a JSON null
         ]
         _write(changes)
+    _drop_columns("consent_required", "consent_scopes")
+
+
+def _scopes(value: object) -> list[str]:
+    """The scopes of a stored ``mailroom_scopes`` value: its non-empty strings, or ``["all"]``
+    (what the worker made of a missing or empty list) when there are none."""
+    kept = [s for s in value if isinstance(s, str) and s] if isinstance(value, list) else []
+    return kept or ["all"]
+
+
+def _drop_columns(*names: str) -> None:
+    """Drop columns of mailroom_messages without losing rows that reference it.
+
+    On SQLite a batch rebuild drops the old table, and with foreign keys on (the engine
+    turns them on, and ``PRAGMA foreign_keys`` cannot change inside the migration's
+    transaction) that deletes every ``mailroom_attempts`` row by ``ON DELETE CASCADE``.
+    SQLite 3.35 and later drop a plain column in place; older ones get the rebuild with the
+    attempts kept aside in a temporary table and put back.
+    """
+    bind = op.get_bind()
+    if bind.dialect.name != "sqlite" or sqlite3.sqlite_version_info >= (3, 35):
+        for name in names:
+            op.drop_column("mailroom_messages", name)
+        return
+    bind.exec_driver_sql(
+        "CREATE TEMP TABLE mailroom_attempts_kept AS SELECT * FROM mailroom_attempts"
+    )
     with op.batch_alter_table("mailroom_messages") as batch:
-        batch.drop_column("consent_required")
-        batch.drop_column("consent_scopes")
+        for name in names:
+            batch.drop_column(name)
+    bind.exec_driver_sql("INSERT INTO mailroom_attempts SELECT * FROM mailroom_attempts_kept")
+    bind.exec_driver_sql("DROP TABLE mailroom_attempts_kept")
 
 
 def _batches(condition: sa.ColumnElement[bool]) -> Iterator[Sequence[sa.Row[Any]]]:
