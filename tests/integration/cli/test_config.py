@@ -212,6 +212,39 @@ def test_config_show_names_where_the_transport_came_from(
     assert shown["EMAIL_BACKEND"] == {"value": "null", "source": sources[1]}
 
 
+@pytest.mark.parametrize(
+    ("file_text", "env", "sources"),
+    [
+        (
+            'EMAIL_BACKEND = "console"\n',
+            {"MAILROOM_TRANSPORT": "null"},
+            ("environment", "MAILROOM_TRANSPORT in environment"),
+        ),
+        ("", {"MAILROOM_TRANSPORT": "null", "EMAIL_BACKEND": "null"}, ("environment",) * 2),
+    ],
+    ids=["a-higher-layer-wins", "both-in-one-layer"],
+)
+def test_config_show_names_where_both_names_came_from(
+    tmp_path: Path, file_text: str, env: dict[str, str], sources: tuple[str, str]
+) -> None:
+    (tmp_path / "mailroom.toml").write_text(file_text)
+    result = mailroom("config", "show", "--json", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)["settings"]
+    assert shown["MAILROOM_TRANSPORT"] == {"value": "null", "source": sources[0]}
+    assert shown["EMAIL_BACKEND"] == {"value": "null", "source": sources[1]}
+
+
+def test_config_show_refuses_mailrooms_django_backend_as_the_transport(tmp_path: Path) -> None:
+    env = {"EMAIL_BACKEND": "mailroom.integrations.django.EmailBackend"}
+    result = mailroom("config", "show", cwd=tmp_path, env=env)
+    assert result.returncode == 1
+    assert_no_traceback(result)
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("mailroom: error:")]
+    assert "EMAIL_BACKEND: 'mailroom.integrations.django.EmailBackend' (environment)" in error
+    assert "name Mailroom's own transport with MAILROOM_TRANSPORT" in error
+
+
 def test_config_show_reports_the_two_names_disagreeing(tmp_path: Path) -> None:
     env = {"MAILROOM_TRANSPORT": "smtp", "EMAIL_BACKEND": "console"}
     result = mailroom("config", "show", cwd=tmp_path, env=env)

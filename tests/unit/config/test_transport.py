@@ -176,33 +176,155 @@ def test_unknown_mailroom_transport_is_an_error(given: str, hint: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("file_text", "environ", "sources"),
+    ("file_text", "environ", "overrides", "sources"),
     [
-        ("", {"MAILROOM_TRANSPORT": "smtp", "EMAIL_BACKEND": "console"}, ["environment"] * 2),
+        ("", {"MAILROOM_TRANSPORT": "smtp", "EMAIL_BACKEND": "console"}, {}, ["environment"] * 2),
         (
+            'MAILROOM_TRANSPORT = "smtp"\n'
             'EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"\n',
-            {"MAILROOM_TRANSPORT": "smtp"},
-            ["environment", "{path}"],
+            {},
+            {},
+            ["{path}"] * 2,
         ),
-        ('MAILROOM_TRANSPORT = "file"\n', {"EMAIL_BACKEND": "null"}, ["{path}", "environment"]),
+        ("", {}, {"MAILROOM_TRANSPORT": "null", "EMAIL_BACKEND": "smtp"}, ["overrides"] * 2),
     ],
-    ids=["one-layer", "django-name-in-a-lower-layer", "older-name-in-a-higher-layer"],
+    ids=["environment", "settings-file", "overrides"],
 )
-def test_both_names_disagreeing_is_an_error_naming_both(
-    write: WriteFile, file_text: str, environ: dict[str, str], sources: list[str]
+def test_both_names_disagreeing_in_one_layer_is_an_error_naming_both(
+    write: WriteFile,
+    file_text: str,
+    environ: dict[str, str],
+    overrides: dict[str, str],
+    sources: list[str],
 ) -> None:
     path = write("c.toml", file_text)
     with pytest.raises(SettingsError) as info:
-        load_settings(config_path=path, environ=environ)
+        load_settings(config_path=path, environ=environ, **overrides)
     assert info.value.setting == "MAILROOM_TRANSPORT"
     message = str(info.value)
     mine, older = (source.format(path=path) for source in sources)
     assert f"({mine}) but EMAIL_BACKEND is" in message
     assert f"({older}); they name the same setting, so set only MAILROOM_TRANSPORT" in message
-    report = load_settings_report(config_path=path, environ=environ)
+    report = load_settings_report(config_path=path, environ=environ, **overrides)
     assert [error.setting for error in report.errors] == ["MAILROOM_TRANSPORT"]
     assert report.settings.MAILROOM_TRANSPORT is TransportName.CONSOLE  # refused: the default
     assert not report.usable("MAILROOM_TRANSPORT")
+
+
+@pytest.mark.parametrize(
+    ("file_text", "environ", "overrides", "transport", "sources"),
+    [
+        (
+            'EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"\n',
+            {"MAILROOM_TRANSPORT": "smtp"},
+            {},
+            TransportName.SMTP,
+            ("environment", "MAILROOM_TRANSPORT in environment"),
+        ),
+        (
+            'MAILROOM_TRANSPORT = "file"\n',
+            {"EMAIL_BACKEND": "null"},
+            {},
+            TransportName.NULL,
+            ("EMAIL_BACKEND in environment", "environment"),
+        ),
+        (
+            "",
+            {"EMAIL_BACKEND": "console"},
+            {"MAILROOM_TRANSPORT": "null"},
+            TransportName.NULL,
+            ("overrides", "MAILROOM_TRANSPORT in overrides"),
+        ),
+        (
+            # A lower layer's disagreement is not read: the higher layer has the last word.
+            "",
+            {"MAILROOM_TRANSPORT": "smtp", "EMAIL_BACKEND": "console"},
+            {"EMAIL_BACKEND": "memory"},
+            TransportName.MEMORY,
+            ("EMAIL_BACKEND in overrides", "overrides"),
+        ),
+        (
+            'EMAIL_URL = "smtp://relay.example"\n',
+            {"EMAIL_BACKEND": "null"},
+            {},
+            TransportName.NULL,
+            ("EMAIL_BACKEND in environment", "environment"),
+        ),
+    ],
+    ids=[
+        "file-older-name-environment-new-name",
+        "file-new-name-environment-older-name",
+        "environment-older-name-override-new-name",
+        "environment-both-disagreeing-override",
+        "file-email-url-environment-older-name",
+    ],
+)
+def test_the_highest_layer_giving_either_name_wins(
+    write: WriteFile,
+    *,
+    file_text: str,
+    environ: dict[str, str],
+    overrides: dict[str, str],
+    transport: TransportName,
+    sources: tuple[str, str],
+) -> None:
+    path = write("c.toml", file_text)
+    settings = load_settings(config_path=path, environ=environ, **overrides)
+    assert settings.MAILROOM_TRANSPORT is transport
+    assert settings.source_of("MAILROOM_TRANSPORT") == sources[0]
+    assert settings.source_of("EMAIL_BACKEND") == sources[1]
+
+
+@pytest.mark.parametrize(
+    ("file_text", "environ"),
+    [
+        ('EMAIL_BACKEND = "smpt"\n', {"MAILROOM_TRANSPORT": "file"}),
+        ('MAILROOM_TRANSPORT = "django.core.mail.backends.smtp.EmailBackend"\n', {}),
+        ("", {"EMAIL_BACKEND": "mailroom.integrations.django.EmailBackend"}),
+        ("", {"MAILROOM_TRANSPORT": "file", "EMAIL_BACKEND": "smtp"}),
+        # As for any other setting: a lower layer's bad EMAIL_PORT is never read either.
+        ('EMAIL_PORT = "smtp"\n', {"EMAIL_PORT": "twenty-five"}),
+    ],
+    ids=[
+        "unknown-in-file",
+        "django-name-in-new-name",
+        "mailrooms-django-backend",
+        "disagreeing",
+        "other-setting",
+    ],
+)
+def test_a_lower_layers_refusable_value_overridden_is_not_read(
+    write: WriteFile, file_text: str, environ: dict[str, str]
+) -> None:
+    path = write("c.toml", file_text)
+    above = {"MAILROOM_TRANSPORT": "memory", "EMAIL_PORT": 2525}
+    settings = load_settings(config_path=path, environ=environ, **above)
+    assert settings.MAILROOM_TRANSPORT is TransportName.MEMORY
+    assert load_settings_report(config_path=path, environ=environ, **above).errors == ()
+
+
+@pytest.mark.parametrize(
+    ("file_text", "environ", "source"),
+    [
+        ("", {"MAILROOM_TRANSPORT": "null", "EMAIL_BACKEND": "null"}, "environment"),
+        (
+            'MAILROOM_TRANSPORT = "null"\n'
+            'EMAIL_BACKEND = "django.core.mail.backends.dummy.EmailBackend"\n',
+            {},
+            "{path}",
+        ),
+    ],
+    ids=["environment", "settings-file"],
+)
+def test_both_names_agreeing_in_one_layer_each_report_that_layer(
+    write: WriteFile, file_text: str, environ: dict[str, str], source: str
+) -> None:
+    path = write("c.toml", file_text)
+    settings = load_settings(config_path=path, environ=environ)
+    assert settings.MAILROOM_TRANSPORT is TransportName.NULL
+    # Each was set directly, so neither is shown as set by the other.
+    assert settings.source_of("MAILROOM_TRANSPORT") == source.format(path=path)
+    assert settings.source_of("EMAIL_BACKEND") == source.format(path=path)
 
 
 def test_both_names_agreeing_is_fine(write: WriteFile) -> None:
@@ -212,6 +334,13 @@ def test_both_names_agreeing_is_fine(write: WriteFile) -> None:
     # The highest layer's word is the one in use.
     assert settings.source_of("MAILROOM_TRANSPORT") == "environment"
     assert settings.source_of("EMAIL_BACKEND") == "MAILROOM_TRANSPORT in environment"
+
+
+def test_an_explicit_name_beats_its_own_layers_email_url() -> None:
+    settings = load_settings(environ={"EMAIL_URL": "smtp://relay.example", "EMAIL_BACKEND": "null"})
+    assert settings.MAILROOM_TRANSPORT is TransportName.NULL
+    assert settings.source_of("MAILROOM_TRANSPORT") == "EMAIL_BACKEND in environment"
+    assert settings.EMAIL_HOST == "relay.example"  # the URL's other settings still count
 
 
 @pytest.mark.parametrize("name", ["EMAIL_BACKEND", "MAILROOM_TRANSPORT"])
@@ -224,22 +353,31 @@ def test_email_url_in_a_higher_layer_beats_either_name(write: WriteFile, name: s
 
 
 @pytest.mark.parametrize(
-    ("environ", "transport"),
-    [
-        ({}, TransportName.CONSOLE),
-        ({"EMAIL_HOST": "relay.example"}, TransportName.SMTP),
-        ({"MAILROOM_TRANSPORT": "file"}, TransportName.FILE),
-    ],
+    "environ",
+    [{}, {"EMAIL_HOST": "relay.example"}, {"MAILROOM_TRANSPORT": "file"}],
     ids=["alone", "with-a-relay", "with-mailroom-transport"],
 )
-def test_email_backend_naming_mailrooms_django_backend_names_no_transport(
-    environ: dict[str, str], transport: TransportName
+def test_email_backend_naming_mailrooms_django_backend_is_an_error(
+    environ: dict[str, str],
 ) -> None:
-    # A Django project's environment, read by the `mailroom` commands too: Django sends through
-    # Mailroom, and MAILROOM_TRANSPORT (or the relay) says where Mailroom sends.
+    # A Django project's EMAIL_BACKEND names no transport: passed over, it would leave a worker
+    # sending to the console unnoticed. The error says which setting names the transport.
     env = {**environ, "EMAIL_BACKEND": "mailroom.integrations.django.EmailBackend"}
-    settings = load_settings(environ=env)
-    assert settings.MAILROOM_TRANSPORT is transport
+    expected = (
+        "EMAIL_BACKEND: 'mailroom.integrations.django.EmailBackend' (environment) names "
+        "Django's backend for sending through Mailroom, not a transport; name Mailroom's own "
+        "transport with MAILROOM_TRANSPORT instead (smtp, console, file, memory, null)"
+    )
+    with pytest.raises(SettingsError, match=f"^{re.escape(expected)}$"):
+        load_settings(environ=env)
+    report = load_settings_report(environ=env)
+    assert [error.setting for error in report.errors] == ["EMAIL_BACKEND"]
+    assert not report.usable("EMAIL_BACKEND")
+
+
+def test_mailrooms_django_backend_in_mailroom_transport_is_named_for_what_it_is() -> None:
+    with pytest.raises(SettingsError, match="names Django's backend for sending through Mailroom"):
+        load_settings(environ={"MAILROOM_TRANSPORT": "mailroom.integrations.django.EmailBackend"})
 
 
 @pytest.mark.parametrize(
