@@ -15,7 +15,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
 import mailroom
 from mailroom.config import Settings, load_settings
@@ -35,6 +35,33 @@ from mailroom.outbox.store import Outbox
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return load_settings(environ={"DATABASE_URL": database_url})
+
+
+_LEFT_OUT = object()
+
+
+def insert_legacy_row(connection: Connection, pk: int, extra: Any = _LEFT_OUT) -> None:
+    """A queued message row as a schema-0005 outbox held it; ``extra`` as given, if given
+    (left out, the column is SQL NULL; a given None is stored by the JSON type as JSON null)."""
+    connection.execute(
+        messages.insert().values(
+            id=pk,
+            message_id=f"<{pk}@x>",
+            stream="transactional",
+            priority=0,
+            status="queued",
+            sender="a@x",
+            recipients=["b@x"],
+            subject="s",
+            data=b"x",
+            smtputf8=False,
+            created_at=0,
+            due_at=0,
+            updated_at=0,
+            attempts=0,
+            **({} if extra is _LEFT_OUT else {"extra": extra}),
+        )
+    )
 
 
 def note(i: int = 0, **kw: object) -> Message:
@@ -383,24 +410,7 @@ def test_consent_migration_moves_the_metadata_keys_into_columns_and_back(
         database.upgrade(engine, "0005")
         with engine.begin() as connection:
             for pk, extra in stored.items():
-                connection.execute(
-                    messages.insert().values(
-                        id=pk,
-                        message_id=f"<{pk}@x>",
-                        stream="transactional",
-                        priority=0,
-                        status="queued",
-                        sender="a@x",
-                        recipients=["b@x"],
-                        subject="s",
-                        data=b"x",
-                        smtputf8=False,
-                        created_at=0,
-                        due_at=0,
-                        updated_at=0,
-                        attempts=0,
-                    )
-                )
+                insert_legacy_row(connection, pk)
                 # Set apart: the model's JSON type would store a None as JSON null.
                 if extra is not None:
                     connection.execute(
@@ -504,25 +514,7 @@ def test_consent_migration_keeps_only_scopes_a_claim_can_check(database_url: str
         database.upgrade(engine, "0005")
         with engine.begin() as connection:
             for pk, extra in stored.items():
-                connection.execute(
-                    messages.insert().values(
-                        id=pk,
-                        message_id=f"<{pk}@x>",
-                        stream="transactional",
-                        priority=0,
-                        status="queued",
-                        sender="a@x",
-                        recipients=["b@x"],
-                        subject="s",
-                        data=b"x",
-                        smtputf8=False,
-                        created_at=0,
-                        due_at=0,
-                        updated_at=0,
-                        attempts=0,
-                        extra=extra,
-                    )
-                )
+                insert_legacy_row(connection, pk, extra)
         database.upgrade(engine)
         with engine.begin() as connection:
             claimed = lease_queries.claim_due(
