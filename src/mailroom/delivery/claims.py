@@ -50,23 +50,27 @@ class Claims:
     async def sweep_expired(self, db: DatabaseThread, now: float, until: asyncio.Event) -> bool:
         """Re-queue messages whose worker's lease ran out; whether the sweep was done."""
         try:
-            requeued = await db.call(self.sweep, now, until=until)
+            await db.call(self.sweep, now, until=until)
         except DatabaseBusyError as error:  # tried again on the next round
             logger.warning("worker %s: could not sweep: %s", self.name, error)
             return False
-        for message_pk, message_id in requeued:
-            logger.warning(
-                "re-queued message %s %s: its worker's lease expired; if that worker "
-                "sent it before dying, this will be a duplicate",
-                message_pk,
-                message_id,
-                extra={"message_pk": message_pk, "message_id": message_id},
-            )
         return True
 
     def sweep(self, now: float) -> list[tuple[int, str]]:
         with self.engine.begin() as connection:
-            return lease_queries.recover_expired_leases(connection, now)
+            requeued = lease_queries.recover_expired_leases(connection, now)
+            # Logged before the commit, not after: a worker killed between the two would
+            # otherwise leave a re-queue, and so a possible duplicate, that no line names. A
+            # commit that then fails logs a message that the next sweep logs again.
+            for message_pk, message_id in requeued:
+                logger.warning(
+                    "re-queued message %s %s: its worker's lease expired; if that worker "
+                    "sent it before dying, this will be a duplicate",
+                    message_pk,
+                    message_id,
+                    extra={"message_pk": message_pk, "message_id": message_id},
+                )
+        return requeued
 
     def claim(self, limit: int, max_bytes: int) -> tuple[list[ClaimedMessage], list[Outcome]]:
         """Due messages to send, and outcomes for those whose every recipient is suppressed."""
