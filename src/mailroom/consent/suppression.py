@@ -136,32 +136,31 @@ def suppressed_for_messages(
     """
     if not claimed or not q.any_suppressions(connection):
         return {}
-    wanted: list[tuple[ClaimedMessage, ConsentFacts]] = []
-    addresses: set[str] = set()
+    # Each recipient is normalised once: the addresses to look up and the matching below
+    # both use it. One that cannot be parsed is never sent to anyway (build_envelope says why).
+    wanted: list[tuple[int, ConsentFacts, list[tuple[str, str]]]] = []
     scopes: set[str] = {SCOPE_ALL}
     for message in claimed:
         facts = message.consent or _PLAIN_SEND
-        wanted.append((message, facts))
         scopes.update(facts.scopes)
+        normalized: list[tuple[str, str]] = []
         for recipient in message.recipients:
             try:
-                addresses.add(normalize_address(recipient))
+                normalized.append((recipient, normalize_address(recipient)))
             except MessageError:
                 continue
+        wanted.append((message.id, facts, normalized))
+    addresses = {address for _, _, pairs in wanted for _, address in pairs}
     entries = q.active_suppressions(connection, addresses, scopes, now)
     index: dict[tuple[str, str], SuppressionReason] = {
         (e.address, e.scope): e.reason for e in entries
     }
     result: dict[int, dict[str, SuppressionReason]] = {}
-    for message, facts in wanted:
-        for recipient in message.recipients:
-            try:
-                normalized = normalize_address(recipient)
-            except MessageError:
-                continue
+    for message_pk, facts, pairs in wanted:
+        for recipient, address in pairs:
             for scope in facts.scopes:
-                reason = index.get((normalized, scope))
+                reason = index.get((address, scope))
                 if reason is not None and (not facts.required or reason in BLOCKS_REQUIRED_MAIL):
-                    result.setdefault(message.id, {})[recipient] = reason
+                    result.setdefault(message_pk, {})[recipient] = reason
                     break
     return result
