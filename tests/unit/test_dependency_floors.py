@@ -20,6 +20,9 @@ PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 FLOORS = {
     "jinja2": ("3.1.6", "CVE-2025-27516: |attr('format') reached the sandbox's globals"),
     "aiosmtplib": ("5.1.3", "CR/LF in addresses injected SMTP commands"),
+    "starlette": ("1.6.0", "CVE-2026-48710, CVE-2026-54282/54283: Host header, path checks"),
+    "python-multipart": ("0.0.32", "CVE-2026-53538/53539/53540: multipart denial of service"),
+    "h11": ("0.16.0", "CVE-2025-43859: request smuggling through chunked bodies"),
 }
 
 

@@ -25,7 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mailroom.config", "mailroom.logs"),
     ("mailroom.transports",),
     ("mailroom.outbox", "mailroom.sending"),  # sending: the process's own outbox
-    ("mailroom.consent",),
+    ("mailroom.consent", "mailroom.access", "mailroom.tracking"),
     ("mailroom.compose",),
     ("mailroom.notifications",),
     ("mailroom.delivery",),

@@ -31,7 +31,9 @@ from mailroom.config.model import (
     SETTING_NAMES,
     URL_SETTINGS,
     Backend,
+    NotificationTypeSetting,
     Settings,
+    TrackingIP,
     TransportName,
 )
 from mailroom.config.parsers import parse_rate_limits
@@ -42,11 +44,13 @@ from mailroom.config.report import SettingsReport
 # constants first).
 __all__ = [  # noqa: RUF022
     "Backend",
+    "NotificationTypeSetting",
     "REDACTED",
     "SECRET_SETTINGS",
     "SETTING_NAMES",
     "Settings",
     "SettingsReport",
+    "TrackingIP",
     "TransportName",
     "URL_SETTINGS",
     "load_settings",

@@ -5,6 +5,7 @@ first, while :func:`load_settings_report` runs them all."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -177,6 +178,23 @@ def _check_database_url(settings: Settings) -> None:
     )
 
 
+def _check_service_settings(settings: Settings) -> None:
+    """Limits of ``mailroom serve`` and the capture transport, and who may forward for it."""
+    for name in ("CAPTURE_MAX_MESSAGES", "API_MAX_BODY_BYTES", "API_MAX_BATCH_SIZE"):
+        if getattr(settings, name) < 1:
+            raise SettingsError(name, "must be at least 1")
+    for address in settings.FORWARDED_ALLOW_IPS:
+        try:
+            ipaddress.ip_network(address, strict=False)
+        except ValueError:
+            raise SettingsError(
+                "FORWARDED_ALLOW_IPS",
+                f"{address!r} is not an IP address or network; list the proxies whose "
+                "X-Forwarded-For and X-Forwarded-Proto headers are believed, e.g. "
+                "'127.0.0.1, 10.0.0.0/8'",
+            ) from None
+
+
 CHECKS: tuple[Callable[[Settings], None], ...] = (
     _check_tls,
     _check_port,
@@ -185,6 +203,7 @@ CHECKS: tuple[Callable[[Settings], None], ...] = (
     _check_pacing,
     _check_client_certificate,
     _check_notification_settings,
+    _check_service_settings,
     _check_database_url,
 )
 """Every check, in the order their problems are reported."""

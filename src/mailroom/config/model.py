@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, SecretStr, field_validator
 
-from mailroom.config.parsers import address_list, path_list
+from mailroom.config.parsers import address_list, name_list, path_list
 from mailroom.config.redaction import redact_url
 from mailroom.errors import SettingsError
 
@@ -20,7 +20,9 @@ __all__ = [
     "TRANSPORT_SETTINGS",
     "URL_SETTINGS",
     "Backend",
+    "NotificationTypeSetting",
     "Settings",
+    "TrackingIP",
     "TransportName",
 ]
 
@@ -38,6 +40,33 @@ class TransportName(StrEnum):
     """Kept in a list in the process, for tests."""
     NULL = "null"
     """Accepted and thrown away."""
+    CAPTURE = "capture"
+    """Kept in the outbox database's captured-mail table (``CAPTURE_MAX_MESSAGES`` at most),
+    where the API shows it; what ``mailroom serve`` uses when no transport is set."""
+
+
+class TrackingIP(StrEnum):
+    """How much of a tracking hit's IP address is kept (``TRACKING_IP``)."""
+
+    TRUNCATE = "truncate"
+    """The network only: the last octet of IPv4, the last 80 bits of IPv6 zeroed."""
+    FULL = "full"
+    """The whole address."""
+    NONE = "none"
+    """Nothing."""
+
+
+class NotificationTypeSetting(BaseModel):
+    """One ``[notification_types."NAME"]`` table of the settings file: a notification type
+    the service offers (``POST /api/v1/notifications``), as ``mailroom.register`` would."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    template: str
+    stream: str = "transactional"
+    default_on: bool = True
+    may_opt_out: bool = True
+    description: str = ""
 
 
 Backend = TransportName
@@ -103,12 +132,25 @@ class Settings(BaseModel):
     NOTIFICATION_TYPE_HEADER: str = "X-Mailroom-Notification-Type"
     TEMPLATE_RENDER_TIMEOUT: float = 2.0
     TEMPLATE_MAX_OUTPUT_CHARS: int = 5_000_000
+    NOTIFICATION_TYPES: Mapping[str, NotificationTypeSetting] = {}
+
+    # The service (see README, "The service").
+    CAPTURE_MAX_MESSAGES: int = 1000
+    TRACK_OPENS: tuple[str, ...] = ()
+    TRACK_CLICKS: tuple[str, ...] = ()
+    TRACKING_IP: TrackingIP = TrackingIP.TRUNCATE
+    API_MAX_BODY_BYTES: int = 40 * 1024 * 1024
+    API_MAX_BATCH_SIZE: int = 1000
+    FORWARDED_ALLOW_IPS: tuple[str, ...] = ()
 
     _sources: Mapping[str, str] = PrivateAttr(default_factory=dict)
     _warnings: tuple[str, ...] = PrivateAttr(default=())
 
     _split_addresses = field_validator("ADMINS", "EMAIL_FALLBACK_TO", mode="before")(address_list)
     _split_paths = field_validator("EMAIL_TEMPLATE_DIRS", mode="before")(path_list)
+    _split_names = field_validator(
+        "TRACK_OPENS", "TRACK_CLICKS", "FORWARDED_ALLOW_IPS", mode="before"
+    )(name_list)
 
     @property
     def EMAIL_BACKEND(self) -> TransportName:  # noqa: N802 - named as the setting it reads

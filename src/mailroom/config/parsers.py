@@ -11,7 +11,7 @@ from typing import Any
 
 from mailroom.errors import SettingsError
 
-__all__ = ["address_list", "parse_rate_limits", "path_list", "suggest"]
+__all__ = ["address_list", "name_list", "parse_rate_limits", "path_list", "suggest"]
 
 
 def suggest(given: str, known: Sequence[str]) -> str:
@@ -47,6 +47,15 @@ def path_list(value: Any) -> Any:
         return ()
     if isinstance(value, str):
         return tuple(part for part in value.split(os.pathsep) if part)
+    return value
+
+
+def name_list(value: Any) -> Any:
+    """``"bulk, digest"`` (comma-separated, as an environment variable) or a list → names."""
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
     return value
 
 

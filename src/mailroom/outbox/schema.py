@@ -31,14 +31,20 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "ApiKeyScope",
     "AttemptOutcome",
     "ConsentAction",
     "ConsentFacts",
+    "EventType",
+    "HitLabel",
     "NotificationOutcome",
     "Status",
     "SuppressionReason",
+    "api_keys",
     "attempts",
+    "captured",
     "consent_log",
+    "events",
     "messages",
     "metadata",
     "notification_log",
@@ -157,6 +163,62 @@ class NotificationOutcome(StrEnum):
     """Not sent by choice or for lack of an address; ``reason`` says which."""
     SUPPRESSED = "suppressed"
     """Not sent: the address is on the suppression list; ``reason`` names the entry's reason."""
+
+
+class EventType(StrEnum):
+    """What happened to a message for one recipient: the closed vocabulary of
+    ``mailroom_events``. The names are django-anymail's normalised event types, which users of
+    provider webhooks already know. Stored as text."""
+
+    QUEUED = "queued"
+    """Committed to the outbox."""
+    SENT = "sent"
+    """The relay (or a development transport) accepted it for this recipient."""
+    DEFERRED = "deferred"
+    """A transient failure; it will be tried again."""
+    FAILED = "failed"
+    """Given up for this recipient: refused for good, or out of attempts or time."""
+    SUPPRESSED = "suppressed"
+    """Withheld: the recipient was on the suppression list when the message came due."""
+    OPENED = "opened"
+    """The open-tracking pixel was fetched (``label`` says by whom, as far as we can tell)."""
+    CLICKED = "clicked"
+    """A tracked link was followed (``link_index`` names it; ``label`` as for opens)."""
+    UNSUBSCRIBED = "unsubscribed"
+    """The recipient used the message's unsubscribe link or one-click POST."""
+    DELIVERED = "delivered"
+    """The receiving server confirmed delivery (a DSN). Not recorded yet."""
+    BOUNCED = "bounced"
+    """The receiving server refused it after the relay accepted it. Not recorded yet."""
+    COMPLAINED = "complained"
+    """The recipient marked it as spam (a feedback loop report). Not recorded yet."""
+    AUTORESPONDED = "autoresponded"
+    """An automatic reply (out of office) came back. Not recorded yet."""
+
+
+class HitLabel(StrEnum):
+    """Who most likely fetched a tracking pixel or followed a tracked link. Every hit is kept;
+    the label says how to count it, so reports show people and machines apart instead of
+    silently dropping what a filter guessed wrong. Stored as text."""
+
+    HUMAN = "human"
+    """Nothing suggests a machine."""
+    PREFETCH = "prefetch"
+    """A mail provider's proxy fetched the image for the recipient, or ahead of them (Apple
+    Mail Privacy Protection, Gmail's image proxy): it says the message arrived, not that it
+    was read."""
+    SCANNER = "scanner"
+    """A link-safety scanner: a known scanner's user agent, a HEAD request, or a click within
+    seconds of delivery."""
+
+
+class ApiKeyScope(StrEnum):
+    """What an API key may do. Stored as text."""
+
+    SEND = "send"
+    """Send messages and notifications, and read what it sent; nothing else."""
+    ADMIN = "admin"
+    """Everything the API offers: other messages, captured mail, suppressions, preferences."""
 
 
 STREAM_PRIORITIES = {"transactional": 0, "bulk": 100}
@@ -326,4 +388,62 @@ templates = Table(
     Column("html", Text, nullable=True),
     Column("text", Text, nullable=True),
     Column("updated_at", Double, nullable=False),
+)
+
+
+# -- the service: events, captured mail, API keys -------------------------------------------
+
+events = Table(
+    "mailroom_events",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column(
+        "message_pk",
+        _ID,
+        ForeignKey("mailroom_messages.id", ondelete="CASCADE"),
+        nullable=True,
+        comment="none for an event of no one message (an unsubscribe from the preferences)",
+    ),
+    Column("recipient", Text, nullable=False),
+    Column("type", String(16), nullable=False, comment="an EventType"),
+    Column("at", Double, nullable=False),
+    Column("label", String(16), nullable=True, comment="a HitLabel, for opened and clicked"),
+    Column("link_index", Integer, nullable=True, comment="the clicked link, for clicked"),
+    Column("detail", JSON(none_as_null=True), nullable=True),
+    Index(None, "message_pk"),
+    Index(None, "type", "at"),
+)
+
+captured = Table(
+    "mailroom_captured",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column(
+        "message_pk",
+        _ID,
+        ForeignKey("mailroom_messages.id", ondelete="SET NULL"),
+        nullable=True,
+        comment="the outbox message it was delivered for; none once that is purged",
+    ),
+    Column("message_id", String(255), nullable=False, comment="the Message-ID header"),
+    Column("mail_from", Text, nullable=False, comment="the envelope sender"),
+    Column("recipients", JSON, nullable=False, comment="the envelope recipients"),
+    Column("subject", Text, nullable=False),
+    Column("data", LargeBinary, nullable=False, comment="the exact bytes a relay would get"),
+    Column("captured_at", Double, nullable=False),
+    Index(None, "message_pk"),
+)
+
+api_keys = Table(
+    "mailroom_api_keys",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("prefix", String(16), nullable=False, comment="the key's public part, to find it"),
+    Column("key_hash", String(64), nullable=False, comment="sha256 of the whole key"),
+    Column("scope", String(16), nullable=False, comment="an ApiKeyScope"),
+    Column("created_at", Double, nullable=False),
+    Column("last_used_at", Double, nullable=True),
+    Column("revoked_at", Double, nullable=True),
+    UniqueConstraint("prefix"),
 )

@@ -1,0 +1,31 @@
+"""The app factory: one FastAPI application with the API under ``/api/v1`` and the public
+endpoints at the root. ``mailroom serve`` runs it on uvicorn with an embedded worker."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from mailroom.config import Settings
+from mailroom.outbox.database import create_outbox_engine
+from mailroom.web.errors import install_error_handlers
+
+__all__ = ["API_PREFIX", "create_app"]
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
+    """The application for ``settings``; ``engine`` is the outbox database (made from
+    ``DATABASE_URL`` when not given). The caller checks the schema before serving."""
+    app = FastAPI(
+        title="Mailroom",
+        summary="Outbound email: a durable outbox, notifications, suppressions, tracking.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.engine = engine if engine is not None else create_outbox_engine(settings.DATABASE_URL)
+    install_error_handlers(app)
+    return app
