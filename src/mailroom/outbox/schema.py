@@ -278,8 +278,15 @@ messages = Table(
     Column("last_error", Text, nullable=True),
     Column("last_code", Integer, nullable=True),
     Column("last_enhanced_status", String(16), nullable=True),
+    Column(
+        "tracked_links",
+        JSON(none_as_null=True),
+        nullable=True,
+        comment="the URLs click tracking rewrote, by link index; none: no click tracking",
+    ),
     Index(None, "status", "priority", "due_at"),
     Index(None, "lease_expires_at"),
+    Index(None, "message_id"),  # tracking tokens name a message by its Message-ID
 )
 
 attempts = Table(

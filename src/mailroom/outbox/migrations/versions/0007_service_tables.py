@@ -5,10 +5,13 @@ Revises: 0006
 
 ``mailroom serve`` records what happened to each message and recipient as events (one closed
 vocabulary, :class:`mailroom.outbox.schema.EventType`), keeps what the ``capture`` transport
-delivered, and checks API keys, stored as digests only.
+delivered, and checks API keys, stored as digests only. A message keeps the links click
+tracking rewrote (``tracked_links``), and is found by its Message-ID, which tracking tokens name.
 """
 
 from __future__ import annotations
+
+import sqlite3
 
 import sqlalchemy as sa
 from alembic import op
@@ -22,6 +25,17 @@ _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
+    # ADD COLUMN of a nullable column: no table rebuild on SQLite, no rewrite on PostgreSQL.
+    op.add_column(
+        "mailroom_messages",
+        sa.Column(
+            "tracked_links",
+            sa.JSON(none_as_null=True),
+            nullable=True,
+            comment="the URLs click tracking rewrote, by link index; none: no click tracking",
+        ),
+    )
+    op.create_index(op.f("ix_mailroom_messages_message_id"), "mailroom_messages", ["message_id"])
     op.create_table(
         "mailroom_events",
         sa.Column("id", _ID, autoincrement=True, nullable=False),
@@ -113,3 +127,24 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_mailroom_events_type_at"), table_name="mailroom_events")
     op.drop_index(op.f("ix_mailroom_events_message_pk"), table_name="mailroom_events")
     op.drop_table("mailroom_events")
+    op.drop_index(op.f("ix_mailroom_messages_message_id"), table_name="mailroom_messages")
+    _drop_columns("tracked_links")
+
+
+def _drop_columns(*names: str) -> None:
+    """Drop columns of mailroom_messages without losing the attempts that reference it; a copy
+    of revision 0006's, as a migration must not change when a later one does. The events and
+    captured mail, which reference it too, are dropped before this runs."""
+    bind = op.get_bind()
+    if bind.dialect.name != "sqlite" or sqlite3.sqlite_version_info >= (3, 35):
+        for name in names:
+            op.drop_column("mailroom_messages", name)
+        return
+    bind.exec_driver_sql(
+        "CREATE TEMP TABLE mailroom_attempts_kept AS SELECT * FROM mailroom_attempts"
+    )
+    with op.batch_alter_table("mailroom_messages") as batch:
+        for name in names:
+            batch.drop_column(name)
+    bind.exec_driver_sql("INSERT INTO mailroom_attempts SELECT * FROM mailroom_attempts_kept")
+    bind.exec_driver_sql("DROP TABLE mailroom_attempts_kept")
