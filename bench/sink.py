@@ -57,10 +57,12 @@ class Postfix:
         return {**os.environ, "LD_LIBRARY_PATH": f"{libdir}:{previous}" if previous else libdir}
 
 
-def _apt_download(folder: Path) -> Path:
+def apt_download(folder: Path, package: str = "postfix") -> Path:
+    """Debian's ``package`` as a .deb in ``folder`` (``apt-get download``: nothing installed)."""
+
     def download() -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["apt-get", "download", "postfix"],
+            ["apt-get", "download", package],
             cwd=folder,
             capture_output=True,
             text=True,
@@ -76,10 +78,10 @@ def _apt_download(folder: Path) -> Path:
             check=False,
         )
         result = download()
-    debs = sorted(folder.glob("postfix_*.deb"))
+    debs = sorted(folder.glob(f"{package}_*.deb"))
     if result.returncode != 0 or not debs:
         raise BenchSetupError(
-            "could not fetch Debian's postfix package with `apt-get download postfix`: "
+            f"could not fetch Debian's {package} package with `apt-get download {package}`: "
             f"{(result.stderr or result.stdout).strip()[-500:]}"
         )
     return debs[-1]
@@ -96,7 +98,7 @@ def ensure_postfix(cache: Path) -> Postfix:
     cache.mkdir(parents=True, exist_ok=True)
     log(f"fetching Debian's postfix package into {root} (once)")
     with tempfile.TemporaryDirectory(dir=cache) as scratch:
-        deb = _apt_download(Path(scratch))
+        deb = apt_download(Path(scratch))
         unpacked = Path(scratch) / "root"
         subprocess.run(
             ["dpkg", "-x", str(deb), str(unpacked)],

@@ -1,0 +1,174 @@
+"""Load generators for the service benchmark: Debian's ``wrk`` for raw request rates, and an
+open-loop Python client for latency at a fixed request rate.
+
+``wrk`` and the LuaJIT library it links are fetched with ``apt-get download`` into
+``bench/.cache/wrk`` and unpacked there (never installed), like Postfix's smtp-sink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from common import log
+from sink import BenchSetupError, apt_download
+
+__all__ = ["OpenLoopResult", "Wrk", "WrkResult", "ensure_wrk", "open_loop_posts"]
+
+_WRK_PACKAGES = ("wrk", "libluajit2-5.1-2")
+
+
+@dataclass(frozen=True)
+class Wrk:
+    root: Path
+
+    @property
+    def binary(self) -> Path:
+        return self.root / "usr" / "bin" / "wrk"
+
+    def env(self) -> dict[str, str]:
+        libs = [str(p.parent) for p in self.root.rglob("libluajit*.so*")]
+        previous = os.environ.get("LD_LIBRARY_PATH")
+        path = ":".join(sorted(set(libs)) + ([previous] if previous else []))
+        return {**os.environ, "LD_LIBRARY_PATH": path}
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    requests: int
+    seconds: float
+    per_second: float
+    non_2xx: int
+    errors: str
+    p50_ms: float | None
+    p99_ms: float | None
+
+
+def ensure_wrk(cache: Path) -> Wrk:
+    """The unpacked wrk under ``cache/wrk``, fetched on first use."""
+    root = cache / "wrk"
+    wrk = Wrk(root)
+    if wrk.binary.exists():
+        return wrk
+    if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
+        raise BenchSetupError("apt-get and dpkg are needed to fetch wrk")
+    cache.mkdir(parents=True, exist_ok=True)
+    log(f"fetching Debian's wrk into {root} (once)")
+    with tempfile.TemporaryDirectory(dir=cache) as scratch:
+        unpacked = Path(scratch) / "root"
+        for package in _WRK_PACKAGES:
+            folder = Path(scratch) / package
+            folder.mkdir()
+            deb = apt_download(folder, package)
+            subprocess.run(["dpkg", "-x", str(deb), str(unpacked)], check=True, capture_output=True)
+        if root.exists():
+            shutil.rmtree(root)
+        unpacked.rename(root)
+    return wrk
+
+
+_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text.strip())
+    if match is None:
+        raise ValueError(f"not a wrk duration: {text!r}")
+    return float(match.group(1)) * _UNITS_MS[match.group(2)]
+
+
+def run_wrk(wrk: Wrk, url: str, *, seconds: int, connections: int, threads: int = 1) -> WrkResult:
+    """``wrk --latency`` against ``url``; its figures, parsed."""
+    result = subprocess.run(
+        [
+            str(wrk.binary),
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            url,
+        ],
+        env=wrk.env(),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 60,
+    )
+    out = result.stdout
+    total = re.search(r"(\d+) requests in ([\d.]+)(\w+),", out)
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if total is None or rate is None:
+        raise BenchSetupError(f"cannot read wrk's output:\n{out}\n{result.stderr}")
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE)
+    return WrkResult(
+        requests=int(total.group(1)),
+        seconds=_ms(total.group(2) + total.group(3)) / 1000.0,
+        per_second=float(rate.group(1)),
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        errors=errors.group(1).strip() if errors else "",
+        p50_ms=_ms(p50.group(1)) if p50 else None,
+        p99_ms=_ms(p99.group(1)) if p99 else None,
+    )
+
+
+@dataclass(frozen=True)
+class OpenLoopResult:
+    sent: int
+    failed: int
+    seconds: float
+    latencies_ms: list[float]
+
+    def percentile(self, fraction: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        if not ordered:
+            return float("nan")
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def _open_loop(
+    url: str, headers: dict[str, str], bodies: list[bytes], rate: float
+) -> OpenLoopResult:
+    # Open loop: request n starts at start + n / rate whatever the earlier ones did, so a slow
+    # answer shows as latency instead of quietly lowering the rate (coordinated omission).
+    latencies: list[float] = []
+    failed = 0
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
+
+        async def one(body: bytes) -> None:
+            nonlocal failed
+            began = time.perf_counter()
+            response = await client.post(url, content=body, headers=headers)
+            latencies.append((time.perf_counter() - began) * 1000.0)
+            if response.status_code >= 300:
+                failed += 1
+
+        start = time.perf_counter()
+        tasks = []
+        for n, body in enumerate(bodies):
+            delay = start + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(body)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - start
+    return OpenLoopResult(len(bodies), failed, elapsed, latencies)
+
+
+def open_loop_posts(
+    url: str, headers: dict[str, str], bodies: list[bytes], rate: float
+) -> OpenLoopResult:
+    """POST each body at ``rate`` requests per second, timing each answer."""
+    return asyncio.run(_open_loop(url, headers, bodies, rate))
