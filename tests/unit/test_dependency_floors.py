@@ -32,12 +32,22 @@ def declared() -> dict[str, Requirement]:
     return {requirement.name.lower(): requirement for requirement in requirements}
 
 
+def _release_before(fixed: Version) -> Version:
+    """A release just before ``fixed``: 5.1.3 → 5.1.2, 0.16.0 → 0.15.999, 1.0.0 → 0.999.999."""
+    release = list(fixed.release)
+    for position in range(len(release) - 1, -1, -1):
+        if release[position] > 0:
+            release[position] -= 1
+            release[position + 1 :] = [999] * (len(release) - position - 1)
+            return Version(".".join(map(str, release)))
+    raise ValueError(f"no release before {fixed}")
+
+
 @pytest.mark.parametrize("package", sorted(FLOORS))
 def test_the_declared_floor_excludes_vulnerable_releases(package: str) -> None:
     fixed, advisory = FLOORS[package]
     specifier = declared()[package].specifier
-    last_vulnerable = Version(fixed).release
-    before = Version(".".join(map(str, (*last_vulnerable[:-1], last_vulnerable[-1] - 1))))
+    before = _release_before(Version(fixed))
     assert not specifier.contains(before), f"{package}{specifier} admits {before}: {advisory}"
     assert specifier.contains(fixed)
 
