@@ -5,7 +5,7 @@ A file to import is read a line at a time, each line at most :data:`MAX_LINE` ch
 a file of any size (or one with no line breaks at all) is read in bounded memory. Every row
 that cannot be imported is reported with its line number and why; none is dropped silently.
 
-Columns: ``address[,scope,reason,expires_at,note]``. A first row starting with ``address``
+Columns: ``address[,scope,reason,expires_at,note]``. A first row with a cell ``address``
 is a header and may name the columns in any order (``created_at``, which export writes, is
 read and ignored). Empty cells take the defaults (scope ``all``, reason ``manual``, no expiry).
 """
@@ -128,12 +128,12 @@ def read_rows(stream: IO[str], now: float) -> Iterator[ImportRow | Rejected]:
         where = _span(start, lines.number)
         if not any(cell.strip() for cell in cells):
             continue  # an empty line holds no entry
-        if first and cells[0].strip().lower() == "address":
+        if first and "address" in (cell.strip().lower() for cell in cells):
             columns = _header(cells)
             first = False
             continue
         first = False
-        yield _row(where, lines.number, cells, columns, now)
+        yield _row(where, start, cells, columns, now)
 
 
 def _span(start: int, end: int) -> str:
