@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from mailroom.config import Settings
 from mailroom.outbox.database import create_outbox_engine
 from mailroom.web.errors import install_error_handlers
+from mailroom.web.public import public_router
 
 __all__ = ["API_PREFIX", "create_app"]
 
@@ -28,4 +29,5 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine if engine is not None else create_outbox_engine(settings.DATABASE_URL)
     install_error_handlers(app)
+    app.include_router(public_router())
     return app
