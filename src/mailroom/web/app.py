@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
+from starlette.types import Lifespan
 
 from mailroom.config import Settings
 from mailroom.outbox.database import create_outbox_engine
+from mailroom.web import health
 from mailroom.web.errors import install_error_handlers
 from mailroom.web.public import public_router
 
@@ -16,10 +18,17 @@ __all__ = ["API_PREFIX", "create_app"]
 API_PREFIX = "/api/v1"
 
 
-def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    lifespan: Lifespan[FastAPI] | None = None,
+) -> FastAPI:
     """The application for ``settings``; ``engine`` is the outbox database (made from
-    ``DATABASE_URL`` when not given). The caller checks the schema before serving."""
+    ``DATABASE_URL`` when not given). The caller checks the schema before serving;
+    ``lifespan`` is what runs beside it (``mailroom serve``'s embedded worker)."""
     app = FastAPI(
+        lifespan=lifespan,
         title="Mailroom",
         summary="Outbound email: a durable outbox, notifications, suppressions, tracking.",
         openapi_url=f"{API_PREFIX}/openapi.json",
@@ -29,5 +38,6 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine if engine is not None else create_outbox_engine(settings.DATABASE_URL)
     install_error_handlers(app)
+    app.include_router(health.router)
     app.include_router(public_router())
     return app
