@@ -76,9 +76,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 def public_router() -> APIRouter:
     """The public endpoints, with the lifespan of their hit writer."""
     router = APIRouter(lifespan=_lifespan, include_in_schema=False)
-    router.add_api_route("/unsubscribe/{token:path}", unsubscribe_page, methods=["GET"])
+    router.add_api_route("/unsubscribe/{token:path}", unsubscribe_page, methods=["GET", "HEAD"])
     router.add_api_route("/unsubscribe/{token:path}", unsubscribe_post, methods=["POST"])
-    router.add_api_route("/preferences/{token:path}", preferences, methods=["GET", "POST"])
+    router.add_api_route("/preferences/{token:path}", preferences, methods=["GET", "HEAD", "POST"])
     router.add_api_route("/trck/{token:path}", pixel, methods=["GET", "HEAD"])
     router.add_api_route("/c/{token:path}", click, methods=["GET", "HEAD"])
     router.add_api_route("/static/public/mailroom.css", stylesheet, methods=["GET", "HEAD"])
