@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import httpx
-from sqlalchemy import text
+from sqlalchemy import column, table, update
 
 from mailroom.config import load_settings
 from mailroom.outbox import database
@@ -31,7 +31,8 @@ def test_ready_while_the_schema_is_current_and_not_once_it_is_not(tmp_path: Path
             assert httpx.get(f"{service.url}/readyz").json() == {"status": "ready"}
             # The database is taken back to an older schema behind the service's back.
             with outbox.engine.begin() as connection:
-                connection.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = '0006'"))
+                versions = table(VERSION_TABLE, column("version_num"))
+                connection.execute(update(versions).values(version_num="0006"))
             answer = httpx.get(f"{service.url}/readyz")
             assert answer.status_code == 503
             error = answer.json()["error"]
