@@ -9,7 +9,8 @@ from starlette.types import Lifespan
 
 from mailroom.config import Settings
 from mailroom.outbox.database import create_outbox_engine
-from mailroom.web import health
+from mailroom.web import health, metrics
+from mailroom.web.body_limit import BodyLimit
 from mailroom.web.errors import install_error_handlers
 from mailroom.web.public import public_router
 
@@ -38,6 +39,8 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine if engine is not None else create_outbox_engine(settings.DATABASE_URL)
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.API_MAX_BODY_BYTES)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(public_router())
     return app
