@@ -5,6 +5,7 @@ from mailroom.cli import (  # noqa: F401
     apikeys,
     outbox,
     queue,
+    serve,
     settings_show,
     streams,
     suppressions,

@@ -73,6 +73,15 @@ def _metadata(value: object) -> dict[str, Any] | None:
     return dict(value)
 
 
+def _links(value: Sequence[str] | None) -> list[str] | None:
+    """The tracked links as stored: a JSON list of URLs, or none (no click tracking)."""
+    if value is None:
+        return None
+    if isinstance(value, str) or not all(isinstance(url, str) for url in value):
+        raise MessageError("tracked_links", "must be a list of URLs")
+    return list(value)
+
+
 def _epoch(when: datetime | None, now: float) -> float:
     if when is None:
         return now
@@ -117,6 +126,7 @@ class Outbox:
         idempotency_key: str | None,
         fingerprint: str | None = None,
         consent: ConsentFacts | None = None,
+        tracked_links: Sequence[str] | None = None,
     ) -> dict[str, Any]:
         envelope = build_envelope(
             message,
@@ -146,6 +156,7 @@ class Outbox:
             "due_at": due_at,
             "updated_at": now,
             "attempts": 0,
+            "tracked_links": _links(tracked_links),
         }
 
     def send(
@@ -182,13 +193,14 @@ class Outbox:
         send_at: datetime | None = None,
         idempotency_keys: Sequence[str | None] | None = None,
         consent: ConsentFacts | None = None,
+        tracked_links: Sequence[Sequence[str] | None] | None = None,
     ) -> list[int]:
         """Validate and compose every message, then commit them all in one transaction.
 
         Nothing is committed if any message is invalid: the error names it by position.
         ``consent``: the facts the check at claim uses for every message of the batch (see
         :class:`~mailroom.outbox.schema.ConsentFacts`); without them each is checked against
-        ``all`` as required mail.
+        ``all`` as required mail. ``tracked_links``: as for :meth:`send_each`.
         """
         results = self._commit(
             batch,
@@ -196,6 +208,7 @@ class Outbox:
             send_at=send_at,
             keys=idempotency_keys,
             consent=consent,
+            tracked_links=tracked_links,
             skip_invalid=False,
         )
         return [result for result in results if isinstance(result, int)]
@@ -209,12 +222,15 @@ class Outbox:
         idempotency_keys: Sequence[str | None] | None = None,
         fingerprints: Sequence[str | None] | None = None,
         consent: ConsentFacts | None = None,
+        tracked_links: Sequence[Sequence[str] | None] | None = None,
     ) -> list[int | MessageError]:
         """Like :meth:`send_many`, but a message that cannot be built, or whose key names
         other content, comes back as its :class:`MessageError` instead of failing the rest;
         the others are committed together. ``fingerprints`` replace the digest of each
         message's content as what its key is compared on (``notify`` passes one of its own
-        request, since its From and unsubscribe link differ on every call)."""
+        request, since its From and unsubscribe link differ on every call). ``tracked_links``:
+        per message, the URLs click tracking rewrote in it, by link index (see
+        :func:`mailroom.compose.tracking.apply_tracking`), kept for the click endpoint."""
         return self._commit(
             batch,
             stream=stream,
@@ -222,6 +238,7 @@ class Outbox:
             keys=idempotency_keys,
             fingerprints=fingerprints,
             consent=consent,
+            tracked_links=tracked_links,
             skip_invalid=True,
         )
 
@@ -234,6 +251,7 @@ class Outbox:
         keys: Sequence[str | None] | None,
         fingerprints: Sequence[str | None] | None = None,
         consent: ConsentFacts | None = None,
+        tracked_links: Sequence[Sequence[str] | None] | None = None,
         skip_invalid: bool,
     ) -> list[int | MessageError]:
         if not isinstance(stream, str) or not stream or len(stream) > _STREAM_NAME_MAX:
@@ -241,14 +259,17 @@ class Outbox:
         items = list(batch)
         keys = list(keys) if keys is not None else [None] * len(items)
         prints = list(fingerprints) if fingerprints is not None else [None] * len(items)
-        if len(keys) != len(items) or len(prints) != len(items):
-            raise ValueError("idempotency_keys and fingerprints need one entry per message")
+        links = list(tracked_links) if tracked_links is not None else [None] * len(items)
+        if len(keys) != len(items) or len(prints) != len(items) or len(links) != len(items):
+            raise ValueError(
+                "idempotency_keys, fingerprints and tracked_links need one entry per message"
+            )
         now = time.time()
         due_at = _epoch(send_at, now)
         rows: list[dict[str, Any]] = []
         results: list[int | MessageError | None] = []
-        for position, (message, key, fingerprint) in enumerate(
-            zip(items, keys, prints, strict=True)
+        for position, (message, key, fingerprint, tracked) in enumerate(
+            zip(items, keys, prints, links, strict=True)
         ):
             try:
                 rows.append(
@@ -260,6 +281,7 @@ class Outbox:
                         idempotency_key=key,
                         fingerprint=fingerprint,
                         consent=consent,
+                        tracked_links=tracked,
                     )
                 )
                 results.append(None)

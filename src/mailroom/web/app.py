@@ -5,20 +5,31 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
+from starlette.types import Lifespan
 
 from mailroom.config import Settings
 from mailroom.outbox.database import create_outbox_engine
+from mailroom.web import health, metrics
+from mailroom.web.body_limit import BodyLimit
 from mailroom.web.errors import install_error_handlers
+from mailroom.web.public import public_router
 
 __all__ = ["API_PREFIX", "create_app"]
 
 API_PREFIX = "/api/v1"
 
 
-def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    lifespan: Lifespan[FastAPI] | None = None,
+) -> FastAPI:
     """The application for ``settings``; ``engine`` is the outbox database (made from
-    ``DATABASE_URL`` when not given). The caller checks the schema before serving."""
+    ``DATABASE_URL`` when not given). The caller checks the schema before serving;
+    ``lifespan`` is what runs beside it (``mailroom serve``'s embedded worker)."""
     app = FastAPI(
+        lifespan=lifespan,
         title="Mailroom",
         summary="Outbound email: a durable outbox, notifications, suppressions, tracking.",
         openapi_url=f"{API_PREFIX}/openapi.json",
@@ -28,4 +39,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine if engine is not None else create_outbox_engine(settings.DATABASE_URL)
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.API_MAX_BODY_BYTES)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    app.include_router(public_router())
     return app
