@@ -17,8 +17,7 @@ from mailroom.config import load_settings
 from mailroom.message import Message
 from mailroom.outbox import database
 from mailroom.outbox.store import Outbox
-from support.service import ServiceProcess, serve_args
-from support.worker_process import worker_env
+from support.service import ServiceProcess, serve_args, service_env
 
 PASSWORD = "serve-test-password-never-shown"
 STOP_WITHIN = 20.0  # seconds: far below the hard cap, far above a clean stop
@@ -70,7 +69,7 @@ def test_an_old_schema_is_refused_in_one_line(tmp_path: Path) -> None:
     engine.dispose()
     result = subprocess.run(
         serve_args(),
-        env=worker_env({"DATABASE_URL": url}),
+        env=service_env({"DATABASE_URL": url}),
         cwd=tmp_path,
         capture_output=True,
         timeout=60,
@@ -89,7 +88,7 @@ def test_a_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
         port = service.url.rsplit(":", 1)[1]
         result = subprocess.run(
             [*serve_args(), "--port", port],
-            env=worker_env({}),
+            env=service_env({}),
             cwd=tmp_path,
             capture_output=True,
             timeout=60,
@@ -120,7 +119,7 @@ def test_serve_on_each_database_creates_tables_only_in_a_new_sqlite_file(
     if database_url.startswith("postgresql"):
         refused = subprocess.run(
             serve_args(),
-            env=worker_env(env),
+            env=service_env(env),
             cwd=tmp_path,
             capture_output=True,
             timeout=60,
@@ -139,3 +138,12 @@ def test_serve_on_each_database_creates_tables_only_in_a_new_sqlite_file(
     assert service.returncode == 0
     assert "data: " in service.stdout
     assert PASSWORD not in service.output
+
+
+def test_the_helper_runs_serve_in_a_folder_of_its_own_by_default() -> None:
+    with ServiceProcess({}) as service:
+        folder = service.cwd
+        assert (folder / "mailroom.db").is_file()
+        assert httpx.get(f"{service.url}/healthz").status_code == 200
+    assert service.returncode == 0
+    assert not folder.exists()
