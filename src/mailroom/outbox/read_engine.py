@@ -1,11 +1,11 @@
-"""An engine for reports read often and never written (``/metrics``).
+"""An engine for probes and reports read often and never written (``/readyz``, ``/metrics``).
 
 The outbox's own SQLite engine begins every transaction with ``BEGIN IMMEDIATE``, which takes
 the database's one write lock even to read: right for the worker and the API, which read to
 write, but a report that scans the attempts would hold up every send and every insert for as
-long as it reads. This engine opens the same file read-only, in autocommit: in WAL mode a
-reader never waits for the writer nor holds it up. On any other database reads take no such
-lock, and the outbox's engine is used as it is.
+long as it reads, and a probe would wait behind every writer. This engine opens the same file
+read-only, in autocommit: in WAL mode a reader never waits for the writer nor holds it up. On
+any other database reads take no such lock, and the outbox's engine is used as it is.
 """
 
 from __future__ import annotations
@@ -39,4 +39,5 @@ def read_only_engine(engine: Engine) -> Engine:
         connection.isolation_level = None  # autocommit: no transaction held between reads
         return connection
 
-    return create_engine("sqlite://", creator=connect, poolclass=NullPool)
+    # The URL names the file (what an error message shows); the connections come from connect.
+    return create_engine(engine.url, creator=connect, poolclass=NullPool)
