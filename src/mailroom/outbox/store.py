@@ -7,6 +7,7 @@ it, whatever happens to the calling process.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -16,7 +17,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from mailroom.config import Settings
-from mailroom.errors import IdempotencyConflictError, MessageError
+from mailroom.errors import BatchError, IdempotencyConflictError, MessageError
 from mailroom.message import Message, build_envelope, content_fingerprint
 from mailroom.outbox import operations, operator_queries, queries
 from mailroom.outbox.database import (
@@ -28,7 +29,7 @@ from mailroom.outbox.database import (
 )
 from mailroom.outbox.schema import STREAM_PRIORITIES, ConsentFacts, Status
 
-__all__ = ["Outbox"]
+__all__ = ["BatchItem", "Outbox"]
 
 _STREAM_NAME_MAX = 64
 
@@ -71,6 +72,30 @@ def _metadata(value: object) -> dict[str, Any] | None:
             f"must be JSON: str, int, float, bool, None, and lists and dicts of them ({exc})",
         ) from None
     return dict(value)
+
+
+def _check_stream(stream: object) -> None:
+    if not isinstance(stream, str) or not stream or len(stream) > _STREAM_NAME_MAX:
+        raise MessageError("stream", f"must be 1 to {_STREAM_NAME_MAX} characters")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchItem:
+    """One message of :meth:`Outbox.send_batch`, with its own stream, send time and key."""
+
+    message: Message
+    stream: str = "transactional"
+    send_at: datetime | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    message: Message
+    stream: str
+    send_at: datetime | None
+    key: str | None
+    fingerprint: str | None
 
 
 def _epoch(when: datetime | None, now: float) -> float:
@@ -225,6 +250,21 @@ class Outbox:
             skip_invalid=True,
         )
 
+    def send_batch(self, items: Sequence[BatchItem]) -> list[int]:
+        """Commit every item, each with its own stream, send time and key, in one transaction,
+        or none of them: a :class:`~mailroom.errors.BatchError` then names every item at
+        fault by its position (what ``POST /api/v1/messages/batch`` answers), not only the
+        first one."""
+        results = self._commit_items(
+            [
+                _Item(i.message, i.stream, i.send_at, i.idempotency_key, None)
+                for i in items
+            ],
+            consent=None,
+            mode="collect",
+        )
+        return [result for result in results if isinstance(result, int)]
+
     def _commit(
         self,
         batch: Iterable[Message],
@@ -236,40 +276,59 @@ class Outbox:
         consent: ConsentFacts | None = None,
         skip_invalid: bool,
     ) -> list[int | MessageError]:
-        if not isinstance(stream, str) or not stream or len(stream) > _STREAM_NAME_MAX:
-            raise MessageError("stream", f"must be 1 to {_STREAM_NAME_MAX} characters")
+        _check_stream(stream)
         items = list(batch)
         keys = list(keys) if keys is not None else [None] * len(items)
         prints = list(fingerprints) if fingerprints is not None else [None] * len(items)
         if len(keys) != len(items) or len(prints) != len(items):
             raise ValueError("idempotency_keys and fingerprints need one entry per message")
+        return self._commit_items(
+            [
+                _Item(message, stream, send_at, key, fingerprint)
+                for message, key, fingerprint in zip(items, keys, prints, strict=True)
+            ],
+            consent=consent,
+            mode="skip" if skip_invalid else "raise",
+        )
+
+    def _commit_items(
+        self, items: Sequence[_Item], *, consent: ConsentFacts | None, mode: str
+    ) -> list[int | MessageError]:
+        """``mode``: ``raise`` the first error (naming its position in a batch), ``skip`` the
+        items at fault (they come back as their errors), or ``collect`` every error into one
+        :class:`BatchError`. Nothing is committed unless ``mode`` is ``skip`` or no item is
+        at fault."""
         now = time.time()
-        due_at = _epoch(send_at, now)
         rows: list[dict[str, Any]] = []
         results: list[int | MessageError | None] = []
-        for position, (message, key, fingerprint) in enumerate(
-            zip(items, keys, prints, strict=True)
-        ):
+        collected: dict[int, MessageError] = {}
+        for position, item in enumerate(items):
             try:
+                _check_stream(item.stream)
                 rows.append(
                     self._row(
-                        message,
-                        stream=stream,
-                        due_at=due_at,
+                        item.message,
+                        stream=item.stream,
+                        due_at=_epoch(item.send_at, now),
                         now=now,
-                        idempotency_key=key,
-                        fingerprint=fingerprint,
+                        idempotency_key=item.key,
+                        fingerprint=item.fingerprint,
                         consent=consent,
                     )
                 )
                 results.append(None)
             except MessageError as exc:
-                if skip_invalid:
+                if mode == "skip":
                     results.append(exc)
+                    continue
+                if mode == "collect":
+                    collected[position] = exc
                     continue
                 if len(items) == 1:
                     raise
                 raise type(exc)(f"message {position}: {exc.field}", str(exc)) from exc
+        if collected:
+            raise BatchError(collected)
         self.ensure_schema()
         with self.engine.begin() as connection:
             ids = queries.insert_messages(connection, rows)
@@ -280,7 +339,7 @@ class Outbox:
             ]
             existing = queries.find_by_idempotency_keys(connection, taken)
             outcomes: list[int | MessageError] = []
-            for row, found in zip(rows, ids, strict=True):
+            for position, (row, found) in enumerate(zip(rows, ids, strict=True)):
                 if found is not None:
                     outcomes.append(found)
                     continue
@@ -289,11 +348,14 @@ class Outbox:
                 # A row from before fingerprints were kept has none: matched by key alone.
                 if existing_print not in (None, row["idempotency_fingerprint"]):
                     conflict = IdempotencyConflictError(key, existing_pk)
-                    if not skip_invalid:
+                    if mode == "raise":
                         raise conflict  # rolls back the whole batch
+                    collected[position] = conflict
                     outcomes.append(conflict)
                 else:
                     outcomes.append(existing_pk)
+            if collected:
+                raise BatchError(collected)  # rolls back the whole batch
         done = iter(outcomes)
         return [next(done) if result is None else result for result in results]
 

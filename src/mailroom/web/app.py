@@ -8,6 +8,8 @@ from sqlalchemy import Engine
 
 from mailroom.config import Settings
 from mailroom.outbox.database import create_outbox_engine
+from mailroom.web import api
+from mailroom.web.dependencies import install_services
 from mailroom.web.errors import install_error_handlers
 
 __all__ = ["API_PREFIX", "create_app"]
@@ -28,4 +30,6 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine if engine is not None else create_outbox_engine(settings.DATABASE_URL)
     install_error_handlers(app)
+    install_services(app)
+    app.include_router(api.router, prefix=API_PREFIX)
     return app

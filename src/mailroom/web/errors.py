@@ -39,13 +39,16 @@ class ApiError(Exception):
         message: str,
         field: str | None = None,
         headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
+        """``extra``: more members of the body beside ``error`` (a batch's ``items``)."""
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.field = field
         self.headers = headers
+        self.extra = extra
 
 
 def error_response(
@@ -54,9 +57,10 @@ def error_response(
     message: str,
     field: str | None = None,
     headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
     body = ErrorBody(error=ErrorDetail(code=code, message=message, field=field))
-    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+    return JSONResponse({**body.model_dump(), **(extra or {})}, status_code=status, headers=headers)
 
 
 _STATUS_CODES = {
@@ -88,7 +92,9 @@ def install_error_handlers(app: FastAPI) -> None:
     # Starlette types a handler's exception as Exception; each is registered for one class.
     async def on_api_error(_request: Request, exc: Exception) -> JSONResponse:
         error = cast(ApiError, exc)
-        return error_response(error.status, error.code, error.message, error.field, error.headers)
+        return error_response(
+            error.status, error.code, error.message, error.field, error.headers, error.extra
+        )
 
     async def on_http_error(_request: Request, exc: Exception) -> JSONResponse:
         error = cast(StarletteHTTPException, exc)
