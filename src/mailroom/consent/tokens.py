@@ -26,7 +26,7 @@ from mailroom.consent.scopes import check_scope, normalize_address
 from mailroom.errors import InvalidTokenError, MessageError
 from mailroom.message import Address
 
-__all__ = ["TokenClaim", "UnsubscribeTokens", "unsubscribe_url"]
+__all__ = ["TokenClaim", "UnsubscribeTokens", "require_canonical", "unsubscribe_url"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,15 +87,7 @@ class UnsubscribeTokens:
         return claim
 
     def _verify(self, token: str, now: float | None) -> TokenClaim:
-        if not isinstance(token, str) or not 0 < len(token) <= _MAX_TOKEN_CHARS:
-            raise InvalidTokenError
-        # Base64 leaves some low bits of a segment's last character unused; two spellings
-        # then decode to the same bytes. Only the spelling we issue is accepted, so that
-        # changing any character of a token makes it invalid.
-        for segment in token.removeprefix(".").split("."):
-            data = segment.encode("ascii")
-            if base64_encode(base64_decode(data)) != data:
-                raise InvalidTokenError
+        require_canonical(token)
         payload, signed_at = self._serializer.loads(
             token, max_age=int(self.max_age), return_timestamp=True
         )
@@ -109,6 +101,24 @@ class UnsubscribeTokens:
             key=payload.get("k"),
             issued_at=signed_at.astimezone(UTC),
         )
+
+
+def require_canonical(token: object) -> None:
+    """Refuse (:class:`InvalidTokenError`) anything but a token spelled as we issue them.
+
+    Base64 leaves some low bits of a segment's last character unused; two spellings then
+    decode to the same bytes. Only the spelling we issue is accepted, so that changing any
+    character of a token makes it invalid. Every signed public token goes through here.
+    """
+    if not isinstance(token, str) or not 0 < len(token) <= _MAX_TOKEN_CHARS:
+        raise InvalidTokenError
+    try:
+        for segment in token.removeprefix(".").split("."):
+            data = segment.encode("ascii")
+            if base64_encode(base64_decode(data)) != data:
+                raise InvalidTokenError
+    except (BadData, UnicodeError, ValueError):
+        raise InvalidTokenError from None
 
 
 def unsubscribe_url(settings: Settings, token: str) -> str | None:

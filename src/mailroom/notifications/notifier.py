@@ -21,6 +21,7 @@ from mailroom.compose.footer import Footer
 from mailroom.compose.links import deep_link
 from mailroom.compose.personalize import personalize
 from mailroom.compose.templates import Template, TemplateLibrary
+from mailroom.compose.tracking import apply_tracking
 from mailroom.consent.preferences import EmailChoice, email_choices
 from mailroom.consent.scopes import SCOPE_ALL, type_scope
 from mailroom.consent.suppression import suppressed_among
@@ -154,7 +155,7 @@ class Notifier:
             tokens = UnsubscribeTokens(self.settings)  # SettingsError if SECRET_KEY is unset
         # One recipient's message failing (their data in the template, a field over a limit)
         # must not cost the others theirs: it is recorded as skipped, with the reason.
-        composed: list[tuple[_Planned, Message, str]] = []
+        composed: list[tuple[_Planned, Message, str, list[str] | None]] = []
         for plan in sending:
             try:
                 message, token = self._compose(
@@ -168,10 +169,14 @@ class Notifier:
                     metadata=metadata,
                     fallback=fallback,
                 )
+                # The request's fingerprint is of the message before tracking, whose tokens
+                # name a Message-ID new on every call.
+                request_print = fingerprint(message, token, ntype.stream)
+                message, links = apply_tracking(message, self.settings, ntype.stream)
             except MessageError as exc:
                 outcomes.append(_failed(plan.recipient, SkipReason.INVALID_MESSAGE, exc, failures))
                 continue
-            composed.append((plan, message, fingerprint(message, token, ntype.stream)))
+            composed.append((plan, message, request_print, links))
         self._commit(
             composed,
             ntype=ntype,
@@ -191,7 +196,7 @@ class Notifier:
 
     def _commit(
         self,
-        composed: Sequence[tuple[_Planned, Message, str]],
+        composed: Sequence[tuple[_Planned, Message, str, list[str] | None]],
         *,
         ntype: NotificationType,
         send_at: datetime | None,
@@ -204,17 +209,18 @@ class Notifier:
             return
         keys = None
         if idempotency_key is not None:
-            keys = [recipient_key(idempotency_key, plan.normalized) for plan, _, _ in composed]
+            keys = [recipient_key(idempotency_key, plan.normalized) for plan, *_ in composed]
         results = self.outbox.send_each(
-            [message for _, message, _ in composed],
+            [message for _, message, _, _ in composed],
             stream=ntype.stream,
             send_at=send_at,
             idempotency_keys=keys,
-            fingerprints=[fingerprint for _, _, fingerprint in composed],
+            fingerprints=[fingerprint for _, _, fingerprint, _ in composed],
+            tracked_links=[links for *_, links in composed],
             # The worker checks the suppression list again at send time, for these scopes.
             consent=ConsentFacts((SCOPE_ALL, type_scope(ntype.name)), not ntype.may_opt_out),
         )
-        for (plan, _, _), result in zip(composed, results, strict=True):
+        for (plan, *_), result in zip(composed, results, strict=True):
             if isinstance(result, IdempotencyConflictError):
                 outcomes.append(_failed(plan.recipient, SkipReason.KEY_CONFLICT, result, failures))
             elif isinstance(result, MessageError):

@@ -76,9 +76,10 @@ _INSERT_COLUMNS = (
     "due_at",
     "updated_at",
     "attempts",
+    "tracked_links",
 )
-_JSON_COLUMNS = {"recipients", "extra", "consent_scopes"}
-_ROWS_PER_INSERT = 200  # 3,200 parameters: within every SQLite's and PostgreSQL's limits
+_JSON_COLUMNS = {"recipients", "extra", "consent_scopes", "tracked_links"}
+_ROWS_PER_INSERT = 200  # 3,400 parameters: within every SQLite's and PostgreSQL's limits
 _VALUES_ROW = "(" + ", ".join("?" for _ in _INSERT_COLUMNS) + ")"
 
 

@@ -87,15 +87,20 @@ class BatchItem:
     stream: str = "transactional"
     send_at: datetime | None = None
     idempotency_key: str | None = None
+    tracked_links: Sequence[str] | None = None
+    """The URLs click tracking rewrote, by link index (see ``apply_tracking``)."""
+    fingerprint: str | None = None
+    """What the key is compared on, if not the digest of the message: that of the request
+    before tracking, whose tokens differ on every call."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Item:
-    message: Message
-    stream: str
-    send_at: datetime | None
-    key: str | None
-    fingerprint: str | None
+def _links(value: Sequence[str] | None) -> list[str] | None:
+    """The tracked links as stored: a JSON list of URLs, or none (no click tracking)."""
+    if value is None:
+        return None
+    if isinstance(value, str) or not all(isinstance(url, str) for url in value):
+        raise MessageError("tracked_links", "must be a list of URLs")
+    return list(value)
 
 
 def _epoch(when: datetime | None, now: float) -> float:
@@ -142,6 +147,7 @@ class Outbox:
         idempotency_key: str | None,
         fingerprint: str | None = None,
         consent: ConsentFacts | None = None,
+        tracked_links: Sequence[str] | None = None,
     ) -> dict[str, Any]:
         envelope = build_envelope(
             message,
@@ -171,6 +177,7 @@ class Outbox:
             "due_at": due_at,
             "updated_at": now,
             "attempts": 0,
+            "tracked_links": _links(tracked_links),
         }
 
     def send(
@@ -234,12 +241,15 @@ class Outbox:
         idempotency_keys: Sequence[str | None] | None = None,
         fingerprints: Sequence[str | None] | None = None,
         consent: ConsentFacts | None = None,
+        tracked_links: Sequence[Sequence[str] | None] | None = None,
     ) -> list[int | MessageError]:
         """Like :meth:`send_many`, but a message that cannot be built, or whose key names
         other content, comes back as its :class:`MessageError` instead of failing the rest;
         the others are committed together. ``fingerprints`` replace the digest of each
         message's content as what its key is compared on (``notify`` passes one of its own
-        request, since its From and unsubscribe link differ on every call)."""
+        request, since its From and unsubscribe link differ on every call). ``tracked_links``:
+        per message, the URLs click tracking rewrote in it, by link index (see
+        :func:`mailroom.compose.tracking.apply_tracking`), kept for the click endpoint."""
         return self._commit(
             batch,
             stream=stream,
@@ -247,6 +257,7 @@ class Outbox:
             keys=idempotency_keys,
             fingerprints=fingerprints,
             consent=consent,
+            tracked_links=tracked_links,
             skip_invalid=True,
         )
 
@@ -255,14 +266,7 @@ class Outbox:
         or none of them: a :class:`~mailroom.errors.BatchError` then names every item at
         fault by its position (what ``POST /api/v1/messages/batch`` answers), not only the
         first one."""
-        results = self._commit_items(
-            [
-                _Item(i.message, i.stream, i.send_at, i.idempotency_key, None)
-                for i in items
-            ],
-            consent=None,
-            mode="collect",
-        )
+        results = self._commit_items(items, consent=None, mode="collect")
         return [result for result in results if isinstance(result, int)]
 
     def _commit(
@@ -274,25 +278,31 @@ class Outbox:
         keys: Sequence[str | None] | None,
         fingerprints: Sequence[str | None] | None = None,
         consent: ConsentFacts | None = None,
+        tracked_links: Sequence[Sequence[str] | None] | None = None,
         skip_invalid: bool,
     ) -> list[int | MessageError]:
         _check_stream(stream)
         items = list(batch)
         keys = list(keys) if keys is not None else [None] * len(items)
         prints = list(fingerprints) if fingerprints is not None else [None] * len(items)
-        if len(keys) != len(items) or len(prints) != len(items):
-            raise ValueError("idempotency_keys and fingerprints need one entry per message")
+        links = list(tracked_links) if tracked_links is not None else [None] * len(items)
+        if len(keys) != len(items) or len(prints) != len(items) or len(links) != len(items):
+            raise ValueError(
+                "idempotency_keys, fingerprints and tracked_links need one entry per message"
+            )
         return self._commit_items(
             [
-                _Item(message, stream, send_at, key, fingerprint)
-                for message, key, fingerprint in zip(items, keys, prints, strict=True)
+                BatchItem(message, stream, send_at, key, tracked, fingerprint)
+                for message, key, fingerprint, tracked in zip(
+                    items, keys, prints, links, strict=True
+                )
             ],
             consent=consent,
             mode="skip" if skip_invalid else "raise",
         )
 
     def _commit_items(
-        self, items: Sequence[_Item], *, consent: ConsentFacts | None, mode: str
+        self, items: Sequence[BatchItem], *, consent: ConsentFacts | None, mode: str
     ) -> list[int | MessageError]:
         """``mode``: ``raise`` the first error (naming its position in a batch), ``skip`` the
         items at fault (they come back as their errors), or ``collect`` every error into one
@@ -311,9 +321,10 @@ class Outbox:
                         stream=item.stream,
                         due_at=_epoch(item.send_at, now),
                         now=now,
-                        idempotency_key=item.key,
+                        idempotency_key=item.idempotency_key,
                         fingerprint=item.fingerprint,
                         consent=consent,
+                        tracked_links=item.tracked_links,
                     )
                 )
                 results.append(None)
