@@ -33,6 +33,7 @@ __all__ = [
     "record_consent",
     "remove_suppression",
     "set_email_preference",
+    "suppression_page",
 ]
 
 
@@ -148,6 +149,28 @@ def list_suppressions(
             or_(suppressions.c.expires_at.is_(None), suppressions.c.expires_at > now)
         )
     return [_suppression(dict(row._mapping)) for row in connection.execute(query)]
+
+
+def suppression_page(
+    connection: Connection,
+    *,
+    after: int | None,
+    limit: int,
+    search: str | None = None,
+    scope: str | None = None,
+) -> list[Mapping[str, Any]]:
+    """Up to ``limit`` entries in id order (oldest first), from the one after id ``after``:
+    keyset paging, so a page costs the same however deep it is and an entry added meanwhile
+    neither shifts nor repeats the pages. ``search``: a piece of the (normalised) address;
+    ``scope``: that scope only. Expired entries are included (they carry ``expires_at``)."""
+    query = select(suppressions).order_by(suppressions.c.id).limit(limit)
+    if after is not None:
+        query = query.where(suppressions.c.id > after)
+    if search:
+        query = query.where(suppressions.c.address.contains(search, autoescape=True))
+    if scope is not None:
+        query = query.where(suppressions.c.scope == scope)
+    return [dict(row._mapping) for row in connection.execute(query)]
 
 
 def _suppression(row: Mapping[str, Any]) -> Suppression:
