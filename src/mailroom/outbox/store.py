@@ -7,10 +7,10 @@ it, whatever happens to the calling process.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 

@@ -38,6 +38,7 @@ class ApiError(Exception):
         code: str,
         message: str,
         field: str | None = None,
+        *,
         headers: dict[str, str] | None = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
@@ -56,6 +57,7 @@ def error_response(
     code: str,
     message: str,
     field: str | None = None,
+    *,
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
@@ -93,14 +95,19 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_api_error(_request: Request, exc: Exception) -> JSONResponse:
         error = cast(ApiError, exc)
         return error_response(
-            error.status, error.code, error.message, error.field, error.headers, error.extra
+            error.status,
+            error.code,
+            error.message,
+            error.field,
+            headers=error.headers,
+            extra=error.extra,
         )
 
     async def on_http_error(_request: Request, exc: Exception) -> JSONResponse:
         error = cast(StarletteHTTPException, exc)
         code = _STATUS_CODES.get(error.status_code, "error")
         headers = dict(error.headers) if error.headers else None
-        return error_response(error.status_code, code, str(error.detail), None, headers)
+        return error_response(error.status_code, code, str(error.detail), None, headers=headers)
 
     async def on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
         error = cast(RequestValidationError, exc)

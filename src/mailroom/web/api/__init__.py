@@ -5,11 +5,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mailroom.web.api import batch, messages, notifications, preferences, status
+from mailroom.web.api import (
+    batch,
+    captured,
+    messages,
+    notifications,
+    preferences,
+    status,
+    suppressions,
+)
 
 __all__ = ["router"]
 
 router = APIRouter()
 # The batch route first: "/messages/batch" must not be read as "/messages/{id}".
-for module in (batch, messages, notifications, preferences, status):
+for module in (batch, messages, notifications, preferences, status, suppressions, captured):
     router.include_router(module.router)

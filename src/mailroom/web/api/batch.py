@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from mailroom.errors import BatchError, MessageError
 from mailroom.outbox.store import BatchItem
 from mailroom.web.api.message_models import MessageIn
-from mailroom.web.api.messages import _ERRORS, idempotency_key, message_error
+from mailroom.web.api.messages import _ERRORS, idempotency_key, message_error, outgoing
 from mailroom.web.auth import Caller
 from mailroom.web.dependencies import ServiceOutbox, ServiceSettings
 from mailroom.web.errors import ApiError, ErrorDetail
@@ -96,11 +96,15 @@ def send_batch(
     for index, item in enumerate(body.messages):
         try:
             key = idempotency_key(caller, item.idempotency_key)
+            items.append(outgoing(item, caller, settings, key))
         except ApiError as exc:
-            detail = ErrorDetail(code=exc.code, message=exc.message, field="idempotency_key")
+            if exc.status != 422:
+                raise  # the service's fault (tracking without SECRET_KEY), not the item's
+            field = "idempotency_key" if exc.field == "Idempotency-Key" else exc.field
+            detail = ErrorDetail(code=exc.code, message=exc.message, field=field)
             refused.append(ItemError(index=index, error=detail))
-            continue
-        items.append(BatchItem(item.message(caller.id), item.stream, item.send_at, key))
+        except MessageError as exc:
+            refused.append(_item_error(index, exc))
     if refused:
         raise _refusal(refused)
     try:

@@ -145,10 +145,12 @@ def get_captured_mail(
 @router.get(
     "/captured/{captured_id}/raw",
     response_class=Response,
-    responses={200: {"content": {"message/rfc822": {}}}} | _ERRORS,
+    responses={200: {"content": {"message/rfc822": {}}}, **_ERRORS},
     summary="One captured message's exact bytes (.eml)",
 )
-def get_captured_raw(captured_id: CapturedId, _caller: AdminKey, engine: DatabaseEngine) -> Response:
+def get_captured_raw(
+    captured_id: CapturedId, _caller: AdminKey, engine: DatabaseEngine
+) -> Response:
     with engine.connect() as connection:
         found = get_captured(connection, captured_id)
     if found is None:

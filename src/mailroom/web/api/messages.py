@@ -17,11 +17,15 @@ from fastapi import APIRouter, Header, Path, Response, status
 from sqlalchemy import Connection
 
 from mailroom.access.apikeys import ApiKey
-from mailroom.errors import IdempotencyConflictError, MessageError
+from mailroom.compose.tracking import apply_tracking
+from mailroom.config import Settings
+from mailroom.errors import BatchError, IdempotencyConflictError, MessageError, SettingsError
+from mailroom.message import content_fingerprint
 from mailroom.outbox import operations, queries
 from mailroom.outbox.event_queries import events_of
 from mailroom.outbox.operations import MessageDetail
 from mailroom.outbox.schema import ApiKeyScope
+from mailroom.outbox.store import BatchItem
 from mailroom.web.api.message_models import (
     API_KEY_METADATA,
     AttemptOut,
@@ -37,7 +41,7 @@ from mailroom.web.auth import Caller
 from mailroom.web.dependencies import DatabaseEngine, ServiceOutbox
 from mailroom.web.errors import ApiError, ErrorBody
 
-__all__ = ["idempotency_key", "message_error", "router"]
+__all__ = ["idempotency_key", "message_error", "outgoing", "router"]
 
 router = APIRouter(tags=["messages"])
 
@@ -69,6 +73,24 @@ def idempotency_key(caller: ApiKey, given: str | None) -> str | None:
     return f"api:{caller.id}:{given}"
 
 
+def outgoing(body: MessageIn, caller: ApiKey, settings: Settings, key: str | None) -> BatchItem:
+    """The message to commit for ``body``: the sender's key in its metadata, and the open
+    pixel and tracked links its stream asks for (``TRACK_OPENS`` / ``TRACK_CLICKS``). Its
+    key is compared on the request as sent, before tracking (whose tokens are new each call).
+    """
+    message = body.message(caller.id)
+    try:
+        fingerprint = content_fingerprint(message, stream=body.stream) if key else None
+        tracked, links = apply_tracking(message, settings, body.stream)
+    except SettingsError as exc:
+        raise ApiError(503, "misconfigured", str(exc)) from None
+    except MessageError:
+        # A message these cannot read is one the outbox refuses, naming the field; left to
+        # it, so a batch reports every item at fault, not only those found here.
+        return BatchItem(message, body.stream, body.send_at, key)
+    return BatchItem(tracked, body.stream, body.send_at, key, links, fingerprint)
+
+
 def message_error(error: MessageError, prefix: str = "") -> ApiError:
     """A 422 (or 409 for a reused idempotency key) naming the field the outbox refused."""
     if isinstance(error, IdempotencyConflictError):
@@ -80,15 +102,19 @@ def message_error(error: MessageError, prefix: str = "") -> ApiError:
             f"{prefix}idempotency_key" if prefix else "Idempotency-Key",
         )
     message = str(error).removeprefix(f"{error.field}: ")
-    return ApiError(422, "invalid_message", f"{prefix}{error.field}: {message}", prefix + error.field)
+    return ApiError(
+        422, "invalid_message", f"{prefix}{error.field}: {message}", prefix + error.field
+    )
 
 
 @router.post(
     "/messages",
     status_code=status.HTTP_201_CREATED,
     response_model=MessageCreated,
-    responses={200: {"model": MessageCreated, "description": "A repeated Idempotency-Key"}}
-    | _ERRORS,
+    responses={
+        200: {"model": MessageCreated, "description": "A repeated Idempotency-Key"},
+        **_ERRORS,
+    },
     summary="Send one message",
 )
 def send_message(
@@ -106,15 +132,12 @@ def send_message(
         outbox.ensure_schema()
         with outbox.engine.connect() as connection:
             replay = bool(queries.find_by_idempotency_keys(connection, [key]))
-    # Click and open tracking (TRACK_CLICKS / TRACK_OPENS) is applied to the message here,
-    # before it is committed, when mailroom.compose.tracking provides it.
-    message = body.message(caller.id)
     try:
-        message_pk = outbox.send(
-            message, stream=body.stream, send_at=body.send_at, idempotency_key=key
-        )
+        message_pk = outbox.send_batch([outgoing(body, caller, outbox.settings, key)])[0]
     except MessageError as exc:
         raise message_error(exc) from None
+    except BatchError as exc:
+        raise message_error(exc.errors[0]) from None
     if replay:
         response.status_code = status.HTTP_200_OK
     return MessageCreated(id=message_pk)
@@ -123,7 +146,9 @@ def send_message(
 def _readable(connection: Connection, message_pk: int, caller: ApiKey) -> MessageDetail:
     """The message, if it exists and ``caller`` may see it; else the one 404."""
     detail = operations.message_detail(connection, message_pk)
-    if detail is None or (caller.scope != ApiKeyScope.ADMIN and owner_of(detail.extra) != caller.id):
+    if detail is None or (
+        caller.scope != ApiKeyScope.ADMIN and owner_of(detail.extra) != caller.id
+    ):
         raise ApiError(404, "not_found", f"no message {message_pk}")
     return detail
 

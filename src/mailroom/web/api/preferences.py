@@ -56,7 +56,8 @@ class PreferencesIn(BaseModel):
 
 
 def _key(recipient: str) -> str:
-    return normalized_or_none(recipient) if "@" in recipient else recipient
+    """The stored key: an address normalised (as ``notify`` keeps it), else as given."""
+    return (normalized_or_none(recipient) if "@" in recipient else None) or recipient
 
 
 def _read(engine: DatabaseEngine, notifier: ServiceNotifier, key: str) -> Preferences:
@@ -92,7 +93,7 @@ def _read(engine: DatabaseEngine, notifier: ServiceNotifier, key: str) -> Prefer
 def get_preferences(
     recipient: RecipientKey, _caller: AdminKey, engine: DatabaseEngine, notifier: ServiceNotifier
 ) -> Preferences:
-    return _read(engine, notifier, _key(recipient) or recipient)
+    return _read(engine, notifier, _key(recipient))
 
 
 @router.put(
@@ -110,7 +111,7 @@ def put_preferences(
 ) -> Preferences:
     """All or none: an unknown type, or "off" for a type recipients may not turn off, is a
     422 naming it, and nothing is stored."""
-    key = _key(recipient) or recipient
+    key = _key(recipient)
     registry = notifier.registry
     for name, email in body.types.items():
         if name not in registry:

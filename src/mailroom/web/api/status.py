@@ -50,8 +50,6 @@ class QueueStatus(BaseModel):
     paused_streams: list[PausedStream]
 
 
-@router.get(
-    "/status", response_model=QueueStatus, responses=_ERRORS, summary="The queue's state"
-)
+@router.get("/status", response_model=QueueStatus, responses=_ERRORS, summary="The queue's state")
 def queue_status(_caller: AdminKey, engine: DatabaseEngine) -> dict[str, Any]:
     return outbox_status(engine)
