@@ -91,7 +91,7 @@ def outgoing(body: MessageIn, caller: ApiKey, settings: Settings, key: str | Non
     return BatchItem(tracked, body.stream, body.send_at, key, links, fingerprint)
 
 
-def message_error(error: MessageError, prefix: str = "") -> ApiError:
+def message_error(error: MessageError) -> ApiError:
     """A 422 (or 409 for a reused idempotency key) naming the field the outbox refused."""
     if isinstance(error, IdempotencyConflictError):
         return ApiError(
@@ -99,12 +99,14 @@ def message_error(error: MessageError, prefix: str = "") -> ApiError:
             "idempotency_conflict",
             "this Idempotency-Key was already used for a different message; a retry must send "
             "the same content, and a new message needs a new key",
-            f"{prefix}idempotency_key" if prefix else "Idempotency-Key",
+            "Idempotency-Key",
         )
     message = str(error).removeprefix(f"{error.field}: ")
-    return ApiError(
-        422, "invalid_message", f"{prefix}{error.field}: {message}", prefix + error.field
-    )
+    # "header X-Tag" (how the outbox names a header field) is "headers.X-Tag" in the request.
+    field = error.field
+    if field.startswith("header "):
+        field = "headers." + field.removeprefix("header ")
+    return ApiError(422, "invalid_message", f"{field}: {message}", field)
 
 
 @router.post(
