@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
+from starlette.types import Lifespan
 
 from mailroom.config import Settings
 from mailroom.outbox.database import create_outbox_engine
-from mailroom.web import api
+from mailroom.web import api, health
 from mailroom.web.dependencies import install_services
 from mailroom.web.errors import install_error_handlers
 
@@ -17,10 +18,17 @@ __all__ = ["API_PREFIX", "create_app"]
 API_PREFIX = "/api/v1"
 
 
-def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    lifespan: Lifespan[FastAPI] | None = None,
+) -> FastAPI:
     """The application for ``settings``; ``engine`` is the outbox database (made from
-    ``DATABASE_URL`` when not given). The caller checks the schema before serving."""
+    ``DATABASE_URL`` when not given). The caller checks the schema before serving;
+    ``lifespan`` is what runs beside it (``mailroom serve``'s embedded worker)."""
     app = FastAPI(
+        lifespan=lifespan,
         title="Mailroom",
         summary="Outbound email: a durable outbox, notifications, suppressions, tracking.",
         openapi_url=f"{API_PREFIX}/openapi.json",
@@ -31,5 +39,6 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.state.engine = engine if engine is not None else create_outbox_engine(settings.DATABASE_URL)
     install_error_handlers(app)
     install_services(app)
+    app.include_router(health.router)
     app.include_router(api.router, prefix=API_PREFIX)
     return app

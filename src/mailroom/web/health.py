@@ -1,0 +1,74 @@
+"""``/healthz`` and ``/readyz``: what a load balancer or an orchestrator asks.
+
+``/healthz`` says the process serves: 200 whatever the database does, so a restart is never
+ordered for a database outage it would not cure. ``/readyz`` says it can do its work: the
+database answers and its schema is the one this version needs; otherwise 503 with the error
+shape and the reason. The check is bounded (:data:`READY_TIMEOUT`): a database that hangs
+makes ``/readyz`` answer 503 in time, not hang the probe. A check still running when the next
+probe comes is waited for again rather than started twice, so a hung database never piles up
+threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+
+from mailroom.errors import MailroomError
+from mailroom.outbox.database import check_schema
+from mailroom.web.errors import error_response
+
+__all__ = ["READY_TIMEOUT", "ReadinessCheck", "router"]
+
+logger = logging.getLogger(__name__)
+
+READY_TIMEOUT = 5.0
+"""Seconds ``/readyz`` waits for the database before it answers 503."""
+
+router = APIRouter(include_in_schema=False)
+
+
+class ReadinessCheck:
+    """The schema check, run in a thread of its own, one at a time."""
+
+    def __init__(self, engine: Engine, timeout: float = READY_TIMEOUT) -> None:
+        self.engine = engine
+        self.timeout = timeout
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="mailroom-readyz")
+        self._running: Future[None] | None = None
+
+    async def problem(self) -> str | None:
+        """``None`` when ready; else the reason, fit to be shown (no secret in it)."""
+        if self._running is None or self._running.done():
+            self._running = self._executor.submit(check_schema, self.engine)
+        try:
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(self._running)), self.timeout)
+        except TimeoutError:
+            return f"the database did not answer within {self.timeout:g} s"
+        except MailroomError as exc:  # the schema, or the database's own error (redacted)
+            return str(exc)
+        except Exception as exc:
+            logger.warning("readiness check failed", exc_info=True)
+            return f"the database check failed ({type(exc).__name__})"
+        return None
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", response_model=None)
+async def readyz(request: Request) -> dict[str, str] | JSONResponse:
+    check: ReadinessCheck | None = getattr(request.app.state, "readiness", None)
+    if check is None:
+        check = request.app.state.readiness = ReadinessCheck(request.app.state.engine)
+    problem = await check.problem()
+    if problem is not None:
+        return error_response(503, "not_ready", problem)
+    return {"status": "ready"}

@@ -1,0 +1,109 @@
+"""``mailroom serve`` as a real process: a first start with no settings, what it prints, the
+schema it refuses, and how it stops."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from mailroom.config import load_settings
+from mailroom.message import Message
+from mailroom.outbox import database
+from mailroom.outbox.store import Outbox
+from support.service import ServiceProcess, serve_args
+from support.worker_process import worker_env
+
+STOP_WITHIN = 20.0  # seconds: far below the hard cap, far above a clean stop
+
+
+def test_a_first_start_with_no_settings_creates_the_sqlite_file_and_says_what_it_does(
+    tmp_path: Path,
+) -> None:
+    with ServiceProcess({}, cwd=tmp_path) as service:
+        assert (tmp_path / "mailroom.db").is_file()
+        assert service.url.startswith("http://127.0.0.1:")
+        assert not service.url.endswith(":0")
+        assert httpx.get(f"{service.url}/healthz").json() == {"status": "ok"}
+        ready = httpx.get(f"{service.url}/readyz")
+        assert ready.status_code == 200, ready.text
+        shown = service.stdout
+        started = time.monotonic()
+        assert service.stop() == 0
+        assert time.monotonic() - started < STOP_WITHIN
+    assert f"data: sqlite:///{tmp_path / 'mailroom.db'}" in shown
+    assert "  mode: " in shown
+    assert "worker: embedded" in shown
+    assert "mailroom serve: stopped" in service.stdout
+    assert "Traceback" not in service.output
+
+
+def test_no_worker_says_so_and_runs_none(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'outbox.db'}"
+    env = {"DATABASE_URL": url, "MAILROOM_TRANSPORT": "null", "WORKER_POLL_INTERVAL": "0.05"}
+    outbox = Outbox(load_settings(environ=env))
+    database.upgrade(outbox.engine)
+    try:
+        with ServiceProcess(env, ["--no-worker"], cwd=tmp_path) as service:
+            outbox.send(Message(to=["a@example.com"], subject="hi", text="x"))
+            time.sleep(1.0)  # a worker polling every 0.05 s would have sent it by now
+            with outbox.engine.connect() as connection:
+                status = connection.execute(text("select status from mailroom_messages")).scalar()
+            assert status == "queued"
+        assert "worker: none (--no-worker)" in service.stdout
+        assert service.returncode == 0
+    finally:
+        outbox.dispose()
+
+
+def test_an_old_schema_is_refused_in_one_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    database.upgrade(engine, "0001")
+    engine.dispose()
+    result = subprocess.run(
+        serve_args(),
+        env=worker_env({"DATABASE_URL": url}),
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("mailroom: error: the database ")
+    assert "mailroom db upgrade" in lines[0]
+    assert b"listening on" not in result.stdout
+
+
+def test_a_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
+    with ServiceProcess({}, cwd=tmp_path) as service:
+        port = service.url.rsplit(":", 1)[1]
+        result = subprocess.run(
+            [*serve_args(), "--port", port],
+            env=worker_env({}),
+            cwd=tmp_path,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert result.stderr.decode().startswith(
+        f"mailroom: error: cannot listen on 127.0.0.1 port {port}"
+    )
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+def test_a_stop_signal_ends_serve_with_status_0(tmp_path: Path, signal_name: str) -> None:
+    with ServiceProcess({}, cwd=tmp_path) as service:
+        started = time.monotonic()
+        service.signal(getattr(signal, signal_name))
+        assert service.wait(STOP_WITHIN) == 0
+        assert time.monotonic() - started < STOP_WITHIN
+    assert ": sent 0, deferred 0" in service.stdout
