@@ -27,12 +27,16 @@ class SecretWatch:
 
     def check(self, response: httpx.Response) -> None:
         response.read()
-        seen = "\n".join(
-            [
-                str(response.status_code),
-                *(f"{name}: {value}" for name, value in response.headers.items()),
-            ]
-        ).encode() + b"\n" + response.content
+        seen = (
+            "\n".join(
+                [
+                    str(response.status_code),
+                    *(f"{name}: {value}" for name, value in response.headers.items()),
+                ]
+            ).encode()
+            + b"\n"
+            + response.content
+        )
         for secret in self.secrets:
             assert secret.encode() not in seen, (
                 f"{response.request.method} {response.request.url.path} answered with a secret"
