@@ -57,6 +57,8 @@ class ApiService:
     other_send_key: str
     revoked_key: str
     process: ServiceProcess
+    env: dict[str, str]
+    """The settings environment it runs with (for a ``mailroom`` command on its database)."""
 
     def client(self, key: str | None = None) -> httpx.Client:
         return api_client(self.url, self.watch, key)
@@ -107,5 +109,6 @@ def running_api_service(tmp_path: Path) -> Iterator[ApiService]:
             other_send_key=keys[2][1],
             revoked_key=keys[3][1],
             process=process,
+            env=env,
         )
     watch.check_text(process.output, "the output of mailroom serve")
