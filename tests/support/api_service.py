@@ -33,6 +33,7 @@ DEFAULT_FROM_EMAIL = "Acme <noreply@acme.example>"
 EMAIL_TEMPLATE_DIRS = ["{templates}"]
 WORKER_POLL_INTERVAL = 0.05
 API_MAX_BATCH_SIZE = 5
+API_MAX_BODY_BYTES = 100000
 
 [notification_types."task.assigned"]
 template = "task_assigned"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -240,3 +241,24 @@ def test_every_key_that_does_not_authenticate_gets_the_same_401(service: ApiServ
             "/api/v1/status", headers={"Authorization": f"bearer {service.admin_key}"}
         )
     assert lower.status_code == 200
+
+
+def test_a_body_over_the_limit_is_a_413_declared_or_streamed(service: ApiService) -> None:
+    big = {"to": ["a@example.com"], "text": "x" * 150_000}
+    with service.client(service.send_key) as client:
+        declared = client.post("/api/v1/messages", json=big)
+
+        def chunks() -> Iterator[bytes]:
+            yield b'{"to": ["a@example.com"], "text": "'
+            for _ in range(30):
+                yield b"x" * 10_000
+            yield b'"}'
+
+        streamed = client.post(
+            "/api/v1/messages", content=chunks(), headers={"Content-Type": "application/json"}
+        )
+        fits = client.post("/api/v1/messages", json={**big, "text": "x" * 50_000})
+    for answer in (declared, streamed):
+        assert answer.status_code == 413, answer.text
+        assert answer.json()["error"]["code"] == "body_too_large"
+    assert fits.status_code == 201
