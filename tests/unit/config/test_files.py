@@ -443,4 +443,4 @@ def test_a_notification_type_table_with_an_unknown_key_names_the_setting(
     with pytest.raises(SettingsError) as caught:
         load_settings(config_path=path, environ={})
     assert caught.value.setting == "NOTIFICATION_TYPES"
-    assert "\"task.assigned\".streem: Extra inputs are not permitted" in str(caught.value)
+    assert '"task.assigned".streem: Extra inputs are not permitted' in str(caught.value)
