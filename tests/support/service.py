@@ -5,7 +5,8 @@
     assert service.returncode == 0
 
 The process gets this environment less its mail settings (``EMAIL_*``, ``MAILROOM_*``) plus
-``settings_env``; it is started as ``python -m mailroom serve --port 0 *args`` in ``cwd``.
+``settings_env``; it is started as ``python -m mailroom *global_args serve --port 0 *args``
+in ``cwd`` (``global_args=["-v"]`` shows uvicorn's access log on its standard error).
 Entering waits until ``/healthz`` answers 200; leaving (or :meth:`ServiceProcess.stop`)
 sends SIGTERM and waits a bounded time, then kills it. The output is read all along, so
 a chatty process never blocks on a full pipe.
@@ -33,8 +34,9 @@ __all__ = ["ServiceProcess", "serve_args"]
 _URL_LINE = re.compile(r"listening on (http://\S+)")
 
 
-def serve_args(*extra: str) -> list[str]:
-    return [sys.executable, "-m", "mailroom", "serve", "--port", "0", *extra]
+def serve_args(*extra: str, global_args: Sequence[str] = ()) -> list[str]:
+    """``python -m mailroom [global_args] serve --port 0 [extra]``."""
+    return [sys.executable, "-m", "mailroom", *global_args, "serve", "--port", "0", *extra]
 
 
 class ServiceProcess:
@@ -46,12 +48,14 @@ class ServiceProcess:
         args: Sequence[str] = (),
         *,
         cwd: Path | None = None,
+        global_args: Sequence[str] = (),
         ready_timeout: float = 30.0,
         stop_timeout: float = 30.0,
     ) -> None:
         self.settings_env = settings_env
         self.args = list(args)
         self.cwd = cwd
+        self.global_args = list(global_args)
         self.ready_timeout = ready_timeout
         self.stop_timeout = stop_timeout
         self.process: subprocess.Popen[bytes] | None = None
@@ -85,7 +89,7 @@ class ServiceProcess:
         """Start it and wait until it serves; raises AssertionError (with its output) if it
         ends or does not answer ``/healthz`` within ``ready_timeout`` seconds."""
         self.process = subprocess.Popen(
-            serve_args(*self.args),
+            serve_args(*self.args, global_args=self.global_args),
             env=worker_env(self.settings_env),
             cwd=self.cwd,
             stdout=subprocess.PIPE,

@@ -91,9 +91,7 @@ def serve_command(
         if server is not None:
             server.stop()
 
-    embedded = (
-        None if no_worker else EmbeddedWorker(lambda: Worker(settings), on_failure=worker_failed)
-    )
+    embedded = None if no_worker else EmbeddedWorker(Worker(settings), on_failure=worker_failed)
     app = create_app(settings, lifespan=_lifespan(embedded))
     config = uvicorn.Config(
         app,
@@ -116,7 +114,7 @@ def serve_command(
         raise embedded.error
     if not server.started:
         raise CommandError("the server did not start; the log above says why")
-    if embedded is not None and embedded.stats is not None and embedded.worker is not None:
+    if embedded is not None and embedded.stats is not None:
         stats = embedded.stats
         click.echo(
             f"worker {embedded.worker.name}: sent {stats.sent}, deferred {stats.deferred}, "

@@ -28,16 +28,14 @@ _AFTER_CANCEL = 2.0  # seconds a cancelled run gets to unwind
 
 
 class EmbeddedWorker:
-    """Runs ``make()``'s worker as a task; ``on_failure(exc)`` is called if the run ends with
-    an error while the server is still serving (the service then stops: a web server whose
-    worker is gone would accept mail it never sends)."""
+    """Runs ``worker`` as a task; ``on_failure(exc)`` is called if the run ends (with an error
+    or not) while the server is still serving: the service then stops, since a web server
+    whose worker is gone would accept mail it never sends. The worker is made by the caller
+    before the server starts, so a setting it refuses is reported like any command's."""
 
-    def __init__(
-        self, make: Callable[[], Worker], *, on_failure: Callable[[BaseException], None]
-    ) -> None:
-        self._make = make
+    def __init__(self, worker: Worker, *, on_failure: Callable[[BaseException], None]) -> None:
+        self.worker = worker
         self._on_failure = on_failure
-        self.worker: Worker | None = None
         self.stats: WorkerStats | None = None
         self.error: BaseException | None = None
         self._task: asyncio.Task[WorkerStats] | None = None
@@ -53,8 +51,7 @@ class EmbeddedWorker:
         return self._task is not None and not self._task.done()
 
     def start(self) -> None:
-        """Make the worker and start its run (in the running loop)."""
-        self.worker = self._make()
+        """Start the worker's run (in the running loop)."""
         self._task = asyncio.get_running_loop().create_task(
             self.worker.run(), name="mailroom-embedded-worker"
         )
@@ -68,7 +65,8 @@ class EmbeddedWorker:
             self.stats = task.result()
             if not self._stopping:
                 logger.error("the embedded worker ended on its own; stopping the service")
-                self._on_failure(RuntimeError("the embedded worker ended unexpectedly"))
+                self.error = RuntimeError("the embedded worker ended while the service ran")
+                self._on_failure(self.error)
             return
         self.error = error
         if not self._stopping:
@@ -79,7 +77,7 @@ class EmbeddedWorker:
         """Stop the worker gracefully, waiting a bounded time (see the module docstring)."""
         self._stopping = True
         task, worker = self._task, self.worker
-        if task is None or worker is None or task.done():
+        if task is None or task.done():
             return
         worker.stop()
         grace = _grace(worker.settings)

@@ -5,15 +5,12 @@ ordered for a database outage it would not cure. ``/readyz`` says it can do its 
 database answers and its schema is the one this version needs; otherwise 503 with the error
 shape and the reason. The check is bounded (:data:`READY_TIMEOUT`): a database that hangs
 makes ``/readyz`` answer 503 in time, not hang the probe. A check still running when the next
-probe comes is waited for again rather than started twice, so a hung database never piles up
-threads.
+probe comes is waited for again rather than started twice (:mod:`.single_flight`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from concurrent.futures import Future, ThreadPoolExecutor
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -22,6 +19,7 @@ from sqlalchemy import Engine
 from mailroom.errors import MailroomError
 from mailroom.outbox.database import check_schema
 from mailroom.web.errors import error_response
+from mailroom.web.single_flight import SingleFlight
 
 __all__ = ["READY_TIMEOUT", "ReadinessCheck", "router"]
 
@@ -34,22 +32,19 @@ router = APIRouter(include_in_schema=False)
 
 
 class ReadinessCheck:
-    """The schema check, run in a thread of its own, one at a time."""
+    """The schema check of one engine, bounded and one at a time."""
 
     def __init__(self, engine: Engine, timeout: float = READY_TIMEOUT) -> None:
-        self.engine = engine
-        self.timeout = timeout
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="mailroom-readyz")
-        self._running: Future[None] | None = None
+        self._flight = SingleFlight(
+            lambda: check_schema(engine), name="mailroom-readyz", timeout=timeout
+        )
 
     async def problem(self) -> str | None:
         """``None`` when ready; else the reason, fit to be shown (no secret in it)."""
-        if self._running is None or self._running.done():
-            self._running = self._executor.submit(check_schema, self.engine)
         try:
-            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(self._running)), self.timeout)
+            await self._flight.run()
         except TimeoutError:
-            return f"the database did not answer within {self.timeout:g} s"
+            return f"the database did not answer within {self._flight.timeout:g} s"
         except MailroomError as exc:  # the schema, or the database's own error (redacted)
             return str(exc)
         except Exception as exc:
