@@ -1,7 +1,16 @@
 """The ``mailroom`` command. Each module adds one family of subcommands to :data:`main`."""
 
 # Imported for their side effect: each module registers its commands on ``main``.
-from mailroom.cli import outbox, queue, serve, settings_show, streams, testmail  # noqa: F401
+from mailroom.cli import (  # noqa: F401
+    apikeys,
+    outbox,
+    queue,
+    serve,
+    settings_show,
+    streams,
+    suppressions,
+    testmail,
+)
 from mailroom.cli.base import main
 
 __all__ = ["main"]

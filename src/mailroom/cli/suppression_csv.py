@@ -1,0 +1,241 @@
+"""The suppression list as CSV, for ``mailroom suppressions import|export``, and the expiry
+times people type.
+
+A file to import is read a line at a time, each line at most :data:`MAX_LINE` characters, so
+a file of any size (or one with no line breaks at all) is read in bounded memory. Every row
+that cannot be imported is reported with its line number and why; none is dropped silently.
+
+Columns: ``address[,scope,reason,expires_at,note]``. A first row with a cell ``address``
+is a header and may name the columns in any order (``created_at``, which export writes, is
+read and ignored). Empty cells take the defaults (scope ``all``, reason ``manual``, no expiry).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import IO
+
+from mailroom.consent.listing import SuppressionEntry
+from mailroom.consent.scopes import SCOPE_ALL, check_scope, normalize_address
+from mailroom.errors import MailroomError, MessageError
+from mailroom.outbox.schema import SuppressionReason
+
+__all__ = [
+    "COLUMNS",
+    "MAX_LINE",
+    "NOTE_MAX",
+    "CsvHeaderError",
+    "ImportRow",
+    "Rejected",
+    "check_note",
+    "export_header",
+    "export_row",
+    "iso_time",
+    "parse_expiry",
+    "read_rows",
+]
+
+COLUMNS = ("address", "scope", "reason", "expires_at", "note")
+"""What an import reads, in this order when the file has no header."""
+_READ_AND_IGNORED = ("created_at",)
+MAX_LINE = 8192
+"""The longest line (in characters) an import reads; a longer one is reported and skipped."""
+NOTE_MAX = 1000
+_RELATIVE = re.compile(r"\+(\d{1,6})([mhdw])")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+class CsvHeaderError(MailroomError, ValueError):
+    """The file's header names a column an import does not know: nothing is imported."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRow:
+    """A row that can be imported, checked and normalised."""
+
+    line: int
+    address: str
+    scope: str
+    reason: SuppressionReason
+    expires_at: float | None
+    note: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A row that cannot be imported: where it is and why."""
+
+    line: str
+    """The line number, or ``first-last`` for a row that spans lines."""
+    why: str
+
+
+class _OverlongLineError(Exception):
+    pass
+
+
+class _Lines:
+    """A text file's lines, each at most MAX_LINE characters, counted."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        self.number = 0
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._stream.readline(MAX_LINE + 1)
+        if not line:
+            raise StopIteration
+        self.number += 1
+        if len(line) > MAX_LINE and not line.endswith("\n"):
+            while (rest := self._stream.readline(MAX_LINE)) and not rest.endswith("\n"):
+                pass  # skip the rest of this line without holding it
+            raise _OverlongLineError
+        return line
+
+
+def read_rows(stream: IO[str], now: float) -> Iterator[ImportRow | Rejected]:
+    """Each row of an import file, checked: an :class:`ImportRow` or a :class:`Rejected`.
+
+    ``stream`` is opened with ``newline=""`` (quoted cells may hold line breaks) and
+    ``errors="surrogateescape"`` (a row that is not UTF-8 is then reported, not fatal).
+    Raises :class:`CsvHeaderError` before any row if the header names an unknown column.
+    """
+    lines = _Lines(stream)
+    reader = csv.reader(lines)
+    columns: tuple[str, ...] = COLUMNS
+    first = True
+    while True:
+        start = lines.number + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except _OverlongLineError:
+            yield Rejected(_span(start, lines.number), f"a line over {MAX_LINE} characters")
+            first = False
+            continue
+        except csv.Error as exc:
+            yield Rejected(_span(start, lines.number), f"not valid CSV ({exc})")
+            first = False
+            continue
+        where = _span(start, lines.number)
+        if not any(cell.strip() for cell in cells):
+            continue  # an empty line holds no entry
+        if first and "address" in (cell.strip().lower() for cell in cells):
+            columns = _header(cells)
+            first = False
+            continue
+        first = False
+        yield _row(where, start, cells, columns, now)
+
+
+def _span(start: int, end: int) -> str:
+    return str(end) if end <= start else f"{start}-{end}"
+
+
+def _header(cells: list[str]) -> tuple[str, ...]:
+    names = tuple(cell.strip().lower() for cell in cells)
+    unknown = [n for n in names if n not in COLUMNS and n not in _READ_AND_IGNORED]
+    if unknown or len(set(names)) != len(names):
+        shown = ", ".join(repr(n) for n in unknown) or "a column named twice"
+        raise CsvHeaderError(
+            f"the header has {shown}; the columns are {', '.join(COLUMNS)} "
+            f"(and {', '.join(_READ_AND_IGNORED)}, ignored); nothing was imported"
+        )
+    return names
+
+
+def _row(
+    where: str, line: int, cells: list[str], columns: tuple[str, ...], now: float
+) -> ImportRow | Rejected:
+    if len(cells) > len(columns):
+        return Rejected(where, f"{len(cells)} cells, but only {len(columns)} columns")
+    values = dict(zip(columns, (cell.strip() for cell in cells), strict=False))
+    if any("\udc80" <= char <= "\udcff" for cell in cells for char in cell):
+        return Rejected(where, "not valid UTF-8 (save the file as UTF-8)")
+    address = values.get("address", "")
+    try:
+        if not address:
+            raise MessageError("address", "empty")
+        reason_text = values.get("reason") or SuppressionReason.MANUAL.value
+        if reason_text not in {reason.value for reason in SuppressionReason}:
+            known = ", ".join(r.value for r in SuppressionReason)
+            raise MessageError("reason", f"{reason_text!r} is not one of {known}")
+        return ImportRow(
+            line=line,
+            address=normalize_address(address),
+            scope=check_scope(values.get("scope") or SCOPE_ALL),
+            reason=SuppressionReason(reason_text),
+            expires_at=parse_expiry(values.get("expires_at", ""), now, field="expires_at"),
+            note=check_note(values.get("note") or None, field="note"),
+        )
+    except MessageError as exc:
+        return Rejected(where, f"{address!r}: {exc}" if address else str(exc))
+
+
+def check_note(note: str | None, *, field: str) -> str | None:
+    """A note to keep with an entry: at most :data:`NOTE_MAX` characters."""
+    if note is not None and len(note) > NOTE_MAX:
+        raise MessageError(field, f"at most {NOTE_MAX} characters (got {len(note)})")
+    return note
+
+
+def parse_expiry(text: str, now: float, *, field: str, future_only: bool = False) -> float | None:
+    """An expiry as people write it: empty (none), ``+30d`` / ``+12h`` / ``+90m`` / ``+2w``
+    from ``now``, an ISO date (``2026-12-31``: its start, UTC) or an ISO date and time
+    (UTC unless it says otherwise). With ``future_only``, a time already past is refused."""
+    text = text.strip()
+    if not text:
+        return None
+    relative = _RELATIVE.fullmatch(text)
+    if relative:
+        delta = timedelta(**{_UNITS[relative[2]]: int(relative[1])})
+        return now + delta.total_seconds()
+    try:
+        if len(text) == 10:
+            parsed = datetime.combine(date.fromisoformat(text), datetime.min.time())
+        else:
+            parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise MessageError(
+            field,
+            f"{text!r} is not a time: give +30d (or +12h, +90m, +2w), a date (2026-12-31) "
+            "or a date and time (2026-12-31T18:00:00Z)",
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    expires = parsed.timestamp()
+    if future_only and expires <= now:
+        raise MessageError(field, f"{text!r} has already passed")
+    return expires
+
+
+def iso_time(epoch: float | None) -> str:
+    """``2026-12-31T18:00:00Z``, or empty for no time (as export writes times)."""
+    if epoch is None:
+        return ""
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def export_header() -> list[str]:
+    """The header export writes: the import columns, then ``created_at``."""
+    return [*COLUMNS, *_READ_AND_IGNORED]
+
+
+def export_row(entry: SuppressionEntry) -> list[str]:
+    """One entry as an export row (read back by an import as the same entry)."""
+    return [
+        entry.address,
+        entry.scope,
+        entry.reason.value,
+        iso_time(entry.expires_at),
+        entry.note or "",
+        iso_time(entry.created_at),
+    ]
