@@ -126,10 +126,11 @@ async def test_capture_delivers_records_and_keeps_the_exact_bytes(
         assert sent.detail["transport"] == "capture"
         assert sent.detail["attempt"] == 1
         assert got[0].at == row.created_at
-    assert stored[pair] is not None
-    assert stored[pair].subject == "Grüße, pair"  # decoded from the header
-    assert stored[pair].recipients == ("bob@example.com", "carol@example.com")  # Bcc too
-    assert b"carol@example.com" not in stored[pair].data  # ...but not in the headers
+    both = stored[pair]
+    assert both is not None
+    assert both.subject == "Grüße, pair"  # decoded from the header
+    assert both.recipients == ("bob@example.com", "carol@example.com")  # Bcc too
+    assert b"carol@example.com" not in both.data  # ...but not in the headers
 
 
 async def test_capture_keeps_at_most_capture_max_messages(
