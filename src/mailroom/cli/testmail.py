@@ -177,9 +177,9 @@ def send_test_email(
     where = {
         TransportName.CONSOLE: "were printed above",
         TransportName.FILE: f"were written to {settings.EMAIL_FILE_PATH}",
-        TransportName.CAPTURE: "were stored in the captured mail of the outbox database "
-        f"{display_url(settings.DATABASE_URL)} (DATABASE_URL; `mailroom serve` shows them at "
-        "/api/v1/captured)",
+        TransportName.CAPTURE: "were stored as captured mail in the outbox database "
+        f"{display_url(settings.DATABASE_URL)}, where `mailroom serve` shows them "
+        "(GET /api/v1/captured)",
     }.get(transport, "were thrown away")
     click.echo(
         # Both names: MAILROOM_TRANSPORT is the one to set, EMAIL_BACKEND the one an

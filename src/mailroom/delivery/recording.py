@@ -2,9 +2,8 @@
 
 The recorder writes outcomes, send-log rows and their events (``sent``, ``deferred``,
 ``failed``, ``suppressed``, one per message and recipient) in one transaction per batch. A
-message is
-marked ``sent`` only after the relay's 250; if the worker dies before it is written, the
-lease expires and the message is sent again (at-least-once).
+message is marked ``sent`` only after the relay's 250; if the worker dies before it is
+written, the lease expires and the message is sent again (at-least-once).
 
 Once every sender has ended, the last outcomes get ``RECORD_AFTER_END`` seconds: a database
 that refuses them or does not answer must not keep the worker from ending. Whatever is not

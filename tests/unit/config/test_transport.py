@@ -37,6 +37,7 @@ from support.settings_checks import (
         ("console://", Backend.CONSOLE),
         ("memory://", Backend.MEMORY),
         ("null://", Backend.NULL),
+        ("capture://", Backend.CAPTURE),
         ("file:///var/spool/mailroom", Backend.FILE),
     ],
 )
