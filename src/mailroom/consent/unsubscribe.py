@@ -21,7 +21,8 @@ from sqlalchemy import Engine
 from mailroom.config import Settings
 from mailroom.consent import queries as q
 from mailroom.consent.tokens import UnsubscribeTokens
-from mailroom.outbox.schema import ConsentAction, SuppressionReason
+from mailroom.outbox.event_queries import EventRecord, record_events
+from mailroom.outbox.schema import ConsentAction, EventType, SuppressionReason
 
 __all__ = ["UnsubscribeResult", "unsubscribe"]
 
@@ -33,6 +34,9 @@ class UnsubscribeResult:
     recipient: str
     scope: str
     action: ConsentAction
+    changed: bool = True
+    """Whether this request stopped mail that was not stopped already (a second one-click
+    POST changes nothing, and records no second ``unsubscribed`` event)."""
 
 
 def unsubscribe(
@@ -50,7 +54,9 @@ def unsubscribe(
     A ``type:`` scope turns that type off in the recipient's preferences (they can turn it on
     again); ``all`` and ``list:`` scopes put the address on the suppression list with reason
     ``unsubscribed``. Doing it twice is harmless. ``source`` says how the request came
-    (``one_click``, ``link``, ``mailto``); ``detail`` is kept with the consent record.
+    (``one_click``, ``link``, ``mailto``); ``detail`` is kept with the consent record. Each
+    request is logged; the first that changes anything also records an ``unsubscribed``
+    event (:mod:`mailroom.outbox.event_queries`) in the same transaction.
     """
     claim = UnsubscribeTokens(settings).verify(
         token, expected_recipient=expected_recipient, now=now
@@ -59,6 +65,9 @@ def unsubscribe(
     record = {**(detail or {}), "token_issued_at": claim.issued_at.isoformat()}
     with engine.begin() as connection:
         if claim.scope.startswith("type:"):
+            key = claim.key or claim.recipient
+            type_name = claim.scope.removeprefix("type:")
+            changed = q.email_preferences(connection, [key], type_name).get(key) is not False
             q.set_email_preference(
                 connection,
                 claim.key or claim.recipient,
@@ -69,6 +78,7 @@ def unsubscribe(
             action = ConsentAction.PREFERENCE_CHANGED
             record["email"] = False
         else:
+            changed = not q.active_suppressions(connection, [claim.recipient], [claim.scope], now)
             q.add_suppression(
                 connection, claim.recipient, claim.scope, SuppressionReason.UNSUBSCRIBED, now=now
             )
@@ -82,4 +92,13 @@ def unsubscribe(
             now=now,
             detail=record,
         )
-    return UnsubscribeResult(claim.recipient, claim.scope, action)
+        if changed:
+            event = EventRecord(
+                message_pk=None,  # the token names a recipient and a scope, not a message
+                recipient=claim.recipient,
+                type=EventType.UNSUBSCRIBED,
+                at=now,
+                detail={"scope": claim.scope, "source": source},
+            )
+            record_events(connection, [event])
+    return UnsubscribeResult(claim.recipient, claim.scope, action, changed)

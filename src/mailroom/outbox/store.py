@@ -214,13 +214,14 @@ class Outbox:
         send_at: datetime | None = None,
         idempotency_keys: Sequence[str | None] | None = None,
         consent: ConsentFacts | None = None,
+        tracked_links: Sequence[Sequence[str] | None] | None = None,
     ) -> list[int]:
         """Validate and compose every message, then commit them all in one transaction.
 
         Nothing is committed if any message is invalid: the error names it by position.
         ``consent``: the facts the check at claim uses for every message of the batch (see
         :class:`~mailroom.outbox.schema.ConsentFacts`); without them each is checked against
-        ``all`` as required mail.
+        ``all`` as required mail. ``tracked_links``: as for :meth:`send_each`.
         """
         results = self._commit(
             batch,
@@ -228,6 +229,7 @@ class Outbox:
             send_at=send_at,
             keys=idempotency_keys,
             consent=consent,
+            tracked_links=tracked_links,
             skip_invalid=False,
         )
         return [result for result in results if isinstance(result, int)]

@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Engine, select
 
 from mailroom.outbox.schema import messages
+from mailroom.tracking.tokens import HitClaim
 
-__all__ = ["MessageRef", "find_messages", "message_for"]
+__all__ = ["MessageRef", "find_messages", "message_for", "tracked_link"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,3 +69,19 @@ def message_for(refs: Sequence[MessageRef], recipient: str) -> MessageRef | None
         if recipient in ref.recipients:
             return ref
     return refs[0] if refs else None
+
+
+def tracked_link(engine: Engine, claim: HitClaim) -> str | None:
+    """The URL link ``claim.link_index`` of the claimed message stood for, or ``None`` (no
+    such message, no such link, or a stored value that is no http(s) URL). The click
+    endpoint redirects to this and to nothing else."""
+    with engine.connect() as connection:
+        ref = message_for(
+            find_messages(connection, [claim.message_id]).get(claim.message_id, []), claim.recipient
+        )
+    if ref is None or ref.tracked_links is None or claim.link_index is None:
+        return None
+    if not 0 <= claim.link_index < len(ref.tracked_links):
+        return None
+    url = ref.tracked_links[claim.link_index]
+    return url if url.lower().startswith(("https://", "http://")) else None

@@ -142,8 +142,9 @@ class EventRecorder:
                 with self.engine.begin() as connection:
                     found = find_messages(connection, (hit.claim.message_id for hit in batch))
                     written += record_events(connection, self._records(batch, found))
-            except Exception:
-                logger.exception("could not write %d tracking hits; will retry", len(batch))
+            except Exception as exc:  # any database failure: the hits are kept
+                # One line, no traceback: this repeats every second while the database is down.
+                logger.error("could not write %d tracking hits, will retry: %s", len(batch), exc)
                 with self._lock:
                     room = (self._pending.maxlen or 0) - len(self._pending)
                     self._pending.extendleft(reversed(batch[len(batch) - max(room, 0) :]))

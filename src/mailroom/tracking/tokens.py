@@ -112,6 +112,21 @@ class TrackingTokens:
         return HitClaim(f"<{bare}>", normalize_address(recipient), index)
 
 
+_CACHE: dict[str, TrackingTokens] = {}
+_CACHE_MAX = 4  # one key in practice; a few while a key is rotated
+
+
+def _tokens_for(settings: Settings) -> TrackingTokens:
+    """The verifier for ``settings``' key, made once: the pixel verifies thousands a second."""
+    secret = settings.secret_key("verify open and click tracking links")
+    tokens = _CACHE.get(secret)
+    if tokens is None:
+        if len(_CACHE) >= _CACHE_MAX:
+            _CACHE.clear()
+        tokens = _CACHE[secret] = TrackingTokens(settings)
+    return tokens
+
+
 def _bare(message_id: str) -> str:
     """``<x@y>`` → ``x@y``: the brackets are the same on every Message-ID."""
     return message_id.strip().removeprefix("<").removesuffix(">")
@@ -135,7 +150,7 @@ def verify_public_token(settings: Settings, kind: TokenKind, token: str) -> Toke
     try:
         if kind is TokenKind.UNSUBSCRIBE:
             return UnsubscribeTokens(settings).verify(token)
-        return TrackingTokens(settings).verify(token, kind)
+        return _tokens_for(settings).verify(token, kind)
     except InvalidTokenError:
         raise
     except (BadData, MessageError, ValueError, TypeError, KeyError, IndexError) as exc:

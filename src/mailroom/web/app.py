@@ -13,6 +13,7 @@ from mailroom.web import api, health, metrics
 from mailroom.web.body_limit import BodyLimit
 from mailroom.web.dependencies import install_services
 from mailroom.web.errors import install_error_handlers
+from mailroom.web.public import public_router
 
 __all__ = ["API_PREFIX", "create_app"]
 
@@ -43,5 +44,6 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=settings.API_MAX_BODY_BYTES)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(public_router())
     app.include_router(api.router, prefix=API_PREFIX)
     return app

@@ -1,0 +1,144 @@
+"""The preference centre: what one recipient gets, and their changes to it.
+
+The page at ``/preferences/<token>`` shows every notification type the recipient may turn
+off, each on or off, and "stop everything" (a suppression of scope ``all``); saving it calls
+:func:`save_centre`. The types are the caller's to give (:class:`OfferedType`; the web layer
+reads the registry and the settings file), since consent sits below notifications.
+
+Only what changes is written, each change with its consent-log row (source
+``preferences``), all in one transaction. Turning "stop everything" off removes only an
+``unsubscribed`` entry — one the recipient made; a hard bounce or a complaint stays.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine
+
+from mailroom.consent import queries as q
+from mailroom.consent.preferences import EmailChoice, email_choices
+from mailroom.consent.scopes import SCOPE_ALL, type_scope
+from mailroom.consent.tokens import TokenClaim
+from mailroom.outbox.event_queries import EventRecord, record_events
+from mailroom.outbox.schema import ConsentAction, EventType, SuppressionReason
+
+__all__ = ["CENTRE_SOURCE", "CentreState", "OfferedType", "TypeState", "read_centre", "save_centre"]
+
+CENTRE_SOURCE = "preferences"
+"""The consent log's source of a change made in the preference centre."""
+
+
+@dataclass(frozen=True, slots=True)
+class OfferedType:
+    """A notification type the recipient may turn off."""
+
+    name: str
+    description: str
+    default_on: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TypeState:
+    name: str
+    description: str
+    email: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CentreState:
+    """What the page shows."""
+
+    recipient: str
+    types: tuple[TypeState, ...]
+    stopped_all: bool
+    """On the suppression list for everything (``all``), whatever the reason."""
+
+
+def read_centre(
+    engine: Engine, claim: TokenClaim, offered: Sequence[OfferedType], *, now: float | None = None
+) -> CentreState:
+    """The recipient's state for each offered type, and whether everything is stopped."""
+    now = time.time() if now is None else now
+    with engine.connect() as connection:
+        return _state(connection, claim, offered, now)
+
+
+def save_centre(
+    engine: Engine,
+    claim: TokenClaim,
+    offered: Sequence[OfferedType],
+    wanted: Mapping[str, bool],
+    *,
+    stop_all: bool,
+    now: float | None = None,
+) -> CentreState:
+    """Store the recipient's choices (``wanted``: type name → email on; an offered type not
+    named is off, as an unticked box) and "stop everything"; the state after."""
+    now = time.time() if now is None else now
+    key = claim.key or claim.recipient
+    with engine.begin() as connection:
+        before = _state(connection, claim, offered, now)
+        for state in before.types:
+            email = bool(wanted.get(state.name, False))
+            if email == state.email:
+                continue
+            q.set_email_preference(connection, key, state.name, email=email, now=now)
+            scope = type_scope(state.name)
+            change = {"email": email}
+            _log(connection, claim, ConsentAction.PREFERENCE_CHANGED, scope, now, detail=change)
+        if stop_all and not before.stopped_all:
+            q.add_suppression(
+                connection, claim.recipient, SCOPE_ALL, SuppressionReason.UNSUBSCRIBED, now=now
+            )
+            _log(connection, claim, ConsentAction.UNSUBSCRIBED, SCOPE_ALL, now)
+            event = EventRecord(
+                None,
+                claim.recipient,
+                EventType.UNSUBSCRIBED,
+                now,
+                detail={"scope": SCOPE_ALL, "source": CENTRE_SOURCE},
+            )
+            record_events(connection, [event])
+        elif not stop_all and before.stopped_all:
+            entries = q.active_suppressions(connection, [claim.recipient], [SCOPE_ALL], now)
+            if all(entry.reason is SuppressionReason.UNSUBSCRIBED for entry in entries):
+                q.remove_suppression(connection, claim.recipient, SCOPE_ALL)
+                _log(connection, claim, ConsentAction.UNSUPPRESSED, SCOPE_ALL, now)
+        return _state(connection, claim, offered, now)
+
+
+def _state(
+    connection: Connection, claim: TokenClaim, offered: Sequence[OfferedType], now: float
+) -> CentreState:
+    key = claim.key or claim.recipient
+    types = []
+    for offer in offered:
+        choice = email_choices(
+            connection, [key], offer.name, default_on=offer.default_on, may_opt_out=True
+        )[key]
+        types.append(TypeState(offer.name, offer.description, choice == EmailChoice.ON))
+    stopped = bool(q.active_suppressions(connection, [claim.recipient], [SCOPE_ALL], now))
+    return CentreState(claim.recipient, tuple(types), stopped)
+
+
+def _log(
+    connection: Connection,
+    claim: TokenClaim,
+    action: ConsentAction,
+    scope: str,
+    now: float,
+    *,
+    detail: Mapping[str, object] | None = None,
+) -> None:
+    q.record_consent(
+        connection,
+        recipient=claim.recipient,
+        action=action,
+        scope=scope,
+        source=CENTRE_SOURCE,
+        now=now,
+        detail=detail,
+    )
