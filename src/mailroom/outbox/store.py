@@ -363,7 +363,8 @@ class Outbox:
                     conflict = IdempotencyConflictError(key, existing_pk)
                     if mode == "raise":
                         raise conflict  # rolls back the whole batch
-                    collected[position] = conflict
+                    if mode == "collect":  # rows are the items here: none was left out
+                        collected[position] = conflict
                     outcomes.append(conflict)
                 else:
                     outcomes.append(existing_pk)
