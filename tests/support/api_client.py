@@ -49,13 +49,19 @@ class SecretWatch:
             assert secret not in text, f"{where} contains a secret"
 
 
-def api_client(base_url: str, watch: SecretWatch, key: str | None = None) -> httpx.Client:
+def api_client(
+    base_url: str,
+    watch: SecretWatch,
+    key: str | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> httpx.Client:
     """A client for ``base_url`` whose every answer ``watch`` checks; with ``key``, it sends
-    ``Authorization: Bearer key``."""
+    ``Authorization: Bearer key`` (``transport``: for the watch's own tests)."""
     headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
     return httpx.Client(
         base_url=base_url,
         headers=headers,
         timeout=30.0,
+        transport=transport,
         event_hooks={"response": [watch.check]},
     )
