@@ -22,9 +22,11 @@ def test_a_secret_in_an_answer_fails_the_request(
     body: bytes, headers: dict[str, str] | None
 ) -> None:
     watch = SecretWatch([SECRET])
-    with api_client("http://api.test", watch, transport=_answering(body, headers)) as client:
-        with pytest.raises(AssertionError, match="answered with a secret"):
-            client.get("/api/v1/status")
+    with (
+        api_client("http://api.test", watch, transport=_answering(body, headers)) as client,
+        pytest.raises(AssertionError, match="answered with a secret"),
+    ):
+        client.get("/api/v1/status")
     assert watch.checked == 0
 
 

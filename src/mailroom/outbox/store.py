@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from mailroom.config import Settings
 from mailroom.errors import BatchError, IdempotencyConflictError, MessageError
@@ -344,32 +344,7 @@ class Outbox:
             raise BatchError(collected)
         self.ensure_schema()
         with self.engine.begin() as connection:
-            ids = queries.insert_messages(connection, rows)
-            taken = [
-                row["idempotency_key"]
-                for row, found in zip(rows, ids, strict=True)
-                if found is None
-            ]
-            existing = queries.find_by_idempotency_keys(connection, taken)
-            outcomes: list[int | MessageError] = []
-            for position, (row, found) in enumerate(zip(rows, ids, strict=True)):
-                if found is not None:
-                    outcomes.append(found)
-                    continue
-                key = row["idempotency_key"]
-                existing_pk, existing_print = existing[key]
-                # A row from before fingerprints were kept has none: matched by key alone.
-                if existing_print not in (None, row["idempotency_fingerprint"]):
-                    conflict = IdempotencyConflictError(key, existing_pk)
-                    if mode == "raise":
-                        raise conflict  # rolls back the whole batch
-                    if mode == "collect":  # rows are the items here: none was left out
-                        collected[position] = conflict
-                    outcomes.append(conflict)
-                else:
-                    outcomes.append(existing_pk)
-            if collected:
-                raise BatchError(collected)  # rolls back the whole batch
+            outcomes = _insert(connection, rows, mode)
         done = iter(outcomes)
         return [next(done) if result is None else result for result in results]
 
@@ -386,3 +361,35 @@ class Outbox:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _insert(
+    connection: Connection, rows: Sequence[dict[str, Any]], mode: str
+) -> list[int | MessageError]:
+    """Insert the rows; a row whose key is taken gets that message's id, or, when the key
+    names other content, an :class:`IdempotencyConflictError` (raised at once in ``raise``
+    mode, all of them as one :class:`BatchError` in ``collect`` mode: either rolls back)."""
+    ids = queries.insert_messages(connection, rows)
+    taken = [row["idempotency_key"] for row, found in zip(rows, ids, strict=True) if found is None]
+    existing = queries.find_by_idempotency_keys(connection, taken)
+    outcomes: list[int | MessageError] = []
+    collected: dict[int, MessageError] = {}
+    for position, (row, found) in enumerate(zip(rows, ids, strict=True)):
+        if found is not None:
+            outcomes.append(found)
+            continue
+        key = row["idempotency_key"]
+        existing_pk, existing_print = existing[key]
+        # A row from before fingerprints were kept has none: matched by key alone.
+        if existing_print in (None, row["idempotency_fingerprint"]):
+            outcomes.append(existing_pk)
+            continue
+        conflict = IdempotencyConflictError(key, existing_pk)
+        if mode == "raise":
+            raise conflict
+        if mode == "collect":  # rows are the items here: none was left out
+            collected[position] = conflict
+        outcomes.append(conflict)
+    if collected:
+        raise BatchError(collected)
+    return outcomes
