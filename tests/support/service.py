@@ -4,9 +4,11 @@
         httpx.get(f"{service.url}/healthz")
     assert service.returncode == 0
 
-The process gets this environment less its mail settings (``EMAIL_*``, ``MAILROOM_*``) plus
-``settings_env``; it is started as ``python -m mailroom *global_args serve --port 0 *args``
-in ``cwd`` (``global_args=["-v"]`` shows uvicorn's access log on its standard error).
+The process gets this environment less every Mailroom setting (``EMAIL_*``, ``MAILROOM_*``,
+``DATABASE_URL``, ...) plus ``settings_env``; it is started as ``python -m mailroom
+*global_args serve --port 0 *args`` in ``cwd`` (default: a new temporary folder, removed
+afterwards, so a default ``sqlite:///mailroom.db`` never lands in the repository);
+``global_args=["-v"]`` shows uvicorn's access log on its standard error.
 Entering waits until ``/healthz`` answers 200; leaving (or :meth:`ServiceProcess.stop`)
 sends SIGTERM and waits a bounded time, then kills it. The output is read all along, so
 a chatty process never blocks on a full pipe.
@@ -14,10 +16,12 @@ a chatty process never blocks on a full pipe.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -27,11 +31,21 @@ from typing import IO
 
 import httpx
 
-from support.worker_process import worker_env
+from mailroom.config import SETTING_NAMES
 
-__all__ = ["ServiceProcess", "serve_args"]
+__all__ = ["ServiceProcess", "serve_args", "service_env"]
 
 _URL_LINE = re.compile(r"listening on (http://\S+)")
+
+
+def service_env(settings_env: dict[str, str]) -> dict[str, str]:
+    """This process's environment without any Mailroom setting, plus ``settings_env``."""
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in SETTING_NAMES and not name.startswith(("EMAIL_", "MAILROOM_"))
+    }
+    return {**inherited, **settings_env}
 
 
 def serve_args(*extra: str, global_args: Sequence[str] = ()) -> list[str]:
@@ -54,6 +68,10 @@ class ServiceProcess:
     ) -> None:
         self.settings_env = settings_env
         self.args = list(args)
+        self._own_folder: tempfile.TemporaryDirectory[str] | None = None
+        if cwd is None:
+            self._own_folder = tempfile.TemporaryDirectory(prefix="mailroom-serve-")
+            cwd = Path(self._own_folder.name)
         self.cwd = cwd
         self.global_args = list(global_args)
         self.ready_timeout = ready_timeout
@@ -90,7 +108,7 @@ class ServiceProcess:
         ends or does not answer ``/healthz`` within ``ready_timeout`` seconds."""
         self.process = subprocess.Popen(
             serve_args(*self.args, global_args=self.global_args),
-            env=worker_env(self.settings_env),
+            env=service_env(self.settings_env),
             cwd=self.cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -177,6 +195,8 @@ class ServiceProcess:
     def _join_readers(self) -> None:
         for reader in self._readers:
             reader.join(5.0)
+        if self._own_folder is not None and self.returncode is not None:
+            self._own_folder.cleanup()
 
     def __enter__(self) -> ServiceProcess:
         return self.start()

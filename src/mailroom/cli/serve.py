@@ -106,7 +106,7 @@ def serve_command(
         forwarded_allow_ips=list(settings.FORWARDED_ALLOW_IPS),
         timeout_graceful_shutdown=HTTP_GRACE,
     )
-    server = _Server(config, hard_cap=_hard_cap(settings))
+    server = _Server(config, hard_cap=_hard_cap(settings), embedded=embedded)
     url = _url(host, listener.getsockname()[1])
     _print_start(settings, url, root_path, mode, embedded is not None)
     server.run(sockets=[listener])
@@ -219,13 +219,17 @@ def _hard_cap(settings: Settings) -> float:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, with two changes for a service: a stop signal ends the process with
+    """uvicorn's server, with three changes for a service: a stop signal ends the process with
     exit status 0 once the stop is done (uvicorn raises the signal again, which would end it
-    by the signal), and a watchdog bounds the whole stop."""
+    by the signal); a second one ends the worker's grace at once, as for ``mailroom worker``;
+    and a watchdog bounds the whole stop."""
 
-    def __init__(self, config: uvicorn.Config, *, hard_cap: float) -> None:
+    def __init__(
+        self, config: uvicorn.Config, *, hard_cap: float, embedded: EmbeddedWorker | None
+    ) -> None:
         super().__init__(config)
         self._hard_cap = hard_cap
+        self.embedded = embedded
         self._watchdog: threading.Timer | None = None
 
     @contextmanager
@@ -241,7 +245,11 @@ class _Server(uvicorn.Server):
                 signal.signal(signum, handler)
 
     def handle_exit(self, sig: int, frame: object) -> None:
-        logger.info("signal %s: stopping", sig)
+        if self.should_exit and self.embedded is not None:
+            logger.info("signal %s again: ending the worker's grace", sig)
+            self.embedded.hurry()
+        else:
+            logger.info("signal %s: stopping", sig)
         super().handle_exit(sig, frame)  # type: ignore[arg-type]
         self.stop()
 

@@ -39,6 +39,7 @@ class EmbeddedWorker:
         self.stats: WorkerStats | None = None
         self.error: BaseException | None = None
         self._task: asyncio.Task[WorkerStats] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
 
     @staticmethod
@@ -52,9 +53,8 @@ class EmbeddedWorker:
 
     def start(self) -> None:
         """Start the worker's run (in the running loop)."""
-        self._task = asyncio.get_running_loop().create_task(
-            self.worker.run(), name="mailroom-embedded-worker"
-        )
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self.worker.run(), name="mailroom-embedded-worker")
         self._task.add_done_callback(self._ended)
 
     def _ended(self, task: asyncio.Task[WorkerStats]) -> None:
@@ -72,6 +72,13 @@ class EmbeddedWorker:
         if not self._stopping:
             logger.error("the embedded worker failed: %s; stopping the service", error)
             self._on_failure(error)
+
+    def hurry(self) -> None:
+        """End the grace at once (a second stop signal, as for ``mailroom worker``). Safe to
+        call from a signal handler or another thread."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.worker.stop)
 
     async def stop(self) -> None:
         """Stop the worker gracefully, waiting a bounded time (see the module docstring)."""

@@ -4,7 +4,9 @@
 ordered for a database outage it would not cure. ``/readyz`` says it can do its work: the
 database answers and its schema is the one this version needs; otherwise 503 with the error
 shape and the reason. The check is bounded (:data:`READY_TIMEOUT`): a database that hangs
-makes ``/readyz`` answer 503 in time, not hang the probe. A check still running when the next
+makes ``/readyz`` answer 503 in time, not hang the probe; on SQLite it reads without the
+write lock (:mod:`mailroom.outbox.read_engine`), so a busy writer never makes the service look
+unready. A check still running when the next
 probe comes is waited for again rather than started twice (:mod:`.single_flight`).
 """
 
@@ -18,6 +20,7 @@ from sqlalchemy import Engine
 
 from mailroom.errors import MailroomError
 from mailroom.outbox.database import check_schema
+from mailroom.outbox.read_engine import read_only_engine
 from mailroom.web.errors import error_response
 from mailroom.web.single_flight import SingleFlight
 
@@ -35,8 +38,9 @@ class ReadinessCheck:
     """The schema check of one engine, bounded and one at a time."""
 
     def __init__(self, engine: Engine, timeout: float = READY_TIMEOUT) -> None:
+        reader = read_only_engine(engine)
         self._flight = SingleFlight(
-            lambda: check_schema(engine), name="mailroom-readyz", timeout=timeout
+            lambda: check_schema(reader), name="mailroom-readyz", timeout=timeout
         )
 
     async def problem(self) -> str | None:

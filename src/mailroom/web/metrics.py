@@ -12,7 +12,8 @@ time (:mod:`mailroom.outbox.metric_queries`), with the process's own CPU and mem
 The counters count rows: when old rows are purged a counter goes down, which Prometheus
 reads as a reset (``rate`` and ``increase`` handle it). No label holds an address, a subject
 or a secret: only statuses, stream names, outcomes and event types. The read is bounded
-(:data:`METRICS_TIMEOUT`, 503 past it) and one at a time (:mod:`.single_flight`).
+(:data:`METRICS_TIMEOUT`, 503 past it), one at a time (:mod:`.single_flight`), and on SQLite
+takes no write lock (:mod:`mailroom.outbox.read_engine`): a scrape never holds up a send.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from sqlalchemy import Engine
 
 from mailroom.errors import MailroomError
 from mailroom.outbox import metric_queries
+from mailroom.outbox.read_engine import read_only_engine
 from mailroom.outbox.schema import AttemptOutcome, EventType, Status
 from mailroom.web.errors import error_response
 from mailroom.web.single_flight import SingleFlight
@@ -132,7 +134,7 @@ class MetricsExporter:
 
     def __init__(self, engine: Engine, timeout: float = METRICS_TIMEOUT) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(OutboxCollector(engine))
+        self.registry.register(OutboxCollector(read_only_engine(engine)))
         ProcessCollector(registry=self.registry)
         self._flight = SingleFlight(
             lambda: generate_latest(self.registry), name="mailroom-metrics", timeout=timeout

@@ -11,14 +11,15 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from mailroom.config import load_settings
 from mailroom.message import Message
 from mailroom.outbox import database
 from mailroom.outbox.store import Outbox
-from support.service import ServiceProcess, serve_args
-from support.worker_process import worker_env
+from support.service import ServiceProcess, serve_args, service_env
 
+PASSWORD = "serve-test-password-never-shown"
 STOP_WITHIN = 20.0  # seconds: far below the hard cap, far above a clean stop
 
 
@@ -68,7 +69,7 @@ def test_an_old_schema_is_refused_in_one_line(tmp_path: Path) -> None:
     engine.dispose()
     result = subprocess.run(
         serve_args(),
-        env=worker_env({"DATABASE_URL": url}),
+        env=service_env({"DATABASE_URL": url}),
         cwd=tmp_path,
         capture_output=True,
         timeout=60,
@@ -87,7 +88,7 @@ def test_a_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
         port = service.url.rsplit(":", 1)[1]
         result = subprocess.run(
             [*serve_args(), "--port", port],
-            env=worker_env({}),
+            env=service_env({}),
             cwd=tmp_path,
             capture_output=True,
             timeout=60,
@@ -107,3 +108,42 @@ def test_a_stop_signal_ends_serve_with_status_0(tmp_path: Path, signal_name: str
         assert service.wait(STOP_WITHIN) == 0
         assert time.monotonic() - started < STOP_WITHIN
     assert ": sent 0, deferred 0" in service.stdout
+
+
+def test_serve_on_each_database_creates_tables_only_in_a_new_sqlite_file(
+    database_url: str, tmp_path: Path
+) -> None:
+    if database_url.startswith("postgresql"):  # the test server trusts local connections
+        database_url = make_url(database_url).set(password=PASSWORD).render_as_string(False)
+    env = {"DATABASE_URL": database_url, "MAILROOM_TRANSPORT": "null"}
+    if database_url.startswith("postgresql"):
+        refused = subprocess.run(
+            serve_args(),
+            env=service_env(env),
+            cwd=tmp_path,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        assert refused.returncode == 1
+        assert b"has no Mailroom tables" in refused.stderr
+        assert b"mailroom db upgrade" in refused.stderr
+        assert PASSWORD.encode() not in refused.stderr
+        outbox = Outbox(load_settings(environ=env))
+        database.upgrade(outbox.engine)
+        outbox.dispose()
+    with ServiceProcess(env, cwd=tmp_path) as service:
+        assert httpx.get(f"{service.url}/readyz").status_code == 200
+        assert httpx.get(f"{service.url}/metrics").status_code == 200
+    assert service.returncode == 0
+    assert "data: " in service.stdout
+    assert PASSWORD not in service.output
+
+
+def test_the_helper_runs_serve_in_a_folder_of_its_own_by_default() -> None:
+    with ServiceProcess({}) as service:
+        folder = service.cwd
+        assert (folder / "mailroom.db").is_file()
+        assert httpx.get(f"{service.url}/healthz").status_code == 200
+    assert service.returncode == 0
+    assert not folder.exists()

@@ -4,6 +4,7 @@ with messages in flight loses none (a real serve process, a real aiosmtpd relay)
 from __future__ import annotations
 
 import re
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -116,3 +117,22 @@ def test_sigterm_with_messages_in_flight_loses_none(relay: Relay, tmp_path: Path
     arrived = relay.arrivals()
     assert len(arrived) == total
     assert max(Counter(arrived).values()) == 1
+
+
+def test_a_second_sigterm_ends_the_grace_at_once(relay: Relay, tmp_path: Path) -> None:
+    queue(relay.outbox, 1)
+    relay.handler.delays["DATA"] = 60  # the relay sits on the message
+    env = {**relay.settings_env, "WORKER_SHUTDOWN_GRACE": "60"}
+    with ServiceProcess(env, cwd=tmp_path) as service:
+        wait_until(lambda: relay.outbox.counts()[Status.SENDING] == 1, "the send starts")
+        time.sleep(0.3)  # into DATA
+        service.signal(signal.SIGTERM)
+        time.sleep(1.0)
+        assert service.returncode is None  # within its 60 s grace, the send may still finish
+        signalled = time.monotonic()
+        service.signal(signal.SIGTERM)
+        assert service.wait(15) == 0
+        assert time.monotonic() - signalled < 10
+    counts = relay.outbox.counts()
+    assert counts[Status.QUEUED] == 1  # given back, to be sent by the next worker
+    assert counts[Status.SENDING] == 0

@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 
 import httpx
-from sqlalchemy import column, table, update
+import pytest
+from sqlalchemy import column, table, text, update
 
 from mailroom.config import load_settings
 from mailroom.outbox import database
@@ -46,27 +47,49 @@ def test_ready_while_the_schema_is_current_and_not_once_it_is_not(tmp_path: Path
         outbox.dispose()
 
 
-def test_readyz_answers_503_in_bounded_time_while_the_database_does_not(tmp_path: Path) -> None:
+def test_readyz_stays_ready_while_a_writer_holds_the_sqlite_lock(tmp_path: Path) -> None:
     env, outbox = migrated(tmp_path)
     outbox.dispose()
     with ServiceProcess(env, ["--no-worker"], cwd=tmp_path) as service:
-        # Another process holds the write lock: the check waits on it (busy timeout 60 s).
-        blocker = sqlite3.connect(tmp_path / "outbox.db", isolation_level=None)
+        writer = sqlite3.connect(tmp_path / "outbox.db", isolation_level=None)
         try:
-            blocker.execute("BEGIN IMMEDIATE")
+            writer.execute("BEGIN IMMEDIATE")  # as a worker recording a batch holds it
             started = time.monotonic()
-            answers = [httpx.get(f"{service.url}/readyz", timeout=30) for _ in range(2)]
+            answer = httpx.get(f"{service.url}/readyz", timeout=30)
             took = time.monotonic() - started
-            assert httpx.get(f"{service.url}/healthz", timeout=2).status_code == 200
         finally:
-            blocker.rollback()
-            blocker.close()
-        assert [a.status_code for a in answers] == [503, 503]
-        assert answers[0].json()["error"]["code"] == "not_ready"
-        assert "did not answer within" in answers[0].json()["error"]["message"]
-        assert took < 2 * READY_TIMEOUT + 3
-        # The lock gone, the same check (still running, not started twice) comes back.
-        deadline = time.monotonic() + 30
-        while httpx.get(f"{service.url}/readyz", timeout=30).status_code != 200:
-            assert time.monotonic() < deadline, "readyz never recovered"
-            time.sleep(0.1)
+            writer.rollback()
+            writer.close()
+    assert answer.status_code == 200, answer.text
+    assert took < 2
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_readyz_answers_503_in_bounded_time_while_the_database_hangs(
+    database_url: str, tmp_path: Path
+) -> None:
+    env = {"DATABASE_URL": database_url}
+    outbox = Outbox(load_settings(environ=env))
+    database.upgrade(outbox.engine)
+    try:
+        with ServiceProcess(env, ["--no-worker"], cwd=tmp_path) as service:
+            # Another session holds a lock the check must wait for, and does not let go.
+            with outbox.engine.connect() as blocker:
+                blocker.execute(text(f"LOCK TABLE {VERSION_TABLE} IN ACCESS EXCLUSIVE MODE"))
+                started = time.monotonic()
+                answers = [httpx.get(f"{service.url}/readyz", timeout=30) for _ in range(2)]
+                took = time.monotonic() - started
+                assert httpx.get(f"{service.url}/healthz", timeout=2).status_code == 200
+                blocker.rollback()
+            assert [a.status_code for a in answers] == [503, 503]
+            error = answers[0].json()["error"]
+            assert error["code"] == "not_ready"
+            assert "did not answer within" in error["message"]
+            assert took < 2 * READY_TIMEOUT + 3
+            # The lock gone, the same check (still running, not started twice) comes back.
+            deadline = time.monotonic() + 30
+            while httpx.get(f"{service.url}/readyz", timeout=30).status_code != 200:
+                assert time.monotonic() < deadline, "readyz never recovered"
+                time.sleep(0.1)
+    finally:
+        outbox.dispose()

@@ -3,6 +3,7 @@ read from the database, no address and no secret in it."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -101,3 +102,20 @@ def test_the_figures_follow_what_the_worker_did(tmp_path: Path) -> None:
     assert value(histogram, "mailroom_attempt_duration_seconds_sum") > 0
     assert "@" not in text  # no address in any label or value
     assert SECRET not in text
+
+
+def test_a_scrape_neither_waits_for_nor_holds_up_a_writer(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'outbox.db'}"}
+    with ServiceProcess(env, ["--no-worker"], cwd=tmp_path) as service:
+        writer = sqlite3.connect(tmp_path / "outbox.db", isolation_level=None)
+        try:
+            writer.execute("BEGIN IMMEDIATE")  # the write lock, as a worker recording holds it
+            started = time.monotonic()
+            _text, families = scrape(service.url)
+            took = time.monotonic() - started
+            writer.execute("DELETE FROM mailroom_streams")  # the writer is not held up either
+            writer.execute("COMMIT")
+        finally:
+            writer.close()
+    assert took < 3
+    assert value(families["mailroom_attempts"], "mailroom_attempts_total", outcome="sent") == 0

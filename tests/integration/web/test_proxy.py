@@ -12,8 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support.service import ServiceProcess, serve_args
-from support.worker_process import worker_env
+from support.service import ServiceProcess, serve_args, service_env
 
 FORWARDED = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
 
@@ -58,7 +57,7 @@ def test_root_path_prefixes_the_urls_the_service_makes(tmp_path: Path) -> None:
 def test_a_root_path_that_is_no_path_is_a_usage_error(tmp_path: Path) -> None:
     result = subprocess.run(
         [*serve_args(), "--root-path", "mailroom"],
-        env=worker_env({}),
+        env=service_env({}),
         cwd=tmp_path,
         capture_output=True,
         timeout=60,
