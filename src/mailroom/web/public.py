@@ -35,6 +35,7 @@ from mailroom.consent.scopes import SCOPE_ALL
 from mailroom.consent.tokens import TokenClaim
 from mailroom.consent.unsubscribe import unsubscribe
 from mailroom.errors import InvalidTokenError, SettingsError
+from mailroom.notifications.registry import NotificationRegistry
 from mailroom.tracking.labels import HitKind
 from mailroom.tracking.queries import tracked_link
 from mailroom.tracking.recorder import EventRecorder, Hit
@@ -124,8 +125,12 @@ def _what(request: Request, claim: TokenClaim) -> str:
     return f"“{label}” emails"
 
 
-def _registry(request: Request) -> Any:
-    return getattr(request.app.state, "notification_registry", None)
+def _registry(request: Request) -> NotificationRegistry | None:
+    """The app's registry, if whoever built the app put one there; else the default one."""
+    registry: NotificationRegistry | None = getattr(
+        request.app.state, "notification_registry", None
+    )
+    return registry
 
 
 def _page_context(request: Request, token: str, claim: TokenClaim) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import re
 import string
 from collections.abc import Iterable
 from email.message import EmailMessage
+from pathlib import Path
 
 import httpx
 import lxml.html
@@ -15,8 +16,9 @@ from mailroom.consent import queries as consent_queries
 from mailroom.outbox.schema import EventType, HitLabel, NotificationOutcome, events, messages
 from mailroom.web.public import PIXEL_GIF
 from support.mail_checks import html_part, parse
+from support.service import ServiceProcess
 
-from .conftest import PUBLIC, Public, wait_for
+from .conftest import PUBLIC, SECRET, Public, wait_for
 
 ALPHABET = string.ascii_letters + string.digits + "-_."
 FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0"
@@ -360,3 +362,19 @@ def test_a_click_goes_to_the_messages_own_link_and_nowhere_else(public: Public) 
     assert sorted({r["link_index"] for r in found}) == [0, 1]  # type: ignore[type-var]
     # Seconds after delivery: no reader clicks that fast; a link scanner does.
     assert {r["label"] for r in found} == {HitLabel.SCANNER.value}
+
+
+def test_hits_buffered_at_a_graceful_stop_are_written(public: Public, tmp_path: Path) -> None:
+    """SIGTERM flushes the hit buffer: a hit the second before a stop is not lost."""
+    _, message = notify(public, "news.weekly", "nia@example.com")
+    token = pixel_token(message)
+    env = {
+        "DATABASE_URL": str(public.settings.DATABASE_URL),
+        "SECRET_KEY": SECRET,
+        "MAILROOM_TRANSPORT": "null",
+    }
+    with ServiceProcess(env, ["--no-worker"], cwd=tmp_path) as other:
+        for _ in range(3):
+            assert_pixel(httpx.get(f"{other.url}/trck/{token}", headers={"User-Agent": FIREFOX}))
+        assert other.stop() == 0  # at once: well inside the writer's one-second interval
+    assert len(event_rows(public, "nia@example.com", EventType.OPENED)) == 3
