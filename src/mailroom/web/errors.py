@@ -14,7 +14,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-__all__ = ["ApiError", "ErrorBody", "ErrorDetail", "error_response", "install_error_handlers"]
+__all__ = [
+    "ApiError",
+    "ErrorBody",
+    "ErrorDetail",
+    "error_response",
+    "field_of",
+    "install_error_handlers",
+]
 
 
 class ErrorDetail(BaseModel):
@@ -79,7 +86,7 @@ _STATUS_CODES = {
 }
 
 
-def _field_of(location: tuple[Any, ...]) -> str | None:
+def field_of(location: tuple[Any, ...]) -> str | None:
     """``("body", "to", 0)`` → ``"to[0]"``: the field as a client wrote it."""
     parts = [part for part in location if part not in ("body", "query", "path", "header")]
     out = ""
@@ -112,7 +119,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
         error = cast(RequestValidationError, exc)
         first = error.errors()[0] if error.errors() else {}
-        field = _field_of(tuple(first.get("loc", ())))
+        field = field_of(tuple(first.get("loc", ())))
         message = str(first.get("msg", "the request is not valid"))
         return error_response(422, "invalid", f"{field}: {message}" if field else message, field)
 

@@ -7,7 +7,12 @@ work out which half went through. Up to ``API_MAX_BATCH_SIZE`` messages (1000 by
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import APIRouter, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
 from mailroom.errors import BatchError, MessageError
@@ -16,11 +21,50 @@ from mailroom.web.api.message_models import MessageIn
 from mailroom.web.api.messages import _ERRORS, idempotency_key, message_error, outgoing
 from mailroom.web.auth import Caller
 from mailroom.web.dependencies import ServiceOutbox, ServiceSettings
-from mailroom.web.errors import ApiError, ErrorDetail
+from mailroom.web.errors import ApiError, ErrorDetail, field_of
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["messages"])
+
+class _ItemsRoute(APIRoute):
+    """A request whose items have the wrong shape (a missing ``to``, a number for a string)
+    is answered like one whose items the outbox refused: every faulty item, by index."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            try:
+                return await handle(request)
+            except RequestValidationError as exc:
+                items = _shape_errors(exc)
+                if not items:
+                    raise
+                raise _refusal(items) from None
+
+        return handler
+
+
+router = APIRouter(tags=["messages"], route_class=_ItemsRoute)
+
+
+def _shape_errors(exc: RequestValidationError) -> list[ItemError]:
+    """The first shape error of each item, by index; none if an error is not in an item."""
+    found: dict[int, ItemError] = {}
+    for error in exc.errors():
+        location = tuple(error.get("loc", ()))
+        if location[:2] != ("body", "messages") or len(location) < 3:
+            return []
+        index = location[2]
+        if not isinstance(index, int):
+            return []
+        field = field_of(location[3:])
+        message = str(error.get("msg", "is not valid"))
+        detail = ErrorDetail(
+            code="invalid", message=f"{field}: {message}" if field else message, field=field
+        )
+        found.setdefault(index, ItemError(index=index, error=detail))
+    return [found[index] for index in sorted(found)]
 
 
 class BatchItemIn(MessageIn):
@@ -60,8 +104,8 @@ class BatchErrorBody(BaseModel):
     error: ErrorDetail
     items: list[ItemError] = Field(
         default_factory=list,
-        description="Every message the outbox refused, by index (empty when the request's shape "
-        "is wrong: then `error.field` names the first place, e.g. `messages[3].to`).",
+        description="Every faulty message by index, whether its shape is wrong or the outbox "
+        "refused it (empty only when the request itself is wrong, e.g. no `messages`).",
     )
 
 

@@ -135,6 +135,10 @@ def test_a_batch_with_bad_items_commits_nothing_and_names_every_bad_item(
                 ]
             },
         )
+        shapes = client.post(
+            "/api/v1/messages/batch",
+            json={"messages": [{"subject": "no to"}, {"to": ["a@example.com"]}, {"to": 7}]},
+        )
         too_many = client.post(
             "/api/v1/messages/batch", json={"messages": [{"to": ["a@example.com"]}] * 6}
         )
@@ -145,6 +149,12 @@ def test_a_batch_with_bad_items_commits_nothing_and_names_every_bad_item(
     assert after == before + 1  # nothing of the refused batch was committed
     assert good.status_code == 201, good.text
     assert good.json()["ids"] == [after + 1, after + 2]
+    assert shapes.status_code == 422, shapes.text
+    assert [(i["index"], i["error"]["field"]) for i in shapes.json()["items"]] == [
+        (0, "to"),
+        (2, "to"),
+    ]
+    assert shapes.json()["error"]["field"] == "messages[0].to"
     assert too_many.status_code == 413
     assert too_many.json()["error"]["code"] == "batch_too_large"
 
