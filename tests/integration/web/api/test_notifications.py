@@ -140,3 +140,23 @@ def test_status_is_the_data_of_mailroom_status_json(service: ApiService) -> None
     # The command adds what it found wrong in the settings it read; the queue is the same.
     assert set(command) - {"settings_errors"} == set(status)
     assert sum(command["counts"].values()) == sum(status["counts"].values())
+
+
+def test_a_notification_with_the_same_idempotency_key_notifies_nobody_twice(
+    service: ApiService,
+) -> None:
+    request = {"type": "task.assigned", "to": ["eve@example.com"], "context": {"task": "T-1"}}
+    key = {"Idempotency-Key": "task-1-assigned"}
+    with service.client(service.send_key) as app:
+        first = app.post("/api/v1/notifications", json=request, headers=key)
+        again = app.post("/api/v1/notifications", json=request, headers=key)
+        other = app.post(
+            "/api/v1/notifications", json={**request, "context": {"task": "T-2"}}, headers=key
+        )
+    assert first.status_code == 201, first.text
+    assert again.json()["outbox_ids"] == first.json()["outbox_ids"]
+    assert len(first.json()["outbox_ids"]) == 1
+    # Other content under the same key: that recipient is skipped with the reason, and the
+    # call, which left nobody sent to because of it, answers with the conflict.
+    assert other.status_code == 409, other.text
+    assert other.json()["error"]["code"] == "idempotency_conflict"
