@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Text, cast, delete, func, insert, or_, select
+from sqlalchemy import Connection, Text, cast, delete, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from mailroom.outbox.schema import captured
@@ -83,31 +83,26 @@ def store_captured(
 ) -> int:
     """Insert one captured message, then drop the oldest beyond the newest ``keep``; return
     the new row's id."""
-    new_id = connection.execute(
-        insert(captured)
-        .values(
-            message_pk=message_pk,
-            message_id=message_id,
-            mail_from=mail_from,
-            recipients=list(recipients),
-            subject=subject,
-            data=data,
-            captured_at=now,
-        )
-        .returning(captured.c.id)
-    ).scalar_one()
-    _trim(connection, keep)
-    return int(new_id)
+    # Driver-level, as the outbox's own inserts: the capture transport runs it per message.
+    values = (message_pk, message_id, mail_from, json.dumps(list(recipients)), subject, data, now)
+    qmark = connection.dialect.paramstyle == "qmark"
+    new_id = int(connection.exec_driver_sql(_INSERT if qmark else _INSERT_FORMAT, values).one()[0])
+    # Ids only grow, so the newest ``keep`` are those above ``new_id - keep``: a range delete
+    # on the primary key, not a walk over ``keep`` rows to find where the oldest begin. An id
+    # that never was (a rolled-back insert) or a row deleted by hand is not refilled, so there
+    # can be fewer than ``keep``, never more.
+    connection.exec_driver_sql(_TRIM if qmark else _TRIM_FORMAT, (new_id - max(keep, 0),))
+    return new_id
 
 
-def _trim(connection: Connection, keep: int) -> int:
-    """Delete every row older than the newest ``keep`` (ids grow with time); how many."""
-    # The id of the newest row that must go, found by walking the primary key from the top.
-    oldest_to_drop = (
-        select(captured.c.id).order_by(captured.c.id.desc()).offset(max(keep, 0)).limit(1)
-    ).scalar_subquery()
-    result = connection.execute(delete(captured).where(captured.c.id <= oldest_to_drop))
-    return int(result.rowcount)
+_COLUMNS = ("message_pk", "message_id", "mail_from", "recipients", "subject", "data")
+_INSERT = (
+    f"INSERT INTO {captured.name} ({', '.join(_COLUMNS)}, captured_at) "  # noqa: S608
+    f"VALUES ({', '.join('?' for _ in _COLUMNS)}, ?) RETURNING id"
+)
+_INSERT_FORMAT = _INSERT.replace("?", "%s")
+_TRIM = f"DELETE FROM {captured.name} WHERE id <= ?"  # noqa: S608 - our own table's name
+_TRIM_FORMAT = _TRIM.replace("?", "%s")
 
 
 def list_captured(

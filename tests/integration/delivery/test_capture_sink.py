@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from email.parser import BytesHeaderParser
+from email.policy import default
 
 import pytest
 from sqlalchemy import Engine, event, text
@@ -81,6 +83,28 @@ async def test_a_failed_write_fails_every_waiter(engine: Engine, db: DatabaseThr
     assert "mailroom_captured" in str(results[0])
 
 
-def test_subject_of_decodes_encoded_words_and_tolerates_none() -> None:
-    assert subject_of(envelope(3).data) == "Note 3 · ünïcode"
-    assert subject_of(b"From: a@example.com\r\n\r\nno subject\r\n") == ""
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Hello",
+        "Grüße, pair",
+        "A very long subject that the builder folds over several lines " * 4,
+        "Мир " * 30 + "end",
+        "mixed ascii and 日本語 text",
+        "=?utf-8?q?looks encoded?=",
+        "  spaced  out  ",
+    ],
+)
+@pytest.mark.parametrize("to", ["a@example.com", "ü@exämple.com"], ids=["ascii", "smtputf8"])
+def test_subject_of_reads_what_the_email_parser_reads(subject: str, to: str) -> None:
+    data = build_envelope(
+        Message(to=[to], subject=subject, text="x"), default_from="app@example.com"
+    ).data
+    expected = BytesHeaderParser(policy=default).parsebytes(data)["subject"]
+    assert subject_of(data) == str(expected)
+
+
+def test_subject_of_a_message_without_one_or_with_a_broken_word() -> None:
+    assert subject_of(b"From: a@example.com\r\n\r\nSubject: in the body\r\n") == ""
+    assert subject_of(b"Subject: =?utf-8?q?broken?=?=\r\n\r\n") == "broken ?="
+    assert subject_of(b"subject: raw \xc3\xbc\r\n\r\n") == "raw \u00fc"
