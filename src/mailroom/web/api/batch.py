@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from mailroom.errors import BatchError, MessageError
 from mailroom.outbox.store import BatchItem
 from mailroom.web.api.message_models import MessageIn
-from mailroom.web.api.messages import _ERRORS, idempotency_key, message_error, outgoing
+from mailroom.web.api.messages import ERROR_RESPONSES, idempotency_key, message_error, outgoing
 from mailroom.web.auth import Caller
 from mailroom.web.dependencies import ServiceOutbox, ServiceSettings
 from mailroom.web.errors import ApiError, ErrorDetail, field_of
@@ -120,7 +120,7 @@ def _item_error(index: int, error: MessageError) -> ItemError:
     "/messages/batch",
     status_code=status.HTTP_201_CREATED,
     response_model=BatchCreated,
-    responses=_ERRORS | {422: {"model": BatchErrorBody}},
+    responses=ERROR_RESPONSES | {422: {"model": BatchErrorBody}},
     summary="Send a batch of messages in one transaction",
 )
 def send_batch(

@@ -18,7 +18,7 @@ from mailroom.outbox.capture_queries import (
 )
 from mailroom.outbox.presentation import message_headers, message_parts
 from mailroom.web.api.message_models import epoch_time
-from mailroom.web.api.messages import _ERRORS
+from mailroom.web.api.messages import ERROR_RESPONSES
 from mailroom.web.auth import AdminKey
 from mailroom.web.dependencies import DatabaseEngine
 from mailroom.web.errors import ApiError
@@ -89,7 +89,10 @@ def _missing(captured_id: int) -> ApiError:
 
 
 @router.get(
-    "/captured", response_model=CapturedPage, responses=_ERRORS, summary="List captured mail"
+    "/captured",
+    response_model=CapturedPage,
+    responses=ERROR_RESPONSES,
+    summary="List captured mail",
 )
 def list_captured_mail(
     _caller: AdminKey,
@@ -113,7 +116,7 @@ def list_captured_mail(
 @router.get(
     "/captured/{captured_id}",
     response_model=CapturedDetail,
-    responses=_ERRORS,
+    responses=ERROR_RESPONSES,
     summary="One captured message: headers, bodies, files",
 )
 def get_captured_mail(
@@ -145,7 +148,7 @@ def get_captured_mail(
 @router.get(
     "/captured/{captured_id}/raw",
     response_class=Response,
-    responses={200: {"content": {"message/rfc822": {}}}, **_ERRORS},
+    responses={200: {"content": {"message/rfc822": {}}}, **ERROR_RESPONSES},
     summary="One captured message's exact bytes (.eml)",
 )
 def get_captured_raw(
@@ -165,7 +168,7 @@ def get_captured_raw(
 @router.delete(
     "/captured/{captured_id}",
     response_model=Deleted,
-    responses=_ERRORS,
+    responses=ERROR_RESPONSES,
     summary="Delete one captured message",
 )
 def delete_captured_mail(
@@ -179,7 +182,10 @@ def delete_captured_mail(
 
 
 @router.delete(
-    "/captured", response_model=Deleted, responses=_ERRORS, summary="Delete all captured mail"
+    "/captured",
+    response_model=Deleted,
+    responses=ERROR_RESPONSES,
+    summary="Delete all captured mail",
 )
 def delete_all_captured_mail(_caller: AdminKey, engine: DatabaseEngine) -> Deleted:
     with engine.begin() as connection:

@@ -41,7 +41,7 @@ from mailroom.web.auth import Caller
 from mailroom.web.dependencies import DatabaseEngine, ServiceOutbox
 from mailroom.web.errors import ApiError, ErrorBody
 
-__all__ = ["idempotency_key", "message_error", "outgoing", "router"]
+__all__ = ["ERROR_RESPONSES", "idempotency_key", "message_error", "outgoing", "router"]
 
 router = APIRouter(tags=["messages"])
 
@@ -54,7 +54,9 @@ IdempotencyHeader = Annotated[
         description="Up to 200 visible ASCII characters; the same key → the same message.",
     ),
 ]
-_ERRORS: dict[int | str, dict[str, object]] = {
+# Every route documents the error answers it may give, in the one shape (for the OpenAPI
+# document, which schemathesis checks the answers against).
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorBody} for code in (401, 403, 404, 409, 413, 422)
 }
 
@@ -115,7 +117,7 @@ def message_error(error: MessageError) -> ApiError:
     response_model=MessageCreated,
     responses={
         200: {"model": MessageCreated, "description": "A repeated Idempotency-Key"},
-        **_ERRORS,
+        **ERROR_RESPONSES,
     },
     summary="Send one message",
 )
@@ -158,7 +160,7 @@ def _readable(connection: Connection, message_pk: int, caller: ApiKey) -> Messag
 @router.get(
     "/messages/{message_pk}",
     response_model=MessageOut,
-    responses=_ERRORS,
+    responses=ERROR_RESPONSES,
     summary="Read a message: status, attempts, events",
 )
 def get_message(message_pk: MessageId, caller: Caller, engine: DatabaseEngine) -> MessageOut:
@@ -237,7 +239,7 @@ def _change(
 @router.post(
     "/messages/{message_pk}/cancel",
     response_model=StatusChange,
-    responses=_ERRORS,
+    responses=ERROR_RESPONSES,
     summary="Cancel a queued, scheduled or deferred message",
 )
 def cancel_message(message_pk: MessageId, caller: Caller, engine: DatabaseEngine) -> StatusChange:
@@ -248,7 +250,7 @@ def cancel_message(message_pk: MessageId, caller: Caller, engine: DatabaseEngine
 @router.post(
     "/messages/{message_pk}/retry",
     response_model=StatusChange,
-    responses=_ERRORS,
+    responses=ERROR_RESPONSES,
     summary="Put a failed, deferred or cancelled message back in the queue",
 )
 def retry_message(message_pk: MessageId, caller: Caller, engine: DatabaseEngine) -> StatusChange:

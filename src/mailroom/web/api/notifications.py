@@ -17,7 +17,12 @@ from mailroom.errors import MessageError, NotificationError
 from mailroom.notifications import Recipient
 from mailroom.outbox.schema import NotificationOutcome
 from mailroom.web.api.message_models import API_KEY_METADATA
-from mailroom.web.api.messages import _ERRORS, IdempotencyHeader, idempotency_key, message_error
+from mailroom.web.api.messages import (
+    ERROR_RESPONSES,
+    IdempotencyHeader,
+    idempotency_key,
+    message_error,
+)
 from mailroom.web.auth import Caller
 from mailroom.web.dependencies import ServiceNotifier
 from mailroom.web.errors import ApiError
@@ -98,7 +103,7 @@ def _person(value: str | Person) -> object:
     "/notifications",
     status_code=status.HTTP_201_CREATED,
     response_model=NotificationResult,
-    responses=_ERRORS,
+    responses=ERROR_RESPONSES,
     summary="Send a notification of a declared type",
 )
 def send_notification(

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mailroom.consent.preferences import EmailChoice, email_choices, set_email_preference
 from mailroom.notifications.recipients import normalized_or_none
-from mailroom.web.api.messages import _ERRORS
+from mailroom.web.api.messages import ERROR_RESPONSES
 from mailroom.web.auth import AdminKey
 from mailroom.web.dependencies import DatabaseEngine, ServiceNotifier
 from mailroom.web.errors import ApiError
@@ -87,7 +87,7 @@ def _read(engine: DatabaseEngine, notifier: ServiceNotifier, key: str) -> Prefer
 @router.get(
     "/preferences/{recipient}",
     response_model=Preferences,
-    responses=_ERRORS,
+    responses=ERROR_RESPONSES,
     summary="A recipient's email choices",
 )
 def get_preferences(
@@ -99,7 +99,7 @@ def get_preferences(
 @router.put(
     "/preferences/{recipient}",
     response_model=Preferences,
-    responses=_ERRORS,
+    responses=ERROR_RESPONSES,
     summary="Change a recipient's email choices",
 )
 def put_preferences(

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from mailroom.outbox.status import outbox_status
-from mailroom.web.api.messages import _ERRORS
+from mailroom.web.api.messages import ERROR_RESPONSES
 from mailroom.web.auth import AdminKey
 from mailroom.web.dependencies import DatabaseEngine
 
@@ -50,6 +50,8 @@ class QueueStatus(BaseModel):
     paused_streams: list[PausedStream]
 
 
-@router.get("/status", response_model=QueueStatus, responses=_ERRORS, summary="The queue's state")
+@router.get(
+    "/status", response_model=QueueStatus, responses=ERROR_RESPONSES, summary="The queue's state"
+)
 def queue_status(_caller: AdminKey, engine: DatabaseEngine) -> dict[str, Any]:
     return outbox_status(engine)

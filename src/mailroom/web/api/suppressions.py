@@ -17,7 +17,7 @@ from mailroom.consent.suppression import suppress, unsuppress
 from mailroom.errors import MessageError
 from mailroom.outbox.schema import SuppressionReason
 from mailroom.web.api.message_models import epoch_time
-from mailroom.web.api.messages import _ERRORS
+from mailroom.web.api.messages import ERROR_RESPONSES
 from mailroom.web.auth import AdminKey
 from mailroom.web.dependencies import DatabaseEngine
 from mailroom.web.errors import ApiError
@@ -100,7 +100,7 @@ def _invalid(error: MessageError) -> ApiError:
 @router.get(
     "/suppressions",
     response_model=SuppressionPage,
-    responses=_ERRORS,
+    responses=ERROR_RESPONSES,
     summary="List the suppression list",
 )
 def list_entries(
@@ -132,7 +132,7 @@ def list_entries(
     "/suppressions",
     status_code=status.HTTP_201_CREATED,
     response_model=Suppressed,
-    responses=_ERRORS,
+    responses=ERROR_RESPONSES,
     summary="Add an address to the suppression list",
 )
 def add_entry(body: SuppressionIn, _caller: AdminKey, engine: DatabaseEngine) -> Suppressed:
@@ -159,7 +159,7 @@ def add_entry(body: SuppressionIn, _caller: AdminKey, engine: DatabaseEngine) ->
 @router.delete(
     "/suppressions/{address}",
     response_model=Removed,
-    responses=_ERRORS,
+    responses=ERROR_RESPONSES,
     summary="Take an address off the suppression list",
 )
 def remove_entry(
