@@ -150,14 +150,18 @@ def service_registry(
     with other settings is a :class:`NotificationError` naming it, at start, not at first use."""
     registry = NotificationRegistry(parent)
     for name, setting in declared.items():
-        declared_type = registry.register(
-            name,
-            template=setting.template,
-            stream=setting.stream,
-            default_on=setting.default_on,
-            may_opt_out=setting.may_opt_out,
-            description=setting.description,
-        )
+        try:
+            declared_type = registry.register(
+                name,
+                template=setting.template,
+                stream=setting.stream,
+                default_on=setting.default_on,
+                may_opt_out=setting.may_opt_out,
+                description=setting.description,
+            )
+        except NotificationError as exc:
+            where = f'NOTIFICATION_TYPES (the settings file\'s [notification_types."{name}"])'
+            raise NotificationError(f"{where}: {exc}") from None
         if parent is not None and name in parent and parent.get(name) != declared_type:
             raise NotificationError(
                 f"{name}: declared in the settings file (NOTIFICATION_TYPES) and registered "

@@ -35,5 +35,7 @@ def test_one_name_declared_in_both_places_differently_fails_at_start() -> None:
 
 
 def test_a_bad_type_name_in_the_settings_file_fails_at_start() -> None:
-    with pytest.raises(NotificationError, match="not a notification type name"):
+    with pytest.raises(
+        NotificationError, match=r"NOTIFICATION_TYPES .*not a notification type name"
+    ):
         service_registry({"Task Assigned": NotificationTypeSetting(template="t")}, None)
