@@ -57,7 +57,7 @@ IdempotencyHeader = Annotated[
 # Every route documents the error answers it may give, in the one shape (for the OpenAPI
 # document, which schemathesis checks the answers against).
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 413, 422)
+    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 413, 422, 503)
 }
 
 
