@@ -33,10 +33,11 @@ class EventRecord:
 
 
 def record_events(connection: Connection, records: Iterable[EventRecord]) -> int:
-    """Insert ``records`` in the caller's transaction, in one executemany; returns how many."""
-    # Driver-level executemany with plain tuples, as the attempts are written: it runs on the
-    # worker's and the enqueue's hot paths, where building SQLAlchemy's per-row parameter
-    # dicts cost more than the inserts.
+    """Insert ``records`` in the caller's transaction, in one statement (per 500 on
+    PostgreSQL); returns how many."""
+    # Driver-level, with plain tuples, as the attempts are written: it runs on the worker's
+    # and the enqueue's hot paths, where building SQLAlchemy's per-row parameter dicts cost
+    # more than the inserts.
     rows = [
         (
             record.message_pk,
@@ -49,9 +50,17 @@ def record_events(connection: Connection, records: Iterable[EventRecord]) -> int
         )
         for record in records
     ]
-    if rows:
-        sql = _INSERT if connection.dialect.paramstyle == "qmark" else _INSERT_FORMAT
-        connection.exec_driver_sql(sql, rows)
+    if not rows:
+        return 0
+    if connection.dialect.paramstyle == "qmark":  # SQLite: one prepared statement, reused
+        connection.exec_driver_sql(_INSERT, rows)
+        return len(rows)
+    # PostgreSQL: multi-row VALUES, as the messages are inserted; an executemany there runs
+    # one statement per row and cost a third more than the messages' own insert.
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        chunk = rows[start : start + _ROWS_PER_INSERT]
+        sql = f"{_INSERT_HEAD} VALUES {', '.join([_VALUES_FORMAT] * len(chunk))}"
+        connection.exec_driver_sql(sql, tuple(value for row in chunk for value in row))
     return len(rows)
 
 
@@ -60,7 +69,9 @@ _INSERT = (
     f"INSERT INTO {events.name} ({', '.join(_COLUMNS)}) "  # noqa: S608 - our own names
     f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
 )
-_INSERT_FORMAT = _INSERT.replace("?", "%s")
+_INSERT_HEAD = f"INSERT INTO {events.name} ({', '.join(_COLUMNS)})"
+_VALUES_FORMAT = "(" + ", ".join("%s" for _ in _COLUMNS) + ")"
+_ROWS_PER_INSERT = 500  # 3,500 parameters: well within PostgreSQL's 65,535
 
 
 def events_of(connection: Connection, message_pk: int) -> Sequence[EventRecord]:
