@@ -10,6 +10,7 @@ The tree::
     │   ├── MessageTooLargeError            over EMAIL_MAX_MESSAGE_SIZE
     │   ├── TemplateError                   a template is missing, unsafe or fails to render
     │   └── IdempotencyConflictError        an idempotency key reused for different content
+    ├── BatchError (ValueError)             items of an all-or-nothing batch at fault, by position
     ├── NotificationError (ValueError)      an unknown or badly declared notification type
     ├── InvalidTokenError (ValueError)      an unsubscribe token that is forged, altered or old
     ├── SchemaOutdatedError                 the outbox schema is older or newer than expected
@@ -58,6 +59,7 @@ from typing import ClassVar
 __all__ = [
     "AuthNotOfferedError",
     "AuthenticationError",
+    "BatchError",
     "ConfigurationError",
     "ConnectionLostError",
     "DatabaseBusyError",
@@ -189,6 +191,21 @@ class IdempotencyConflictError(MessageError):
         )
         self.key = key
         self.message_pk = message_pk
+
+
+class BatchError(MailroomError, ValueError):
+    """Items of an all-or-nothing batch cannot be sent as given, so none was committed.
+
+    ``errors`` maps each faulty item's position (from 0) to its :class:`MessageError`, every
+    one of them, not only the first: a caller fixes the whole batch in one round.
+    """
+
+    def __init__(self, errors: Mapping[int, MessageError]) -> None:
+        self.errors = dict(sorted(errors.items()))
+        first, error = next(iter(self.errors.items()))
+        more = len(self.errors) - 1
+        also = f" (and {more} more)" if more else ""
+        super().__init__(f"message {first}: {error}{also}; nothing was committed")
 
 
 class NotificationError(MailroomError, ValueError):

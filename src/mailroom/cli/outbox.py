@@ -24,7 +24,7 @@ from mailroom.cli.base import (
 from mailroom.cli.render import printable
 from mailroom.cli.settings_show import settings_report
 from mailroom.cli.streams import echo_pause, paused_streams
-from mailroom.config import Settings, SettingsReport
+from mailroom.config import Settings, SettingsReport, TransportName
 from mailroom.delivery.processes import run_worker, run_worker_processes
 from mailroom.errors import MailroomError
 from mailroom.logs import attach_log_files
@@ -37,6 +37,7 @@ from mailroom.outbox.schema import STREAM_PRIORITIES
 from mailroom.outbox.status import outbox_status
 from mailroom.outbox.store import Outbox
 from mailroom.transports import transport_from_settings
+from mailroom.transports.capture import CAPTURE_DESCRIPTION
 from mailroom.transports.smtp_replies import format_reply
 
 # Its own logger at INFO whatever -v says: the worker's one start line is always shown (the
@@ -231,7 +232,12 @@ def _log_start(settings: Settings, concurrency: int, processes: int, once: bool)
         printable(s.name) + (" (paused)" if s.paused_until is not None else "") for s in streams
     )
     try:
-        transport = transport_from_settings(settings).describe()
+        # The capture transport's sink is the worker's own; the line needs only the name.
+        transport = (
+            CAPTURE_DESCRIPTION
+            if settings.MAILROOM_TRANSPORT is TransportName.CAPTURE
+            else transport_from_settings(settings).describe()
+        )
     except Exception as exc:  # the worker itself reports a transport it cannot set up
         transport = f"{settings.MAILROOM_TRANSPORT} (cannot be set up: {exc})"
     start_log.setLevel(logging.INFO)

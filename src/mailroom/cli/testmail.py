@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import click
@@ -11,6 +13,8 @@ import click
 from mailroom.cli.base import cli_settings, config_option, main
 from mailroom.cli.render import printable
 from mailroom.config import Settings, TransportName
+from mailroom.delivery.capture_sink import DatabaseCaptureSink
+from mailroom.delivery.database_thread import DatabaseThread
 from mailroom.errors import (
     AuthenticationError,
     DeliveryError,
@@ -21,7 +25,9 @@ from mailroom.errors import (
     TLSError,
 )
 from mailroom.message import Message, build_envelope
-from mailroom.transports import SMTPTransport, Transport, transport_from_settings
+from mailroom.outbox.database_url import display_url
+from mailroom.outbox.store import Outbox
+from mailroom.transports import CaptureSink, SMTPTransport, Transport, transport_from_settings
 from mailroom.transports.doctor import diagnose
 from mailroom.transports.ehlo import EhloSource
 
@@ -72,10 +78,31 @@ def _ehlo_line(transport: Transport) -> str | None:
     return f"EHLO name: {name} ({why})"
 
 
-async def _send_test_emails(settings: Settings, to: tuple[str, ...]) -> bool:
+@contextmanager
+def _capture_sink(settings: Settings) -> Iterator[CaptureSink | None]:
+    """For the ``capture`` transport, the outbox database's captured mail (its tables created
+    in a new SQLite file, as a first send would); for any other, nothing."""
+    if settings.MAILROOM_TRANSPORT is not TransportName.CAPTURE:
+        yield None
+        return
+    outbox = Outbox(settings)
+    try:
+        outbox.ensure_schema()
+        db = DatabaseThread("mailroom-capture")
+        try:
+            yield DatabaseCaptureSink(outbox.engine, db, keep=settings.CAPTURE_MAX_MESSAGES)
+        finally:
+            db.shutdown()
+    finally:
+        outbox.dispose()
+
+
+async def _send_test_emails(
+    settings: Settings, to: tuple[str, ...], capture_sink: CaptureSink | None = None
+) -> bool:
     # Everything goes to stdout, failures included: the report is this command's output, and
     # one stream keeps it in order when piped; the exit status says whether it worked.
-    transport = transport_from_settings(settings)
+    transport = transport_from_settings(settings, capture_sink=capture_sink)
     click.echo(f"Transport: {transport.describe()}")
     ok = True
     ehlo_shown = False
@@ -138,8 +165,9 @@ def send_test_email(
     read afresh, so this checks what a restarted server would use.
     """
     settings = cli_settings(ctx, config_path)
-    if not asyncio.run(_send_test_emails(settings, addresses)):
-        raise SystemExit(1)
+    with _capture_sink(settings) as sink:
+        if not asyncio.run(_send_test_emails(settings, addresses, sink)):
+            raise SystemExit(1)
     transport = settings.MAILROOM_TRANSPORT
     if transport is TransportName.SMTP:
         click.echo("Both test messages were accepted. Check the inbox (and the spam folder).")
@@ -149,6 +177,9 @@ def send_test_email(
     where = {
         TransportName.CONSOLE: "were printed above",
         TransportName.FILE: f"were written to {settings.EMAIL_FILE_PATH}",
+        TransportName.CAPTURE: "were stored as captured mail in the outbox database "
+        f"{display_url(settings.DATABASE_URL)}, where `mailroom serve` shows them "
+        "(GET /api/v1/captured)",
     }.get(transport, "were thrown away")
     click.echo(
         # Both names: MAILROOM_TRANSPORT is the one to set, EMAIL_BACKEND the one an

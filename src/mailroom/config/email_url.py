@@ -70,7 +70,7 @@ def expand_email_url(url: str, source: str) -> dict[str, Any]:
         raise SettingsError(
             "EMAIL_URL",
             f"is not a URL ({source}); write smtp://user@host:587?tls=true, smtps://host, "
-            "console://, file:///path, memory:// or null://",
+            "capture://, console://, file:///path, memory:// or null://",
         )
     scheme = match.group()[:-3].lower()
     smtp = scheme in ("smtp", "smtps", "submission")
@@ -96,7 +96,7 @@ def expand_email_url(url: str, source: str) -> dict[str, Any]:
         raise SettingsError("EMAIL_URL", f"not a valid URL ({source}): {part}; {_ENCODE_ADVICE}")
     if smtp:
         return _expand_smtp_url(parts, port, source)
-    if scheme in ("console", "memory", "null"):
+    if scheme in ("capture", "console", "memory", "null"):
         return {"MAILROOM_TRANSPORT": TransportName(scheme)}
     if scheme == "file":
         values: dict[str, Any] = {"MAILROOM_TRANSPORT": TransportName.FILE}
@@ -105,8 +105,8 @@ def expand_email_url(url: str, source: str) -> dict[str, Any]:
         return values
     raise SettingsError(
         "EMAIL_URL",
-        f"unknown scheme {scheme!r} ({source}); use smtp://, smtps://, console://, "
-        "file://, memory:// or null://",
+        f"unknown scheme {scheme!r} ({source}); use smtp://, smtps://, capture://, "
+        "console://, file://, memory:// or null://",
     )
 
 

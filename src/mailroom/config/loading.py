@@ -43,7 +43,11 @@ def _validation_errors(exc: ValidationError, layers: Layers) -> list[tuple[str, 
             shown = f" (got {redact_url(given)!r})"
         else:
             shown = f" (got {given!r})"
-        out.append((name, SettingsError(name, f"{error['msg']}{shown}, from {source}")))
+        # Inside a table (NOTIFICATION_TYPES."task.assigned".stream), say where.
+        inner = [str(part) for part in error["loc"][1:]]
+        where = ".".join(f'"{part}"' if "." in part else part for part in inner)
+        message = f"{where}: {error['msg']}" if where else str(error["msg"])
+        out.append((name, SettingsError(name, f"{message}{shown}, from {source}")))
     return out
 
 

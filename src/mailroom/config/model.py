@@ -33,7 +33,7 @@ class TransportName(StrEnum):
     SMTP = "smtp"
     """A real relay over SMTP."""
     CONSOLE = "console"
-    """Printed to standard output; the default while no relay is configured."""
+    """Printed to standard output."""
     FILE = "file"
     """One ``.eml`` file per message under ``EMAIL_FILE_PATH``."""
     MEMORY = "memory"
@@ -42,7 +42,8 @@ class TransportName(StrEnum):
     """Accepted and thrown away."""
     CAPTURE = "capture"
     """Kept in the outbox database's captured-mail table (``CAPTURE_MAX_MESSAGES`` at most),
-    where the API shows it; what ``mailroom serve`` uses when no transport is set."""
+    where the API shows it. The default: with no settings at all, ``mailroom serve`` and any
+    ``mailroom worker`` beside it deliver here, and nothing leaves the machine."""
 
 
 class TrackingIP(StrEnum):
@@ -80,7 +81,7 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=False)
 
-    MAILROOM_TRANSPORT: TransportName = TransportName.CONSOLE
+    MAILROOM_TRANSPORT: TransportName = TransportName.CAPTURE
     EMAIL_HOST: str = "localhost"
     EMAIL_PORT: int | None = None
     EMAIL_HOST_USER: str = ""

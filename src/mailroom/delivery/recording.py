@@ -1,8 +1,9 @@
 """Writing a worker's outcomes back: one transaction per batch, and bounded last writes.
 
-The recorder writes outcomes and send-log rows in one transaction per batch. A message is
-marked ``sent`` only after the relay's 250; if the worker dies before it is written, the
-lease expires and the message is sent again (at-least-once).
+The recorder writes outcomes, send-log rows and their events (``sent``, ``deferred``,
+``failed``, ``suppressed``, one per message and recipient) in one transaction per batch. A
+message is marked ``sent`` only after the relay's 250; if the worker dies before it is
+written, the lease expires and the message is sent again (at-least-once).
 
 Once every sender has ended, the last outcomes get ``RECORD_AFTER_END`` seconds: a database
 that refuses them or does not answer must not keep the worker from ending. Whatever is not
@@ -15,7 +16,8 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -23,10 +25,11 @@ from mailroom.delivery.database_thread import Abandoned, DatabaseThread
 from mailroom.delivery.outcomes import Outcome
 from mailroom.delivery.retry import RetryPolicy
 from mailroom.outbox import queries, stream_queries
-from mailroom.outbox.schema import Status
+from mailroom.outbox.event_queries import EventRecord, record_events
+from mailroom.outbox.schema import AttemptOutcome, EventType, Status
 from mailroom.transports.smtp_replies import format_reply
 
-__all__ = ["RECORD_AFTER_END", "Recorder"]
+__all__ = ["RECORD_AFTER_END", "Recorder", "attempt_events"]
 
 # The worker's log, whichever of its modules writes the record.
 logger = logging.getLogger("mailroom.delivery.worker")
@@ -39,6 +42,35 @@ _RECORD_RETRY = 1.0  # seconds before writing outcomes again after the database 
 # to a database that refuses them, or waits for one that does not answer: a worker must end
 # in bounded time even with its database gone.
 RECORD_AFTER_END = 10.0
+
+# The event each attempt outcome is for its recipient. A refusal while others were accepted
+# is final for that recipient (one refused for now is carried to a follow-up: ``deferred``).
+# A paused stream or an interrupted send is no outcome for the recipient, who is simply tried
+# again (the attempt row keeps what happened): no event.
+_EVENT_OF: Mapping[str, EventType] = {
+    AttemptOutcome.SENT: EventType.SENT,
+    AttemptOutcome.DEFERRED: EventType.DEFERRED,
+    AttemptOutcome.FAILED: EventType.FAILED,
+    AttemptOutcome.REFUSED: EventType.FAILED,
+    AttemptOutcome.SUPPRESSED: EventType.SUPPRESSED,
+}
+_DETAIL = ("attempt", "transport", "code", "enhanced_status", "server_text")
+
+
+def attempt_events(rows: Sequence[Mapping[str, Any]]) -> list[EventRecord]:
+    """The events of a batch's attempt rows, with what the relay said as their detail."""
+    found = []
+    for row in rows:
+        kind = _EVENT_OF.get(row["outcome"])
+        if kind is None:
+            continue
+        detail = {name: row[name] for name in _DETAIL if row[name] is not None}
+        if row["possible_duplicate"]:
+            detail["possible_duplicate"] = True
+        found.append(
+            EventRecord(row["message_pk"], row["recipient"], kind, row["at"], detail=detail)
+        )
+    return found
 
 
 class Recorder:
@@ -163,6 +195,7 @@ class Recorder:
                 connection, [o.completion for o in batch], self.lease_token, now
             )
             queries.record_attempts(connection, rows)
+            record_events(connection, attempt_events(rows))
             healthy = {o.message.stream for o in batch if o.completion.status is Status.SENT}
             for stream in healthy - pauses.keys():
                 stream_queries.resume_stream(connection, stream)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from mailroom.config import Settings
+from mailroom.delivery.capture_sink import sending_message_pk
 from mailroom.delivery.outcomes import Outcome
 from mailroom.delivery.retry import PauseStream
 from mailroom.delivery.throttle import Throttle
@@ -99,6 +100,8 @@ class MessageSender:
         started = time.perf_counter()
         cutoff = message.lease_expires_at - self._cutoff_margin - self._now()
         bound = asyncio.timeout(max(cutoff, 0.0))
+        # The capture transport's sink names the message it stores the envelope for.
+        sending = sending_message_pk.set(message.id)
         try:
             async with bound:
                 result = await transport.send(envelope, progress)
@@ -118,6 +121,8 @@ class MessageSender:
                 return self.outcomes.sent(transport, message, result, duration)
         else:
             return self.outcomes.sent(transport, message, result, time.perf_counter() - started)
+        finally:
+            sending_message_pk.reset(sending)
         outcome = self.outcomes.failed(transport, message, failure, time.perf_counter() - started)
         if outcome.pause is not None:
             outcome.pause = self._pausing(message, outcome.pause, failure)

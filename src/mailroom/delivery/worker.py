@@ -46,6 +46,7 @@ from sqlalchemy import Engine
 
 from mailroom.config import Settings
 from mailroom.delivery import recording
+from mailroom.delivery.capture_sink import DatabaseCaptureSink
 from mailroom.delivery.claims import Claims
 from mailroom.delivery.database_thread import Abandoned, DatabaseThread
 from mailroom.delivery.outcomes import Outcome, WorkerStats
@@ -105,7 +106,6 @@ class Worker:
             must_exist=True,
             statement_timeout=_STATEMENT_TIMEOUT,
         )
-        self._transport_factory = transport_factory or (lambda: transport_from_settings(settings))
         self.concurrency = concurrency or settings.WORKER_CONCURRENCY
         self.batch_size = batch_size or settings.WORKER_BATCH_SIZE
         self.max_batch_bytes = settings.WORKER_MAX_BATCH_BYTES
@@ -115,6 +115,13 @@ class Worker:
         self.policy = retry_policy or retry_policy_from_settings(settings)
         # The worker's own database thread: one a hung database cannot make the exit wait for.
         self._db = DatabaseThread("mailroom-db")
+        # The capture transport stores into this outbox, through the same thread.
+        self.capture_sink = DatabaseCaptureSink(
+            self.engine, self._db, keep=settings.CAPTURE_MAX_MESSAGES, now=self._now
+        )
+        self._transport_factory = transport_factory or (
+            lambda: transport_from_settings(settings, capture_sink=self.capture_sink)
+        )
         self.throttle = Throttle(self.engine, settings, self._db.executor)
         if self.throttle.active:
             # Hold no more than can be sent soon: a throttled worker must not hoard leases.

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from mailroom.compose.templates import Template
+from mailroom.config import NotificationTypeSetting
 from mailroom.errors import NotificationError
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "NotificationType",
     "default_registry",
     "register_notification_type",
+    "service_registry",
 ]
 
 _TYPE_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*(?:\.[a-z0-9_\-]+)*\Z")
@@ -55,11 +57,17 @@ class NotificationType:
 
 
 class NotificationRegistry:
-    """The notification types an app has registered, by name."""
+    """The notification types an app has registered, by name.
 
-    def __init__(self) -> None:
+    With a ``parent``, a name not registered here is looked up there, at every call: the
+    service declares the settings file's types in a registry of its own whose parent is the
+    default registry, so types registered from Python, even later, are offered too.
+    """
+
+    def __init__(self, parent: NotificationRegistry | None = None) -> None:
         self._types: dict[str, NotificationType] = {}
         self._lock = threading.Lock()
+        self._parent = parent
 
     def register(
         self,
@@ -91,17 +99,22 @@ class NotificationRegistry:
         try:
             return self._types[name]
         except KeyError:
-            known = ", ".join(sorted(self._types)) or "none yet"
+            if self._parent is not None and name in self._parent:
+                return self._parent.get(name)
+            known = ", ".join(sorted(t.name for t in self)) or "none yet"
             raise NotificationError(
                 f"unknown notification type {name!r}; registered: {known} "
                 "(register it with mailroom.register_notification_type)"
             ) from None
 
     def __iter__(self) -> Iterator[NotificationType]:
-        return iter(list(self._types.values()))
+        """Every type, this registry's first, then its parent's not shadowed by them."""
+        own = list(self._types.values())
+        inherited = [t for t in self._parent or () if t.name not in self._types]
+        return iter(own + inherited)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._types
+        return name in self._types or (self._parent is not None and name in self._parent)
 
 
 default_registry = NotificationRegistry()
@@ -126,3 +139,32 @@ def register_notification_type(
         may_opt_out=may_opt_out,
         description=description,
     )
+
+
+def service_registry(
+    declared: Mapping[str, NotificationTypeSetting],
+    parent: NotificationRegistry | None = default_registry,
+) -> NotificationRegistry:
+    """The types the settings file declares (``[notification_types."NAME"]``), in a registry
+    of their own over ``parent`` (the types registered from Python). A name declared in both
+    with other settings is a :class:`NotificationError` naming it, at start, not at first use."""
+    registry = NotificationRegistry(parent)
+    for name, setting in declared.items():
+        try:
+            declared_type = registry.register(
+                name,
+                template=setting.template,
+                stream=setting.stream,
+                default_on=setting.default_on,
+                may_opt_out=setting.may_opt_out,
+                description=setting.description,
+            )
+        except NotificationError as exc:
+            where = f'NOTIFICATION_TYPES (the settings file\'s [notification_types."{name}"])'
+            raise NotificationError(f"{where}: {exc}") from None
+        if parent is not None and name in parent and parent.get(name) != declared_type:
+            raise NotificationError(
+                f"{name}: declared in the settings file (NOTIFICATION_TYPES) and registered "
+                "from Python with other settings; keep one declaration"
+            )
+    return registry

@@ -7,11 +7,12 @@ flushed every so often, so no event costs a commit of its own.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, select
 
 from mailroom.outbox.schema import EventType, HitLabel, events
 
@@ -32,22 +33,45 @@ class EventRecord:
 
 
 def record_events(connection: Connection, records: Iterable[EventRecord]) -> int:
-    """Insert ``records`` in the caller's transaction; returns how many."""
+    """Insert ``records`` in the caller's transaction, in one statement (per 500 on
+    PostgreSQL); returns how many."""
+    # Driver-level, with plain tuples, as the attempts are written: it runs on the worker's
+    # and the enqueue's hot paths, where building SQLAlchemy's per-row parameter dicts cost
+    # more than the inserts.
     rows = [
-        {
-            "message_pk": record.message_pk,
-            "recipient": record.recipient,
-            "type": str(record.type),
-            "at": record.at,
-            "label": None if record.label is None else str(record.label),
-            "link_index": record.link_index,
-            "detail": None if record.detail is None else dict(record.detail),
-        }
+        (
+            record.message_pk,
+            record.recipient,
+            str(record.type),
+            record.at,
+            None if record.label is None else str(record.label),
+            record.link_index,
+            None if record.detail is None else json.dumps(dict(record.detail)),
+        )
         for record in records
     ]
-    if rows:
-        connection.execute(insert(events), rows)
+    if not rows:
+        return 0
+    if connection.dialect.paramstyle == "qmark":  # SQLite: one prepared statement, reused
+        connection.exec_driver_sql(_INSERT, rows)
+        return len(rows)
+    # PostgreSQL: multi-row VALUES, as the messages are inserted; an executemany there runs
+    # one statement per row and cost a third more than the messages' own insert.
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        chunk = rows[start : start + _ROWS_PER_INSERT]
+        sql = f"{_INSERT_HEAD} VALUES {', '.join([_VALUES_FORMAT] * len(chunk))}"
+        connection.exec_driver_sql(sql, tuple(value for row in chunk for value in row))
     return len(rows)
+
+
+_COLUMNS = ("message_pk", "recipient", "type", "at", "label", "link_index", "detail")
+_INSERT = (
+    f"INSERT INTO {events.name} ({', '.join(_COLUMNS)}) "  # noqa: S608 - our own names
+    f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
+)
+_INSERT_HEAD = f"INSERT INTO {events.name} ({', '.join(_COLUMNS)})"
+_VALUES_FORMAT = "(" + ", ".join("%s" for _ in _COLUMNS) + ")"
+_ROWS_PER_INSERT = 500  # 3,500 parameters: well within PostgreSQL's 65,535
 
 
 def events_of(connection: Connection, message_pk: int) -> Sequence[EventRecord]:

@@ -11,7 +11,7 @@ import email
 import email.policy
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,11 +20,14 @@ from mailroom.outbox.operator_queries import AttemptRow, MessageDetail, MessageR
 __all__ = [
     "COMMON_HEADERS",
     "LIST_COLUMNS",
+    "AttachedFile",
+    "MessageParts",
     "clip",
     "consent_summary",
     "detail_json",
     "list_cells",
     "message_headers",
+    "message_parts",
     "parse_duration",
     "recipients_cell",
     "row_json",
@@ -126,6 +129,62 @@ def message_headers(data: bytes) -> list[tuple[str, str]]:
     """Every header field of the stored message, in order, decoded (RFC 2047 words too)."""
     parsed = email.message_from_bytes(data, policy=email.policy.default)
     return [(name, str(value)) for name, value in parsed.items()]
+
+
+@dataclass(frozen=True, slots=True)
+class AttachedFile:
+    """A part of a message that is a file, as a listing shows it (its bytes left out)."""
+
+    filename: str | None
+    content_type: str
+    size: int
+    content_id: str | None
+    inline: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MessageParts:
+    """What a stored message says, for people: its text and html bodies and its files."""
+
+    text: str | None
+    html: str | None
+    attachments: tuple[AttachedFile, ...]
+
+
+def message_parts(data: bytes) -> MessageParts:
+    """The first ``text/plain`` and ``text/html`` body of the stored message, decoded, and
+    every other leaf part as a file. A part that cannot be decoded is listed as a file, never
+    dropped: what is shown must account for every byte that would be sent."""
+    parsed = email.message_from_bytes(data, policy=email.policy.default)
+    text = html = None
+    files: list[AttachedFile] = []
+    for part in parsed.walk():
+        if part.is_multipart():
+            continue
+        content_type = part.get_content_type()
+        disposition = part.get_content_disposition()
+        body: str | None = None
+        if content_type in ("text/plain", "text/html") and disposition != "attachment":
+            try:
+                body = str(part.get_content())
+            except (LookupError, ValueError):
+                body = None
+        if body is not None and content_type == "text/plain" and text is None:
+            text = body
+        elif body is not None and content_type == "text/html" and html is None:
+            html = body
+        else:
+            payload = part.get_payload(decode=True)
+            files.append(
+                AttachedFile(
+                    filename=part.get_filename(),
+                    content_type=content_type,
+                    size=len(payload) if isinstance(payload, bytes) else 0,
+                    content_id=part.get("Content-ID"),
+                    inline=disposition == "inline",
+                )
+            )
+    return MessageParts(text, html, tuple(files))
 
 
 def consent_summary(detail: MessageDetail) -> str:

@@ -22,7 +22,8 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, case, literal, select
 
 from mailroom.outbox.dialect import dialect_insert
-from mailroom.outbox.schema import Status, attempts, messages
+from mailroom.outbox.event_queries import EventRecord, record_events
+from mailroom.outbox.schema import EventType, Status, attempts, messages
 
 __all__ = [
     "Completion",
@@ -35,7 +36,8 @@ __all__ = [
 
 
 def insert_messages(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> list[int | None]:
-    """Insert message rows; return their ids in order.
+    """Insert message rows, each with a ``queued`` event per recipient; return their ids in
+    order.
 
     Rows without an idempotency key go in as one multi-row insert. A row with a key is
     inserted with ``ON CONFLICT DO NOTHING`` (so two racing callers cannot both insert it) and
@@ -45,7 +47,32 @@ def insert_messages(connection: Connection, rows: Sequence[Mapping[str, Any]]) -
     if not rows:
         return []
     if not any(row.get("idempotency_key") for row in rows):
-        return list(_insert_without_keys(connection, rows))
+        inserted: list[int | None] = list(_insert_without_keys(connection, rows))
+    else:
+        inserted = _insert_with_keys(connection, rows)
+    _record_queued(connection, rows, inserted)
+    return inserted
+
+
+def _record_queued(
+    connection: Connection, rows: Sequence[Mapping[str, Any]], ids: Sequence[int | None]
+) -> None:
+    """The ``queued`` events of the rows just inserted (not of those an idempotency key
+    already held: they were queued before), in the same transaction: one executemany."""
+    record_events(
+        connection,
+        (
+            EventRecord(message_pk, recipient, EventType.QUEUED, row["created_at"])
+            for row, message_pk in zip(rows, ids, strict=True)
+            if message_pk is not None
+            for recipient in row["recipients"]
+        ),
+    )
+
+
+def _insert_with_keys(
+    connection: Connection, rows: Sequence[Mapping[str, Any]]
+) -> list[int | None]:
     # RETURNING cannot say which rows of a multi-row insert were skipped: one by one.
     statement = (
         dialect_insert(connection, messages)

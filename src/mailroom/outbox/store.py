@@ -10,13 +10,14 @@ import dataclasses
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from mailroom.config import Settings
-from mailroom.errors import IdempotencyConflictError, MessageError
+from mailroom.errors import BatchError, IdempotencyConflictError, MessageError
 from mailroom.message import Message, build_envelope, content_fingerprint
 from mailroom.outbox import operations, operator_queries, queries
 from mailroom.outbox.database import (
@@ -28,7 +29,7 @@ from mailroom.outbox.database import (
 )
 from mailroom.outbox.schema import STREAM_PRIORITIES, ConsentFacts, Status
 
-__all__ = ["Outbox"]
+__all__ = ["BatchItem", "Outbox"]
 
 _STREAM_NAME_MAX = 64
 
@@ -71,6 +72,26 @@ def _metadata(value: object) -> dict[str, Any] | None:
             f"must be JSON: str, int, float, bool, None, and lists and dicts of them ({exc})",
         ) from None
     return dict(value)
+
+
+def _check_stream(stream: object) -> None:
+    if not isinstance(stream, str) or not stream or len(stream) > _STREAM_NAME_MAX:
+        raise MessageError("stream", f"must be 1 to {_STREAM_NAME_MAX} characters")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchItem:
+    """One message of :meth:`Outbox.send_batch`, with its own stream, send time and key."""
+
+    message: Message
+    stream: str = "transactional"
+    send_at: datetime | None = None
+    idempotency_key: str | None = None
+    tracked_links: Sequence[str] | None = None
+    """The URLs click tracking rewrote, by link index (see ``apply_tracking``)."""
+    fingerprint: str | None = None
+    """What the key is compared on, if not the digest of the message: that of the request
+    before tracking, whose tokens differ on every call."""
 
 
 def _links(value: Sequence[str] | None) -> list[str] | None:
@@ -242,6 +263,14 @@ class Outbox:
             skip_invalid=True,
         )
 
+    def send_batch(self, items: Sequence[BatchItem]) -> list[int]:
+        """Commit every item, each with its own stream, send time and key, in one transaction,
+        or none of them: a :class:`~mailroom.errors.BatchError` then names every item at
+        fault by its position (what ``POST /api/v1/messages/batch`` answers), not only the
+        first one."""
+        results = self._commit_items(items, consent=None, mode="collect")
+        return [result for result in results if isinstance(result, int)]
+
     def _commit(
         self,
         batch: Iterable[Message],
@@ -254,8 +283,7 @@ class Outbox:
         tracked_links: Sequence[Sequence[str] | None] | None = None,
         skip_invalid: bool,
     ) -> list[int | MessageError]:
-        if not isinstance(stream, str) or not stream or len(stream) > _STREAM_NAME_MAX:
-            raise MessageError("stream", f"must be 1 to {_STREAM_NAME_MAX} characters")
+        _check_stream(stream)
         items = list(batch)
         keys = list(keys) if keys is not None else [None] * len(items)
         prints = list(fingerprints) if fingerprints is not None else [None] * len(items)
@@ -264,58 +292,59 @@ class Outbox:
             raise ValueError(
                 "idempotency_keys, fingerprints and tracked_links need one entry per message"
             )
+        return self._commit_items(
+            [
+                BatchItem(message, stream, send_at, key, tracked, fingerprint)
+                for message, key, fingerprint, tracked in zip(
+                    items, keys, prints, links, strict=True
+                )
+            ],
+            consent=consent,
+            mode="skip" if skip_invalid else "raise",
+        )
+
+    def _commit_items(
+        self, items: Sequence[BatchItem], *, consent: ConsentFacts | None, mode: str
+    ) -> list[int | MessageError]:
+        """``mode``: ``raise`` the first error (naming its position in a batch), ``skip`` the
+        items at fault (they come back as their errors), or ``collect`` every error into one
+        :class:`BatchError`. Nothing is committed unless ``mode`` is ``skip`` or no item is
+        at fault."""
         now = time.time()
-        due_at = _epoch(send_at, now)
         rows: list[dict[str, Any]] = []
         results: list[int | MessageError | None] = []
-        for position, (message, key, fingerprint, tracked) in enumerate(
-            zip(items, keys, prints, links, strict=True)
-        ):
+        collected: dict[int, MessageError] = {}
+        for position, item in enumerate(items):
             try:
+                _check_stream(item.stream)
                 rows.append(
                     self._row(
-                        message,
-                        stream=stream,
-                        due_at=due_at,
+                        item.message,
+                        stream=item.stream,
+                        due_at=_epoch(item.send_at, now),
                         now=now,
-                        idempotency_key=key,
-                        fingerprint=fingerprint,
+                        idempotency_key=item.idempotency_key,
+                        fingerprint=item.fingerprint,
                         consent=consent,
-                        tracked_links=tracked,
+                        tracked_links=item.tracked_links,
                     )
                 )
                 results.append(None)
             except MessageError as exc:
-                if skip_invalid:
+                if mode == "skip":
                     results.append(exc)
+                    continue
+                if mode == "collect":
+                    collected[position] = exc
                     continue
                 if len(items) == 1:
                     raise
                 raise type(exc)(f"message {position}: {exc.field}", str(exc)) from exc
+        if collected:
+            raise BatchError(collected)
         self.ensure_schema()
         with self.engine.begin() as connection:
-            ids = queries.insert_messages(connection, rows)
-            taken = [
-                row["idempotency_key"]
-                for row, found in zip(rows, ids, strict=True)
-                if found is None
-            ]
-            existing = queries.find_by_idempotency_keys(connection, taken)
-            outcomes: list[int | MessageError] = []
-            for row, found in zip(rows, ids, strict=True):
-                if found is not None:
-                    outcomes.append(found)
-                    continue
-                key = row["idempotency_key"]
-                existing_pk, existing_print = existing[key]
-                # A row from before fingerprints were kept has none: matched by key alone.
-                if existing_print not in (None, row["idempotency_fingerprint"]):
-                    conflict = IdempotencyConflictError(key, existing_pk)
-                    if not skip_invalid:
-                        raise conflict  # rolls back the whole batch
-                    outcomes.append(conflict)
-                else:
-                    outcomes.append(existing_pk)
+            outcomes = _insert(connection, rows, mode)
         done = iter(outcomes)
         return [next(done) if result is None else result for result in results]
 
@@ -332,3 +361,35 @@ class Outbox:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _insert(
+    connection: Connection, rows: Sequence[dict[str, Any]], mode: str
+) -> list[int | MessageError]:
+    """Insert the rows; a row whose key is taken gets that message's id, or, when the key
+    names other content, an :class:`IdempotencyConflictError` (raised at once in ``raise``
+    mode, all of them as one :class:`BatchError` in ``collect`` mode: either rolls back)."""
+    ids = queries.insert_messages(connection, rows)
+    taken = [row["idempotency_key"] for row, found in zip(rows, ids, strict=True) if found is None]
+    existing = queries.find_by_idempotency_keys(connection, taken)
+    outcomes: list[int | MessageError] = []
+    collected: dict[int, MessageError] = {}
+    for position, (row, found) in enumerate(zip(rows, ids, strict=True)):
+        if found is not None:
+            outcomes.append(found)
+            continue
+        key = row["idempotency_key"]
+        existing_pk, existing_print = existing[key]
+        # A row from before fingerprints were kept has none: matched by key alone.
+        if existing_print in (None, row["idempotency_fingerprint"]):
+            outcomes.append(existing_pk)
+            continue
+        conflict = IdempotencyConflictError(key, existing_pk)
+        if mode == "raise":
+            raise conflict
+        if mode == "collect":  # rows are the items here: none was left out
+            collected[position] = conflict
+        outcomes.append(conflict)
+    if collected:
+        raise BatchError(collected)
+    return outcomes

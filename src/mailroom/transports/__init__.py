@@ -1,11 +1,14 @@
-"""Transports deliver built envelopes: ``smtp`` for real, the rest for development and tests."""
+"""Transports deliver built envelopes: ``smtp`` for real, the rest for development and tests
+(``capture``, the default, keeps them in the outbox database for people to look at)."""
 
 from __future__ import annotations
 
 from typing import TextIO
 
 from mailroom.config import Settings, TransportName
+from mailroom.errors import TransportSetupError
 from mailroom.transports.base import SendResult, Transport
+from mailroom.transports.capture import CaptureSink, CaptureTransport
 from mailroom.transports.console import ConsoleTransport
 from mailroom.transports.file import FileTransport
 from mailroom.transports.memory import MemoryTransport
@@ -13,6 +16,8 @@ from mailroom.transports.null import NullTransport
 from mailroom.transports.smtp import SMTPTransport
 
 __all__ = [
+    "CaptureSink",
+    "CaptureTransport",
     "ConsoleTransport",
     "FileTransport",
     "MemoryTransport",
@@ -24,8 +29,16 @@ __all__ = [
 ]
 
 
-def transport_from_settings(settings: Settings, *, console: TextIO | None = None) -> Transport:
-    """The transport ``MAILROOM_TRANSPORT`` names, configured from ``settings``."""
+def transport_from_settings(
+    settings: Settings,
+    *,
+    console: TextIO | None = None,
+    capture_sink: CaptureSink | None = None,
+) -> Transport:
+    """The transport ``MAILROOM_TRANSPORT`` names, configured from ``settings``.
+
+    ``capture`` stores into the outbox database, which this layer cannot reach: the caller
+    (the worker, ``mailroom send-test-email``) passes the ``capture_sink`` that does."""
     match settings.MAILROOM_TRANSPORT:
         case TransportName.SMTP:
             return SMTPTransport(
@@ -50,3 +63,10 @@ def transport_from_settings(settings: Settings, *, console: TextIO | None = None
             return MemoryTransport()
         case TransportName.NULL:
             return NullTransport()
+        case TransportName.CAPTURE:
+            if capture_sink is None:
+                raise TransportSetupError(
+                    "MAILROOM_TRANSPORT is capture, which stores into the outbox database: "
+                    "run it through a worker (mailroom worker, mailroom serve), which has one"
+                )
+            return CaptureTransport(capture_sink)

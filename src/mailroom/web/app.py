@@ -9,8 +9,9 @@ from starlette.types import Lifespan
 
 from mailroom.config import Settings
 from mailroom.outbox.database import create_outbox_engine
-from mailroom.web import health, metrics
+from mailroom.web import api, health, metrics
 from mailroom.web.body_limit import BodyLimit
+from mailroom.web.dependencies import install_services
 from mailroom.web.errors import install_error_handlers
 from mailroom.web.public import public_router
 
@@ -39,8 +40,10 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine if engine is not None else create_outbox_engine(settings.DATABASE_URL)
     install_error_handlers(app)
+    install_services(app)
     app.add_middleware(BodyLimit, max_bytes=settings.API_MAX_BODY_BYTES)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(public_router())
+    app.include_router(api.router, prefix=API_PREFIX)
     return app

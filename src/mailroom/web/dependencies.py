@@ -1,16 +1,39 @@
-"""What a route gets from the app it runs in: the settings and the outbox database."""
+"""What a route gets from the app it runs in: the settings, the outbox database, the outbox
+and the notifier (one of each per app, made at start by :func:`install_services`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 from sqlalchemy import Connection, Engine
 
 from mailroom.config import Settings
+from mailroom.notifications import Notifier
+from mailroom.notifications.registry import service_registry
+from mailroom.outbox.store import Outbox
 
-__all__ = ["DatabaseConnection", "DatabaseEngine", "ServiceSettings", "engine_of", "settings_of"]
+__all__ = [
+    "DatabaseConnection",
+    "DatabaseEngine",
+    "ServiceNotifier",
+    "ServiceOutbox",
+    "ServiceSettings",
+    "engine_of",
+    "install_services",
+    "settings_of",
+]
+
+
+def install_services(app: FastAPI) -> None:
+    """The app's outbox (on its engine) and its notifier, whose types are the settings file's
+    ``NOTIFICATION_TYPES`` over those registered from Python; templates come from
+    ``EMAIL_TEMPLATE_DIRS`` and the database. A bad declaration fails here, at start."""
+    settings: Settings = app.state.settings
+    outbox = Outbox(settings, engine=app.state.engine)
+    app.state.outbox = outbox
+    app.state.notifier = Notifier(outbox, service_registry(settings.NOTIFICATION_TYPES))
 
 
 def settings_of(request: Request) -> Settings:
@@ -32,3 +55,17 @@ def connection_of(engine: Annotated[Engine, Depends(engine_of)]) -> Iterator[Con
 ServiceSettings = Annotated[Settings, Depends(settings_of)]
 DatabaseEngine = Annotated[Engine, Depends(engine_of)]
 DatabaseConnection = Annotated[Connection, Depends(connection_of)]
+
+
+def outbox_of(request: Request) -> Outbox:
+    outbox: Outbox = request.app.state.outbox
+    return outbox
+
+
+def notifier_of(request: Request) -> Notifier:
+    notifier: Notifier = request.app.state.notifier
+    return notifier
+
+
+ServiceOutbox = Annotated[Outbox, Depends(outbox_of)]
+ServiceNotifier = Annotated[Notifier, Depends(notifier_of)]

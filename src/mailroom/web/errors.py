@@ -14,7 +14,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-__all__ = ["ApiError", "ErrorBody", "ErrorDetail", "error_response", "install_error_handlers"]
+__all__ = [
+    "ApiError",
+    "ErrorBody",
+    "ErrorDetail",
+    "error_response",
+    "field_of",
+    "install_error_handlers",
+]
 
 
 class ErrorDetail(BaseModel):
@@ -38,14 +45,18 @@ class ApiError(Exception):
         code: str,
         message: str,
         field: str | None = None,
+        *,
         headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
+        """``extra``: more members of the body beside ``error`` (a batch's ``items``)."""
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.field = field
         self.headers = headers
+        self.extra = extra
 
 
 def error_response(
@@ -53,10 +64,12 @@ def error_response(
     code: str,
     message: str,
     field: str | None = None,
+    *,
     headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
     body = ErrorBody(error=ErrorDetail(code=code, message=message, field=field))
-    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+    return JSONResponse({**body.model_dump(), **(extra or {})}, status_code=status, headers=headers)
 
 
 _STATUS_CODES = {
@@ -73,7 +86,7 @@ _STATUS_CODES = {
 }
 
 
-def _field_of(location: tuple[Any, ...]) -> str | None:
+def field_of(location: tuple[Any, ...]) -> str | None:
     """``("body", "to", 0)`` → ``"to[0]"``: the field as a client wrote it."""
     parts = [part for part in location if part not in ("body", "query", "path", "header")]
     out = ""
@@ -88,18 +101,25 @@ def install_error_handlers(app: FastAPI) -> None:
     # Starlette types a handler's exception as Exception; each is registered for one class.
     async def on_api_error(_request: Request, exc: Exception) -> JSONResponse:
         error = cast(ApiError, exc)
-        return error_response(error.status, error.code, error.message, error.field, error.headers)
+        return error_response(
+            error.status,
+            error.code,
+            error.message,
+            error.field,
+            headers=error.headers,
+            extra=error.extra,
+        )
 
     async def on_http_error(_request: Request, exc: Exception) -> JSONResponse:
         error = cast(StarletteHTTPException, exc)
         code = _STATUS_CODES.get(error.status_code, "error")
         headers = dict(error.headers) if error.headers else None
-        return error_response(error.status_code, code, str(error.detail), None, headers)
+        return error_response(error.status_code, code, str(error.detail), None, headers=headers)
 
     async def on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
         error = cast(RequestValidationError, exc)
         first = error.errors()[0] if error.errors() else {}
-        field = _field_of(tuple(first.get("loc", ())))
+        field = field_of(tuple(first.get("loc", ())))
         message = str(first.get("msg", "the request is not valid"))
         return error_response(422, "invalid", f"{field}: {message}" if field else message, field)
 

@@ -19,6 +19,8 @@ from click.testing import CliRunner, Result
 
 from mailroom.cli import main
 from mailroom.config import SETTING_NAMES
+from mailroom.outbox.capture_queries import get_captured, list_captured
+from mailroom.outbox.database import create_outbox_engine
 from support.smtp_server import TEST_PASSWORD, TEST_USER, ServerFactory, SMTPTestServer
 from support.tls_files import TLSFiles
 
@@ -184,9 +186,9 @@ def test_port_465_with_starttls_is_refused_before_connecting(tmp_path: Path) -> 
     assert "EMAIL_USE_SSL = true" in result.output
 
 
-def test_console_backend_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_console_transport_prints_both(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # no mailroom.toml here
-    result = run("send-test-email", "ada@example.com")
+    result = run("send-test-email", "ada@example.com", env={"MAILROOM_TRANSPORT": "console"})
     assert result.exit_code == 0
     assert "Transport: console" in result.output
     assert "RCPT TO: ada@example.com" in result.output
@@ -252,14 +254,9 @@ def test_installed_command_runs() -> None:
 
 
 def test_the_console_transport_says_nothing_left_the_machine(tmp_path: Path) -> None:
-    # A first run: no settings at all, so the console transport prints the messages.
     result = subprocess.run(
         [sys.executable, "-m", "mailroom", "send-test-email", "ops@example.com"],
-        env={
-            k: v
-            for k, v in os.environ.items()
-            if k not in (*SETTING_NAMES, "EMAIL_URL", "MAILROOM_CONFIG", "MAILROOM_SECRETS")
-        },
+        env={**_no_settings(), "MAILROOM_TRANSPORT": "console"},
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -272,3 +269,48 @@ def test_the_console_transport_says_nothing_left_the_machine(tmp_path: Path) -> 
     assert "EMAIL_BACKEND is console" in result.stdout
     assert "nothing left this machine" in result.stdout
     assert "set EMAIL_HOST" in result.stdout
+
+
+def _no_settings() -> dict[str, str]:
+    names = (*SETTING_NAMES, "EMAIL_URL", "MAILROOM_CONFIG", "MAILROOM_SECRETS")
+    return {k: v for k, v in os.environ.items() if k not in names}
+
+
+def test_with_no_settings_both_messages_are_captured_in_the_outbox(tmp_path: Path) -> None:
+    # A first run: no settings at all, so the capture transport stores the messages in the
+    # outbox database (a new SQLite file here), where `mailroom serve` shows them.
+    result = subprocess.run(
+        [sys.executable, "-m", "mailroom", "send-test-email", "ops@example.com"],
+        env=_no_settings(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    database = tmp_path / "mailroom.db"
+    assert "Transport: capture" in result.stdout
+    stored = f"were stored as captured mail in the outbox database sqlite:///{database}, "
+    assert stored in result.stdout
+    assert "EMAIL_BACKEND is capture" in result.stdout
+    assert "nothing left this machine" in result.stdout
+    assert "Check the inbox" not in result.stdout
+    engine = create_outbox_engine(f"sqlite:///{database}", must_exist=True)
+    try:
+        with engine.connect() as connection:
+            listed = list_captured(connection)
+            shown = [get_captured(connection, summary.id) for summary in listed]
+    finally:
+        engine.dispose()
+    assert [c.subject for c in listed] == [
+        "Mailroom test email 2 of 2 (from NOREPLY_EMAIL_ADDRESS)",
+        "Mailroom test email 1 of 2 (from DEFAULT_FROM_EMAIL)",
+    ]
+    for summary, message in zip(listed, shown, strict=True):
+        assert message is not None
+        assert summary.recipients == ("ops@example.com",)
+        assert summary.message_pk is None  # sent directly, not through the outbox
+        assert f"delivered to captured #{summary.id}: {summary.message_id}" in result.stdout
+        assert b"\r\nSubject: Mailroom test email" in message.data
+        assert summary.size == len(message.data)

@@ -407,3 +407,40 @@ def test_a_secrets_file_that_cannot_be_read_does_not_show_the_password(
         assert fragment in str(info.value)
     assert_settings_error_hides_password(info.value)
     assert info.value.__cause__ is None
+
+
+def test_settings_file_declares_notification_types_as_tables(write: WriteFile) -> None:
+    path = write(
+        "types.toml",
+        '[notification_types."task.assigned"]\n'
+        'template = "task_assigned"\n'
+        'stream = "bulk"\n'
+        "default_on = false\n"
+        'description = "A task was assigned to you"\n'
+        '[notification_types."account.password_reset"]\n'
+        'template = "reset"\n'
+        "may_opt_out = false\n",
+    )
+    types = load_settings(config_path=path, environ={}).NOTIFICATION_TYPES
+    assert set(types) == {"task.assigned", "account.password_reset"}
+    assigned = types["task.assigned"]
+    assert (assigned.template, assigned.stream, assigned.default_on, assigned.may_opt_out) == (
+        "task_assigned",
+        "bulk",
+        False,
+        True,
+    )
+    assert assigned.description == "A task was assigned to you"
+    assert types["account.password_reset"].may_opt_out is False
+
+
+def test_a_notification_type_table_with_an_unknown_key_names_the_setting(
+    write: WriteFile,
+) -> None:
+    path = write(
+        "types.toml", '[notification_types."task.assigned"]\ntemplate = "t"\nstreem = "bulk"\n'
+    )
+    with pytest.raises(SettingsError) as caught:
+        load_settings(config_path=path, environ={})
+    assert caught.value.setting == "NOTIFICATION_TYPES"
+    assert '"task.assigned".streem: Extra inputs are not permitted' in str(caught.value)

@@ -26,7 +26,7 @@ SECRET_KEY_VALUE = "k3y-Th4t-Must-N3ver-Show-0123456789abcdef"
 
 def test_defaults_with_nothing_set() -> None:
     settings = load_settings(environ={})
-    assert settings.EMAIL_BACKEND is Backend.CONSOLE
+    assert settings.EMAIL_BACKEND is Backend.CAPTURE
     assert settings.EMAIL_HOST == "localhost"
     assert settings.EMAIL_PORT is None
     assert settings.port == 25

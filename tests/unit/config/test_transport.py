@@ -14,8 +14,10 @@ from mailroom.config import (
     load_settings,
     load_settings_report,
 )
-from mailroom.errors import SettingsError
+from mailroom.errors import SettingsError, TransportSetupError
+from mailroom.message import Envelope
 from mailroom.transports import (
+    CaptureTransport,
     ConsoleTransport,
     FileTransport,
     MemoryTransport,
@@ -35,6 +37,7 @@ from support.settings_checks import (
         ("console://", Backend.CONSOLE),
         ("memory://", Backend.MEMORY),
         ("null://", Backend.NULL),
+        ("capture://", Backend.CAPTURE),
         ("file:///var/spool/mailroom", Backend.FILE),
     ],
 )
@@ -83,7 +86,7 @@ def test_unknown_backend_is_an_error() -> None:
     message = str(info.value)
     assert "'smpt'" in message
     assert "environment" in message
-    assert "smtp, console, file, memory, null" in message
+    assert "smtp, console, file, memory, null, capture" in message
     assert "did you mean smtp" in message
 
 
@@ -169,7 +172,7 @@ def test_email_backend_still_names_the_transport(name: str, transport: Transport
 def test_unknown_mailroom_transport_is_an_error(given: str, hint: str) -> None:
     expected = (
         f"MAILROOM_TRANSPORT: unknown transport {given!r} (environment); "
-        f"choose one of smtp, console, file, memory, null; {hint}"
+        f"choose one of smtp, console, file, memory, null, capture; {hint}"
     )
     with pytest.raises(SettingsError, match=f"^{re.escape(expected)}$"):
         load_settings(environ={"MAILROOM_TRANSPORT": given})
@@ -207,7 +210,7 @@ def test_both_names_disagreeing_in_one_layer_is_an_error_naming_both(
     assert f"({older}); they name the same setting, so set only MAILROOM_TRANSPORT" in message
     report = load_settings_report(config_path=path, environ=environ, **overrides)
     assert [error.setting for error in report.errors] == ["MAILROOM_TRANSPORT"]
-    assert report.settings.MAILROOM_TRANSPORT is TransportName.CONSOLE  # refused: the default
+    assert report.settings.MAILROOM_TRANSPORT is TransportName.CAPTURE  # refused: the default
     assert not report.usable("MAILROOM_TRANSPORT")
 
 
@@ -366,7 +369,7 @@ def test_email_backend_naming_mailrooms_django_backend_is_an_error(
     expected = (
         "EMAIL_BACKEND: 'mailroom.integrations.django.EmailBackend' (environment) names "
         "Django's backend for sending through Mailroom, not a transport; name Mailroom's own "
-        "transport with MAILROOM_TRANSPORT instead (smtp, console, file, memory, null)"
+        "transport with MAILROOM_TRANSPORT instead (smtp, console, file, memory, null, capture)"
     )
     with pytest.raises(SettingsError, match=f"^{re.escape(expected)}$"):
         load_settings(environ=env)
@@ -393,6 +396,39 @@ def test_mailrooms_django_backend_in_mailroom_transport_is_named_for_what_it_is(
 def test_the_transport_named_is_the_one_built(name: str, transport: type[Transport]) -> None:
     settings = load_settings(environ={"MAILROOM_TRANSPORT": name})
     assert type(transport_from_settings(settings)) is transport
+
+
+async def test_capture_is_built_around_the_sink_given() -> None:
+    stored: list[Envelope] = []
+
+    async def sink(envelope: Envelope) -> int:
+        stored.append(envelope)
+        return 12
+
+    settings = load_settings(environ={"MAILROOM_TRANSPORT": "capture"})
+    transport = transport_from_settings(settings, capture_sink=sink)
+    assert type(transport) is CaptureTransport
+    envelope = Envelope("s@example.com", ("a@example.com",), b"Subject: x\r\n\r\nx\r\n", "<1@x>")
+    result = await transport.send(envelope)
+    assert stored == [envelope]
+    assert (result.location, result.accepted, result.transport) == (
+        "captured #12",
+        ("a@example.com",),
+        "capture",
+    )
+
+
+def test_capture_without_a_sink_is_a_setup_error_naming_the_setting() -> None:
+    settings = load_settings(environ={"MAILROOM_TRANSPORT": "capture"})
+    with pytest.raises(TransportSetupError, match=r"^MAILROOM_TRANSPORT is capture, ") as info:
+        transport_from_settings(settings)
+    assert "\n" not in str(info.value)
+
+
+def test_capture_is_the_default() -> None:
+    settings = load_settings(environ={})
+    assert settings.MAILROOM_TRANSPORT is TransportName.CAPTURE
+    assert settings.source_of("MAILROOM_TRANSPORT") == "default"
 
 
 def test_backend_is_the_old_name_of_transport_name() -> None:

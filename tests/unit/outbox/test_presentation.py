@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from mailroom.message import Attachment, Message, build_envelope
 from mailroom.outbox.operator_queries import AttemptRow, MessageDetail, MessageRow
 from mailroom.outbox.presentation import (
     COMMON_HEADERS,
@@ -16,6 +17,7 @@ from mailroom.outbox.presentation import (
     detail_json,
     list_cells,
     message_headers,
+    message_parts,
     parse_duration,
     recipients_cell,
     row_json,
@@ -171,3 +173,33 @@ def test_the_consent_facts_are_said_in_words(
     fields: dict[str, Any] = dict.fromkeys(MessageDetail.__dataclass_fields__)
     detail = MessageDetail(**{**fields, "consent_scopes": scopes, "consent_required": required})
     assert consent_summary(detail) == summary
+
+
+def test_message_parts_finds_both_bodies_and_lists_every_file() -> None:
+    envelope = build_envelope(
+        Message(
+            to=["a@example.com"],
+            subject="Parts",
+            text="plain words",
+            html='<p>html words <img src="cid:logo"></p>',
+            attachments=[
+                Attachment("report.pdf", b"%PDF-1", "application/pdf"),
+                Attachment("logo.png", b"\x89PNG", "image/png", content_id="logo"),
+                Attachment("notes.txt", b"a text file", "text/plain"),
+            ],
+        ),
+        default_from="b@example.com",
+        max_size=10**6,
+    )
+    parts = message_parts(envelope.data)
+    assert parts.text is not None
+    assert parts.text.strip() == "plain words"
+    assert parts.html is not None
+    assert "html words" in parts.html
+    files = {f.filename: (f.content_type, f.size) for f in parts.attachments}
+    assert files == {
+        "report.pdf": ("application/pdf", 6),
+        "logo.png": ("image/png", 4),
+        "notes.txt": ("text/plain", 11),
+    }
+    assert [f.inline for f in parts.attachments if f.filename == "logo.png"] == [True]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mailroom.config import load_settings
+from mailroom.errors import TransportSetupError
 from mailroom.message import Message, build_envelope
 from mailroom.transports import (
     ConsoleTransport,
@@ -81,8 +82,10 @@ def test_smtp_backend_uses_host_and_port(clean_cwd: Path) -> None:
     assert (transport.host, transport.port) == ("relay.example.com", 2525)
 
 
-def test_default_backend_is_console(clean_cwd: Path) -> None:
-    assert type(transport_from_settings(load_settings(environ={}))) is ConsoleTransport
+def test_default_transport_is_capture(clean_cwd: Path) -> None:
+    # It stores into the outbox database: only a caller holding one can build it.
+    with pytest.raises(TransportSetupError, match="MAILROOM_TRANSPORT is capture"):
+        transport_from_settings(load_settings(environ={}))
 
 
 async def test_console_from_settings_writes_to_the_given_stream(clean_cwd: Path) -> None:

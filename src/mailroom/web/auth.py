@@ -1,0 +1,73 @@
+"""Who is calling the API: ``Authorization: Bearer KEY``, checked by :mod:`mailroom.access`.
+
+A missing, malformed, unknown or revoked key all get the same 401 body (and
+``WWW-Authenticate: Bearer``), so an answer never tells a guessed key from a revoked one. A
+``send`` key may send and read back what it sent; anything else needs an ``admin`` key (403).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPBearer
+
+from mailroom.access.apikeys import ApiKey, authenticate, touch_api_key
+from mailroom.outbox.schema import ApiKeyScope
+from mailroom.web.dependencies import DatabaseEngine
+from mailroom.web.errors import ApiError
+
+__all__ = ["AdminKey", "Caller", "require_admin", "unauthorized"]
+
+_BEARER = "bearer "
+_KEY_MAX = 200  # far above any key Mailroom makes; a longer header is not looked up
+
+# Declares the scheme in the OpenAPI document (the "Authorize" button of the docs); the
+# header itself is read below, so every failure answers with the one body.
+_scheme = HTTPBearer(auto_error=False, description="An API key: `mailroom apikeys create`.")
+
+
+def unauthorized() -> ApiError:
+    """The one answer for every key that does not authenticate."""
+    return ApiError(
+        401,
+        "unauthorized",
+        "a valid API key is needed: send it as 'Authorization: Bearer KEY'",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def caller_of(
+    request: Request,
+    engine: DatabaseEngine,
+    _declared: Annotated[object, Depends(_scheme)] = None,
+) -> ApiKey:
+    header = request.headers.get("authorization", "")
+    if not header[: len(_BEARER)].lower() == _BEARER:
+        raise unauthorized()
+    presented = header[len(_BEARER) :].strip()
+    if not presented or len(presented) > _KEY_MAX or not presented.isascii():
+        raise unauthorized()
+    now = time.time()
+    with engine.begin() as connection:
+        key = authenticate(connection, presented, now)
+        if key is not None:
+            touch_api_key(connection, key, now)  # writes at most once a minute per key
+    if key is None:
+        raise unauthorized()
+    return key
+
+
+Caller = Annotated[ApiKey, Depends(caller_of)]
+"""The API key of the request (any scope)."""
+
+
+def require_admin(caller: Caller) -> ApiKey:
+    if caller.scope != ApiKeyScope.ADMIN:
+        raise ApiError(403, "forbidden", "this needs an admin API key; this key may only send")
+    return caller
+
+
+AdminKey = Annotated[ApiKey, Depends(require_admin)]
+"""The API key of the request, which must have the ``admin`` scope."""
