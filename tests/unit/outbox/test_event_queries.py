@@ -20,9 +20,9 @@ def test_every_field_is_read_back_as_written(outbox: Outbox) -> None:
             11.25,
             label=HitLabel.HUMAN,
             link_index=3,
-            detail={"agent": "Mozilla/5.0 ünï", "nested": {"n": [1, 2]}},
+            detail={"agent": "Mozilla/5.0 ünï\t\n\\ \\N", "nested": {"n": [1, 2.5, None]}},
         ),
-        EventRecord(None, "b@example.com", EventType.UNSUBSCRIBED, 12.0),
+        EventRecord(None, "b\\N@example.com", EventType.UNSUBSCRIBED, 12.0),
     ]
     with outbox.engine.begin() as connection:
         assert record_events(connection, written) == 3
