@@ -39,7 +39,8 @@ from mailroom.tracking.tokens import TrackingTokens
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 SECRET_KEY = "bench-secret-key-0123456789-abcdefghijklmnop"  # noqa: S105 - a throwaway key
-_BODY = ("All work and no play makes Jack a dull boy. " * 90)[:3900]  # ~4 KB with headers
+# ~4 KB with the headers, in lines of 75 characters as people write them.
+_BODY = "\n".join(["All work and no play makes Jack a dull boy, said the line again. "] * 58)
 
 
 def _env(workdir: Path) -> dict[str, str]:
@@ -48,7 +49,7 @@ def _env(workdir: Path) -> dict[str, str]:
         **keep,
         "DATABASE_URL": f"sqlite:///{workdir / 'mailroom.db'}",
         "SECRET_KEY": SECRET_KEY,
-        "PUBLIC_BASE_URL": "http://127.0.0.1",
+        "PUBLIC_BASE_URL": "https://mail.example.com",
         "MAILROOM_TRANSPORT": "null",
     }
 
@@ -75,7 +76,7 @@ class Service:
             env=env,
             cwd=workdir,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             text=True,
         )
         assert self.process.stdout is not None
@@ -83,7 +84,8 @@ class Service:
         match = re.search(r"listening on (http://\S+)", line)
         if match is None:
             self.stop()
-            raise RuntimeError(f"mailroom serve did not start: {line!r}")
+            assert self.process.stderr is not None
+            raise RuntimeError(f"mailroom serve did not start: {self.process.stderr.read()}")
         self.url = match.group(1).rstrip("/")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -188,7 +190,9 @@ def bench_pixel(service: Service, database: Path, seconds: int) -> Figure:
     before = _opened(database)
     log(f"pixel: wrk, 50 connections, {seconds} s")
     result = run_wrk(wrk, f"{service.url}/trck/{token}", seconds=seconds, connections=50)
-    time.sleep(2.5)  # the recorder writes buffered hits every second
+    # The recorder writes buffered hits every second; wrk stops with requests in flight that
+    # it does not count, so at least as many events as counted requests must be there.
+    time.sleep(2.5)
     recorded = _opened(database) - before
     return Figure(
         "service-pixel",
@@ -196,7 +200,7 @@ def bench_pixel(service: Service, database: Path, seconds: int) -> Figure:
         result.per_second,
         "req/s",
         target=">= 3000 req/s",
-        ok=result.per_second >= 3000 and recorded == result.requests,
+        ok=result.per_second >= 3000 and recorded >= result.requests,
         extra={
             "requests": result.requests,
             "events_recorded": recorded,

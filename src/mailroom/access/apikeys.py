@@ -42,6 +42,7 @@ __all__ = [
     "check_name",
     "create_api_key",
     "list_api_keys",
+    "needs_touch",
     "revoke_api_key",
     "touch_api_key",
 ]
@@ -131,12 +132,18 @@ def authenticate(connection: Connection, presented: str, now: float) -> ApiKey |
     return _api_key(row)
 
 
+def needs_touch(key: ApiKey, now: float) -> bool:
+    """Whether :func:`touch_api_key` would write: the last use recorded is older than
+    :data:`TOUCH_INTERVAL`. Lets a caller skip opening a write transaction for nothing."""
+    return key.last_used_at is None or key.last_used_at < now - TOUCH_INTERVAL
+
+
 def touch_api_key(connection: Connection, key: ApiKey, now: float) -> bool:
     """Record that ``key`` was used at ``now``, unless that was recorded less than
     :data:`TOUCH_INTERVAL` ago; whether it wrote. The caller commits (a request that writes
     nothing else then commits only about once a minute per key)."""
     older_than = now - TOUCH_INTERVAL
-    if key.last_used_at is not None and key.last_used_at >= older_than:
+    if not needs_touch(key, now):
         return False
     return q.mark_used(connection, key.id, now, older_than=older_than)
 

@@ -108,8 +108,14 @@ def create_outbox_engine(
     durable: bool = True,
     must_exist: bool = False,
     statement_timeout: float | None = None,
+    single_writer: bool = False,
 ) -> Engine:
     """An engine for ``DATABASE_URL``; see the module docstring for the settings it makes.
+
+    ``single_writer`` (SQLite): one connection, which threads of this process take in turn.
+    SQLite lets one writer in at a time and makes the others retry with sleeps that grow to
+    100 ms; a server whose request threads write would spend its latency in those sleeps,
+    while a thread waiting for the pool's one connection is woken the moment it is free.
 
     ``must_exist``: the command only looks at the outbox, so a SQLite file that is not there
     is an error (the command ran in the wrong folder) rather than a new empty file.
@@ -129,9 +135,15 @@ def create_outbox_engine(
             )
             engine = create_engine(parsed, pool_pre_ping=True, connect_args=connect)
         else:
+            pooling: dict[str, Any] = (
+                {"pool_size": 1, "max_overflow": 0, "pool_timeout": SQLITE_BUSY_TIMEOUT}
+                if single_writer
+                else {}
+            )
             engine = create_engine(
                 parsed,
                 connect_args={"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False},
+                **pooling,
             )
     except (NoSuchModuleError, ImportError) as exc:
         raise missing_driver(given, exc) from None

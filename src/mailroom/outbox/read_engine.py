@@ -13,11 +13,12 @@ from __future__ import annotations
 import sqlite3
 
 from sqlalchemy import Engine, create_engine
-from sqlalchemy.pool import NullPool
 
 from mailroom.outbox.database_url import sqlite_path
 
 __all__ = ["READ_BUSY_TIMEOUT", "read_only_engine"]
+
+_READERS = 4
 
 READ_BUSY_TIMEOUT = 5.0
 """Seconds a read waits on a database busy with recovery or a checkpoint."""
@@ -39,5 +40,13 @@ def read_only_engine(engine: Engine) -> Engine:
         connection.isolation_level = None  # autocommit: no transaction held between reads
         return connection
 
-    # The URL names the file (what an error message shows); the connections come from connect.
-    return create_engine(engine.url, creator=connect, poolclass=NullPool)
+    # The URL names the file (what an error message shows); the connections come from connect,
+    # and are kept in a small pool: opening the file again for each read of an API request
+    # would cost more than the read.
+    return create_engine(
+        engine.url,
+        creator=connect,
+        pool_size=_READERS,
+        max_overflow=_READERS,
+        pool_timeout=READ_BUSY_TIMEOUT,
+    )

@@ -9,6 +9,7 @@ from starlette.types import Lifespan
 
 from mailroom.config import Settings
 from mailroom.outbox.database import create_outbox_engine
+from mailroom.outbox.read_engine import read_only_engine
 from mailroom.web import api, health, metrics
 from mailroom.web.body_limit import BodyLimit
 from mailroom.web.dependencies import install_services
@@ -38,7 +39,13 @@ def create_app(
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.engine = engine if engine is not None else create_outbox_engine(settings.DATABASE_URL)
+    app.state.engine = (
+        engine
+        if engine is not None
+        else create_outbox_engine(settings.DATABASE_URL, single_writer=True)
+    )
+    # Reads (API keys, messages, captured mail, lists) take no write lock on SQLite.
+    app.state.read_engine = read_only_engine(app.state.engine)
     install_error_handlers(app)
     install_services(app)
     app.add_middleware(BodyLimit, max_bytes=settings.API_MAX_BODY_BYTES)

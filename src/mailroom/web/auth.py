@@ -13,9 +13,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
 
-from mailroom.access.apikeys import ApiKey, authenticate, touch_api_key
+from mailroom.access.apikeys import ApiKey, authenticate, needs_touch, touch_api_key
 from mailroom.outbox.schema import ApiKeyScope
-from mailroom.web.dependencies import DatabaseEngine
+from mailroom.web.dependencies import DatabaseEngine, ReadEngine
 from mailroom.web.errors import ApiError
 
 __all__ = ["AdminKey", "Caller", "require_admin", "unauthorized"]
@@ -41,6 +41,7 @@ def unauthorized() -> ApiError:
 def caller_of(
     request: Request,
     engine: DatabaseEngine,
+    reader: ReadEngine,
     _declared: Annotated[object, Depends(_scheme)] = None,
 ) -> ApiKey:
     header = request.headers.get("authorization", "")
@@ -50,12 +51,13 @@ def caller_of(
     if not presented or len(presented) > _KEY_MAX or not presented.isascii():
         raise unauthorized()
     now = time.time()
-    with engine.begin() as connection:
+    with reader.connect() as connection:
         key = authenticate(connection, presented, now)
-        if key is not None:
-            touch_api_key(connection, key, now)  # writes at most once a minute per key
     if key is None:
         raise unauthorized()
+    if needs_touch(key, now):  # a write at most once a minute per key, not one per request
+        with engine.begin() as connection:
+            touch_api_key(connection, key, now)
     return key
 
 
@@ -63,7 +65,7 @@ Caller = Annotated[ApiKey, Depends(caller_of)]
 """The API key of the request (any scope)."""
 
 
-def require_admin(caller: Caller) -> ApiKey:
+async def require_admin(caller: Caller) -> ApiKey:
     if caller.scope != ApiKeyScope.ADMIN:
         raise ApiError(403, "forbidden", "this needs an admin API key; this key may only send")
     return caller

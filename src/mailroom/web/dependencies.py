@@ -1,5 +1,9 @@
 """What a route gets from the app it runs in: the settings, the outbox database, the outbox
-and the notifier (one of each per app, made at start by :func:`install_services`)."""
+and the notifier (one of each per app, made at start by :func:`install_services`).
+
+The getters are ``async``: FastAPI runs a plain ``def`` dependency in its thread pool, and a
+hop there and back for each of them cost more than a whole send.
+"""
 
 from __future__ import annotations
 
@@ -17,11 +21,13 @@ from mailroom.outbox.store import Outbox
 __all__ = [
     "DatabaseConnection",
     "DatabaseEngine",
+    "ReadEngine",
     "ServiceNotifier",
     "ServiceOutbox",
     "ServiceSettings",
     "engine_of",
     "install_services",
+    "read_engine_of",
     "settings_of",
 ]
 
@@ -36,13 +42,20 @@ def install_services(app: FastAPI) -> None:
     app.state.notifier = Notifier(outbox, service_registry(settings.NOTIFICATION_TYPES))
 
 
-def settings_of(request: Request) -> Settings:
+async def settings_of(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def engine_of(request: Request) -> Engine:
+async def engine_of(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
+    return engine
+
+
+async def read_engine_of(request: Request) -> Engine:
+    """The engine for reads alone: on SQLite a read-only one that never takes the write lock
+    (:mod:`mailroom.outbox.read_engine`), so a read never waits behind a send."""
+    engine: Engine = request.app.state.read_engine
     return engine
 
 
@@ -54,15 +67,16 @@ def connection_of(engine: Annotated[Engine, Depends(engine_of)]) -> Iterator[Con
 
 ServiceSettings = Annotated[Settings, Depends(settings_of)]
 DatabaseEngine = Annotated[Engine, Depends(engine_of)]
+ReadEngine = Annotated[Engine, Depends(read_engine_of)]
 DatabaseConnection = Annotated[Connection, Depends(connection_of)]
 
 
-def outbox_of(request: Request) -> Outbox:
+async def outbox_of(request: Request) -> Outbox:
     outbox: Outbox = request.app.state.outbox
     return outbox
 
 
-def notifier_of(request: Request) -> Notifier:
+async def notifier_of(request: Request) -> Notifier:
     notifier: Notifier = request.app.state.notifier
     return notifier
 

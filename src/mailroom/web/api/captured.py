@@ -20,7 +20,7 @@ from mailroom.outbox.presentation import message_headers, message_parts
 from mailroom.web.api.message_models import epoch_time
 from mailroom.web.api.messages import ERROR_RESPONSES
 from mailroom.web.auth import AdminKey
-from mailroom.web.dependencies import DatabaseEngine
+from mailroom.web.dependencies import DatabaseEngine, ReadEngine
 from mailroom.web.errors import ApiError
 
 __all__ = ["router"]
@@ -96,7 +96,7 @@ def _missing(captured_id: int) -> ApiError:
 )
 def list_captured_mail(
     _caller: AdminKey,
-    engine: DatabaseEngine,
+    engine: ReadEngine,
     before: Annotated[
         int | None, Query(ge=1, le=2**63 - 1, description="Only ids below this (paging).")
     ] = None,
@@ -120,7 +120,7 @@ def list_captured_mail(
     summary="One captured message: headers, bodies, files",
 )
 def get_captured_mail(
-    captured_id: CapturedId, _caller: AdminKey, engine: DatabaseEngine
+    captured_id: CapturedId, _caller: AdminKey, engine: ReadEngine
 ) -> CapturedDetail:
     with engine.connect() as connection:
         found = get_captured(connection, captured_id)
@@ -151,9 +151,7 @@ def get_captured_mail(
     responses={200: {"content": {"message/rfc822": {}}}, **ERROR_RESPONSES},
     summary="One captured message's exact bytes (.eml)",
 )
-def get_captured_raw(
-    captured_id: CapturedId, _caller: AdminKey, engine: DatabaseEngine
-) -> Response:
+def get_captured_raw(captured_id: CapturedId, _caller: AdminKey, engine: ReadEngine) -> Response:
     with engine.connect() as connection:
         found = get_captured(connection, captured_id)
     if found is None:

@@ -38,7 +38,7 @@ from mailroom.web.api.message_models import (
     owner_of,
 )
 from mailroom.web.auth import Caller
-from mailroom.web.dependencies import DatabaseEngine, ServiceOutbox
+from mailroom.web.dependencies import DatabaseEngine, ReadEngine, ServiceOutbox
 from mailroom.web.errors import ApiError, ErrorBody
 
 __all__ = ["ERROR_RESPONSES", "idempotency_key", "message_error", "outgoing", "router"]
@@ -121,10 +121,11 @@ def message_error(error: MessageError) -> ApiError:
     },
     summary="Send one message",
 )
-def send_message(
+def send_message(  # noqa: PLR0917 - FastAPI passes a route's parameters by name
     body: MessageIn,
     caller: Caller,
     outbox: ServiceOutbox,
+    reader: ReadEngine,
     response: Response,
     key_header: IdempotencyHeader = None,
 ) -> MessageCreated:
@@ -134,7 +135,7 @@ def send_message(
     replay = False
     if key is not None:
         outbox.ensure_schema()
-        with outbox.engine.connect() as connection:
+        with reader.connect() as connection:
             replay = bool(queries.find_by_idempotency_keys(connection, [key]))
     try:
         message_pk = outbox.send_batch([outgoing(body, caller, outbox.settings, key)])[0]
@@ -163,7 +164,7 @@ def _readable(connection: Connection, message_pk: int, caller: ApiKey) -> Messag
     responses=ERROR_RESPONSES,
     summary="Read a message: status, attempts, events",
 )
-def get_message(message_pk: MessageId, caller: Caller, engine: DatabaseEngine) -> MessageOut:
+def get_message(message_pk: MessageId, caller: Caller, engine: ReadEngine) -> MessageOut:
     with engine.connect() as connection:
         detail = _readable(connection, message_pk, caller)
         tries = operations.attempts_for(connection, message_pk)

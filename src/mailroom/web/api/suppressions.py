@@ -19,7 +19,7 @@ from mailroom.outbox.schema import SuppressionReason
 from mailroom.web.api.message_models import epoch_time
 from mailroom.web.api.messages import ERROR_RESPONSES
 from mailroom.web.auth import AdminKey
-from mailroom.web.dependencies import DatabaseEngine
+from mailroom.web.dependencies import DatabaseEngine, ReadEngine
 from mailroom.web.errors import ApiError
 
 __all__ = ["router"]
@@ -105,7 +105,7 @@ def _invalid(error: MessageError) -> ApiError:
 )
 def list_entries(
     _caller: AdminKey,
-    engine: DatabaseEngine,
+    engine: ReadEngine,
     after: Annotated[
         int | None, Query(ge=0, le=2**63 - 1, description="Only ids above this (paging).")
     ] = None,
