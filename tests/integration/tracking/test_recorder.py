@@ -14,8 +14,9 @@ from mailroom.config import TrackingIP, load_settings
 from mailroom.message import Message
 from mailroom.outbox import database
 from mailroom.outbox.event_queries import events_of
-from mailroom.outbox.schema import EventType, HitLabel, messages
+from mailroom.outbox.schema import messages
 from mailroom.outbox.store import Outbox
+from mailroom.outbox.vocabulary import EventType, HitLabel
 from mailroom.tracking.labels import HitKind
 from mailroom.tracking.recorder import EventRecorder, Hit
 from mailroom.tracking.tokens import HitClaim

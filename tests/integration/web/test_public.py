@@ -13,7 +13,8 @@ import lxml.html
 from sqlalchemy import select, text
 
 from mailroom.consent import queries as consent_queries
-from mailroom.outbox.schema import EventType, HitLabel, NotificationOutcome, events, messages
+from mailroom.outbox.schema import events, messages
+from mailroom.outbox.vocabulary import EventType, HitLabel, NotificationOutcome
 from mailroom.web.public import PIXEL_GIF
 from support.mail_checks import html_part, parse
 from support.service import ServiceProcess
