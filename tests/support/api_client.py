@@ -9,6 +9,7 @@ answer that creates them, and these tests make them directly in the database).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import httpx
 
@@ -54,14 +55,18 @@ def api_client(
     watch: SecretWatch,
     key: str | None = None,
     transport: httpx.BaseTransport | None = None,
+    **options: Any,
 ) -> httpx.Client:
     """A client for ``base_url`` whose every answer ``watch`` checks; with ``key``, it sends
-    ``Authorization: Bearer key`` (``transport``: for the watch's own tests)."""
+    ``Authorization: Bearer key`` (``transport``: for the watch's own tests; ``options``:
+    more httpx.Client arguments, e.g. ``follow_redirects``, ``timeout``, ``headers``)."""
     headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
+    headers.update(options.pop("headers", {}))
+    options.setdefault("timeout", 30.0)
     return httpx.Client(
         base_url=base_url,
         headers=headers,
-        timeout=30.0,
         transport=transport,
         event_hooks={"response": [watch.check]},
+        **options,
     )

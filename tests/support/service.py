@@ -4,6 +4,12 @@
         httpx.get(f"{service.url}/healthz")
     assert service.returncode == 0
 
+Every secret it was started with (``SECRET_KEY`` and ``EMAIL_HOST_PASSWORD`` from
+``settings_env`` or from the settings file it names in ``MAILROOM_CONFIG``), and every API
+key registered with its :class:`~support.api_client.SecretWatch` (``service.watch.add(key)``),
+must stay out of what it says: its whole output is checked when it stops, and
+:meth:`ServiceProcess.client` gives an httpx client whose every answer is checked.
+
 The process gets this environment less every Mailroom setting (``EMAIL_*``, ``MAILROOM_*``,
 ``DATABASE_URL``, ...) plus ``settings_env``; it is started as ``python -m mailroom
 *global_args serve --port 0 *args`` in ``cwd`` (default: a new temporary folder, removed
@@ -24,16 +30,21 @@ import sys
 import tempfile
 import threading
 import time
+import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, Any
 
 import httpx
 
 from mailroom.config import SETTING_NAMES
+from support.api_client import SecretWatch, api_client
 
-__all__ = ["ServiceProcess", "serve_args", "service_env"]
+__all__ = ["SECRET_SETTINGS", "ServiceProcess", "secrets_of", "serve_args", "service_env"]
+
+SECRET_SETTINGS = ("SECRET_KEY", "EMAIL_HOST_PASSWORD")
+"""The settings whose values no answer or output of the service may contain."""
 
 _URL_LINE = re.compile(r"listening on (http://\S+)")
 
@@ -46,6 +57,21 @@ def service_env(settings_env: dict[str, str]) -> dict[str, str]:
         if name not in SETTING_NAMES and not name.startswith(("EMAIL_", "MAILROOM_"))
     }
     return {**inherited, **settings_env}
+
+
+def secrets_of(settings_env: dict[str, str], cwd: Path | None = None) -> list[str]:
+    """The secret settings' values in ``settings_env`` and in the settings file it names
+    (``MAILROOM_CONFIG``, relative to ``cwd``), as the service would read them."""
+    found = [settings_env[name] for name in SECRET_SETTINGS if settings_env.get(name)]
+    config = settings_env.get("MAILROOM_CONFIG")
+    if config:
+        path = Path(config) if cwd is None else cwd / config
+        try:
+            table = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError):
+            table = {}  # a test of a bad settings file: the service says so, nothing to hide
+        found += [v for n in SECRET_SETTINGS if isinstance(v := table.get(n), str) and v]
+    return found
 
 
 def serve_args(*extra: str, global_args: Sequence[str] = ()) -> list[str]:
@@ -65,6 +91,7 @@ class ServiceProcess:
         global_args: Sequence[str] = (),
         ready_timeout: float = 30.0,
         stop_timeout: float = 30.0,
+        watch: SecretWatch | None = None,
     ) -> None:
         self.settings_env = settings_env
         self.args = list(args)
@@ -73,6 +100,11 @@ class ServiceProcess:
             self._own_folder = tempfile.TemporaryDirectory(prefix="mailroom-serve-")
             cwd = Path(self._own_folder.name)
         self.cwd = cwd
+        self.watch = watch if watch is not None else SecretWatch()
+        """What no answer or output may contain; its settings' secrets are added to it."""
+        for secret in secrets_of(settings_env, cwd):
+            if secret not in self.watch.secrets:
+                self.watch.add(secret)
         self.global_args = list(global_args)
         self.ready_timeout = ready_timeout
         self.stop_timeout = stop_timeout
@@ -96,6 +128,32 @@ class ServiceProcess:
     def output(self) -> str:
         """Everything it printed so far: standard output, then standard error."""
         return self.stdout + self.stderr
+
+    def check_output(self) -> None:
+        """Fail (AssertionError) if anything it printed holds one of the watched secrets."""
+        self.watch.check_text(self.output, "the output of mailroom serve")
+
+    def client(self, key: str | None = None, **options: Any) -> httpx.Client:
+        """An httpx client on its URL whose every answer is checked for the watched secrets;
+        with ``key``, it sends ``Authorization: Bearer key``; ``options`` go to httpx."""
+        return api_client(self.url, self.watch, key, **options)
+
+    def get(self, path: str, **options: Any) -> httpx.Response:
+        """One checked ``GET`` of ``path`` (``options``: httpx request arguments)."""
+        return self.request("GET", path, **options)
+
+    def post(self, path: str, **options: Any) -> httpx.Response:
+        """One checked ``POST`` of ``path`` (``options``: httpx request arguments)."""
+        return self.request("POST", path, **options)
+
+    def request(self, method: str, path: str, **options: Any) -> httpx.Response:
+        """One request on a client of :meth:`client`; ``timeout`` and ``follow_redirects``
+        go to the client, the rest to the request."""
+        client_options = {
+            k: options.pop(k) for k in ("timeout", "follow_redirects") if k in options
+        }
+        with self.client(**client_options) as client:
+            return client.request(method, path, **options)
 
     @property
     def returncode(self) -> int | None:
@@ -170,6 +228,7 @@ class ServiceProcess:
         assert self.process is not None
         code = self.process.wait(timeout if timeout is not None else self.stop_timeout)
         self._join_readers()
+        self.check_output()
         return code
 
     def stop(self, timeout: float | None = None) -> int:
@@ -209,6 +268,8 @@ class ServiceProcess:
     ) -> None:
         if self.returncode is not None or self.process is None:
             self._join_readers()
+            if exc_type is None and self.process is not None:
+                self.check_output()
             return
         if exc_type is not None:  # the test failed already: do not hide it behind a stop error
             self.kill()

@@ -8,7 +8,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -30,8 +29,8 @@ def test_a_first_start_with_no_settings_creates_the_sqlite_file_and_says_what_it
         assert (tmp_path / "mailroom.db").is_file()
         assert service.url.startswith("http://127.0.0.1:")
         assert not service.url.endswith(":0")
-        assert httpx.get(f"{service.url}/healthz").json() == {"status": "ok"}
-        ready = httpx.get(f"{service.url}/readyz")
+        assert service.get("/healthz").json() == {"status": "ok"}
+        ready = service.get("/readyz")
         assert ready.status_code == 200, ready.text
         shown = service.stdout
         started = time.monotonic()
@@ -133,8 +132,8 @@ def test_serve_on_each_database_creates_tables_only_in_a_new_sqlite_file(
         database.upgrade(outbox.engine)
         outbox.dispose()
     with ServiceProcess(env, cwd=tmp_path) as service:
-        assert httpx.get(f"{service.url}/readyz").status_code == 200
-        assert httpx.get(f"{service.url}/metrics").status_code == 200
+        assert service.get("/readyz").status_code == 200
+        assert service.get("/metrics").status_code == 200
     assert service.returncode == 0
     assert "data: " in service.stdout
     assert PASSWORD not in service.output
@@ -144,6 +143,6 @@ def test_the_helper_runs_serve_in_a_folder_of_its_own_by_default() -> None:
     with ServiceProcess({}) as service:
         folder = service.cwd
         assert (folder / "mailroom.db").is_file()
-        assert httpx.get(f"{service.url}/healthz").status_code == 200
+        assert service.get("/healthz").status_code == 200
     assert service.returncode == 0
     assert not folder.exists()

@@ -81,8 +81,9 @@ class Public:
         return self.service.url + public_url.removeprefix(PUBLIC)
 
     def client(self) -> httpx.Client:
-        """A client with no cookie jar worth the name: every test request stands alone."""
-        return httpx.Client(base_url=self.service.url, timeout=10.0, follow_redirects=False)
+        """A client with no cookie jar worth the name: every test request stands alone; every
+        answer is checked for the service's secrets."""
+        return self.service.client(timeout=10.0, follow_redirects=False)
 
     def wait_sent(self, pk: int, timeout: float = 10.0) -> None:
         """Until the embedded worker has delivered message ``pk``."""

@@ -6,7 +6,6 @@ import sqlite3
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import column, table, text, update
 
@@ -29,12 +28,12 @@ def test_ready_while_the_schema_is_current_and_not_once_it_is_not(tmp_path: Path
     env, outbox = migrated(tmp_path)
     try:
         with ServiceProcess(env, ["--no-worker"], cwd=tmp_path) as service:
-            assert httpx.get(f"{service.url}/readyz").json() == {"status": "ready"}
+            assert service.get("/readyz").json() == {"status": "ready"}
             # The database is taken back to an older schema behind the service's back.
             with outbox.engine.begin() as connection:
                 versions = table(VERSION_TABLE, column("version_num"))
                 connection.execute(update(versions).values(version_num="0006"))
-            answer = httpx.get(f"{service.url}/readyz")
+            answer = service.get("/readyz")
             assert answer.status_code == 503
             error = answer.json()["error"]
             assert error["code"] == "not_ready"
@@ -42,7 +41,7 @@ def test_ready_while_the_schema_is_current_and_not_once_it_is_not(tmp_path: Path
             assert "mailroom db upgrade" in error["message"]
             assert error["field"] is None
             # Alive all the same: nothing a restart would cure.
-            assert httpx.get(f"{service.url}/healthz").status_code == 200
+            assert service.get("/healthz").status_code == 200
     finally:
         outbox.dispose()
 
@@ -55,7 +54,7 @@ def test_readyz_stays_ready_while_a_writer_holds_the_sqlite_lock(tmp_path: Path)
         try:
             writer.execute("BEGIN IMMEDIATE")  # as a worker recording a batch holds it
             started = time.monotonic()
-            answer = httpx.get(f"{service.url}/readyz", timeout=30)
+            answer = service.get("/readyz", timeout=30)
             took = time.monotonic() - started
         finally:
             writer.rollback()
@@ -77,9 +76,9 @@ def test_readyz_answers_503_in_bounded_time_while_the_database_hangs(
             with outbox.engine.connect() as blocker:
                 blocker.execute(text(f"LOCK TABLE {VERSION_TABLE} IN ACCESS EXCLUSIVE MODE"))
                 started = time.monotonic()
-                answers = [httpx.get(f"{service.url}/readyz", timeout=30) for _ in range(2)]
+                answers = [service.get("/readyz", timeout=30) for _ in range(2)]
                 took = time.monotonic() - started
-                assert httpx.get(f"{service.url}/healthz", timeout=2).status_code == 200
+                assert service.get("/healthz", timeout=2).status_code == 200
                 blocker.rollback()
             assert [a.status_code for a in answers] == [503, 503]
             error = answers[0].json()["error"]
@@ -88,7 +87,7 @@ def test_readyz_answers_503_in_bounded_time_while_the_database_hangs(
             assert took < 2 * READY_TIMEOUT + 3
             # The lock gone, the same check (still running, not started twice) comes back.
             deadline = time.monotonic() + 30
-            while httpx.get(f"{service.url}/readyz", timeout=30).status_code != 200:
+            while service.get("/readyz", timeout=30).status_code != 200:
                 assert time.monotonic() < deadline, "readyz never recovered"
                 time.sleep(0.1)
     finally:

@@ -8,7 +8,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from sqlalchemy import insert
@@ -25,8 +24,8 @@ from support.service import ServiceProcess
 SECRET = "metrics-test-secret-key-that-must-never-show-0123456789"
 
 
-def scrape(url: str) -> tuple[str, dict[str, list[Sample]]]:
-    answer = httpx.get(f"{url}/metrics")
+def scrape(service: ServiceProcess) -> tuple[str, dict[str, list[Sample]]]:
+    answer = service.get("/metrics")
     assert answer.status_code == 200, answer.text
     assert answer.headers["content-type"].startswith("text/plain; version=")
     families = {f.name: f.samples for f in text_string_to_metric_families(answer.text)}
@@ -41,7 +40,7 @@ def value(samples: list[Sample], name: str, **labels: str) -> float:
 
 def test_a_fresh_outbox_scrapes_with_every_series_at_zero(tmp_path: Path) -> None:
     with ServiceProcess({"SECRET_KEY": SECRET}, ["--no-worker"], cwd=tmp_path) as service:
-        text, families = scrape(service.url)
+        text, families = scrape(service)
     assert value(families["mailroom_attempts"], "mailroom_attempts_total", outcome="sent") == 0
     assert value(families["mailroom_events"], "mailroom_events_total", type="opened") == 0
     assert families["mailroom_queue_messages"] == []  # no stream has a message yet
@@ -82,7 +81,7 @@ def test_the_figures_follow_what_the_worker_did(tmp_path: Path) -> None:
                     insert(events),
                     [{"message_pk": None, "recipient": "x@example.com", "type": "opened", "at": 1}],
                 )
-            text, families = scrape(service.url)
+            text, families = scrape(service)
     finally:
         outbox.dispose()
     queue = families["mailroom_queue_messages"]
@@ -112,7 +111,7 @@ def test_a_scrape_neither_waits_for_nor_holds_up_a_writer(tmp_path: Path) -> Non
         try:
             writer.execute("BEGIN IMMEDIATE")  # the write lock, as a worker recording holds it
             started = time.monotonic()
-            _text, families = scrape(service.url)
+            _text, families = scrape(service)
             took = time.monotonic() - started
             writer.execute("DELETE FROM mailroom_streams")  # the writer is not held up either
             writer.execute("COMMIT")

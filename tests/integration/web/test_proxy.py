@@ -9,7 +9,6 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import httpx
 import pytest
 
 from support.service import ServiceProcess, serve_args, service_env
@@ -17,8 +16,8 @@ from support.service import ServiceProcess, serve_args, service_env
 FORWARDED = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
 
 
-def redirect_of(url: str, path: str) -> str:
-    answer = httpx.get(f"{url}{path}", headers=FORWARDED, follow_redirects=False)
+def redirect_of(service: ServiceProcess, path: str) -> str:
+    answer = service.get(path, headers=FORWARDED, follow_redirects=False)
     assert answer.status_code == 307, answer.text
     return answer.headers["location"]
 
@@ -29,7 +28,7 @@ def test_forwarded_headers_from_a_client_not_trusted_are_ignored(
 ) -> None:
     env = {} if allowed is None else {"FORWARDED_ALLOW_IPS": allowed}
     with ServiceProcess(env, ["--no-worker"], cwd=tmp_path, global_args=["-v"]) as service:
-        location = redirect_of(service.url, "/healthz/")
+        location = redirect_of(service, "/healthz/")
     assert location == f"{service.url}/healthz"  # http, as the connection really was
     assert "127.0.0.1:" in service.stderr
     assert "203.0.113.9" not in service.output
@@ -38,7 +37,7 @@ def test_forwarded_headers_from_a_client_not_trusted_are_ignored(
 def test_forwarded_headers_from_a_trusted_proxy_are_used(tmp_path: Path) -> None:
     env = {"FORWARDED_ALLOW_IPS": "127.0.0.1"}
     with ServiceProcess(env, ["--no-worker"], cwd=tmp_path, global_args=["-v"]) as service:
-        location = redirect_of(service.url, "/healthz/")
+        location = redirect_of(service, "/healthz/")
     assert location == f"{service.url.replace('http://', 'https://')}/healthz"
     assert '203.0.113.9:0 - "GET /healthz/ HTTP/1.1" 307' in service.stderr
 
@@ -47,8 +46,8 @@ def test_root_path_prefixes_the_urls_the_service_makes(tmp_path: Path) -> None:
     args = ["--no-worker", "--root-path", "/mailroom/"]
     with ServiceProcess({}, args, cwd=tmp_path) as service:
         # The proxy strips the prefix before passing the request on.
-        location = httpx.get(f"{service.url}/healthz/", follow_redirects=False).headers["location"]
-        docs = httpx.get(f"{service.url}/api/v1/docs").text
+        location = service.get("/healthz/", follow_redirects=False).headers["location"]
+        docs = service.get("/api/v1/docs").text
     assert location == f"{service.url}/mailroom/healthz"
     assert "'/mailroom/api/v1/openapi.json'" in docs
     assert "behind a proxy at the path /mailroom" in service.stdout

@@ -186,8 +186,8 @@ def test_a_list_unsubscribe_url_posted_as_gmail_does_stops_that_type(public: Pub
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     url = public.local(f"{PUBLIC}/unsubscribe/{unsubscribe_token(message)}")
     # Gmail: a POST of exactly this body, form-urlencoded, no cookie, no redirect followed.
-    response = httpx.post(
-        url,
+    response = public.service.post(
+        url.removeprefix(public.service.url),
         content=b"List-Unsubscribe=One-Click",
         headers={"Content-Type": "application/x-www-form-urlencoded"},
         follow_redirects=False,
@@ -379,6 +379,6 @@ def test_hits_buffered_at_a_graceful_stop_are_written(public: Public, tmp_path: 
     }
     with ServiceProcess(env, ["--no-worker"], cwd=tmp_path) as other:
         for _ in range(3):
-            assert_pixel(httpx.get(f"{other.url}/trck/{token}", headers={"User-Agent": FIREFOX}))
+            assert_pixel(other.get(f"/trck/{token}", headers={"User-Agent": FIREFOX}))
         assert other.stop() == 0  # at once: well inside the writer's one-second interval
     assert len(event_rows(public, "nia@example.com", EventType.OPENED)) == 3
