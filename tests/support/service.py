@@ -195,10 +195,10 @@ class ServiceProcess:
                 break
             self._check_alive(deadline, "print its URL")
             time.sleep(0.05)
-        with httpx.Client(timeout=2.0) as client:
+        with self.client(timeout=2.0) as client:  # its first answer is checked too
             while True:
                 try:
-                    if client.get(f"{self.url}/healthz").status_code == 200:
+                    if client.get("/healthz").status_code == 200:
                         return
                 except httpx.TransportError:
                     pass

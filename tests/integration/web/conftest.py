@@ -133,5 +133,6 @@ def public(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Public]:
         with ServiceProcess(env, cwd=home) as service:
             yield Public(service, settings, outbox, Notifier(outbox, registry))
             assert "Traceback" not in service.output, service.output
+            assert service.watch.checked > 0  # the tests' answers went through the watch
     finally:
         outbox.dispose()

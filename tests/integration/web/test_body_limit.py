@@ -24,6 +24,7 @@ def test_a_declared_body_over_the_limit_gets_413_before_it_is_sent(tmp_path: Pat
                 if not piece:
                     break
                 answer += piece
+    service.watch.check_text(answer.decode("utf-8", "replace"), "the 413 answer")
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 413 "), answer
     assert b"connection: close" in head.lower()
