@@ -155,6 +155,19 @@ def test_no_answer_metric_or_log_line_holds_a_secret(
                     assert answer.status_code == 200, (path, answer.text)
                 added = admin.post("/api/v1/suppressions", json={"address": "gone@example.com"})
                 assert added.status_code == 201, added.text
+                changed = admin.put(
+                    "/api/v1/preferences/dora@example.com", json={"types": {"news.weekly": True}}
+                )
+                assert changed.status_code == 200, changed.text
+                removed = admin.delete("/api/v1/suppressions/gone@example.com")
+                assert removed.status_code == 200, removed.text
+                later = app.post(
+                    "/api/v1/messages",
+                    json={"to": ["e@example.com"], "send_at": "2999-01-01T00:00:00Z"},
+                ).json()["id"]
+                cancelled = app.post(f"/api/v1/messages/{later}/cancel")
+                assert cancelled.status_code == 200, cancelled.text
+                statuses["409"] = app.post(f"/api/v1/messages/{later}/cancel").status_code
                 # ... and every error family.
                 with service.client() as anonymous, service.client(altered(send_key)) as forged:
                     statuses["401 no key"] = anonymous.get("/api/v1/status").status_code
@@ -221,6 +234,7 @@ def test_no_answer_metric_or_log_line_holds_a_secret(
         "413 body": 413,
         "413 batch": 413,
         "422": 422,
+        "409": 409,
         "GET unsubscribe": 200,
         "GET bad unsubscribe": 404,
         "GET preferences": 200,
@@ -238,7 +252,7 @@ def test_no_answer_metric_or_log_line_holds_a_secret(
     }
     # Every answer above went through the watch; the metrics and the output checked here
     # too, so this test fails on its own if the hooks were ever unplugged.
-    assert watch.checked == checked_before + len(statuses) + 11
+    assert watch.checked == checked_before + len(statuses) + 15
     for secret in [SECRET_KEY, TEST_PASSWORD, admin_key, send_key, *encodings(TEST_PASSWORD)]:
         assert secret not in metrics.text
         assert secret not in service.output
