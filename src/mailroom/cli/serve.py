@@ -29,8 +29,7 @@ from fastapi import FastAPI
 from starlette.types import Lifespan
 
 from mailroom.cli.base import CommandError, cli_settings, config_option, main
-from mailroom.cli.outbox import _database_shown
-from mailroom.cli.render import printable
+from mailroom.cli.render import database_shown, printable
 from mailroom.config import Settings, TransportName
 from mailroom.delivery.worker import Worker
 from mailroom.logs import attach_log_files
@@ -189,7 +188,7 @@ def _print_start(settings: Settings, url: str, root_path: str, mode: str, worker
     behind = f" (behind a proxy at the path {root_path})" if root_path else ""
     click.echo(printable(f"mailroom serve: listening on {url}{behind}"))
     click.echo(printable(f"  mode: {mode}"))
-    click.echo(f"  data: {_database_shown(settings.DATABASE_URL)}")
+    click.echo(f"  data: {database_shown(settings.DATABASE_URL)}")
     if worker:
         click.echo(
             f"  worker: embedded, concurrency {settings.WORKER_CONCURRENCY} "
