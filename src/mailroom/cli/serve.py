@@ -6,9 +6,10 @@ listens, where mail goes and where the data lives, so a first start says what it
 
 Stopping (SIGTERM or SIGINT): uvicorn stops accepting, finishes the requests in progress (for
 at most :data:`HTTP_GRACE` seconds), then the lifespan stops the worker gracefully (see
-:mod:`mailroom.web.embedded_worker`) and writes the last tracking hits. A second signal (either
-one) ends both graces at once, the app's shutdown still running. Every step is bounded; a watchdog started by the signal
-ends the process if the whole stop ever takes longer than all the bounds together.
+:mod:`mailroom.web.embedded_worker`) and writes the last tracking hits. A second signal
+(either one) ends both graces at once, the app's shutdown still running. Every step is
+bounded; a watchdog started by the signal ends the process if the whole stop ever takes longer
+than all the bounds together.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from contextlib import asynccontextmanager, contextmanager
 
 import click
 import uvicorn
-from uvicorn.lifespan.on import LifespanOn
 from fastapi import FastAPI
 from starlette.types import Lifespan
+from uvicorn.lifespan.on import LifespanOn
 
 from mailroom.cli.base import CommandError, cli_settings, config_option, main
 from mailroom.cli.render import database_shown, printable

@@ -3,11 +3,11 @@
 ``/healthz`` says the process serves: 200 whatever the database does, so a restart is never
 ordered for a database outage it would not cure. ``/readyz`` says it can do its work: the
 database answers and its schema is the one this version needs; otherwise 503 with the error
-shape and the kind of problem (the details go to the log). The check is bounded (:data:`READY_TIMEOUT`): a database that hangs
-makes ``/readyz`` answer 503 in time, not hang the probe; on SQLite it reads without the
-write lock (:mod:`mailroom.outbox.read_engine`), so a busy writer never makes the service look
-unready. A check still running when the next
-probe comes is waited for again rather than started twice (:mod:`.single_flight`).
+shape and the kind of problem (the details go to the log). The check is bounded
+(:data:`READY_TIMEOUT`): a database that hangs makes ``/readyz`` answer 503 in time, not hang
+the probe; on SQLite it reads without the write lock (:mod:`mailroom.outbox.read_engine`), so
+a busy writer never makes the service look unready. A check still running when the next probe
+comes is waited for again rather than started twice (:mod:`.single_flight`).
 """
 
 from __future__ import annotations

@@ -183,7 +183,8 @@ def test_a_second_stop_signal_mid_request_still_stops_the_worker_and_writes_the_
                 time.sleep(0.05)
             assert httpx.get(f"{service.url}/trck/{pixel}").status_code == 200
             where = urlsplit(service.url)
-            assert where.hostname is not None and where.port is not None
+            assert where.hostname is not None
+            assert where.port is not None
             slow = socket.create_connection((where.hostname, where.port))
             slow.sendall(  # a request still reading its body when the signals come
                 f"POST /unsubscribe/{unsubscribe} HTTP/1.1\r\nHost: x\r\n"
@@ -204,7 +205,8 @@ def test_a_second_stop_signal_mid_request_still_stops_the_worker_and_writes_the_
         assert code == 0, service.output
         assert stopped_after < 5.0, service.output  # the HTTP grace (10 s) was cut short
         # The app's shutdown ran: the worker stopped and said so, and the hit was written.
-        assert "worker " in service.stdout and ": sent 1, deferred 0" in service.stdout
+        assert "worker " in service.stdout
+        assert ": sent 1, deferred 0" in service.stdout
         with outbox.engine.connect() as connection:
             opened = connection.execute(
                 select(events.c.id).where(events.c.type == EventType.OPENED.value)
