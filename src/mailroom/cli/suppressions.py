@@ -293,7 +293,9 @@ def _import_one(connection: Connection, row: ImportRow, now: float) -> None:
 def suppressions_export(
     ctx: click.Context, path: str, scope: str | None, config_path: str | None
 ) -> None:
-    """Write the whole list as CSV (to FILE, or stdout), in the columns import reads."""
+    """Write the whole list as CSV (to FILE, or stdout), in the columns import reads. A cell
+    starting with =, +, -, @, a TAB or a CR is written with a ' before it, so that a
+    spreadsheet shows it rather than runs it; import takes that ' off again."""
     count = 0
     with existing_outbox(ctx, config_path) as engine, engine.connect() as connection:
         entries = all_suppressions(connection, scope=scope)
