@@ -211,7 +211,7 @@ def suppressions_import(ctx: click.Context, path: str, config_path: str | None) 
     column names only is a header, which may name them in any order). A cell starting with
     ' before =, +, -, @, a TAB or a CR (as export writes it, so that a spreadsheet does not
     run it) is read without that one '. Every row that cannot be imported is listed on
-    stderr with its line and why; the others are imported, IMPORT_BATCH rows a commit. Exit
+    stderr with its line and why; the others are imported, 1000 rows a commit. Exit
     status 1 if any row was rejected."""
     now = time.time()
     imported = rejected = 0
