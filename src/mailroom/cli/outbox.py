@@ -21,7 +21,7 @@ from mailroom.cli.base import (
     config_option,
     main,
 )
-from mailroom.cli.render import printable
+from mailroom.cli.render import database_shown, printable
 from mailroom.cli.settings_show import settings_report
 from mailroom.cli.streams import echo_pause, paused_streams
 from mailroom.config import Settings, SettingsReport, TransportName
@@ -31,7 +31,6 @@ from mailroom.logs import attach_log_files
 from mailroom.message import Message
 from mailroom.outbox import database, operations, stream_queries
 from mailroom.outbox.database import create_outbox_engine
-from mailroom.outbox.database_url import display_url
 from mailroom.outbox.presentation import utc_time
 from mailroom.outbox.status import outbox_status
 from mailroom.outbox.store import Outbox
@@ -195,13 +194,6 @@ def worker_command(
         _exit_if_paused(settings)
 
 
-def _database_shown(url: str) -> str:
-    try:
-        return display_url(url)
-    except MailroomError:  # shown, not used: the worker's own error about it comes later
-        return "(DATABASE_URL could not be parsed)"
-
-
 _START_LINE_WAIT = 2.0  # seconds the start line waits for the list of streams
 
 
@@ -244,7 +236,7 @@ def _log_start(settings: Settings, concurrency: int, processes: int, once: bool)
     start_log.info(
         "worker starting%s: database %s, transport %s, streams %s, concurrency %d%s",
         " (--once)" if once else "",
-        _database_shown(settings.DATABASE_URL),
+        database_shown(settings.DATABASE_URL),
         transport,
         shown or "(none yet)",
         concurrency,

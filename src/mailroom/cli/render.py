@@ -16,7 +16,10 @@ from __future__ import annotations
 import logging
 import re
 
-__all__ = ["PrintableFormatter", "printable"]
+from mailroom.errors import MailroomError
+from mailroom.outbox.database_url import display_url
+
+__all__ = ["PrintableFormatter", "database_shown", "printable"]
 
 # C0 controls and DEL; C1 controls (U+0080-U+009F); the bidirectional marks, embeddings,
 # overrides and isolates (Unicode UAX #9: U+061C, U+200E-U+200F, U+202A-U+202E,
@@ -60,3 +63,13 @@ class PrintableFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return printable(super().format(record), keep_newlines=True)
+
+
+def database_shown(url: str) -> str:
+    """``DATABASE_URL`` as a command shows it to people (a start line, a log line): without
+    its password and printable. A URL that cannot be parsed is said to be so, not raised:
+    it is only shown here, and what uses it reports its own error about it later."""
+    try:
+        return printable(display_url(url))
+    except MailroomError:
+        return "(DATABASE_URL could not be parsed)"

@@ -6,8 +6,10 @@ listens, where mail goes and where the data lives, so a first start says what it
 
 Stopping (SIGTERM or SIGINT): uvicorn stops accepting, finishes the requests in progress (for
 at most :data:`HTTP_GRACE` seconds), then the lifespan stops the worker gracefully (see
-:mod:`mailroom.web.embedded_worker`). Every step is bounded; a watchdog started by the signal
-ends the process if the whole stop ever takes longer than all the bounds together.
+:mod:`mailroom.web.embedded_worker`) and writes the last tracking hits. A second signal
+(either one) ends both graces at once, the app's shutdown still running. Every step is
+bounded; a watchdog started by the signal ends the process if the whole stop ever takes longer
+than all the bounds together.
 """
 
 from __future__ import annotations
@@ -25,10 +27,10 @@ import click
 import uvicorn
 from fastapi import FastAPI
 from starlette.types import Lifespan
+from uvicorn.lifespan.on import LifespanOn
 
 from mailroom.cli.base import CommandError, cli_settings, config_option, main
-from mailroom.cli.outbox import _database_shown
-from mailroom.cli.render import printable
+from mailroom.cli.render import database_shown, printable
 from mailroom.config import Settings, TransportName
 from mailroom.delivery.worker import Worker
 from mailroom.logs import attach_log_files
@@ -187,7 +189,7 @@ def _print_start(settings: Settings, url: str, root_path: str, mode: str, worker
     behind = f" (behind a proxy at the path {root_path})" if root_path else ""
     click.echo(printable(f"mailroom serve: listening on {url}{behind}"))
     click.echo(printable(f"  mode: {mode}"))
-    click.echo(f"  data: {_database_shown(settings.DATABASE_URL)}")
+    click.echo(f"  data: {database_shown(settings.DATABASE_URL)}")
     if worker:
         click.echo(
             f"  worker: embedded, concurrency {settings.WORKER_CONCURRENCY} "
@@ -219,10 +221,12 @@ def _hard_cap(settings: Settings) -> float:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, with three changes for a service: a stop signal ends the process with
+    """uvicorn's server, with four changes for a service: a stop signal ends the process with
     exit status 0 once the stop is done (uvicorn raises the signal again, which would end it
-    by the signal); a second one ends the worker's grace at once, as for ``mailroom worker``;
-    and a watchdog bounds the whole stop."""
+    by the signal); a second one (SIGTERM or SIGINT alike) ends the graces at once, the
+    requests' and the worker's, as for ``mailroom worker``; the app's shutdown (the worker's
+    stop, the tracking hits' last write) runs even then, where uvicorn skips it; and a
+    watchdog bounds the whole stop."""
 
     def __init__(
         self, config: uvicorn.Config, *, hard_cap: float, embedded: EmbeddedWorker | None
@@ -245,13 +249,25 @@ class _Server(uvicorn.Server):
                 signal.signal(signum, handler)
 
     def handle_exit(self, sig: int, frame: object) -> None:
-        if self.should_exit and self.embedded is not None:
-            logger.info("signal %s again: ending the worker's grace", sig)
-            self.embedded.hurry()
+        if self.should_exit:
+            logger.info("signal %s again: ending the graces", sig)
+            self.force_exit = True  # uvicorn stops waiting for the requests in progress
+            if self.embedded is not None:
+                self.embedded.hurry()
         else:
             logger.info("signal %s: stopping", sig)
-        super().handle_exit(sig, frame)  # type: ignore[arg-type]
         self.stop()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        lifespan = self.lifespan
+        if (
+            self.force_exit
+            and isinstance(lifespan, LifespanOn)
+            and not lifespan.shutdown_event.is_set()
+        ):
+            # uvicorn skips the app's shutdown once hurried; every step of it is bounded.
+            await lifespan.shutdown()
 
     def stop(self) -> None:
         """Stop serving (as a signal does), and start the watchdog."""

@@ -5,9 +5,20 @@ A file to import is read a line at a time, each line at most :data:`MAX_LINE` ch
 a file of any size (or one with no line breaks at all) is read in bounded memory. Every row
 that cannot be imported is reported with its line number and why; none is dropped silently.
 
-Columns: ``address[,scope,reason,expires_at,note]``. A first row with a cell ``address``
-is a header and may name the columns in any order (``created_at``, which export writes, is
-read and ignored). Empty cells take the defaults (scope ``all``, reason ``manual``, no expiry).
+Columns: ``address[,scope,reason,expires_at,note]``. A first row whose every cell is a
+column name is a header and may name the columns in any order (``created_at``, which export
+writes, is read and ignored). Empty cells take the defaults (scope ``all``, reason ``manual``,
+no expiry).
+
+A spreadsheet runs a cell starting with ``=``, ``+``, ``-``, ``@``, a TAB or a CR as a
+formula, and an address or a note may start so (``-`` and ``=`` are valid in an address).
+Export writes such a cell with one ``'`` before it (a spreadsheet shows the text as it is);
+import takes that one ``'`` off again, so an exported file imports as the same entries. A
+cell that already starts with ``'`` before such a character gets one more, so nothing
+written is ever changed by the round trip.
+
+Expiry times are refused outside :data:`EARLIEST`..:data:`LATEST` (a time no date can show
+would break ``list`` and ``export`` later).
 """
 
 from __future__ import annotations
@@ -17,7 +28,10 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import IO
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import _csv
 
 from mailroom.consent.listing import SuppressionEntry
 from mailroom.consent.scopes import SCOPE_ALL, check_scope, normalize_address
@@ -26,6 +40,8 @@ from mailroom.outbox.vocabulary import SuppressionReason
 
 __all__ = [
     "COLUMNS",
+    "EARLIEST",
+    "LATEST",
     "MAX_LINE",
     "NOTE_MAX",
     "CsvHeaderError",
@@ -34,6 +50,7 @@ __all__ = [
     "check_note",
     "export_header",
     "export_row",
+    "export_writer",
     "iso_time",
     "parse_expiry",
     "read_rows",
@@ -47,6 +64,11 @@ MAX_LINE = 8192
 NOTE_MAX = 1000
 _RELATIVE = re.compile(r"\+(\d{1,6})([mhdw])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+"""The earliest expiry accepted (an expiry before it is a mistake, not a date)."""
+LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+"""The latest expiry accepted: the last second a date can show."""
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class CsvHeaderError(MailroomError, ValueError):
@@ -128,12 +150,21 @@ def read_rows(stream: IO[str], now: float) -> Iterator[ImportRow | Rejected]:
         where = _span(start, lines.number)
         if not any(cell.strip() for cell in cells):
             continue  # an empty line holds no entry
-        if first and "address" in (cell.strip().lower() for cell in cells):
+        names = [cell.strip().lower() for cell in cells]
+        if first and all(n in COLUMNS or n in _READ_AND_IGNORED for n in names):
             columns = _header(cells)
             first = False
             continue
+        row = _row(where, start, cells, columns, now)
+        if first and isinstance(row, Rejected) and "address" in names:
+            unknown = ", ".join(repr(n) for n in names if n not in COLUMNS + _READ_AND_IGNORED)
+            row = Rejected(
+                row.line,
+                f"{row.why} (if this is a header: {unknown} is not a column; the columns are "
+                f"{', '.join(COLUMNS)})",
+            )
         first = False
-        yield _row(where, start, cells, columns, now)
+        yield row
 
 
 def _span(start: int, end: int) -> str:
@@ -157,7 +188,7 @@ def _row(
 ) -> ImportRow | Rejected:
     if len(cells) > len(columns):
         return Rejected(where, f"{len(cells)} cells, but only {len(columns)} columns")
-    values = dict(zip(columns, (cell.strip() for cell in cells), strict=False))
+    values = dict(zip(columns, (_unescaped(cell.strip()) for cell in cells), strict=False))
     if any("\udc80" <= char <= "\udcff" for cell in cells for char in cell):
         return Rejected(where, "not valid UTF-8 (save the file as UTF-8)")
     address = values.get("address", "")
@@ -197,7 +228,9 @@ def parse_expiry(text: str, now: float, *, field: str, future_only: bool = False
     relative = _RELATIVE.fullmatch(text)
     if relative:
         delta = timedelta(**{_UNITS[relative[2]]: int(relative[1])})
-        return now + delta.total_seconds()
+        return _in_range(
+            text, now + delta.total_seconds(), now, field=field, future_only=future_only
+        )
     try:
         if len(text) == 10:
             parsed = datetime.combine(date.fromisoformat(text), datetime.min.time())
@@ -211,17 +244,42 @@ def parse_expiry(text: str, now: float, *, field: str, future_only: bool = False
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    expires = parsed.timestamp()
+    try:
+        expires = parsed.timestamp()
+    except (OverflowError, ValueError):  # before year 1 or after 9999 once in UTC
+        expires = float("nan")
+    return _in_range(text, expires, now, field=field, future_only=future_only)
+
+
+def _in_range(text: str, expires: float, now: float, *, field: str, future_only: bool) -> float:
+    if not EARLIEST.timestamp() <= expires <= LATEST.timestamp():  # NaN too
+        raise MessageError(
+            field,
+            f"{text!r} is out of range: give a time between {EARLIEST:%Y-%m-%d} and "
+            f"{LATEST:%Y-%m-%d} (UTC)",
+        )
     if future_only and expires <= now:
         raise MessageError(field, f"{text!r} has already passed")
     return expires
 
 
 def iso_time(epoch: float | None) -> str:
-    """``2026-12-31T18:00:00Z``, or empty for no time (as export writes times)."""
+    """``2026-12-31T18:00:00Z``, or empty for no time (as export writes times). A time no
+    date can show (stored before such times were refused) is written as the raw number: an
+    import then reports that row rather than the export failing half-way."""
     if epoch is None:
         return ""
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    try:
+        shown = datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+    except (ValueError, OverflowError, OSError):
+        return repr(epoch)
+    return shown.replace("+00:00", "Z")
+
+
+def export_writer(out: IO[str]) -> _csv.Writer:
+    """The CSV writer export uses. Lines end in CRLF (RFC 4180): :mod:`csv` quotes a cell
+    holding any character of the line ending, so a note with a lone CR is quoted, not cut."""
+    return csv.writer(out, lineterminator="\r\n")
 
 
 def export_header() -> list[str]:
@@ -232,10 +290,26 @@ def export_header() -> list[str]:
 def export_row(entry: SuppressionEntry) -> list[str]:
     """One entry as an export row (read back by an import as the same entry)."""
     return [
-        entry.address,
-        entry.scope,
+        _escaped(entry.address),
+        _escaped(entry.scope),
         entry.reason.value,
         iso_time(entry.expires_at),
-        entry.note or "",
+        _escaped(entry.note or ""),
         iso_time(entry.created_at),
     ]
+
+
+def _runs_as_formula(cell: str) -> bool:
+    """Whether a spreadsheet would run ``cell`` (or take its ``'`` as export's escape)."""
+    rest = cell.lstrip("'")
+    return rest[:1] in _FORMULA_START
+
+
+def _escaped(cell: str) -> str:
+    """``cell`` as export writes it: with one ``'`` first when it would run as a formula."""
+    return f"'{cell}" if _runs_as_formula(cell) else cell
+
+
+def _unescaped(cell: str) -> str:
+    """The cell export escaped, as it was: its one leading ``'`` taken off."""
+    return cell[1:] if cell.startswith("'") and _runs_as_formula(cell[1:]) else cell

@@ -9,27 +9,29 @@ entry id (:func:`mailroom.consent.list_suppressions`), so neither holds the whol
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import IO
 
 import click
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DataError, IntegrityError
 
 from mailroom.cli.base import CommandError, config_option, existing_outbox, main
 from mailroom.cli.render import printable
 from mailroom.cli.suppression_csv import (
     ImportRow,
+    Rejected,
     check_note,
     export_header,
     export_row,
+    export_writer,
     parse_expiry,
     read_rows,
 )
@@ -37,12 +39,16 @@ from mailroom.consent import list_suppressions, suppress, unsuppress
 from mailroom.consent import queries as q
 from mailroom.consent.listing import MAX_PAGE, SuppressionEntry, all_suppressions
 from mailroom.consent.scopes import SCOPE_ALL, check_scope, normalize_address
+from mailroom.consent.suppression import suppress_in
 from mailroom.errors import MessageError
 from mailroom.outbox.presentation import clip, utc_time
 from mailroom.outbox.vocabulary import SuppressionReason
 
 SOURCE = "cli"
 """The consent log's ``source`` for a change made here."""
+
+IMPORT_BATCH = 1000
+"""Rows an import writes per transaction: a commit per row made a large list take hours."""
 
 _SCOPE_HELP = "all, type:<notification type> or list:<list name>."
 
@@ -201,19 +207,31 @@ def suppressions_remove(
 @config_option
 @click.pass_context
 def suppressions_import(ctx: click.Context, path: str, config_path: str | None) -> None:
-    """Add the entries of a CSV file: address[,scope,reason,expires_at,note] (a header row
-    may name the columns). Every row that cannot be imported is listed on stderr with its
-    line and why; the others are imported. Exit status 1 if any row was rejected."""
+    """Add the entries of a CSV file: address[,scope,reason,expires_at,note] (a first row of
+    column names only is a header, which may name them in any order). A cell starting with
+    ' before =, +, -, @, a TAB or a CR (as export writes it, so that a spreadsheet does not
+    run it) is read without that one '. Every row that cannot be imported is listed on
+    stderr with its line and why; the others are imported, 1000 rows a commit. Exit
+    status 1 if any row was rejected."""
     now = time.time()
     imported = rejected = 0
+
+    def report(row: Rejected) -> None:
+        nonlocal rejected
+        rejected += 1
+        click.echo(f"{printable(path)}:{row.line}: {printable(row.why)}", err=True)
+
     with existing_outbox(ctx, config_path) as engine, _reading(path) as stream:
+        batch: list[ImportRow] = []
         for row in read_rows(stream, now):
-            if isinstance(row, ImportRow):
-                _import_one(engine, row, now)
-                imported += 1
-            else:
-                rejected += 1
-                click.echo(f"{printable(path)}:{row.line}: {printable(row.why)}", err=True)
+            if isinstance(row, Rejected):
+                report(row)
+                continue
+            batch.append(row)
+            if len(batch) >= IMPORT_BATCH:
+                imported += _import_batch(engine, batch, now, report)
+                batch = []
+        imported += _import_batch(engine, batch, now, report)
     click.echo(f"imported {imported} entries; rejected {rejected} rows")
     if rejected:
         raise CommandError(
@@ -222,9 +240,39 @@ def suppressions_import(ctx: click.Context, path: str, config_path: str | None) 
         )
 
 
-def _import_one(engine: Engine, row: ImportRow, now: float) -> None:
-    suppress(
-        engine,
+def _import_batch(
+    engine: Engine, batch: list[ImportRow], now: float, report: Callable[[Rejected], None]
+) -> int:
+    """Write ``batch`` in one transaction; how many rows were imported. If the database
+    refuses a row's values, the batch is written again a row per transaction, so that row
+    is reported and the others are kept; any other database error ends the import (the
+    batches before it are committed)."""
+    if not batch:
+        return 0
+    try:
+        with engine.begin() as connection:
+            for row in batch:
+                _import_one(connection, row, now)
+        return len(batch)
+    except (DataError, IntegrityError):
+        pass
+    imported = 0
+    for row in batch:
+        try:
+            with engine.begin() as connection:
+                _import_one(connection, row, now)
+        except (DataError, IntegrityError) as exc:
+            report(
+                Rejected(str(row.line), f"{row.address!r}: the database refused it ({exc.orig})")
+            )
+        else:
+            imported += 1
+    return imported
+
+
+def _import_one(connection: Connection, row: ImportRow, now: float) -> None:
+    suppress_in(
+        connection,
         row.address,
         row.reason,
         scope=row.scope,
@@ -245,7 +293,9 @@ def _import_one(engine: Engine, row: ImportRow, now: float) -> None:
 def suppressions_export(
     ctx: click.Context, path: str, scope: str | None, config_path: str | None
 ) -> None:
-    """Write the whole list as CSV (to FILE, or stdout), in the columns import reads."""
+    """Write the whole list as CSV (to FILE, or stdout), in the columns import reads. A cell
+    starting with =, +, -, @, a TAB or a CR is written with a ' before it, so that a
+    spreadsheet shows it rather than runs it; import takes that ' off again."""
     count = 0
     with existing_outbox(ctx, config_path) as engine, engine.connect() as connection:
         entries = all_suppressions(connection, scope=scope)
@@ -301,7 +351,7 @@ def _writing(path: str) -> Iterator[IO[str]]:
 
 
 def _write(out: IO[str], entries: Iterable[SuppressionEntry]) -> int:
-    writer = csv.writer(out, lineterminator="\n")
+    writer = export_writer(out)
     writer.writerow(export_header())
     count = 0
     for entry in entries:

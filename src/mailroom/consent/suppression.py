@@ -26,7 +26,7 @@ from mailroom.outbox.vocabulary import (
     SuppressionReason,
 )
 
-__all__ = ["suppress", "suppressed_among", "suppressed_for_messages", "unsuppress"]
+__all__ = ["suppress", "suppress_in", "suppressed_among", "suppressed_for_messages", "unsuppress"]
 
 _PLAIN_SEND = ConsentFacts((SCOPE_ALL,), required=True)
 """The facts of a message sent without any (plain ``mailroom.send``): the caller chose to
@@ -45,6 +45,32 @@ def suppress(
     now: float | None = None,
 ) -> None:
     """Put an address on the suppression list (a bounce, a complaint, an operator's choice)."""
+    with engine.begin() as connection:
+        suppress_in(
+            connection,
+            address,
+            reason,
+            scope=scope,
+            expires_at=expires_at,
+            note=note,
+            source=source,
+            now=now,
+        )
+
+
+def suppress_in(
+    connection: Connection,
+    address: str,
+    reason: SuppressionReason,
+    *,
+    scope: str = SCOPE_ALL,
+    expires_at: float | None = None,
+    note: str | None = None,
+    source: str = "api",
+    now: float | None = None,
+) -> None:
+    """:func:`suppress` in the caller's transaction: an import writes many entries in one
+    commit (each entry and its consent log line still written together)."""
     normalized = normalize_address(address)
     scope = check_scope(scope)
     now = time.time() if now is None else now
@@ -53,19 +79,18 @@ def suppress(
         if reason is SuppressionReason.UNSUBSCRIBED
         else ConsentAction.SUPPRESSED
     )
-    with engine.begin() as connection:
-        q.add_suppression(
-            connection, normalized, scope, reason, now=now, expires_at=expires_at, note=note
-        )
-        q.record_consent(
-            connection,
-            recipient=normalized,
-            action=action,
-            scope=scope,
-            source=source,
-            now=now,
-            detail={"reason": reason.value, "expires_at": expires_at},
-        )
+    q.add_suppression(
+        connection, normalized, scope, reason, now=now, expires_at=expires_at, note=note
+    )
+    q.record_consent(
+        connection,
+        recipient=normalized,
+        action=action,
+        scope=scope,
+        source=source,
+        now=now,
+        detail={"reason": reason.value, "expires_at": expires_at},
+    )
 
 
 def unsuppress(

@@ -73,10 +73,14 @@ def parse_duration(value: str) -> float:
 
 
 def utc_time(epoch: float | None) -> str:
-    """``2026-01-31 23:59:59`` (UTC), or ``-`` for no time."""
+    """``2026-01-31 23:59:59`` (UTC), or ``-`` for no time. A time no date can show (a row
+    written before such times were refused) is shown as the raw number it is stored as."""
     if epoch is None:
         return "-"
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (ValueError, OverflowError, OSError):
+        return repr(epoch)
 
 
 def clip(text: str | None, width: int, escape: Callable[[str], str] = _as_is) -> str:

@@ -41,6 +41,7 @@ class EmbeddedWorker:
         self._task: asyncio.Task[WorkerStats] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
+        self._hurried = False
 
     @staticmethod
     def longest_stop(settings: Settings) -> float:
@@ -75,7 +76,10 @@ class EmbeddedWorker:
 
     def hurry(self) -> None:
         """End the grace at once (a second stop signal, as for ``mailroom worker``). Safe to
-        call from a signal handler or another thread."""
+        call from a signal handler or another thread, before :meth:`stop` or during it: the
+        worker's end that follows is the stop asked for, not a failure."""
+        self._stopping = True
+        self._hurried = True
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self.worker.stop)
@@ -87,11 +91,14 @@ class EmbeddedWorker:
         if task is None or task.done():
             return
         worker.stop()
-        grace = _grace(worker.settings)
-        if await _finished(task, grace):
-            return
-        logger.warning("the embedded worker did not stop within %.0f s; ending its grace", grace)
-        worker.stop()  # a second stop ends the grace at once
+        if not self._hurried:
+            grace = _grace(worker.settings)
+            if await _finished(task, grace):
+                return
+            logger.warning(
+                "the embedded worker did not stop within %.0f s; ending its grace", grace
+            )
+        worker.stop()  # a second stop ends the grace at once (again, if hurried: harmless)
         if await _finished(task, _AFTER_SECOND_STOP):
             return
         logger.error("the embedded worker still runs; cancelling it (its leases expire)")

@@ -3,11 +3,11 @@
 ``/healthz`` says the process serves: 200 whatever the database does, so a restart is never
 ordered for a database outage it would not cure. ``/readyz`` says it can do its work: the
 database answers and its schema is the one this version needs; otherwise 503 with the error
-shape and the reason. The check is bounded (:data:`READY_TIMEOUT`): a database that hangs
-makes ``/readyz`` answer 503 in time, not hang the probe; on SQLite it reads without the
-write lock (:mod:`mailroom.outbox.read_engine`), so a busy writer never makes the service look
-unready. A check still running when the next
-probe comes is waited for again rather than started twice (:mod:`.single_flight`).
+shape and the kind of problem (the details go to the log). The check is bounded
+(:data:`READY_TIMEOUT`): a database that hangs makes ``/readyz`` answer 503 in time, not hang
+the probe; on SQLite it reads without the write lock (:mod:`mailroom.outbox.read_engine`), so
+a busy writer never makes the service look unready. A check still running when the next probe
+comes is waited for again rather than started twice (:mod:`.single_flight`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from mailroom.errors import MailroomError
 from mailroom.outbox.database import check_schema
 from mailroom.outbox.read_engine import read_only_engine
 from mailroom.web.errors import error_response
+from mailroom.web.probe_answers import database_problem
 from mailroom.web.single_flight import SingleFlight
 
 __all__ = ["READY_TIMEOUT", "ReadinessCheck", "router"]
@@ -44,13 +45,14 @@ class ReadinessCheck:
         )
 
     async def problem(self) -> str | None:
-        """``None`` when ready; else the reason, fit to be shown (no secret in it)."""
+        """``None`` when ready; else the reason, fit to be shown to anyone (a fixed sentence,
+        see :mod:`.probe_answers`)."""
         try:
             await self._flight.run()
         except TimeoutError:
             return f"the database did not answer within {self._flight.timeout:g} s"
-        except MailroomError as exc:  # the schema, or the database's own error (redacted)
-            return str(exc)
+        except MailroomError as exc:  # the schema, or the database's own error: logged only
+            return database_problem(exc, "readiness check failed")
         except Exception as exc:
             logger.warning("readiness check failed", exc_info=True)
             return f"the database check failed ({type(exc).__name__})"

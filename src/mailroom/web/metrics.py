@@ -38,6 +38,7 @@ from mailroom.outbox import metric_queries
 from mailroom.outbox.read_engine import read_only_engine
 from mailroom.outbox.vocabulary import AttemptOutcome, EventType, Status
 from mailroom.web.errors import error_response
+from mailroom.web.probe_answers import database_problem
 from mailroom.web.single_flight import SingleFlight
 
 __all__ = ["DURATION_BUCKETS", "METRICS_TIMEOUT", "OutboxCollector", "router"]
@@ -146,8 +147,9 @@ class MetricsExporter:
         except TimeoutError:
             message = f"the database did not answer within {self._flight.timeout:g} s"
             return error_response(503, "metrics_unavailable", message)
-        except MailroomError as exc:  # the database's own error, redacted
-            return error_response(503, "metrics_unavailable", str(exc))
+        except MailroomError as exc:  # the database's own error: logged only
+            message = database_problem(exc, "the metrics could not be read")
+            return error_response(503, "metrics_unavailable", message)
         except Exception as exc:
             logger.warning("the metrics could not be read", exc_info=True)
             message = f"the metrics could not be read ({type(exc).__name__})"

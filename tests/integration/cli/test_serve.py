@@ -4,18 +4,24 @@ schema it refuses, and how it stops."""
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
 from mailroom.config import load_settings
+from mailroom.consent.tokens import UnsubscribeTokens
 from mailroom.message import Message
 from mailroom.outbox import database
+from mailroom.outbox.schema import events, messages
 from mailroom.outbox.store import Outbox
+from mailroom.outbox.vocabulary import EventType, Status
+from mailroom.tracking.tokens import TrackingTokens
 from support.service import ServiceProcess, serve_args, service_env
 
 PASSWORD = "serve-test-password-never-shown"
@@ -146,3 +152,65 @@ def test_the_helper_runs_serve_in_a_folder_of_its_own_by_default() -> None:
         assert service.get("/healthz").status_code == 200
     assert service.returncode == 0
     assert not folder.exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_second_stop_signal_mid_request_still_stops_the_worker_and_writes_the_hits(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    secret = "serve-stop-secret-0123456789-abcdefghij"
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'o.db'}",
+        "SECRET_KEY": secret,
+        "MAILROOM_TRANSPORT": "null",
+        "WORKER_POLL_INTERVAL": "0.05",
+    }
+    settings = load_settings(environ=env)
+    outbox = Outbox(settings)
+    database.upgrade(outbox.engine)
+    try:
+        pk = outbox.send(Message(to=["ada@example.com"], subject="hi", text="x"))
+        with outbox.engine.connect() as connection:
+            message_id = connection.execute(
+                select(messages.c.message_id).where(messages.c.id == pk)
+            ).scalar_one()
+        pixel = TrackingTokens(settings).open_token(message_id, "ada@example.com")
+        unsubscribe = UnsubscribeTokens(settings).make("ada@example.com", "all")
+        service = ServiceProcess(env, cwd=tmp_path).start()
+        try:
+            deadline = time.monotonic() + STOP_WITHIN
+            while outbox.counts()[Status.SENT] != 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert httpx.get(f"{service.url}/trck/{pixel}").status_code == 200
+            where = urlsplit(service.url)
+            assert where.hostname is not None
+            assert where.port is not None
+            slow = socket.create_connection((where.hostname, where.port))
+            slow.sendall(  # a request still reading its body when the signals come
+                f"POST /unsubscribe/{unsubscribe} HTTP/1.1\r\nHost: x\r\n"
+                "Content-Type: application/x-www-form-urlencoded\r\n"
+                "Content-Length: 100\r\n\r\nab".encode()
+            )
+            time.sleep(0.3)
+            signalled = time.monotonic()
+            service.signal(signum)
+            time.sleep(0.3)
+            service.signal(signum)
+            code = service.wait(STOP_WITHIN)
+            stopped_after = time.monotonic() - signalled
+            slow.close()
+        finally:
+            service.kill()
+        assert "this is a bug" not in service.output, service.output
+        assert code == 0, service.output
+        assert stopped_after < 5.0, service.output  # the HTTP grace (10 s) was cut short
+        # The app's shutdown ran: the worker stopped and said so, and the hit was written.
+        assert "worker " in service.stdout
+        assert ": sent 1, deferred 0" in service.stdout
+        with outbox.engine.connect() as connection:
+            opened = connection.execute(
+                select(events.c.id).where(events.c.type == EventType.OPENED.value)
+            ).all()
+        assert len(opened) == 1
+    finally:
+        outbox.dispose()

@@ -4,6 +4,7 @@ import is named, and an export imports back as the same list."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -14,16 +15,22 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event, func, select, update
 
 from mailroom.cli import main
+from mailroom.cli.suppressions import IMPORT_BATCH
 from mailroom.config import SETTING_NAMES
 from mailroom.consent import list_suppressions
 from mailroom.consent import queries as q
 from mailroom.consent.listing import SuppressionEntry
 from mailroom.outbox import database
 from mailroom.outbox.database import create_outbox_engine
+<<<<<<< HEAD
 from mailroom.outbox.vocabulary import SuppressionReason
+=======
+from mailroom.outbox.schema import consent_log, suppressions
+from mailroom.outbox.vocabulary import SuppressionReason
+>>>>>>> r11b-serve
 
 CLEAN = (*SETTING_NAMES, "EMAIL_URL", "MAILROOM_CONFIG", "MAILROOM_SECRETS")
 
@@ -182,14 +189,151 @@ def test_import_reports_every_rejected_row_and_keeps_the_others(
     assert history(engine, "ok2@example.com") == [("suppressed", "list:news", "cli")]
 
 
-def test_an_unknown_column_imports_nothing(engine: Engine, tmp_path: Path) -> None:
+def test_a_first_row_with_an_unknown_column_is_no_header_and_says_so(
+    engine: Engine, tmp_path: Path
+) -> None:
     source = tmp_path / "list.csv"
     source.write_text("address,colour\nada@example.com,red\n", encoding="utf-8")
     result = run(engine, "import", str(source))
     assert result.exit_code == 1
-    assert "'colour'" in result.stderr
+    assert "imported 0 entries; rejected 2 rows" in result.stdout
+    assert "'colour' is not a column" in result.stderr
+    assert entries(engine) == []
+
+
+def test_a_column_named_twice_imports_nothing(engine: Engine, tmp_path: Path) -> None:
+    source = tmp_path / "list.csv"
+    source.write_text("address,note,note\nada@example.com,a,b\n", encoding="utf-8")
+    result = run(engine, "import", str(source))
+    assert result.exit_code == 1
+    assert "a column named twice" in result.stderr
     assert "nothing was imported" in result.stderr
     assert entries(engine) == []
+
+
+def test_a_first_row_with_a_note_saying_address_is_an_entry(engine: Engine, tmp_path: Path) -> None:
+    source = tmp_path / "list.csv"
+    source.write_text("ada@example.com,all,manual,,address\n", encoding="utf-8")
+    result = run(engine, "import", str(source))
+    assert result.exit_code == 0, result.output
+    assert [(e.address, e.note) for e in entries(engine)] == [("ada@example.com", "address")]
+
+
+def test_export_writes_no_cell_a_spreadsheet_runs_and_imports_back_the_same(
+    engine: Engine, tmp_path: Path
+) -> None:
+    assert run(engine, "add", "--", "=cmd|'/Ccalc.exe'!A0@example.com").exit_code == 0
+    assert run(engine, "add", "--note", "=HYPERLINK(1)", "--", "-dash@example.com").exit_code == 0
+    assert run(engine, "add", "plus@example.com", "--note", "'@already quoted").exit_code == 0
+    assert run(engine, "add", "tab@example.com", "--note", "\tindented").exit_code == 0
+    target = tmp_path / "export.csv"
+    assert run(engine, "export", str(target)).exit_code == 0
+    with target.open(encoding="utf-8", newline="") as file:
+        cells = [cell for row in csv.reader(file) for cell in row]
+    assert not [cell for cell in cells if cell[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    assert "'=HYPERLINK(1)" in cells
+    assert "''@already quoted" in cells
+
+    other = create_outbox_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+    try:
+        database.upgrade(other)
+        imported = run(other, "import", str(target))
+        assert imported.exit_code == 0, imported.output
+
+        def shape(engine: Engine) -> list[tuple[object, ...]]:
+            return [(e.address, e.note) for e in entries(engine)]
+
+        assert shape(other) == shape(engine)
+        assert ("-dash@example.com", "=HYPERLINK(1)") in shape(other)
+        assert ("plus@example.com", "'@already quoted") in shape(other)
+    finally:
+        other.dispose()
+
+
+def test_a_large_import_commits_in_batches(engine: Engine, tmp_path: Path) -> None:
+    rows = tmp_path / "list.csv"
+    count = IMPORT_BATCH * 2 + 500
+    lines = [f"user{i}@example.com\n" for i in range(count)]
+    lines[IMPORT_BATCH + 7] = "not-an-address\n"  # reported, the rest of its batch kept
+    rows.write_text("".join(lines), encoding="utf-8")
+    commits: list[object] = []
+
+    def counted(connection: object) -> None:
+        commits.append(connection)
+
+    event.listen(Engine, "commit", counted)  # every engine: the command makes its own
+    try:
+        result = run(engine, "import", str(rows))
+    finally:
+        event.remove(Engine, "commit", counted)
+    assert result.exit_code == 1
+    assert f"imported {count - 1} entries; rejected 1 rows" in result.stdout
+    assert f"{rows}:{IMPORT_BATCH + 8}: 'not-an-address'" in result.stderr
+    with engine.connect() as connection:
+        stored = connection.execute(select(func.count()).select_from(suppressions)).scalar()
+        logged = connection.execute(select(func.count()).select_from(consent_log)).scalar()
+    assert stored == logged == count - 1
+    assert 3 <= len(commits) <= 6  # three batches, and the schema check's own
+
+
+def test_a_row_the_database_refuses_is_reported_and_its_batch_kept(
+    engine: Engine, tmp_path: Path
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite stores a NUL in a text; PostgreSQL refuses it")
+    rows = tmp_path / "list.csv"
+    rows.write_text("a@example.com\nb@example.com,,,,nul\x00here\nc@example.com\n")
+    result = run(engine, "import", str(rows))
+    assert result.exit_code == 1
+    assert "imported 2 entries; rejected 1 rows" in result.stdout
+    assert f"{rows}:2: 'b@example.com': the database refused it" in result.stderr
+    assert [e.address for e in entries(engine)] == ["a@example.com", "c@example.com"]
+
+
+@pytest.mark.parametrize(
+    "expiry", ["+999999w", "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+01:00"]
+)
+def test_an_expiry_no_date_can_show_is_refused_naming_the_option(
+    engine: Engine, expiry: str
+) -> None:
+    added = run(engine, "add", "late@example.com", "--expires", expiry)
+    assert added.exit_code != 0
+    assert "--expires" in added.output
+    assert "out of range" in added.output
+    assert entries(engine) == []
+
+
+def test_an_import_row_with_an_out_of_range_expiry_is_rejected(
+    engine: Engine, tmp_path: Path
+) -> None:
+    rows = tmp_path / "list.csv"
+    rows.write_text(
+        "address,expires_at\nok@example.com,\nold@example.com,0001-01-01T00:00:00+01:00\n",
+        encoding="utf-8",
+    )
+    result = run(engine, "import", str(rows))
+    assert result.exit_code == 1
+    assert f"{rows}:3: 'old@example.com': expires_at:" in result.stderr
+    assert [e.address for e in entries(engine)] == ["ok@example.com"]
+
+
+def test_list_and_export_show_a_stored_time_no_date_can_show_as_it_is(
+    engine: Engine, tmp_path: Path
+) -> None:
+    far = 1e13  # stored by an older version that accepted +999999w
+    assert run(engine, "add", "late@example.com").exit_code == 0
+    with engine.begin() as connection:
+        connection.execute(update(suppressions).values(expires_at=far))
+    listed = run(engine, "list")
+    assert listed.exit_code == 0, listed.output
+    assert repr(far) in listed.stdout
+    exported = run(engine, "export")
+    assert exported.exit_code == 0, exported.output
+    assert f"late@example.com,all,manual,{far!r}," in exported.stdout
+    # Read back, the row is reported, not stored with some other time.
+    target = tmp_path / "export.csv"
+    target.write_text(exported.stdout, encoding="utf-8")
+    assert "expires_at:" in run(engine, "import", str(target)).stderr
 
 
 def test_export_then_import_elsewhere_is_the_same_list(

@@ -95,3 +95,29 @@ async def test_a_stop_gives_back_a_stalled_send_within_the_grace(tmp_path: Path)
             assert detail.status == Status.QUEUED
         finally:
             outbox.dispose()
+
+
+async def test_a_hurry_before_the_stop_is_no_failure(tmp_path: Path) -> None:
+    # A second stop signal while requests are still served: the hurry comes before the
+    # lifespan's stop, and an idle worker ends at once: that end is the stop asked for.
+    settings = load_settings(
+        environ={
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'o.db'}",
+            "MAILROOM_TRANSPORT": "null",
+            "WORKER_POLL_INTERVAL": "0.01",
+        }
+    )
+    outbox = Outbox(settings)
+    database.upgrade(outbox.engine)
+    outbox.dispose()
+    failures: list[BaseException] = []
+    embedded = EmbeddedWorker(Worker(settings), on_failure=failures.append)
+    embedded.start()
+    await asyncio.sleep(0.3)  # running, idle
+    assert embedded.running
+    embedded.hurry()
+    await wait_for(lambda: not embedded.running)
+    await asyncio.wait_for(embedded.stop(), 1)
+    assert failures == []
+    assert embedded.error is None
+    assert embedded.stats is not None

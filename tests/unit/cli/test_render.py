@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from mailroom.cli.render import PrintableFormatter, printable
+from mailroom.cli.render import PrintableFormatter, database_shown, printable
 
 
 @pytest.mark.parametrize(
@@ -44,3 +44,11 @@ def test_not_a_string_is_made_one() -> None:
 def test_the_log_formatter_escapes_messages_and_arguments() -> None:
     record = logging.LogRecord("x", logging.ERROR, __file__, 1, "reply %s", ("\x1b[2J",), None)
     assert PrintableFormatter("%(message)s").format(record) == "reply \\x1b[2J"
+
+
+def test_the_database_is_shown_without_its_password_and_printable() -> None:
+    shown = database_shown("postgresql://owner:s3cret-pw@db.example:5432/mail\x1b[2J")
+    assert "s3cret-pw" not in shown
+    assert "owner" in shown
+    assert "db.example" in shown
+    assert "\x1b" not in shown

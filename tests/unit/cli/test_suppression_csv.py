@@ -3,19 +3,21 @@ why, lines read with a bound; the expiry forms people type; export rows read bac
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import UTC, datetime
 
 import pytest
 
 from mailroom.cli.suppression_csv import (
+    LATEST,
     MAX_LINE,
     CsvHeaderError,
     ImportRow,
     Rejected,
     export_header,
     export_row,
+    export_writer,
+    iso_time,
     parse_expiry,
     read_rows,
 )
@@ -52,9 +54,25 @@ def test_a_header_may_reorder_columns_and_created_at_is_ignored() -> None:
     assert rows == [ImportRow(2, "ada@example.com", "all", SuppressionReason.MANUAL, None, "hello")]
 
 
-def test_an_unknown_header_column_stops_the_import_before_any_row() -> None:
-    with pytest.raises(CsvHeaderError, match="'colour'"):
-        read("address,colour\nada@example.com,red\n")
+def test_a_column_named_twice_stops_the_import_before_any_row() -> None:
+    with pytest.raises(CsvHeaderError, match="a column named twice"):
+        read("address,note,Note\nada@example.com,a,b\n")
+
+
+def test_a_first_row_is_a_header_only_if_every_cell_is_a_column_name() -> None:
+    rows = read("ada@example.com,all,manual,,address\naddress,colour\n")
+    assert rows[0] == ImportRow(
+        1, "ada@example.com", "all", SuppressionReason.MANUAL, None, "address"
+    )
+    assert isinstance(rows[1], Rejected)  # the second row is never a header
+    assert "if this is a header" not in rows[1].why
+
+
+def test_a_first_row_naming_an_unknown_column_is_rejected_saying_which() -> None:
+    rows = read("address,colour\nada@example.com\n")
+    assert isinstance(rows[0], Rejected)
+    assert "'colour' is not a column" in rows[0].why
+    assert rows[1] == ImportRow(2, "ada@example.com", "all", SuppressionReason.MANUAL, None, None)
 
 
 def test_every_bad_row_is_named_with_its_line_and_why() -> None:
@@ -141,10 +159,59 @@ def test_an_exported_row_reads_back_as_the_same_entry() -> None:
         'said "stop",\nby phone',
     )
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = export_writer(out)
     writer.writerow(export_header())
     writer.writerow(export_row(entry))
     (row,) = read(out.getvalue())
     assert row == ImportRow(
         2, entry.address, entry.scope, entry.reason, entry.expires_at, entry.note
     )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "+999999w",
+        "9999-12-31T23:59:59-14:00",
+        "0001-01-01T00:00:00+01:00",
+        "0001-01-01",
+        "1969-12-31T23:59:59Z",
+    ],
+)
+def test_an_expiry_no_date_can_show_is_refused_naming_the_field(text: str) -> None:
+    with pytest.raises(MessageError, match=r"^expires_at: .*is out of range"):
+        parse_expiry(text, NOW, field="expires_at")
+
+
+def test_the_last_second_a_date_can_show_is_accepted() -> None:
+    assert parse_expiry("9999-12-31T23:59:59Z", NOW, field="expires_at") == LATEST.timestamp()
+    assert parse_expiry("+5200w", NOW, field="expires_at") == NOW + 5200 * 7 * 86400
+
+
+def test_a_stored_time_no_date_can_show_is_exported_as_the_raw_number() -> None:
+    assert iso_time(1e13) == "10000000000000.0"
+    assert iso_time(-1e13) == "-10000000000000.0"
+    assert iso_time(0.0) == "1970-01-01T00:00:00Z"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "'=x", "''-x", "'", "'plain", "plain", ""],
+)
+def test_a_cell_a_spreadsheet_would_run_is_exported_quoted_and_read_back_the_same(
+    text: str,
+) -> None:
+    entry = SuppressionEntry(
+        1, "ada@example.com", "all", SuppressionReason.MANUAL, NOW, None, text or None
+    )
+    row = export_row(entry)
+    assert row[4][:1] not in ("=", "+", "-", "@", "\t", "\r")
+    runs = text.lstrip("'")[:1] in ("=", "+", "-", "@", "\t", "\r")
+    assert row[4] == (f"'{text}" if runs else text)
+    out = io.StringIO()
+    writer = export_writer(out)
+    writer.writerow(export_header())
+    writer.writerow(row)
+    (back,) = read(out.getvalue())
+    assert isinstance(back, ImportRow)
+    assert back.note == (text or None)
