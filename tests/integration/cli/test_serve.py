@@ -181,7 +181,7 @@ def test_a_second_stop_signal_mid_request_still_stops_the_worker_and_writes_the_
             deadline = time.monotonic() + STOP_WITHIN
             while outbox.counts()[Status.SENT] != 1 and time.monotonic() < deadline:
                 time.sleep(0.05)
-            assert httpx.get(f"{service.url}/trck/{pixel}").status_code == 200
+            assert service.get(f"/trck/{pixel}").status_code == 200
             where = urlsplit(service.url)
             assert where.hostname is not None
             assert where.port is not None

@@ -25,12 +25,8 @@ from mailroom.consent import queries as q
 from mailroom.consent.listing import SuppressionEntry
 from mailroom.outbox import database
 from mailroom.outbox.database import create_outbox_engine
-<<<<<<< HEAD
-from mailroom.outbox.vocabulary import SuppressionReason
-=======
 from mailroom.outbox.schema import consent_log, suppressions
 from mailroom.outbox.vocabulary import SuppressionReason
->>>>>>> r11b-serve
 
 CLEAN = (*SETTING_NAMES, "EMAIL_URL", "MAILROOM_CONFIG", "MAILROOM_SECRETS")
 

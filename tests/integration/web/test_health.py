@@ -41,12 +41,8 @@ def test_ready_while_the_schema_is_current_and_not_once_it_is_not(tmp_path: Path
             assert error["message"] == "the schema is not current: run mailroom db upgrade"
             assert error["field"] is None
             # Alive all the same: nothing a restart would cure.
-<<<<<<< HEAD
             assert service.get("/healthz").status_code == 200
-=======
-            assert httpx.get(f"{service.url}/healthz").status_code == 200
         assert "revision 0006" in service.output
->>>>>>> r11b-serve
     finally:
         outbox.dispose()
 
