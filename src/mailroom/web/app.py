@@ -37,6 +37,9 @@ def create_app(
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=None,
+        # No redirect to add or drop a trailing slash: Starlette builds its Location from
+        # the request's Host header, which anyone can set.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.engine = (

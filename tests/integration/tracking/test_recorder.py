@@ -139,7 +139,9 @@ def test_a_database_that_fails_keeps_the_hits_until_it_answers(tmp_path: Path) -
 def test_a_huge_user_agent_is_cut_as_the_hit_is_taken(outbox: Outbox) -> None:
     pk = sent_message(outbox, "<ua.1@acme.example>", time.time() - 60)
     recorder = EventRecorder(outbox.engine, TrackingIP.TRUNCATE)
-    recorder.add(hit(HitKind.OPEN, "<ua.1@acme.example>", time.time(), user_agent="Moz" * 2_000_000))
+    recorder.add(
+        hit(HitKind.OPEN, "<ua.1@acme.example>", time.time(), user_agent="Moz" * 2_000_000)
+    )
     assert recorder.pending_bytes() < USER_AGENT_MAX + 1024  # the buffer never held 6 MB
     started = time.perf_counter()
     assert recorder.flush() == 1
@@ -155,9 +157,7 @@ def test_the_write_transaction_only_inserts(tmp_path: Path) -> None:
     database.upgrade(outbox.engine)
     pk = sent_message(outbox, "<tx.1@acme.example>", time.time() - 60)
     writes: list[str] = []
-    event.listen(
-        outbox.engine, "before_cursor_execute", lambda *args: writes.append(str(args[2]))
-    )
+    event.listen(outbox.engine, "before_cursor_execute", lambda *args: writes.append(str(args[2])))
     reader = create_engine(outbox.engine.url)
     recorder = EventRecorder(outbox.engine, TrackingIP.TRUNCATE, read_engine=reader)
     recorder.add(hit(HitKind.OPEN, "<tx.1@acme.example>", time.time()))
@@ -166,7 +166,8 @@ def test_the_write_transaction_only_inserts(tmp_path: Path) -> None:
     # The lookup ran on the read engine, before the writer's transaction began.
     statements = [sql.lstrip().upper() for sql in writes]
     assert statements[0] == "BEGIN IMMEDIATE"
-    assert statements[1:] and all(sql.startswith("INSERT") for sql in statements[1:]), writes
+    assert len(statements) > 1
+    assert all(sql.startswith("INSERT") for sql in statements[1:]), writes
     with outbox.engine.connect() as connection:
         assert len(hits_of(connection, pk)) == 1
     outbox.dispose()

@@ -142,7 +142,8 @@ def test_an_xhtml_template_with_an_xml_declaration_is_tracked() -> None:
     tracked, links = apply_tracking(message(html=XHTML), settings, "bulk")
     assert links == ["https://shop.example/"]
     assert tracked.html is not None
-    assert f"{BASE}/trck/" in tracked.html and f'href="{BASE}/c/' in tracked.html
+    assert f"{BASE}/trck/" in tracked.html
+    assert f'href="{BASE}/c/' in tracked.html
     assert tracked.html.startswith("<!DOCTYPE html PUBLIC")  # its doctype kept, not the xml
     assert "Shop £5" in tracked.html
 
