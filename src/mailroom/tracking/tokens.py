@@ -123,10 +123,8 @@ class TrackingTokens:
 class _KeyedSigner(TimestampSigner):
     """A timestamp signer that derives its key from the secret and salt once, not per call."""
 
-    _derived: dict[str | bytes | None, bytes]
-
     def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
-        derived = self.__dict__.setdefault("_derived", {})
+        derived: dict[str | bytes | None, bytes] = self.__dict__.setdefault("_derived", {})
         key = derived.get(secret_key)
         if key is None:
             key = derived[secret_key] = super().derive_key(secret_key)
