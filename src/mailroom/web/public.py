@@ -29,7 +29,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import RedirectResponse
@@ -51,7 +51,7 @@ from mailroom.tracking.tokens import HitClaim, TokenKind, verify_public_token
 from mailroom.web.access_log import install_token_filter
 from mailroom.web.public_pages import STYLESHEET, check_csrf, make_csrf, not_found, render
 
-__all__ = ["PIXEL_GIF", "PUBLIC_FORM_MAX_BYTES", "public_router"]
+__all__ = ["PIXEL_GIF", "PUBLIC_FORM_MAX_BYTES", "install_hit_routes", "public_router"]
 
 logger = logging.getLogger(__name__)
 
@@ -91,19 +91,28 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def public_router() -> APIRouter:
-    """The public endpoints, with the lifespan of their hit writer."""
+    """The public pages, with the lifespan of the hit writer (the hit routes are the app's
+    own: :func:`install_hit_routes`)."""
     router = APIRouter(lifespan=_lifespan, include_in_schema=False, redirect_slashes=False)
     routes: list[tuple[str, Any, list[str]]] = [
         ("/unsubscribe/{token:path}", unsubscribe_page, ["GET", "HEAD"]),
         ("/unsubscribe/{token:path}", unsubscribe_post, ["POST"]),
         ("/preferences/{token:path}", preferences, ["GET", "HEAD", "POST"]),
-        ("/trck/{token:path}", PixelEndpoint(), ["GET", "HEAD"]),
-        ("/c/{token:path}", click, ["GET", "HEAD"]),
         ("/static/public/mailroom.css", stylesheet, ["GET", "HEAD"]),
     ]
     for path, endpoint, methods in routes:
         router.add_route(path, endpoint, methods=methods, include_in_schema=False)
     return router
+
+
+def install_hit_routes(app: FastAPI) -> None:
+    """The pixel and the click redirect, as the app's first routes: matched before any
+    included router is walked (each costs its own bookkeeping per request). Their hits go
+    to the recorder :func:`public_router`'s lifespan starts."""
+    # An ASGI app as the endpoint: Starlette's Route calls it as it is (typed for functions).
+    pixel = cast(Any, PixelEndpoint())
+    app.add_route("/trck/{token:path}", pixel, ["GET", "HEAD"], include_in_schema=False)
+    app.add_route("/c/{token:path}", click, ["GET", "HEAD"], include_in_schema=False)
 
 
 def _settings(scope: Scope) -> Settings:
