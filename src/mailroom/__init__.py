@@ -24,8 +24,8 @@ from mailroom.errors import (
     Verdict,
 )
 from mailroom.message import Address, Attachment, Envelope, Message, build_envelope
-from mailroom.outbox.schema import SuppressionReason
 from mailroom.outbox.store import Outbox
+from mailroom.outbox.vocabulary import SuppressionReason
 from mailroom.sending import configure, send, send_many
 from mailroom.transports import SendResult, Transport, transport_from_settings
 

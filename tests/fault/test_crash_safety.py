@@ -22,8 +22,9 @@ from sqlalchemy import select
 from mailroom.config import Settings, load_settings
 from mailroom.message import Message
 from mailroom.outbox import database, queries
-from mailroom.outbox.schema import Status, messages
+from mailroom.outbox.schema import messages
 from mailroom.outbox.store import Outbox
+from mailroom.outbox.vocabulary import Status
 from support.processes import Spawn
 from support.smtp_server import ScriptedHandler, ServerFactory
 from support.worker_process import worker_args, worker_env

@@ -21,7 +21,7 @@ from mailroom.access.apikeys import create_api_key, revoke_api_key
 from mailroom.config import load_settings
 from mailroom.outbox import database
 from mailroom.outbox.database import create_outbox_engine
-from mailroom.outbox.schema import ApiKeyScope
+from mailroom.outbox.vocabulary import ApiKeyScope
 from support.api_client import SecretWatch, api_client
 from support.service import ServiceProcess
 

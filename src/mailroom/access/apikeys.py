@@ -31,7 +31,7 @@ from sqlalchemy import Connection
 
 from mailroom.access import queries as q
 from mailroom.errors import MailroomError
-from mailroom.outbox.schema import ApiKeyScope
+from mailroom.outbox.vocabulary import ApiKeyScope
 
 __all__ = [
     "KEY_PREFIX",

@@ -17,7 +17,7 @@ from mailroom.access.apikeys import check_name
 from mailroom.cli.base import config_option, existing_outbox, main
 from mailroom.cli.render import printable
 from mailroom.outbox.presentation import utc_time
-from mailroom.outbox.schema import ApiKeyScope
+from mailroom.outbox.vocabulary import ApiKeyScope
 
 
 def _name(ctx: click.Context, param: click.Parameter, value: str) -> str:

@@ -33,9 +33,9 @@ from mailroom.outbox import database, operations, stream_queries
 from mailroom.outbox.database import create_outbox_engine
 from mailroom.outbox.database_url import display_url
 from mailroom.outbox.presentation import utc_time
-from mailroom.outbox.schema import STREAM_PRIORITIES
 from mailroom.outbox.status import outbox_status
 from mailroom.outbox.store import Outbox
+from mailroom.outbox.vocabulary import STREAM_PRIORITIES
 from mailroom.transports import transport_from_settings
 from mailroom.transports.capture import CAPTURE_DESCRIPTION
 from mailroom.transports.smtp_replies import format_reply

@@ -14,7 +14,7 @@ from mailroom.cli.base import F, config_option, existing_outbox, main
 from mailroom.cli.render import printable
 from mailroom.errors import NothingSelectedError
 from mailroom.outbox import operations, presentation
-from mailroom.outbox.schema import Status
+from mailroom.outbox.vocabulary import Status
 from mailroom.transports.smtp_replies import format_reply
 
 # -- queue: the operator's tools ---------------------------------------------------------

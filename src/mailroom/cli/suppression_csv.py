@@ -22,7 +22,7 @@ from typing import IO
 from mailroom.consent.listing import SuppressionEntry
 from mailroom.consent.scopes import SCOPE_ALL, check_scope, normalize_address
 from mailroom.errors import MailroomError, MessageError
-from mailroom.outbox.schema import SuppressionReason
+from mailroom.outbox.vocabulary import SuppressionReason
 
 __all__ = [
     "COLUMNS",

@@ -39,7 +39,7 @@ from mailroom.consent.listing import MAX_PAGE, SuppressionEntry, all_suppression
 from mailroom.consent.scopes import SCOPE_ALL, check_scope, normalize_address
 from mailroom.errors import MessageError
 from mailroom.outbox.presentation import clip, utc_time
-from mailroom.outbox.schema import SuppressionReason
+from mailroom.outbox.vocabulary import SuppressionReason
 
 SOURCE = "cli"
 """The consent log's ``source`` for a change made here."""

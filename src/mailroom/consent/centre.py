@@ -26,7 +26,7 @@ from mailroom.consent.preferences import EmailChoice, email_choices
 from mailroom.consent.scopes import SCOPE_ALL, type_scope
 from mailroom.consent.tokens import TokenClaim
 from mailroom.outbox.event_queries import EventRecord, record_events
-from mailroom.outbox.schema import ConsentAction, EventType, SuppressionReason
+from mailroom.outbox.vocabulary import ConsentAction, EventType, SuppressionReason
 
 __all__ = [
     "CENTRE_SOURCE",

@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 from mailroom.consent import queries as q
 from mailroom.consent.scopes import check_scope
 from mailroom.errors import MessageError
-from mailroom.outbox.schema import SuppressionReason
+from mailroom.outbox.vocabulary import SuppressionReason
 
 __all__ = ["MAX_PAGE", "SuppressionEntry", "all_suppressions", "list_suppressions"]
 

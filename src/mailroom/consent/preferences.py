@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine
 from mailroom.consent import queries as q
 from mailroom.consent.scopes import type_scope
 from mailroom.errors import NotificationError
-from mailroom.outbox.schema import ConsentAction
+from mailroom.outbox.vocabulary import ConsentAction
 
 __all__ = ["EmailChoice", "email_choices", "set_email_preference"]
 

@@ -14,13 +14,8 @@ from typing import Any
 from sqlalchemy import Connection, delete, or_, select
 
 from mailroom.outbox.dialect import dialect_insert
-from mailroom.outbox.schema import (
-    ConsentAction,
-    SuppressionReason,
-    consent_log,
-    preferences,
-    suppressions,
-)
+from mailroom.outbox.schema import consent_log, preferences, suppressions
+from mailroom.outbox.vocabulary import ConsentAction, SuppressionReason
 
 __all__ = [
     "Suppression",

@@ -19,7 +19,7 @@ from mailroom.consent import queries as q
 from mailroom.consent.scopes import SCOPE_ALL, check_scope, normalize_address
 from mailroom.errors import MessageError
 from mailroom.outbox.lease_queries import ClaimedMessage
-from mailroom.outbox.schema import (
+from mailroom.outbox.vocabulary import (
     BLOCKS_REQUIRED_MAIL,
     ConsentAction,
     ConsentFacts,

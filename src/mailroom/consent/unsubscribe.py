@@ -22,7 +22,7 @@ from mailroom.config import Settings
 from mailroom.consent import queries as q
 from mailroom.consent.tokens import UnsubscribeTokens
 from mailroom.outbox.event_queries import EventRecord, record_events
-from mailroom.outbox.schema import ConsentAction, EventType, SuppressionReason
+from mailroom.outbox.vocabulary import ConsentAction, EventType, SuppressionReason
 
 __all__ = ["UnsubscribeResult", "unsubscribe"]
 

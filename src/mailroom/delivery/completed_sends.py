@@ -21,7 +21,7 @@ from mailroom.delivery.retry import GiveUp, PauseStream, RetryAt, RetryPolicy
 from mailroom.errors import DeliveryError, Verdict
 from mailroom.outbox.lease_queries import ClaimedMessage
 from mailroom.outbox.queries import Completion
-from mailroom.outbox.schema import AttemptOutcome, Status
+from mailroom.outbox.vocabulary import AttemptOutcome, Status
 from mailroom.transports import Transport
 from mailroom.transports.base import SendResult
 

@@ -26,7 +26,7 @@ from mailroom.delivery.outcomes import Outcome
 from mailroom.delivery.retry import RetryPolicy
 from mailroom.outbox import queries, stream_queries
 from mailroom.outbox.event_queries import EventRecord, record_events
-from mailroom.outbox.schema import AttemptOutcome, EventType, Status
+from mailroom.outbox.vocabulary import AttemptOutcome, EventType, Status
 from mailroom.transports.smtp_replies import format_reply
 
 __all__ = ["RECORD_AFTER_END", "Recorder", "attempt_events"]

@@ -19,7 +19,7 @@ from mailroom.delivery.outcomes import Followup, Outcome
 from mailroom.errors import DeliveryError, TransientError
 from mailroom.outbox.lease_queries import ClaimedMessage
 from mailroom.outbox.queries import Completion
-from mailroom.outbox.schema import AttemptOutcome, Status
+from mailroom.outbox.vocabulary import AttemptOutcome, Status
 from mailroom.transports import Transport
 from mailroom.transports.base import SendProgress, SendResult
 

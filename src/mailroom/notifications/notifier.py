@@ -42,8 +42,8 @@ from mailroom.notifications.registry import (
 )
 from mailroom.notifications.results import NotifyResult, RecipientOutcome, SkipReason
 from mailroom.outbox import notification_queries as q
-from mailroom.outbox.schema import ConsentFacts, NotificationOutcome
 from mailroom.outbox.store import Outbox
+from mailroom.outbox.vocabulary import ConsentFacts, NotificationOutcome
 
 __all__ = ["Notifier"]
 

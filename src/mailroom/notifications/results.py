@@ -7,7 +7,7 @@ import warnings
 from dataclasses import dataclass, field
 
 from mailroom.consent.preferences import EmailChoice
-from mailroom.outbox.schema import NotificationOutcome
+from mailroom.outbox.vocabulary import NotificationOutcome
 
 __all__ = ["NotifyResult", "RecipientOutcome", "SkipReason"]
 

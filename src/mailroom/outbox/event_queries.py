@@ -15,7 +15,8 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from mailroom.outbox.schema import EventType, HitLabel, events
+from mailroom.outbox.schema import events
+from mailroom.outbox.vocabulary import EventType, HitLabel
 
 __all__ = ["EventRecord", "events_of", "record_events"]
 

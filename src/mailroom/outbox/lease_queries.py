@@ -13,7 +13,8 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, func, select, update
 
-from mailroom.outbox.schema import CLAIMABLE, ConsentFacts, Status, messages, streams
+from mailroom.outbox.schema import messages, streams
+from mailroom.outbox.vocabulary import CLAIMABLE, ConsentFacts, Status
 
 __all__ = ["ClaimedMessage", "claim_due", "recover_expired_leases"]
 

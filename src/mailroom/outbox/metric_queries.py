@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, case, func, select
 
-from mailroom.outbox.schema import Status, attempts, events, messages
+from mailroom.outbox.schema import attempts, events, messages
+from mailroom.outbox.vocabulary import Status
 
 __all__ = [
     "DurationHistogram",

@@ -50,7 +50,7 @@ from mailroom.outbox.operator_queries import (
     count_messages,
     message_detail,
 )
-from mailroom.outbox.schema import FINAL, STREAM_PRIORITIES, Status
+from mailroom.outbox.vocabulary import FINAL, STREAM_PRIORITIES, Status
 
 __all__ = [
     "CANCELLABLE",

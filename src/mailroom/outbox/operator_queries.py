@@ -31,7 +31,8 @@ from sqlalchemy import (
     update,
 )
 
-from mailroom.outbox.schema import Status, attempts, messages
+from mailroom.outbox.schema import attempts, messages
+from mailroom.outbox.vocabulary import Status
 
 __all__ = [
     "AttemptRow",

@@ -23,7 +23,8 @@ from sqlalchemy import Connection, case, literal, select
 
 from mailroom.outbox.dialect import dialect_insert
 from mailroom.outbox.event_queries import EventRecord, record_events
-from mailroom.outbox.schema import EventType, Status, attempts, messages
+from mailroom.outbox.schema import attempts, messages
+from mailroom.outbox.vocabulary import EventType, Status
 
 __all__ = [
     "Completion",

@@ -27,7 +27,7 @@ from mailroom.outbox.database import (
     holds_no_tables,
     upgrade,
 )
-from mailroom.outbox.schema import STREAM_PRIORITIES, ConsentFacts, Status
+from mailroom.outbox.vocabulary import STREAM_PRIORITIES, ConsentFacts, Status
 
 __all__ = ["BatchItem", "Outbox"]
 
@@ -220,7 +220,7 @@ class Outbox:
 
         Nothing is committed if any message is invalid: the error names it by position.
         ``consent``: the facts the check at claim uses for every message of the batch (see
-        :class:`~mailroom.outbox.schema.ConsentFacts`); without them each is checked against
+        :class:`~mailroom.outbox.vocabulary.ConsentFacts`); without them each is checked against
         ``all`` as required mail. ``tracked_links``: as for :meth:`send_each`.
         """
         results = self._commit(

@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import Connection, func, or_, select, update
 
 from mailroom.outbox.dialect import dialect_insert
-from mailroom.outbox.schema import CLAIMABLE, messages, streams, throttle_windows
+from mailroom.outbox.schema import messages, streams, throttle_windows
+from mailroom.outbox.vocabulary import CLAIMABLE
 
 __all__ = [
     "consecutive_pauses",

@@ -1,7 +1,7 @@
 """Who most likely made a tracking hit: a person, a mail provider's proxy, or a scanner.
 
 Every hit is kept; :func:`label_hit` only says how to count it (see
-:class:`~mailroom.outbox.schema.HitLabel`). Filtering hard loses real people (Mautic dropped
+:class:`~mailroom.outbox.vocabulary.HitLabel`). Filtering hard loses real people (Mautic dropped
 real Gmail opens, its #16069: Gmail's proxy *is* how a Gmail user's open arrives, so it is
 labelled, never discarded); not filtering at all reports 50 % opens minutes after a send
 (listmonk #1025). The rules, first match wins:
@@ -29,7 +29,7 @@ from enum import StrEnum
 from functools import lru_cache
 
 from mailroom.config import TrackingIP
-from mailroom.outbox.schema import HitLabel
+from mailroom.outbox.vocabulary import HitLabel
 
 __all__ = [
     "APPLE_PROXY_NETWORKS",

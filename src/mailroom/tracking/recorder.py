@@ -34,7 +34,7 @@ from sqlalchemy import Engine
 
 from mailroom.config import TrackingIP
 from mailroom.outbox.event_queries import EventRecord, record_events
-from mailroom.outbox.schema import EventType
+from mailroom.outbox.vocabulary import EventType
 from mailroom.tracking.labels import HitKind, keep_ip, label_hit
 from mailroom.tracking.queries import MessageRef, find_messages, message_for
 from mailroom.tracking.tokens import HitClaim

@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
 
 from mailroom.access.apikeys import ApiKey, authenticate, needs_touch, touch_api_key
-from mailroom.outbox.schema import ApiKeyScope
+from mailroom.outbox.vocabulary import ApiKeyScope
 from mailroom.web.dependencies import DatabaseEngine, ReadEngine
 from mailroom.web.errors import ApiError
 

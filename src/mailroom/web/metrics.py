@@ -36,7 +36,7 @@ from sqlalchemy import Engine
 from mailroom.errors import MailroomError
 from mailroom.outbox import metric_queries
 from mailroom.outbox.read_engine import read_only_engine
-from mailroom.outbox.schema import AttemptOutcome, EventType, Status
+from mailroom.outbox.vocabulary import AttemptOutcome, EventType, Status
 from mailroom.web.errors import error_response
 from mailroom.web.single_flight import SingleFlight
 

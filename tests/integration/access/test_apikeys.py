@@ -21,7 +21,8 @@ from mailroom.access import (
 from mailroom.access.apikeys import TOUCH_INTERVAL
 from mailroom.outbox import database
 from mailroom.outbox.database import create_outbox_engine
-from mailroom.outbox.schema import ApiKeyScope, api_keys
+from mailroom.outbox.schema import api_keys
+from mailroom.outbox.vocabulary import ApiKeyScope
 
 NOW = 1_800_000_000.0
 KEY_CHARS = string.ascii_letters + string.digits + "-_"

@@ -21,8 +21,9 @@ from sqlalchemy import update
 from mailroom.config import SETTING_NAMES, load_settings
 from mailroom.message import Message
 from mailroom.outbox import database, queries, stream_queries
-from mailroom.outbox.schema import Status, messages
+from mailroom.outbox.schema import messages
 from mailroom.outbox.store import Outbox
+from mailroom.outbox.vocabulary import Status
 
 CLEAR = "\x1b[2J"
 RED = "\x1b[31m"

@@ -17,8 +17,9 @@ from mailroom.cli import main
 from mailroom.config import SETTING_NAMES, load_settings
 from mailroom.message import Message
 from mailroom.outbox import database, queries
-from mailroom.outbox.schema import FINAL, Status, attempts, messages
+from mailroom.outbox.schema import attempts, messages
 from mailroom.outbox.store import Outbox
+from mailroom.outbox.vocabulary import FINAL, Status
 from support.smtp_server import SMTPTestServer
 
 DAY = 86_400.0

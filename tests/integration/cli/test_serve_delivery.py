@@ -17,8 +17,9 @@ from sqlalchemy import func, select
 from mailroom.config import load_settings
 from mailroom.message import Message
 from mailroom.outbox import database
-from mailroom.outbox.schema import Status, attempts
+from mailroom.outbox.schema import attempts
 from mailroom.outbox.store import Outbox
+from mailroom.outbox.vocabulary import Status
 from support.service import ServiceProcess
 from support.smtp_server import ScriptedHandler, ServerFactory, SMTPTestServer
 

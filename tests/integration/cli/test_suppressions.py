@@ -23,7 +23,7 @@ from mailroom.consent import queries as q
 from mailroom.consent.listing import SuppressionEntry
 from mailroom.outbox import database
 from mailroom.outbox.database import create_outbox_engine
-from mailroom.outbox.schema import SuppressionReason
+from mailroom.outbox.vocabulary import SuppressionReason
 
 CLEAN = (*SETTING_NAMES, "EMAIL_URL", "MAILROOM_CONFIG", "MAILROOM_SECRETS")
 

@@ -11,8 +11,8 @@ from mailroom.consent import list_suppressions, suppress, unsuppress
 from mailroom.consent import queries as q
 from mailroom.consent.listing import MAX_PAGE, all_suppressions
 from mailroom.errors import MessageError
-from mailroom.outbox.schema import SuppressionReason
 from mailroom.outbox.store import Outbox
+from mailroom.outbox.vocabulary import SuppressionReason
 
 
 def addresses(

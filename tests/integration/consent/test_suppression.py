@@ -13,8 +13,9 @@ from mailroom.consent.suppression import suppress, suppressed_for_messages, unsu
 from mailroom.message import Message
 from mailroom.notifications import Notifier, Recipient
 from mailroom.outbox import lease_queries
-from mailroom.outbox.schema import Status, SuppressionReason, messages
+from mailroom.outbox.schema import messages
 from mailroom.outbox.store import Outbox
+from mailroom.outbox.vocabulary import Status, SuppressionReason
 
 ZOE = Recipient("zoe@example.com", "Zoë", key="user:7")
 

@@ -13,8 +13,8 @@ from mailroom.consent.tokens import UnsubscribeTokens
 from mailroom.consent.unsubscribe import unsubscribe
 from mailroom.errors import InvalidTokenError
 from mailroom.notifications import Notifier, Recipient
-from mailroom.outbox.schema import ConsentAction, SuppressionReason
 from mailroom.outbox.store import Outbox
+from mailroom.outbox.vocabulary import ConsentAction, SuppressionReason
 from support.mail_checks import parse, stored_messages
 
 ZOE = Recipient("zoe@example.com", "Zoë", key="user:7")

@@ -22,8 +22,9 @@ from mailroom.errors import SettingsError
 from mailroom.message import Message
 from mailroom.outbox import database
 from mailroom.outbox.database import create_outbox_engine
-from mailroom.outbox.schema import Status, throttle_windows
+from mailroom.outbox.schema import throttle_windows
 from mailroom.outbox.store import Outbox
+from mailroom.outbox.vocabulary import Status
 from support.processes import Spawn
 from support.smtp_server import ScriptedHandler, ServerFactory
 

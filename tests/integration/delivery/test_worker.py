@@ -30,8 +30,9 @@ from mailroom.delivery.worker import Worker
 from mailroom.errors import DatabaseError, DatabaseFileError, SchemaOutdatedError
 from mailroom.message import Envelope, Message
 from mailroom.outbox import database
-from mailroom.outbox.schema import SuppressionReason, attempts, messages, streams
+from mailroom.outbox.schema import attempts, messages, streams
 from mailroom.outbox.store import Outbox
+from mailroom.outbox.vocabulary import SuppressionReason
 from mailroom.transports import Transport
 from mailroom.transports.smtp import SMTPTransport
 from support.smtp_server import TEST_PASSWORD, TEST_USER, ServerFactory, SMTPTestServer

@@ -22,8 +22,9 @@ from mailroom.message import Message
 from mailroom.outbox import database
 from mailroom.outbox.capture_queries import get_captured, list_captured
 from mailroom.outbox.event_queries import EventRecord, events_of
-from mailroom.outbox.schema import EventType, attempts, messages
+from mailroom.outbox.schema import attempts, messages
 from mailroom.outbox.store import Outbox
+from mailroom.outbox.vocabulary import EventType
 from support.smtp_server import SMTPTestServer
 
 SENDER = "app@example.com"

@@ -16,8 +16,9 @@ from mailroom.delivery.worker import Worker
 from mailroom.message import Message
 from mailroom.notifications import NotificationRegistry, Notifier
 from mailroom.outbox import database
-from mailroom.outbox.schema import SuppressionReason, messages, suppressions
+from mailroom.outbox.schema import messages, suppressions
 from mailroom.outbox.store import Outbox
+from mailroom.outbox.vocabulary import SuppressionReason
 
 
 @pytest.fixture

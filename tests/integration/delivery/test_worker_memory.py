@@ -20,8 +20,9 @@ from sqlalchemy import select, update
 from mailroom.config import SETTING_NAMES, load_settings
 from mailroom.message import Message
 from mailroom.outbox import database, lease_queries
-from mailroom.outbox.schema import Status, messages
+from mailroom.outbox.schema import messages
 from mailroom.outbox.store import Outbox
+from mailroom.outbox.vocabulary import Status
 from support.smtp_server import ScriptedHandler, ServerFactory
 
 MIB = 1024 * 1024

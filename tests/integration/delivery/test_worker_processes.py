@@ -29,8 +29,9 @@ from mailroom.config import SETTING_NAMES, load_settings
 from mailroom.errors import SettingsError
 from mailroom.message import Message
 from mailroom.outbox import database
-from mailroom.outbox.schema import Status, attempts, messages
+from mailroom.outbox.schema import attempts, messages
 from mailroom.outbox.store import Outbox
+from mailroom.outbox.vocabulary import Status
 from support.processes import Spawn
 from support.smtp_server import ScriptedHandler, ServerFactory, SMTPTestServer
 

@@ -27,8 +27,9 @@ from mailroom.errors import (
 from mailroom.notifications import NotificationRegistry, Notifier, Recipient
 from mailroom.outbox import database
 from mailroom.outbox import notification_queries as q
-from mailroom.outbox.schema import NotificationOutcome, SuppressionReason, messages
+from mailroom.outbox.schema import messages
 from mailroom.outbox.store import Outbox
+from mailroom.outbox.vocabulary import NotificationOutcome, SuppressionReason
 from support.mail_checks import assert_well_formed, html_part, parse, stored_messages, text_part
 
 ZOE = Recipient("zoe@example.com", "Zoë Ünicode-Łukasiewicz", key="user:7")

@@ -10,8 +10,9 @@ from sqlalchemy import select
 from mailroom.compose.templates import Template
 from mailroom.config import Settings
 from mailroom.notifications import NotificationRegistry, Notifier
-from mailroom.outbox.schema import NotificationOutcome, messages
+from mailroom.outbox.schema import messages
 from mailroom.outbox.store import Outbox
+from mailroom.outbox.vocabulary import NotificationOutcome
 from mailroom.tracking.tokens import TokenKind, verify_public_token
 from support.mail_checks import html_part, parse
 

@@ -14,8 +14,9 @@ from sqlalchemy import Engine, func, select, update
 from mailroom.errors import NothingSelectedError
 from mailroom.message import Message
 from mailroom.outbox import lease_queries, operations, queries
-from mailroom.outbox.schema import FINAL, Status, attempts, messages
+from mailroom.outbox.schema import attempts, messages
 from mailroom.outbox.store import Outbox
+from mailroom.outbox.vocabulary import FINAL, Status
 
 NOW = 2_000_000_000.0
 """A fixed "now" (2033), later than any row these tests enqueue, so ages are exact."""

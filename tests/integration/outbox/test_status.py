@@ -9,9 +9,10 @@ from sqlalchemy import update
 
 from mailroom.message import Message
 from mailroom.outbox import queries, stream_queries
-from mailroom.outbox.schema import Status, messages
+from mailroom.outbox.schema import messages
 from mailroom.outbox.status import outbox_status
 from mailroom.outbox.store import Outbox
+from mailroom.outbox.vocabulary import Status
 
 NOW = 2_000_000_000.0
 

@@ -28,8 +28,9 @@ from mailroom.errors import (
 from mailroom.message import Attachment, Message
 from mailroom.outbox import database, lease_queries, queries
 from mailroom.outbox.database import create_outbox_engine
-from mailroom.outbox.schema import ConsentFacts, Status, attempts, messages, metadata
+from mailroom.outbox.schema import attempts, messages, metadata
 from mailroom.outbox.store import Outbox
+from mailroom.outbox.vocabulary import ConsentFacts, Status
 
 
 @pytest.fixture

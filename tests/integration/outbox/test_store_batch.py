@@ -9,8 +9,8 @@ import pytest
 
 from mailroom.errors import BatchError, IdempotencyConflictError, InvalidAddressError
 from mailroom.message import Message, content_fingerprint
-from mailroom.outbox.schema import Status
 from mailroom.outbox.store import BatchItem, Outbox
+from mailroom.outbox.vocabulary import Status
 
 
 def note(n: int) -> Message:

@@ -15,8 +15,9 @@ from mailroom.config import TrackingIP, load_settings
 from mailroom.message import Message
 from mailroom.outbox import database
 from mailroom.outbox.event_queries import EventRecord, events_of
-from mailroom.outbox.schema import EventType, HitLabel, messages
+from mailroom.outbox.schema import messages
 from mailroom.outbox.store import Outbox
+from mailroom.outbox.vocabulary import EventType, HitLabel
 from mailroom.tracking.labels import HitKind
 from mailroom.tracking.recorder import USER_AGENT_MAX, EventRecorder, Hit
 from mailroom.tracking.tokens import HitClaim

@@ -15,8 +15,8 @@ from mailroom.delivery.worker import Worker
 from mailroom.errors import SchemaOutdatedError
 from mailroom.message import Message
 from mailroom.outbox import database
-from mailroom.outbox.schema import Status
 from mailroom.outbox.store import Outbox
+from mailroom.outbox.vocabulary import Status
 from mailroom.web.embedded_worker import EmbeddedWorker
 from support.stalling_relay import StallAt, StallingRelay
 

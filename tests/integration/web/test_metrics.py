@@ -16,8 +16,9 @@ from sqlalchemy import insert
 from mailroom.config import load_settings
 from mailroom.message import Message
 from mailroom.outbox import database
-from mailroom.outbox.schema import Status, events
+from mailroom.outbox.schema import events
 from mailroom.outbox.store import Outbox
+from mailroom.outbox.vocabulary import Status
 from mailroom.web.metrics import DURATION_BUCKETS
 from support.service import ServiceProcess
 

@@ -16,7 +16,8 @@ from sqlalchemy import select, text
 
 from mailroom.consent import queries as consent_queries
 from mailroom.outbox.database_url import sqlite_path
-from mailroom.outbox.schema import EventType, HitLabel, NotificationOutcome, events, messages
+from mailroom.outbox.schema import events, messages
+from mailroom.outbox.vocabulary import EventType, HitLabel, NotificationOutcome
 from mailroom.tracking.recorder import USER_AGENT_MAX
 from mailroom.web.public import PIXEL_GIF, PUBLIC_FORM_MAX_BYTES
 from support.mail_checks import html_part, parse

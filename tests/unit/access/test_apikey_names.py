@@ -8,7 +8,7 @@ import pytest
 
 from mailroom.access import ApiKey, ApiKeyError
 from mailroom.access.apikeys import NAME_MAX, check_name
-from mailroom.outbox.schema import ApiKeyScope
+from mailroom.outbox.vocabulary import ApiKeyScope
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from mailroom.cli.suppression_csv import (
 )
 from mailroom.consent.listing import SuppressionEntry
 from mailroom.errors import MessageError
-from mailroom.outbox.schema import SuppressionReason
+from mailroom.outbox.vocabulary import SuppressionReason
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC).timestamp()
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from mailroom.message import Message
 from mailroom.outbox.event_queries import EventRecord, events_of, record_events
-from mailroom.outbox.schema import EventType, HitLabel
 from mailroom.outbox.store import Outbox
+from mailroom.outbox.vocabulary import EventType, HitLabel
 
 
 def test_every_field_is_read_back_as_written(outbox: Outbox) -> None:

@@ -23,7 +23,7 @@ from mailroom.outbox.presentation import (
     row_json,
     utc_time,
 )
-from mailroom.outbox.schema import Status
+from mailroom.outbox.vocabulary import Status
 
 
 def shown(text: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mailroom.config import TrackingIP
-from mailroom.outbox.schema import HitLabel
+from mailroom.outbox.vocabulary import HitLabel
 from mailroom.tracking.labels import SCANNER_CLICK_SECONDS, HitKind, keep_ip, label_hit
 
 GMAIL_PROXY = (

@@ -24,8 +24,8 @@ from mailroom.message import content_fingerprint
 from mailroom.outbox import operations, queries
 from mailroom.outbox.event_queries import events_of
 from mailroom.outbox.operations import MessageDetail
-from mailroom.outbox.schema import ApiKeyScope
 from mailroom.outbox.store import BatchItem
+from mailroom.outbox.vocabulary import ApiKeyScope
 from mailroom.web.api.message_models import (
     API_KEY_METADATA,
     AttemptOut,

@@ -15,7 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from mailroom.errors import MessageError, NotificationError
 from mailroom.notifications import Recipient
-from mailroom.outbox.schema import NotificationOutcome
+from mailroom.outbox.vocabulary import NotificationOutcome
 from mailroom.web.api.message_models import API_KEY_METADATA
 from mailroom.web.api.messages import (
     ERROR_RESPONSES,

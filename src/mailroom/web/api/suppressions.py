@@ -15,7 +15,7 @@ from mailroom.consent.listing import SuppressionEntry, list_suppressions
 from mailroom.consent.scopes import SCOPE_ALL, check_scope, normalize_address
 from mailroom.consent.suppression import suppress, unsuppress
 from mailroom.errors import MessageError
-from mailroom.outbox.schema import SuppressionReason
+from mailroom.outbox.vocabulary import SuppressionReason
 from mailroom.web.api.message_models import epoch_time
 from mailroom.web.api.messages import ERROR_RESPONSES
 from mailroom.web.auth import AdminKey

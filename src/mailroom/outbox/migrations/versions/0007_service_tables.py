@@ -4,7 +4,7 @@ Revision ID: 0007
 Revises: 0006
 
 ``mailroom serve`` records what happened to each message and recipient as events (one closed
-vocabulary, :class:`mailroom.outbox.schema.EventType`), keeps what the ``capture`` transport
+vocabulary, :class:`mailroom.outbox.vocabulary.EventType`), keeps what the ``capture`` transport
 delivered, and checks API keys, stored as digests only. A message keeps the links click
 tracking rewrote (``tracked_links``), and is found by its Message-ID, which tracking tokens name.
 """
