@@ -28,6 +28,7 @@ import lxml.html
 from lxml import etree
 
 from mailroom.config import Settings
+from mailroom.errors import MessageError
 from mailroom.message import Address, Message
 from mailroom.message.address import parse_addresses
 from mailroom.message.ids import make_message_id
@@ -37,6 +38,9 @@ __all__ = ["apply_tracking", "tracks"]
 
 _HTTP = re.compile(r"^\s*https?://", re.IGNORECASE)
 _ANGLE_URLS = re.compile(r"<([^>]*)>")
+# An XHTML template's ``<?xml version="1.0" encoding="..."?>``: lxml refuses a str that names
+# an encoding, and the part is re-encoded as the message says anyway, so it is dropped.
+_XML_DECLARATION = re.compile(r"^\ufeff?\s*<\?xml\b[^>]*\?>\s*", re.IGNORECASE)
 
 
 def tracks(settings: Settings, stream: str) -> tuple[bool, bool]:
@@ -63,7 +67,8 @@ def apply_tracking(
     tokens = TrackingTokens(settings)
     message_id = message.message_id or make_message_id(_sender_domain(message, settings))
     base = settings.PUBLIC_BASE_URL.rstrip("/")
-    document = lxml.html.document_fromstring(message.html)
+    source = _XML_DECLARATION.sub("", message.html, count=1)
+    document = _parse(source)
     links: list[str] = []
     if clicks:
         kept = _untracked_urls(message, base)
@@ -89,9 +94,18 @@ def apply_tracking(
         pixel.set("width", "1")
         pixel.set("height", "1")
         pixel.set("alt", "")
-    html = lxml.html.tostring(document, encoding="unicode", doctype=_doctype(message.html))
+    html = lxml.html.tostring(document, encoding="unicode", doctype=_doctype(source))
     tracked = replace(message, html=html, message_id=message_id)
     return tracked, (links if clicks else None)
+
+
+def _parse(html: str) -> lxml.html.HtmlElement:
+    """The HTML part as a document; a :class:`MessageError` for one lxml cannot read, so the
+    caller reports it as a bad message rather than failing on a parser's own error."""
+    try:
+        return lxml.html.document_fromstring(html)
+    except (etree.LxmlError, ValueError) as exc:
+        raise MessageError("html", f"the HTML part cannot be parsed for tracking: {exc}") from None
 
 
 def _first_recipient(message: Message) -> str | None:

@@ -2,8 +2,9 @@
 
 The page at ``/preferences/<token>`` shows every notification type the recipient may turn
 off, each on or off, and "stop everything" (a suppression of scope ``all``); saving it calls
-:func:`save_centre`. The types are the caller's to give (:class:`OfferedType`; the web layer
-reads the registry and the settings file), since consent sits below notifications.
+:func:`save_centre`. Which types are offered is decided here (:func:`offered_types`), from
+the declarations the caller hands over — the notification registry sits above consent, so
+the caller passes its types, and the settings file's — and the web layer only renders.
 
 Only what changes is written, each change with its consent-log row (source
 ``preferences``), all in one transaction. Turning "stop everything" off removes only an
@@ -13,11 +14,13 @@ Only what changes is written, each change with its consent-log row (source
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import Connection, Engine
 
+from mailroom.config import NotificationTypeSetting
 from mailroom.consent import queries as q
 from mailroom.consent.preferences import EmailChoice, email_choices
 from mailroom.consent.scopes import SCOPE_ALL, type_scope
@@ -25,7 +28,16 @@ from mailroom.consent.tokens import TokenClaim
 from mailroom.outbox.event_queries import EventRecord, record_events
 from mailroom.outbox.vocabulary import ConsentAction, EventType, SuppressionReason
 
-__all__ = ["CENTRE_SOURCE", "CentreState", "OfferedType", "TypeState", "read_centre", "save_centre"]
+__all__ = [
+    "CENTRE_SOURCE",
+    "CentreState",
+    "DeclaredType",
+    "OfferedType",
+    "TypeState",
+    "offered_types",
+    "read_centre",
+    "save_centre",
+]
 
 CENTRE_SOURCE = "preferences"
 """The consent log's source of a change made in the preference centre."""
@@ -38,6 +50,42 @@ class OfferedType:
     name: str
     description: str
     default_on: bool
+
+
+class DeclaredType(Protocol):
+    """What the centre needs of a registered notification type (the registry's
+    ``NotificationType`` is one)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def default_on(self) -> bool: ...
+    @property
+    def may_opt_out(self) -> bool: ...
+
+
+def offered_types(
+    registered: Iterable[DeclaredType],
+    declared: Mapping[str, NotificationTypeSetting],
+    token_type: str | None,
+) -> list[OfferedType]:
+    """The notification types a recipient may turn off, by name: those ``registered`` in this
+    process, those ``declared`` in the settings file (``NOTIFICATION_TYPES``), and the one the
+    token was made for (registered in the application's process, perhaps, and not in this
+    one). A type that may not be turned off (a password reset) is never offered."""
+    found: dict[str, OfferedType] = {}
+    for ntype in registered:
+        if ntype.may_opt_out:
+            label = ntype.description or ntype.name
+            found[ntype.name] = OfferedType(ntype.name, label, ntype.default_on)
+    for name, setting in declared.items():
+        if setting.may_opt_out:
+            found[name] = OfferedType(name, setting.description or name, setting.default_on)
+    if token_type and token_type not in found:
+        found[token_type] = OfferedType(token_type, token_type, True)
+    return [found[name] for name in sorted(found)]
 
 
 @dataclass(frozen=True, slots=True)

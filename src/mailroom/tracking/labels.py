@@ -26,6 +26,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from enum import StrEnum
+from functools import lru_cache
 
 from mailroom.config import TrackingIP
 from mailroom.outbox.vocabulary import HitLabel
@@ -84,14 +85,23 @@ def label_hit(
     is ``None`` when the message's delivery time is not known.
     """
     agent = user_agent.strip()
-    if method.upper() == "HEAD" or not agent or SCANNER_AGENTS.search(agent):
+    scanner, prefetch = _agent_signs(agent)
+    if method.upper() == "HEAD" or scanner:
         return HitLabel.SCANNER
     if kind is HitKind.OPEN:
-        if PREFETCH_AGENTS.search(agent) or _from_apple_proxy(agent, ip):
+        if prefetch or _from_apple_proxy(agent, ip):
             return HitLabel.PREFETCH
     elif seconds_since_delivery is not None and seconds_since_delivery < SCANNER_CLICK_SECONDS:
         return HitLabel.SCANNER
     return HitLabel.HUMAN
+
+
+@lru_cache(maxsize=4096)
+def _agent_signs(agent: str) -> tuple[bool, bool]:
+    """(a scanner's, an image proxy's): what the user agent alone says. Remembered: the
+    patterns are long, a hit's agent is cut short, and most hits share a few agents."""
+    scanner = not agent or SCANNER_AGENTS.search(agent) is not None
+    return scanner, PREFETCH_AGENTS.search(agent) is not None
 
 
 def _from_apple_proxy(agent: str, ip: str | None) -> bool:
@@ -101,6 +111,7 @@ def _from_apple_proxy(agent: str, ip: str | None) -> bool:
     return address is not None and any(address in net for net in APPLE_PROXY_NETWORKS)
 
 
+@lru_cache(maxsize=4096)  # the same addresses hit again and again (a proxy's, a reader's)
 def _parse(ip: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     if not ip:
         return None
@@ -113,6 +124,7 @@ def _parse(ip: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | No
     return address
 
 
+@lru_cache(maxsize=4096)
 def keep_ip(ip: str | None, policy: TrackingIP) -> str | None:
     """What ``TRACKING_IP`` lets us keep of a hit's address: the /24 of IPv4 and the /48 of
     IPv6 (``truncate``), all of it (``full``), or nothing (``none``). Not an address (a test

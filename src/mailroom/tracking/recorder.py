@@ -8,12 +8,18 @@ their outbox rows (pk, and delivery time for "seconds since delivery"), the hits
 labelled (:func:`~mailroom.tracking.labels.label_hit`) and written with
 :func:`~mailroom.outbox.event_queries.record_events`.
 
+The write transaction holds the database's one write lock (on SQLite), so nothing but the
+insert happens inside it: the Message-IDs are looked up first, on ``read_engine`` (a
+read-only engine that takes no lock), and the hits are labelled before the transaction
+begins. A hit's user agent is cut to :data:`USER_AGENT_MAX` characters as it is added, so
+no request can make a hit, its labelling or the buffer large.
+
 What can be lost: the hits of the last second or so before the process dies without a
 shutdown (a crash, SIGKILL, power). A graceful shutdown flushes what is buffered
-(:meth:`EventRecorder.close`, called from the app's lifespan). While the database is
-unreachable, hits wait in memory and are written once it answers again; beyond
-:data:`MAX_PENDING` the oldest are dropped, with a warning, rather than the process
-growing without bound.
+(:meth:`EventRecorder.close`, called from the app's lifespan, waits at most
+:data:`CLOSE_TIMEOUT`). While the database is unreachable, hits wait in memory and are
+written once it answers again; beyond :data:`MAX_PENDING` hits or :data:`MAX_PENDING_BYTES`
+the oldest are dropped, with a warning, rather than the process growing without bound.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Engine
 
@@ -33,7 +39,16 @@ from mailroom.tracking.labels import HitKind, keep_ip, label_hit
 from mailroom.tracking.queries import MessageRef, find_messages, message_for
 from mailroom.tracking.tokens import HitClaim
 
-__all__ = ["BATCH_SIZE", "FLUSH_INTERVAL", "MAX_PENDING", "EventRecorder", "Hit"]
+__all__ = [
+    "BATCH_SIZE",
+    "CLOSE_TIMEOUT",
+    "FLUSH_INTERVAL",
+    "MAX_PENDING",
+    "MAX_PENDING_BYTES",
+    "USER_AGENT_MAX",
+    "EventRecorder",
+    "Hit",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +58,15 @@ BATCH_SIZE = 500
 """Hits written per transaction; this many waiting wakes the writer early."""
 MAX_PENDING = 100_000
 """Hits kept in memory while the database does not answer; the oldest go first beyond."""
-_USER_AGENT_MAX = 512  # kept of a user agent; a real one is far shorter
+MAX_PENDING_BYTES = 64 * 1024 * 1024
+"""The same bound in (estimated) bytes of the buffered hits' strings."""
+USER_AGENT_MAX = 512
+"""Characters kept of a user agent; a real one is far shorter, and a longer one (a client
+may send megabytes) would be held, labelled and written whole."""
+CLOSE_TIMEOUT = 10.0
+"""Seconds :meth:`EventRecorder.close` waits for the last write; a database that does not
+answer by then must not hold the process's shutdown."""
+_HIT_OVERHEAD = 256  # bytes of a hit beyond its strings: the objects themselves
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +81,11 @@ class Hit:
     ip: str | None
     """The client's whole address; only what ``TRACKING_IP`` allows is written."""
 
+    def size(self) -> int:
+        """About how many bytes the hit holds: what the buffer's byte bound counts."""
+        strings = (self.claim.message_id, self.claim.recipient, self.user_agent, self.ip or "")
+        return _HIT_OVERHEAD + sum(len(text) for text in strings)
+
 
 class EventRecorder:
     """Buffers hits and writes them as ``opened`` / ``clicked`` events in batches."""
@@ -67,15 +95,22 @@ class EventRecorder:
         engine: Engine,
         ip_policy: TrackingIP,
         *,
+        read_engine: Engine | None = None,
         interval: float = FLUSH_INTERVAL,
         batch_size: int = BATCH_SIZE,
         max_pending: int = MAX_PENDING,
+        max_pending_bytes: int = MAX_PENDING_BYTES,
     ) -> None:
+        """``read_engine``: where the hits' messages are looked up (``engine`` by default)."""
         self.engine = engine
+        self.read_engine = read_engine if read_engine is not None else engine
         self.ip_policy = ip_policy
         self.interval = interval
         self.batch_size = batch_size
-        self._pending: deque[Hit] = deque(maxlen=max_pending)
+        self.max_pending = max_pending
+        self.max_pending_bytes = max_pending_bytes
+        self._pending: deque[Hit] = deque()
+        self._bytes = 0
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -83,11 +118,17 @@ class EventRecorder:
         self.dropped = 0
 
     def add(self, hit: Hit) -> None:
-        """Buffer one hit. Never touches the database, never raises."""
+        """Buffer one hit (its user agent cut to :data:`USER_AGENT_MAX`). Never touches the
+        database, never blocks on it, never raises."""
+        if len(hit.user_agent) > USER_AGENT_MAX:
+            hit = replace(hit, user_agent=hit.user_agent[:USER_AGENT_MAX])
+        size = hit.size()
         with self._lock:
-            if len(self._pending) == self._pending.maxlen:
-                self.dropped += 1
             self._pending.append(hit)
+            self._bytes += size
+            while len(self._pending) > self.max_pending or self._bytes > self.max_pending_bytes:
+                self._bytes -= self._pending.popleft().size()
+                self.dropped += 1
             full = len(self._pending) >= self.batch_size
         if full:
             self._wake.set()
@@ -95,6 +136,11 @@ class EventRecorder:
     def pending(self) -> int:
         with self._lock:
             return len(self._pending)
+
+    def pending_bytes(self) -> int:
+        """The buffer's size as its byte bound counts it."""
+        with self._lock:
+            return self._bytes
 
     def start(self) -> None:
         """Start the writer thread (once)."""
@@ -104,22 +150,30 @@ class EventRecorder:
             )
             self._thread.start()
 
-    def close(self) -> None:
-        """Stop the writer and write what is buffered (the app's shutdown calls it)."""
+    def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
+        """Stop the writer and write what is buffered (the app's shutdown calls it), waiting
+        at most ``timeout`` seconds; what is still buffered then is reported and lost."""
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        self.flush()
+        thread, self._thread = self._thread, None
+        if thread is None:
+            self.flush()  # never started: nobody else writes
+            return
+        thread.join(timeout)  # the thread's last act is a flush
+        if thread.is_alive():
+            logger.warning(
+                "stopped waiting for the tracking hit writer after %.0f s: about %d hits "
+                "were not written (the database did not answer)",
+                timeout,
+                self.pending(),
+            )
 
     def _run(self) -> None:
         while not self._stop.is_set():
             self._wake.wait(self.interval)
             self._wake.clear()
-            if self._stop.is_set():
-                return
             self.flush()
+        self.flush()
 
     def flush(self) -> int:
         """Write every buffered hit, a batch per transaction; how many were written.
@@ -136,19 +190,33 @@ class EventRecorder:
                 batch = [
                     self._pending.popleft() for _ in range(min(self.batch_size, len(self._pending)))
                 ]
+                self._bytes -= sum(hit.size() for hit in batch)
             if not batch:
                 return written
             try:
-                with self.engine.begin() as connection:
+                # Looked up and labelled first: the write transaction holds the write lock.
+                with self.read_engine.connect() as connection:
                     found = find_messages(connection, (hit.claim.message_id for hit in batch))
-                    written += record_events(connection, self._records(batch, found))
+                records = self._records(batch, found)
+                with self.engine.begin() as connection:
+                    written += record_events(connection, records)
             except Exception as exc:  # any database failure: the hits are kept
                 # One line, no traceback: this repeats every second while the database is down.
                 logger.error("could not write %d tracking hits, will retry: %s", len(batch), exc)
-                with self._lock:
-                    room = (self._pending.maxlen or 0) - len(self._pending)
-                    self._pending.extendleft(reversed(batch[len(batch) - max(room, 0) :]))
+                self._put_back(batch)
                 return written
+
+    def _put_back(self, batch: Sequence[Hit]) -> None:
+        """A refused batch, back at the front, as far as the bounds allow (the oldest go)."""
+        with self._lock:
+            for hit in reversed(batch):
+                size = hit.size()
+                full = len(self._pending) >= self.max_pending
+                if full or self._bytes + size > self.max_pending_bytes:
+                    self.dropped += 1
+                    continue
+                self._pending.appendleft(hit)
+                self._bytes += size
 
     def _records(
         self, batch: Sequence[Hit], found: Mapping[str, list[MessageRef]]
@@ -168,7 +236,7 @@ class EventRecorder:
             )
             detail: dict[str, object] = {
                 "method": hit.method.upper(),
-                "user_agent": hit.user_agent[:_USER_AGENT_MAX],
+                "user_agent": hit.user_agent[:USER_AGENT_MAX],
                 "ip": keep_ip(hit.ip, self.ip_policy),
                 "seconds_since_delivery": since,
             }

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal, overload
 
-from itsdangerous import BadData, URLSafeTimedSerializer
+from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
 
 from mailroom.config import Settings
 from mailroom.consent.scopes import normalize_address
@@ -43,6 +44,7 @@ TRACKING_TOKEN_MAX_AGE = 400 * 24 * 3600.0
 """How long an open or click token is honoured: a little over a year, as people find old mail
 and click it. An expired click token answers the same 404 as a forged one."""
 
+_VERIFIED_MAX = 10_000  # valid tokens remembered (a few MB); all forgotten when full
 _MAX_LINK_INDEX = 10_000  # more links than any message has; refuse a larger index outright
 
 
@@ -81,6 +83,13 @@ class TrackingTokens:
             )
             for kind, salt in _SALTS.items()
         }
+        # What ``loads`` would make afresh for every token (a signer, its derived key), made
+        # once: the pixel verifies thousands of tokens a second with the same key.
+        self._signers = {
+            kind: _KeyedSigner(secret, salt=salt, digest_method=hashlib.sha256)
+            for kind, salt in _SALTS.items()
+        }
+        self._verified: dict[tuple[TokenKind, str], tuple[HitClaim, float]] = {}
 
     def open_token(self, message_id: str, recipient: str) -> str:
         """The token of the pixel of ``message_id`` for ``recipient``."""
@@ -95,9 +104,32 @@ class TrackingTokens:
         return str(self._serializers[TokenKind.CLICK].dumps(payload))
 
     def verify(self, token: str, kind: Literal[TokenKind.OPEN, TokenKind.CLICK]) -> HitClaim:
-        """The claim of a valid ``kind`` token; :class:`InvalidTokenError` for anything else."""
+        """The claim of a valid ``kind`` token; :class:`InvalidTokenError` for anything else.
+
+        A token found valid is remembered with its issue time (the same string under the same
+        key verifies the same way every time; only its age changes, and that is checked
+        again): a pixel fetched again, by its reader and by the mail provider's proxy, or a
+        link followed twice, costs no second HMAC.
+        """
+        known = self._verified.get((kind, token))
+        if known is not None:
+            claim, issued = known
+            if 0 <= time.time() - issued <= int(self.max_age):
+                return claim
+            self._verified.pop((kind, token), None)
+        claim, issued = self._verify(token, kind)
+        if len(self._verified) >= _VERIFIED_MAX:
+            self._verified.clear()
+        self._verified[(kind, token)] = (claim, issued)
+        return claim
+
+    def _verify(self, token: str, kind: TokenKind) -> tuple[HitClaim, float]:
         require_canonical(token)
-        payload = self._serializers[kind].loads(token, max_age=int(self.max_age))
+        # ``URLSafeTimedSerializer.loads``, with the signer made once.
+        signed, issued = self._signers[kind].unsign(
+            token, max_age=int(self.max_age), return_timestamp=True
+        )
+        payload = self._serializers[kind].load_payload(signed)
         size = 3 if kind is TokenKind.CLICK else 2
         if not isinstance(payload, list) or len(payload) != size:
             raise InvalidTokenError
@@ -109,7 +141,18 @@ class TrackingTokens:
             index = payload[2]
             if type(index) is not int or not 0 <= index < _MAX_LINK_INDEX:
                 raise InvalidTokenError
-        return HitClaim(f"<{bare}>", normalize_address(recipient), index)
+        return HitClaim(f"<{bare}>", normalize_address(recipient), index), issued.timestamp()
+
+
+class _KeyedSigner(TimestampSigner):
+    """A timestamp signer that derives its key from the secret and salt once, not per call."""
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        derived: dict[str | bytes | None, bytes] = self.__dict__.setdefault("_derived", {})
+        key = derived.get(secret_key)
+        if key is None:
+            key = derived[secret_key] = super().derive_key(secret_key)
+        return key
 
 
 _CACHE: dict[str, TrackingTokens] = {}

@@ -14,7 +14,7 @@ from mailroom.web import api, health, metrics
 from mailroom.web.body_limit import BodyLimit
 from mailroom.web.dependencies import install_services
 from mailroom.web.errors import install_error_handlers
-from mailroom.web.public import public_router
+from mailroom.web.public import install_hit_routes, public_router
 
 __all__ = ["API_PREFIX", "create_app"]
 
@@ -37,6 +37,9 @@ def create_app(
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=None,
+        # No redirect to add or drop a trailing slash: Starlette builds its Location from
+        # the request's Host header, which anyone can set.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.engine = (
@@ -49,6 +52,7 @@ def create_app(
     install_error_handlers(app)
     install_services(app)
     app.add_middleware(BodyLimit, max_bytes=settings.API_MAX_BODY_BYTES)
+    install_hit_routes(app)  # first: the pixel is the endpoint hit most
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(public_router())

@@ -1,5 +1,5 @@
-"""How the public pages answer: templates, security headers, the one 404, the CSRF token of
-the preference form, and the notification types a recipient may turn off.
+"""How the public pages answer: templates, security headers, the one 404, and the CSRF token of
+the preference form.
 
 Every page carries headers that keep the token in its URL to this site: no ``Referer`` leaves
 it (``Referrer-Policy: no-referrer``), it cannot be framed (``frame-ancestors 'none'`` and
@@ -29,9 +29,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from mailroom.compose.headers import app_name
 from mailroom.config import Settings
-from mailroom.consent.centre import OfferedType
 from mailroom.message import Address
-from mailroom.notifications.registry import NotificationRegistry, default_registry
 
 __all__ = [
     "CSRF_MAX_AGE",
@@ -41,7 +39,6 @@ __all__ = [
     "check_csrf",
     "make_csrf",
     "not_found",
-    "offered_types",
     "render",
 ]
 
@@ -125,22 +122,3 @@ def check_csrf(settings: Settings, page_token: str, csrf: object) -> bool:
     except BadData:
         return False
     return hmac.compare_digest(value, _bound(page_token).encode())
-
-
-def offered_types(
-    settings: Settings, registry: NotificationRegistry | None, token_type: str | None
-) -> list[OfferedType]:
-    """The notification types a recipient may turn off, by name: those registered in this
-    process, those of the settings file, and the one the token was made for (registered in
-    the application's process, perhaps, and not in this one)."""
-    found: dict[str, OfferedType] = {}
-    for ntype in registry if registry is not None else default_registry:
-        if ntype.may_opt_out:
-            found[ntype.name] = OfferedType(ntype.name, ntype.label, ntype.default_on)
-    for name, declared in settings.NOTIFICATION_TYPES.items():
-        if declared.may_opt_out:
-            label = declared.description or name
-            found[name] = OfferedType(name, label, declared.default_on)
-    if token_type and token_type not in found:
-        found[token_type] = OfferedType(token_type, token_type, True)
-    return [found[name] for name in sorted(found)]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 import string
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -13,9 +15,11 @@ import lxml.html
 from sqlalchemy import select, text
 
 from mailroom.consent import queries as consent_queries
+from mailroom.outbox.database_url import sqlite_path
 from mailroom.outbox.schema import events, messages
 from mailroom.outbox.vocabulary import EventType, HitLabel, NotificationOutcome
-from mailroom.web.public import PIXEL_GIF
+from mailroom.tracking.recorder import USER_AGENT_MAX
+from mailroom.web.public import PIXEL_GIF, PUBLIC_FORM_MAX_BYTES
 from support.mail_checks import html_part, parse
 from support.service import ServiceProcess
 
@@ -382,3 +386,109 @@ def test_hits_buffered_at_a_graceful_stop_are_written(public: Public, tmp_path: 
             assert_pixel(other.get(f"/trck/{token}", headers={"User-Agent": FIREFOX}))
         assert other.stop() == 0  # at once: well inside the writer's one-second interval
     assert len(event_rows(public, "nia@example.com", EventType.OPENED)) == 3
+
+
+# -- what no request can do to the others ------------------------------------------------
+
+
+def test_a_click_is_not_held_up_by_a_database_writer(public: Public) -> None:
+    _, news = notify(public, "news.weekly", "ola@example.com")
+    click = next(h for h in hrefs(news) if h.startswith(f"{PUBLIC}/c/"))
+    _, task = notify(public, "task.assigned", "ola@example.com")
+    page = f"/preferences/{unsubscribe_token(task)}"
+    path = sqlite_path(public.engine.url)
+    assert path is not None
+    writer = sqlite3.connect(path, isolation_level=None, timeout=10)
+    writer.execute("BEGIN IMMEDIATE")  # any writer: the worker's batch, a hit flush, a backup
+    try:
+        with public.client() as client:
+            client.timeout = httpx.Timeout(3.0)
+            assert client.get(public.local(click)).status_code == 302
+            assert client.get(page).status_code == 200  # the preference page only reads
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
+def wait_until_the_write_lock_is_taken(public: Public, timeout: float) -> bool:
+    path = sqlite_path(public.engine.url)
+    assert path is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        probe = sqlite3.connect(path, isolation_level=None, timeout=0)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+        except sqlite3.OperationalError:
+            return True
+        finally:
+            probe.close()
+        time.sleep(0.02)
+    return False
+
+
+def test_a_huge_user_agent_on_the_pixel_stalls_no_write(public: Public) -> None:
+    _, news = notify(public, "news.weekly", "pia@example.com")
+    _, task = notify(public, "task.assigned", "pia@example.com")
+    huge = "Mozilla/5.0 " + "A" * 20_000_000
+    hit = httpx.get(
+        public.local(f"{PUBLIC}/trck/{pixel_token(news)}"), headers={"User-Agent": huge}
+    )
+    assert_pixel(hit)
+    wait_until_the_write_lock_is_taken(public, 2.0)  # the hit writer's turn, if it is slow
+    response = httpx.post(
+        f"{public.service.url}/unsubscribe/{unsubscribe_token(task)}",
+        data={"List-Unsubscribe": "One-Click"},
+        timeout=3.0,
+    )
+    assert response.status_code == 200
+    wait_for(lambda: len(event_rows(public, "pia@example.com", EventType.OPENED)) == 1)
+    (opened,) = event_rows(public, "pia@example.com", EventType.OPENED)
+    assert opened["detail"]["user_agent"] == huge[:USER_AGENT_MAX]  # type: ignore[index]
+
+
+def test_a_form_over_the_public_limit_gets_413_chunked_or_not(public: Public) -> None:
+    _, message = notify(public, "task.assigned", "quinn@example.com")
+    url = f"{public.service.url}/unsubscribe/{unsubscribe_token(message)}"
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    pad = b"x" * (PUBLIC_FORM_MAX_BYTES + 1)
+
+    def chunked() -> Iterator[bytes]:
+        yield b"List-Unsubscribe=One-Click&pad="
+        yield pad
+
+    assert httpx.post(url, content=chunked(), headers=form, timeout=10).status_code == 413
+    sized = b"List-Unsubscribe=One-Click&pad=" + pad
+    assert httpx.post(url, content=sized, headers=form, timeout=10).status_code == 413
+    assert consent_rows(public, "quinn@example.com") == []  # nothing was unsubscribed
+    # Within the limit, the same form works.
+    ok = httpx.post(url, content=b"List-Unsubscribe=One-Click&pad=xx", headers=form, timeout=10)
+    assert ok.status_code == 200
+
+
+def test_no_redirect_is_built_from_the_host_header(public: Public) -> None:
+    with public.client() as client:
+        for path in ("/c", "/trck", "/unsubscribe", "/preferences", "/healthz/", "/api/v1/"):
+            response = client.get(path, headers={"Host": "evil.example"})
+            assert not response.is_redirect, (path, response.headers)
+            assert "evil.example" not in response.headers.get("location", "")
+
+
+def test_the_access_log_shows_no_token(public: Public, tmp_path: Path) -> None:
+    _, news = notify(public, "news.weekly", "rae@example.com")
+    _, task = notify(public, "task.assigned", "rae@example.com")
+    token, pixel = unsubscribe_token(task), pixel_token(news)
+    env = {
+        "DATABASE_URL": str(public.settings.DATABASE_URL),
+        "SECRET_KEY": SECRET,
+        "MAILROOM_TRANSPORT": "null",
+    }
+    with ServiceProcess(env, ["--no-worker"], cwd=tmp_path, global_args=["-v"]) as other:
+        for path in (f"/unsubscribe/{token}", f"/preferences/{token}", f"/trck/{pixel}"):
+            httpx.get(f"{other.url}{path}?x=1")
+        wait_for(lambda: other.output.count("/trck/…?x=1") == 1)
+        assert other.stop() == 0
+    assert "/unsubscribe/…?x=1" in other.output
+    assert "/preferences/…?x=1" in other.output
+    assert token not in other.output
+    assert pixel not in other.output

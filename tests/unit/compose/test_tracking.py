@@ -9,6 +9,7 @@ import pytest
 
 from mailroom.compose.tracking import apply_tracking
 from mailroom.config import Settings, load_settings
+from mailroom.errors import MessageError
 from mailroom.message import Message
 from mailroom.tracking.tokens import HitClaim, TokenKind, verify_public_token
 
@@ -125,3 +126,29 @@ def test_a_message_keeps_its_own_message_id_and_text_only_mail_is_left_alone() -
     assert tracked.message_id == "<own.1@acme.example>"
     plain = message(html=None)
     assert apply_tracking(plain, settings, "bulk") == (plain, [])
+
+
+XHTML = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN" '
+    '"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">'
+    '<html xmlns="http://www.w3.org/1999/xhtml"><body>'
+    '<a href="https://shop.example/">Shop £5</a></body></html>'
+)
+
+
+def test_an_xhtml_template_with_an_xml_declaration_is_tracked() -> None:
+    settings = settings_for(TRACK_OPENS="bulk", TRACK_CLICKS="bulk")
+    tracked, links = apply_tracking(message(html=XHTML), settings, "bulk")
+    assert links == ["https://shop.example/"]
+    assert tracked.html is not None
+    assert f"{BASE}/trck/" in tracked.html
+    assert f'href="{BASE}/c/' in tracked.html
+    assert tracked.html.startswith("<!DOCTYPE html PUBLIC")  # its doctype kept, not the xml
+    assert "Shop £5" in tracked.html
+
+
+def test_html_the_parser_cannot_read_is_a_message_error() -> None:
+    settings = settings_for(TRACK_OPENS="bulk", TRACK_CLICKS="bulk")
+    with pytest.raises(MessageError, match="HTML part"):
+        apply_tracking(message(html="  \n "), settings, "bulk")

@@ -7,6 +7,7 @@ import time
 from unittest import mock
 
 import pytest
+from itsdangerous import BadData
 
 from mailroom.config import Settings, load_settings
 from mailroom.consent.tokens import UnsubscribeTokens
@@ -81,3 +82,16 @@ def test_another_key_or_an_expired_token_is_refused(settings: Settings) -> None:
 def test_a_link_index_out_of_range_is_never_made(settings: Settings) -> None:
     with pytest.raises(ValueError, match="link index"):
         TrackingTokens(settings).click_token(MESSAGE_ID, "ada@example.com", -1)
+
+
+def test_a_token_verified_before_is_still_checked_for_its_age_and_kind(settings: Settings) -> None:
+    tokens = TrackingTokens(settings)
+    token = tokens.open_token(MESSAGE_ID, "ada@example.com")
+    claim = tokens.verify(token, TokenKind.OPEN)
+    assert tokens.verify(token, TokenKind.OPEN) == claim  # remembered, same answer
+    with pytest.raises((BadData, InvalidTokenError)):
+        tokens.verify(token, TokenKind.CLICK)
+    later = time.time() + 401 * 24 * 3600
+    with mock.patch("time.time", return_value=later), pytest.raises(BadData):
+        tokens.verify(token, TokenKind.OPEN)  # expired, though verified before
+    assert tokens.verify(token, TokenKind.OPEN) == claim
