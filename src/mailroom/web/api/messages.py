@@ -9,6 +9,7 @@ are not confirmed to anyone who may not read them.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from typing import Annotated
@@ -27,7 +28,7 @@ from mailroom.outbox.event_queries import events_of
 from mailroom.outbox.operations import MessageDetail
 from mailroom.outbox.schema import ApiKeyScope
 from mailroom.outbox.store import BatchItem, Outbox
-from mailroom.web.api.direct import direct_route, in_thread, parse_body
+from mailroom.web.api.direct import direct_route, parse_body
 from mailroom.web.api.message_models import (
     API_KEY_METADATA,
     AttemptOut,
@@ -48,8 +49,8 @@ __all__ = [
     "idempotency_key",
     "message_error",
     "outgoing",
+    "prepared",
     "router",
-    "send_one",
 ]
 
 router = APIRouter(tags=["messages"])
@@ -124,24 +125,18 @@ def message_error(error: MessageError) -> ApiError:
     return ApiError(422, "invalid_message", f"{field}: {message}", field)
 
 
-def send_one(
+def prepared(
     caller: ApiKey, outbox: Outbox, reader: Engine, body: MessageIn, key_header: str | None
-) -> tuple[int, bool]:
-    """Commit one message (blocking); its id, and whether an earlier send with the same
-    ``Idempotency-Key`` made it (a replay, answered 200)."""
+) -> tuple[BatchItem, bool]:
+    """The message to commit for ``body`` (blocking: it may read), and whether an earlier
+    send with the same ``Idempotency-Key`` made it (a replay, answered 200)."""
     key = idempotency_key(caller, key_header)
     replay = False
     if key is not None:
         outbox.ensure_schema()
         with reader.connect() as connection:
             replay = bool(queries.find_by_idempotency_keys(connection, [key]))
-    try:
-        message_pk = outbox.send_batch([outgoing(body, caller, outbox.settings, key)])[0]
-    except MessageError as exc:
-        raise message_error(exc) from None
-    except BatchError as exc:
-        raise message_error(exc.errors[0]) from None
-    return message_pk, replay
+    return outgoing(body, caller, outbox.settings, key), replay
 
 
 def send_message(  # noqa: PLR0917 - FastAPI passes a route's parameters by name
@@ -154,27 +149,42 @@ def send_message(  # noqa: PLR0917 - FastAPI passes a route's parameters by name
 ) -> MessageCreated:
     """Commit one message to the outbox and answer with its id (201), or with the id of the
     message made earlier for the same ``Idempotency-Key`` (200)."""
-    message_pk, replay = send_one(caller, outbox, reader, body, key_header)
+    item, replay = prepared(caller, outbox, reader, body, key_header)
+    try:
+        message_pk = outbox.send_batch([item])[0]
+    except MessageError as exc:
+        raise message_error(exc) from None
+    except BatchError as exc:
+        raise message_error(exc.errors[0]) from None
     if replay:
         response.status_code = status.HTTP_200_OK
     return MessageCreated(id=message_pk)
 
 
 async def _send_message_directly(request: Request) -> Response:
-    """:func:`send_message` without FastAPI's machinery (:mod:`mailroom.web.api.direct`)."""
+    """:func:`send_message` without FastAPI's machinery (:mod:`mailroom.web.api.direct`),
+    committed by the app's group commit (:mod:`mailroom.outbox.group_commit`): the caller is
+    authenticated, the body validated and the message composed in its writer thread, and the
+    id answered once the commit is on disk."""
     state = request.app.state
     headers = request.headers
     authorization = headers.get("authorization", "")
     content_type = headers.get("content-type")
     key_header = headers.get("idempotency-key")
     raw = await request.body()
+    replay = False
 
-    def work() -> tuple[int, bool]:
+    def prepare() -> BatchItem:
+        nonlocal replay
         caller = authenticate_header(authorization, state.engine, state.read_engine)
         body = parse_body(MessageIn, raw, content_type)
-        return send_one(caller, state.outbox, state.read_engine, body, key_header)
+        item, replay = prepared(caller, state.outbox, state.read_engine, body, key_header)
+        return item
 
-    message_pk, replay = await in_thread(work)
+    try:
+        message_pk = await asyncio.wrap_future(state.group_commit.submit(prepare))
+    except MessageError as exc:
+        raise message_error(exc) from None
     return JSONResponse({"id": message_pk}, status_code=200 if replay else 201)
 
 
