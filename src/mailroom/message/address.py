@@ -293,8 +293,11 @@ def parse_addresses(values: object, field_name: str) -> list[Address]:
     return found
 
 
+@functools.lru_cache(maxsize=1024)
 def _format_address(address: Address) -> str:
     """One address for a header: a (quoted) ASCII phrase, or one RFC 2047 encoded word.
+    Cached: a batch names its sender on every message, and the email package's quoting of a
+    display name costs more than the rest of the header.
 
     A display name becomes a single encoded word, never several: CPython's parser keeps the
     blank between adjacent encoded words in a phrase, where RFC 2047 §6.2 drops it, so a
