@@ -7,9 +7,11 @@ pydantic over the dicts it made, and validating the answer once more on the way 
 
 A :func:`direct_route` keeps the endpoint it is declared with (its signature still makes
 the OpenAPI document, so the schema is unchanged) but answers requests with a handler of its
-own: the body read once, then one hop to a worker thread that authenticates the caller,
-validates the raw bytes in one pass (:meth:`pydantic.BaseModel.model_validate_json`), builds
-and commits; the id is answered only after the commit. Errors are raised as the exceptions
+own: the body read once, then one hop to a thread (the group commit's writer for a single
+send, :mod:`mailroom.outbox.group_commit`; the loop's executor for a batch) that
+authenticates the caller, validates the raw bytes in one pass
+(:meth:`pydantic.BaseModel.model_validate_json`), builds and commits; the id is answered
+only after the commit. Errors are raised as the exceptions
 the app's handlers answer, in the same shape as FastAPI's own validation errors.
 """
 
