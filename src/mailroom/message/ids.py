@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import secrets
 import time
 
@@ -15,6 +16,12 @@ def make_message_id(domain: str) -> str:
     """A globally unique Message-ID (RFC 5322 §3.6.4) in our sender's domain (see
     :func:`message_id_domain` for when that domain is not a qualified one)."""
     return f"<{time.time_ns():x}.{secrets.token_hex(8)}@{message_id_domain(domain)}>"
+
+
+@functools.lru_cache(maxsize=256)
+def _qualified(domain: str) -> bool:
+    """:func:`is_qualified`, once per domain: every message of a batch asks it again."""
+    return is_qualified(domain)
 
 
 def message_id_domain(sender_domain: str) -> str:
@@ -33,7 +40,7 @@ def message_id_domain(sender_domain: str) -> str:
         # (Not a valid name: left as it is, and not qualified either.)
         with contextlib.suppress(UnicodeError):
             sender_domain = sender_domain.encode("idna").decode("ascii")
-    if is_qualified(sender_domain):
+    if _qualified(sender_domain):
         return sender_domain
     fqdn = machine_fqdn_once()
     if fqdn is not None and is_qualified(fqdn):

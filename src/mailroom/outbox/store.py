@@ -6,11 +6,8 @@ it, whatever happens to the calling process.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +17,15 @@ from mailroom.config import Settings
 from mailroom.errors import BatchError, IdempotencyConflictError, MessageError
 from mailroom.message import Message, build_envelope, content_fingerprint
 from mailroom.outbox import operations, operator_queries, queries
+from mailroom.outbox.batch_items import (
+    BatchItem,
+    check_key,
+    check_stream,
+    due_epoch,
+    message_from_fields,
+    stored_links,
+    stored_metadata,
+)
 from mailroom.outbox.database import (
     adopt_legacy_version,
     check_schema,
@@ -30,87 +36,6 @@ from mailroom.outbox.database import (
 from mailroom.outbox.vocabulary import STREAM_PRIORITIES, ConsentFacts, Status
 
 __all__ = ["BatchItem", "Outbox"]
-
-_STREAM_NAME_MAX = 64
-
-
-_KEY_MAX = 255  # the column's width
-_MESSAGE_FIELDS = frozenset(f.name for f in dataclasses.fields(Message))
-
-
-def _message_from_fields(fields: dict[str, Any]) -> Message:
-    unknown = sorted(set(fields) - _MESSAGE_FIELDS)
-    if unknown:
-        raise MessageError(
-            unknown[0],
-            f"is not a field of a message; the fields are {', '.join(sorted(_MESSAGE_FIELDS))}",
-        )
-    return Message(**fields)
-
-
-def _check_key(key: object) -> None:
-    if not isinstance(key, str):
-        raise MessageError("idempotency_key", f"must be a str, not {type(key).__name__}")
-    if not key or len(key) > _KEY_MAX:
-        raise MessageError("idempotency_key", f"must be 1 to {_KEY_MAX} characters")
-
-
-def _metadata(value: object) -> dict[str, Any] | None:
-    """The caller's metadata as stored (JSON), or a MessageError naming the field."""
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise MessageError("metadata", f"must be a dict, not {type(value).__name__}")
-    if not value:
-        return None
-    try:
-        # allow_nan=False: NaN and Infinity are not JSON (RFC 8259 §6); PostgreSQL refuses them.
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise MessageError(
-            "metadata",
-            f"must be JSON: str, int, float, bool, None, and lists and dicts of them ({exc})",
-        ) from None
-    return dict(value)
-
-
-def _check_stream(stream: object) -> None:
-    if not isinstance(stream, str) or not stream or len(stream) > _STREAM_NAME_MAX:
-        raise MessageError("stream", f"must be 1 to {_STREAM_NAME_MAX} characters")
-
-
-@dataclass(frozen=True, slots=True)
-class BatchItem:
-    """One message of :meth:`Outbox.send_batch`, with its own stream, send time and key."""
-
-    message: Message
-    stream: str = "transactional"
-    send_at: datetime | None = None
-    idempotency_key: str | None = None
-    tracked_links: Sequence[str] | None = None
-    """The URLs click tracking rewrote, by link index (see ``apply_tracking``)."""
-    fingerprint: str | None = None
-    """What the key is compared on, if not the digest of the message: that of the request
-    before tracking, whose tokens differ on every call."""
-
-
-def _links(value: Sequence[str] | None) -> list[str] | None:
-    """The tracked links as stored: a JSON list of URLs, or none (no click tracking)."""
-    if value is None:
-        return None
-    if isinstance(value, str) or not all(isinstance(url, str) for url in value):
-        raise MessageError("tracked_links", "must be a list of URLs")
-    return list(value)
-
-
-def _epoch(when: datetime | None, now: float) -> float:
-    if when is None:
-        return now
-    if not isinstance(when, datetime):
-        raise MessageError("send_at", f"must be a datetime, not {type(when).__name__}")
-    if when.tzinfo is None:
-        raise MessageError("send_at", "must be timezone-aware (e.g. datetime.now(UTC) + delta)")
-    return when.timestamp()
 
 
 class Outbox:
@@ -154,9 +79,9 @@ class Outbox:
             default_from=self.settings.DEFAULT_FROM_EMAIL,
             max_size=self.settings.EMAIL_MAX_MESSAGE_SIZE,
         )
-        extra = _metadata(message.metadata)
+        extra = stored_metadata(message.metadata)
         if idempotency_key is not None:
-            _check_key(idempotency_key)
+            check_key(idempotency_key)
             fingerprint = fingerprint or content_fingerprint(message, stream=stream)
         return {
             "message_id": envelope.message_id,
@@ -177,7 +102,7 @@ class Outbox:
             "due_at": due_at,
             "updated_at": now,
             "attempts": 0,
-            "tracked_links": _links(tracked_links),
+            "tracked_links": stored_links(tracked_links),
         }
 
     def send(
@@ -198,7 +123,7 @@ class Outbox:
         content it raises :class:`~mailroom.errors.IdempotencyConflictError`.
         """
         if message is None:
-            message = _message_from_fields(fields)
+            message = message_from_fields(fields)
         elif fields:
             raise MessageError(
                 "message", "pass either a Message or its fields (to=, subject=...), not both"
@@ -271,6 +196,12 @@ class Outbox:
         results = self._commit_items(items, consent=None, mode="collect")
         return [result for result in results if isinstance(result, int)]
 
+    def send_batch_each(self, items: Sequence[BatchItem]) -> list[int | MessageError]:
+        """Like :meth:`send_batch`, but an item at fault comes back as its
+        :class:`MessageError` and the others are committed together (what a group commit of
+        unrelated single sends needs: one caller's mistake is not another's)."""
+        return self._commit_items(items, consent=None, mode="skip")
+
     def _commit(
         self,
         batch: Iterable[Message],
@@ -283,7 +214,7 @@ class Outbox:
         tracked_links: Sequence[Sequence[str] | None] | None = None,
         skip_invalid: bool,
     ) -> list[int | MessageError]:
-        _check_stream(stream)
+        check_stream(stream)
         items = list(batch)
         keys = list(keys) if keys is not None else [None] * len(items)
         prints = list(fingerprints) if fingerprints is not None else [None] * len(items)
@@ -316,12 +247,12 @@ class Outbox:
         collected: dict[int, MessageError] = {}
         for position, item in enumerate(items):
             try:
-                _check_stream(item.stream)
+                check_stream(item.stream)
                 rows.append(
                     self._row(
                         item.message,
                         stream=item.stream,
-                        due_at=_epoch(item.send_at, now),
+                        due_at=due_epoch(item.send_at, now),
                         now=now,
                         idempotency_key=item.idempotency_key,
                         fingerprint=item.fingerprint,

@@ -12,13 +12,14 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
+from sqlalchemy import Engine
 
 from mailroom.access.apikeys import ApiKey, authenticate, needs_touch, touch_api_key
 from mailroom.outbox.vocabulary import ApiKeyScope
 from mailroom.web.dependencies import DatabaseEngine, ReadEngine
 from mailroom.web.errors import ApiError
 
-__all__ = ["AdminKey", "Caller", "require_admin", "unauthorized"]
+__all__ = ["AdminKey", "Caller", "authenticate_header", "require_admin", "unauthorized"]
 
 _BEARER = "bearer "
 _KEY_MAX = 200  # far above any key Mailroom makes; a longer header is not looked up
@@ -38,13 +39,11 @@ def unauthorized() -> ApiError:
     )
 
 
-def caller_of(
-    request: Request,
-    engine: DatabaseEngine,
-    reader: ReadEngine,
-    _declared: Annotated[object, Depends(_scheme)] = None,
-) -> ApiKey:
-    header = request.headers.get("authorization", "")
+def authenticate_header(header: str, engine: Engine, reader: Engine) -> ApiKey:
+    """The API key an ``Authorization`` header's value presents, or the one 401: what
+    :data:`Caller` resolves, callable without FastAPI's dependency machinery (the send
+    routes call it in the thread that commits). Blocking: reads the key, and at most once a
+    minute per key records its use."""
     if not header[: len(_BEARER)].lower() == _BEARER:
         raise unauthorized()
     presented = header[len(_BEARER) :].strip()
@@ -59,6 +58,15 @@ def caller_of(
         with engine.begin() as connection:
             touch_api_key(connection, key, now)
     return key
+
+
+def caller_of(
+    request: Request,
+    engine: DatabaseEngine,
+    reader: ReadEngine,
+    _declared: Annotated[object, Depends(_scheme)] = None,
+) -> ApiKey:
+    return authenticate_header(request.headers.get("authorization", ""), engine, reader)
 
 
 Caller = Annotated[ApiKey, Depends(caller_of)]

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine
 from mailroom.config import Settings
 from mailroom.notifications import Notifier
 from mailroom.notifications.registry import service_registry
+from mailroom.outbox.group_commit import GroupCommit
 from mailroom.outbox.store import Outbox
 
 __all__ = [
@@ -39,6 +40,8 @@ def install_services(app: FastAPI) -> None:
     settings: Settings = app.state.settings
     outbox = Outbox(settings, engine=app.state.engine)
     app.state.outbox = outbox
+    # Single sends through the API are committed in groups (mailroom.outbox.group_commit).
+    app.state.group_commit = GroupCommit(outbox)
     app.state.notifier = Notifier(outbox, service_registry(settings.NOTIFICATION_TYPES))
 
 

@@ -9,23 +9,26 @@ are not confirmed to anyone who may not read them.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Response, status
-from sqlalchemy import Connection
+from fastapi import APIRouter, Header, Path, Request, Response, status
+from fastapi.responses import JSONResponse
+from sqlalchemy import Connection, Engine
 
 from mailroom.access.apikeys import ApiKey
-from mailroom.compose.tracking import apply_tracking
+from mailroom.compose.tracking import apply_tracking, tracks
 from mailroom.config import Settings
 from mailroom.errors import BatchError, IdempotencyConflictError, MessageError, SettingsError
 from mailroom.message import content_fingerprint
 from mailroom.outbox import operations, queries
 from mailroom.outbox.event_queries import events_of
 from mailroom.outbox.operations import MessageDetail
-from mailroom.outbox.store import BatchItem
+from mailroom.outbox.store import BatchItem, Outbox
 from mailroom.outbox.vocabulary import ApiKeyScope
+from mailroom.web.api.direct import direct_route, parse_body
 from mailroom.web.api.message_models import (
     API_KEY_METADATA,
     AttemptOut,
@@ -37,11 +40,18 @@ from mailroom.web.api.message_models import (
     epoch_time,
     owner_of,
 )
-from mailroom.web.auth import Caller
+from mailroom.web.auth import Caller, authenticate_header
 from mailroom.web.dependencies import DatabaseEngine, ReadEngine, ServiceOutbox
 from mailroom.web.errors import ApiError, ErrorBody
 
-__all__ = ["ERROR_RESPONSES", "idempotency_key", "message_error", "outgoing", "router"]
+__all__ = [
+    "ERROR_RESPONSES",
+    "idempotency_key",
+    "message_error",
+    "outgoing",
+    "prepared",
+    "router",
+]
 
 router = APIRouter(tags=["messages"])
 
@@ -81,6 +91,10 @@ def outgoing(body: MessageIn, caller: ApiKey, settings: Settings, key: str | Non
     key is compared on the request as sent, before tracking (whose tokens are new each call).
     """
     message = body.message(caller.id)
+    if not any(tracks(settings, body.stream)):
+        # Nothing to put in: the message as it is (tracking would parse its addresses only
+        # to find there is nothing to do, and the outbox digests it for its key itself).
+        return BatchItem(message, body.stream, body.send_at, key)
     try:
         fingerprint = content_fingerprint(message, stream=body.stream) if key else None
         tracked, links = apply_tracking(message, settings, body.stream)
@@ -111,16 +125,20 @@ def message_error(error: MessageError) -> ApiError:
     return ApiError(422, "invalid_message", f"{field}: {message}", field)
 
 
-@router.post(
-    "/messages",
-    status_code=status.HTTP_201_CREATED,
-    response_model=MessageCreated,
-    responses={
-        200: {"model": MessageCreated, "description": "A repeated Idempotency-Key"},
-        **ERROR_RESPONSES,
-    },
-    summary="Send one message",
-)
+def prepared(
+    caller: ApiKey, outbox: Outbox, reader: Engine, body: MessageIn, key_header: str | None
+) -> tuple[BatchItem, bool]:
+    """The message to commit for ``body`` (blocking: it may read), and whether an earlier
+    send with the same ``Idempotency-Key`` made it (a replay, answered 200)."""
+    key = idempotency_key(caller, key_header)
+    replay = False
+    if key is not None:
+        outbox.ensure_schema()
+        with reader.connect() as connection:
+            replay = bool(queries.find_by_idempotency_keys(connection, [key]))
+    return outgoing(body, caller, outbox.settings, key), replay
+
+
 def send_message(  # noqa: PLR0917 - FastAPI passes a route's parameters by name
     body: MessageIn,
     caller: Caller,
@@ -131,14 +149,9 @@ def send_message(  # noqa: PLR0917 - FastAPI passes a route's parameters by name
 ) -> MessageCreated:
     """Commit one message to the outbox and answer with its id (201), or with the id of the
     message made earlier for the same ``Idempotency-Key`` (200)."""
-    key = idempotency_key(caller, key_header)
-    replay = False
-    if key is not None:
-        outbox.ensure_schema()
-        with reader.connect() as connection:
-            replay = bool(queries.find_by_idempotency_keys(connection, [key]))
+    item, replay = prepared(caller, outbox, reader, body, key_header)
     try:
-        message_pk = outbox.send_batch([outgoing(body, caller, outbox.settings, key)])[0]
+        message_pk = outbox.send_batch([item])[0]
     except MessageError as exc:
         raise message_error(exc) from None
     except BatchError as exc:
@@ -146,6 +159,48 @@ def send_message(  # noqa: PLR0917 - FastAPI passes a route's parameters by name
     if replay:
         response.status_code = status.HTTP_200_OK
     return MessageCreated(id=message_pk)
+
+
+async def _send_message_directly(request: Request) -> Response:
+    """:func:`send_message` without FastAPI's machinery (:mod:`mailroom.web.api.direct`),
+    committed by the app's group commit (:mod:`mailroom.outbox.group_commit`): the caller is
+    authenticated, the body validated and the message composed in its writer thread, and the
+    id answered once the commit is on disk."""
+    state = request.app.state
+    headers = request.headers
+    authorization = headers.get("authorization", "")
+    content_type = headers.get("content-type")
+    key_header = headers.get("idempotency-key")
+    raw = await request.body()
+    replay = False
+
+    def prepare() -> BatchItem:
+        nonlocal replay
+        caller = authenticate_header(authorization, state.engine, state.read_engine)
+        body = parse_body(MessageIn, raw, content_type)
+        item, replay = prepared(caller, state.outbox, state.read_engine, body, key_header)
+        return item
+
+    try:
+        message_pk = await asyncio.wrap_future(state.group_commit.submit(prepare))
+    except MessageError as exc:
+        raise message_error(exc) from None
+    return JSONResponse({"id": message_pk}, status_code=200 if replay else 201)
+
+
+router.add_api_route(
+    "/messages",
+    send_message,
+    methods=["POST"],
+    status_code=status.HTTP_201_CREATED,
+    response_model=MessageCreated,
+    responses={
+        200: {"model": MessageCreated, "description": "A repeated Idempotency-Key"},
+        **ERROR_RESPONSES,
+    },
+    summary="Send one message",
+    route_class_override=direct_route(_send_message_directly),
+)
 
 
 def _readable(connection: Connection, message_pk: int, caller: ApiKey) -> MessageDetail:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -272,3 +273,50 @@ def test_a_body_over_the_limit_is_a_413_declared_or_streamed(service: ApiService
         assert answer.status_code == 413, answer.text
         assert answer.json()["error"]["code"] == "body_too_large"
     assert fits.status_code == 201
+
+
+def test_a_body_that_is_not_a_json_message_is_a_422_in_the_one_shape(service: ApiService) -> None:
+    json_type = {"Content-Type": "application/json"}
+    with service.client(service.send_key) as client:
+        answers = {
+            "broken": client.post("/api/v1/messages", content=b'{"to": [', headers=json_type),
+            "empty": client.post("/api/v1/messages", content=b"", headers=json_type),
+            "not json": client.post(
+                "/api/v1/messages",
+                content=b'{"to": ["a@example.com"]}',
+                headers={"Content-Type": "text/plain"},
+            ),
+            "batch broken": client.post("/api/v1/messages/batch", content=b"[", headers=json_type),
+        }
+        # A JSON subtype with parameters is JSON (as FastAPI reads it).
+        typed = client.post(
+            "/api/v1/messages",
+            content=b'{"to": ["a@example.com"]}',
+            headers={"Content-Type": "application/merge-patch+json; charset=utf-8"},
+        )
+    for name, answer in answers.items():
+        assert answer.status_code == 422, (name, answer.text)
+        assert set(answer.json()) == {"error"}, name
+        assert answer.json()["error"]["code"] == "invalid", name
+    assert typed.status_code == 201, typed.text
+
+
+def test_concurrent_sends_each_get_their_own_id_and_a_bad_one_fails_alone(
+    service: ApiService,
+) -> None:
+    def send(n: int) -> httpx.Response:
+        to = "nobody" if n == 5 else f"group{n}@example.com"
+        with service.client(service.send_key) as client:
+            return client.post("/api/v1/messages", json={"to": [to], "subject": f"G{n}"})
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(pool.map(send, range(24)))
+    assert answers[5].status_code == 422
+    assert answers[5].json()["error"]["field"] == "to"
+    good = [a for n, a in enumerate(answers) if n != 5]
+    assert {a.status_code for a in good} == {201}
+    ids = [a.json()["id"] for a in good]
+    assert len(set(ids)) == len(ids)
+    with service.client(service.send_key) as client:
+        subjects = [client.get(f"/api/v1/messages/{i}").json()["subject"] for i in ids]
+    assert subjects == [f"G{n}" for n in range(24) if n != 5]
