@@ -8,6 +8,7 @@ open-loop Python client for latency at a fixed request rate.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -86,8 +87,42 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS_MS[match.group(2)]
 
 
-def run_wrk(wrk: Wrk, url: str, *, seconds: int, connections: int, threads: int = 1) -> WrkResult:
-    """``wrk --latency`` against ``url``; its figures, parsed."""
+def _rotation_script(paths: list[str], folder: Path) -> Path:
+    """A wrk script that requests ``paths`` in turn, so each request is a different one."""
+    quoted = ",".join(json.dumps(path) for path in paths)
+    script = folder / "rotate.lua"
+    script.write_text(
+        f"local paths = {{{quoted}}}\n"
+        "local i = 0\n"
+        "request = function()\n"
+        "  i = i % #paths + 1\n"
+        "  return wrk.format(nil, paths[i])\n"
+        "end\n"
+    )
+    return script
+
+
+def run_wrk(
+    wrk: Wrk,
+    url: str,
+    *,
+    seconds: int,
+    connections: int,
+    threads: int = 1,
+    paths: list[str] | None = None,
+) -> WrkResult:
+    """``wrk --latency`` against ``url`` (or, given ``paths``, against each of them in turn on
+    the same server); its figures, parsed."""
+    with tempfile.TemporaryDirectory() as scratch:
+        script = ["-s", str(_rotation_script(paths, Path(scratch)))] if paths else []
+        return _wrk(
+            wrk, url, seconds=seconds, connections=connections, threads=threads, script=script
+        )
+
+
+def _wrk(
+    wrk: Wrk, url: str, *, seconds: int, connections: int, threads: int, script: list[str]
+) -> WrkResult:
     result = subprocess.run(
         [
             str(wrk.binary),
@@ -95,6 +130,7 @@ def run_wrk(wrk: Wrk, url: str, *, seconds: int, connections: int, threads: int 
             f"-c{connections}",
             f"-d{seconds}s",
             "--latency",
+            *script,
             url,
         ],
         env=wrk.env(),
@@ -159,6 +195,10 @@ class _Connection:
         return status
 
 
+async def _connect(host: str, port: int) -> _Connection:
+    return _Connection(*await asyncio.open_connection(host, port))
+
+
 async def _open_loop(
     url: str, headers: dict[str, str], bodies: list[bytes], rate: float
 ) -> OpenLoopResult:
@@ -181,8 +221,15 @@ async def _open_loop(
 
     async def one(request: bytes, due: float) -> None:
         nonlocal failed
-        connection = idle.pop() if idle else _Connection(*await asyncio.open_connection(host, port))
-        status = await connection.exchange(request)
+        connection = idle.pop() if idle else await _connect(host, port)
+        try:
+            status = await connection.exchange(request)
+        except (ConnectionError, asyncio.IncompleteReadError, IndexError):
+            # The server closed an idle keep-alive connection (uvicorn does after 5 s): the
+            # request never reached it, so it is sent again on a new connection.
+            connection.writer.close()
+            connection = await _connect(host, port)
+            status = await connection.exchange(request)
         latencies.append((time.perf_counter() - due) * 1000.0)
         idle.append(connection)
         if status >= 300:

@@ -8,8 +8,9 @@
 - **single**: ``POST /api/v1/messages`` at 200 requests per second, open loop; p50 and p99
   latency (target p99 < 25 ms).
 - **pixel**: ``GET /trck/TOKEN`` with wrk (Debian's, fetched into bench/.cache/wrk), 50
-  connections; requests per second (target ≥ 3,000/s), then the ``opened`` events recorded
-  are counted in the database: every answered request must have its event.
+  connections, 10,000 different tokens (of as many messages) in turn; requests per second
+  (target ≥ 3,000/s), then the ``opened`` events recorded are counted in the database: every
+  answered request must have its event.
 
 The service runs with ``--no-worker``, so what is measured is the web side alone; the load
 generators run on the same machine and take part of its cores (printed with the figures).
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -166,14 +168,15 @@ def bench_single(service: Service, key: str, seconds: int) -> list[Figure]:
     ]
 
 
-def _open_token(database: Path) -> tuple[str, str]:
+def _open_tokens(database: Path, count: int) -> list[str]:
+    """Pixel paths for ``count`` different messages: every request of a campaign's opens
+    carries another token, so none of the server's per-token work is reused."""
     with sqlite3.connect(database) as connection:
-        message_id, recipients = connection.execute(
-            "SELECT message_id, recipients FROM mailroom_messages ORDER BY id LIMIT 1"
-        ).fetchone()
-    settings = load_settings(environ={"SECRET_KEY": SECRET_KEY})
-    recipient = json.loads(recipients)[0]
-    return TrackingTokens(settings).open_token(message_id, recipient), message_id
+        rows = connection.execute(
+            "SELECT message_id, recipients FROM mailroom_messages ORDER BY id LIMIT ?", (count,)
+        ).fetchall()
+    tokens = TrackingTokens(load_settings(environ={"SECRET_KEY": SECRET_KEY}))
+    return [f"/trck/{tokens.open_token(mid, json.loads(rcpts)[0])}" for mid, rcpts in rows]
 
 
 def _opened(database: Path) -> int:
@@ -184,16 +187,29 @@ def _opened(database: Path) -> int:
     return int(count)
 
 
+def _settle(count: Callable[[], int], expected: int) -> tuple[int, float]:
+    """``count()`` once it reaches ``expected`` or stops growing for 3 s (30 s at most), and
+    the seconds that took."""
+    began = time.monotonic()
+    last, last_change = count(), began
+    while last < expected and time.monotonic() - last_change < 3 and time.monotonic() - began < 30:
+        time.sleep(0.25)
+        now = count()
+        if now != last:
+            last, last_change = now, time.monotonic()
+    return last, time.monotonic() - began
+
+
 def bench_pixel(service: Service, database: Path, seconds: int) -> Figure:
     wrk = ensure_wrk(CACHE)
-    token, _ = _open_token(database)
+    paths = _open_tokens(database, 10_000)
     before = _opened(database)
-    log(f"pixel: wrk, 50 connections, {seconds} s")
-    result = run_wrk(wrk, f"{service.url}/trck/{token}", seconds=seconds, connections=50)
-    # The recorder writes buffered hits every second; wrk stops with requests in flight that
-    # it does not count, so at least as many events as counted requests must be there.
-    time.sleep(2.5)
-    recorded = _opened(database) - before
+    log(f"pixel: wrk, 50 connections, {seconds} s, {len(paths)} different tokens in turn")
+    result = run_wrk(wrk, service.url, seconds=seconds, connections=50, paths=paths)
+    # The recorder writes buffered hits in batches, and may still be writing a backlog when
+    # wrk stops; wrk does not count the requests it had in flight, so at least as many
+    # events as counted requests must be there once the writing settles.
+    recorded, settled_at = _settle(lambda: _opened(database) - before, result.requests)
     return Figure(
         "service-pixel",
         "requests",
@@ -203,7 +219,9 @@ def bench_pixel(service: Service, database: Path, seconds: int) -> Figure:
         ok=result.per_second >= 3000 and recorded >= result.requests,
         extra={
             "requests": result.requests,
+            "tokens": len(paths),
             "events_recorded": recorded,
+            "recorded_within_s": round(settled_at, 1),
             "non_2xx": result.non_2xx,
             "socket_errors": result.errors,
             "p99_ms": result.p99_ms,
