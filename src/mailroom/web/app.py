@@ -14,11 +14,10 @@ from mailroom.web import api, health, metrics
 from mailroom.web.body_limit import BodyLimit
 from mailroom.web.dependencies import install_services
 from mailroom.web.errors import install_error_handlers
+from mailroom.web.paths import API_PREFIX
 from mailroom.web.public import install_hit_routes, public_router
 
 __all__ = ["API_PREFIX", "create_app"]
-
-API_PREFIX = "/api/v1"
 
 
 def create_app(
