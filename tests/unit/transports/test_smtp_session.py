@@ -413,8 +413,10 @@ async def test_quit_behind_an_abandoned_command_keeps_its_timeout() -> None:
 @LOOPS
 def test_content_still_leaving_is_not_silence(loop_name: str) -> None:
     """A relay that reads slowly but steadily is not silent: each time the transport's
-    buffer drains the wait starts again. A 32 MiB write, with a 0.6 s timeout, to a relay
-    that reads 4 MiB every 0.3 s (about 2.4 s in all) and answers 0.25 s after the end."""
+    buffer drains the wait starts again. A 32 MiB write, with a 1.2 s timeout, to a relay
+    that reads 4 MiB every 0.3 s (about 2.4 s in all, twice the timeout) and answers 0.25 s
+    after the end. (The timeout leaves room for a loaded machine: at 0.6 s, one late read of
+    4 MiB under a full CI run was taken for silence.)"""
     size, step = 32 << 20, 4 << 20
 
     async def slow_reader(
@@ -430,7 +432,7 @@ def test_content_still_leaving_is_not_silence(loop_name: str) -> None:
 
     async def scenario() -> None:
         relay = Relay(converse=slow_reader)
-        async with relay, session_with(relay, timeout=0.6) as session:
+        async with relay, session_with(relay, timeout=1.2) as session:
             started = time.monotonic()
             assert await session.write(b"x" * size, 1) == [RawReply(250, f"got {size}")]
             assert time.monotonic() - started > 1.5
