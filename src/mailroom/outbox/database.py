@@ -109,6 +109,7 @@ def create_outbox_engine(
     must_exist: bool = False,
     statement_timeout: float | None = None,
     single_writer: bool = False,
+    autocheckpoint: bool = True,
 ) -> Engine:
     """An engine for ``DATABASE_URL``; see the module docstring for the settings it makes.
 
@@ -116,6 +117,9 @@ def create_outbox_engine(
     SQLite lets one writer in at a time and makes the others retry with sleeps that grow to
     100 ms; a server whose request threads write would spend its latency in those sleeps,
     while a thread waiting for the pool's one connection is woken the moment it is free.
+
+    ``autocheckpoint=False`` (SQLite): commits never copy the log back into the database;
+    the caller runs a :class:`~mailroom.outbox.wal_checkpoints.WalCheckpointer` instead.
 
     ``must_exist``: the command only looks at the outbox, so a SQLite file that is not there
     is an error (the command ran in the wrong folder) rather than a new empty file.
@@ -176,6 +180,8 @@ def create_outbox_engine(
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={busy_milliseconds}")
+        if not autocheckpoint:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(engine, "begin")

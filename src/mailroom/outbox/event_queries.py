@@ -35,8 +35,8 @@ class EventRecord:
 
 
 def record_events(connection: Connection, records: Iterable[EventRecord]) -> int:
-    """Insert ``records`` in the caller's transaction, in one statement (an executemany on
-    SQLite, a COPY on PostgreSQL); returns how many."""
+    """Insert ``records`` in the caller's transaction (multi-row inserts on SQLite, a COPY on
+    PostgreSQL); returns how many."""
     # Driver-level, with plain tuples, as the attempts are written: it runs on the worker's
     # and the enqueue's hot paths, where building SQLAlchemy's per-row parameter dicts cost
     # more than the inserts.
@@ -54,8 +54,14 @@ def record_events(connection: Connection, records: Iterable[EventRecord]) -> int
     ]
     if not rows:
         return 0
-    if connection.dialect.paramstyle == "qmark":  # SQLite: one prepared statement, reused
-        connection.exec_driver_sql(_INSERT, rows)
+    if connection.dialect.paramstyle == "qmark":
+        # SQLite: a few multi-row statements. An executemany steps once per row, and each
+        # step lets go of the GIL and must win it back from the request threads, up to a
+        # switch interval apiece, while this thread holds the database's one write lock.
+        for start in range(0, len(rows), _ROWS_PER_INSERT):
+            chunk = rows[start : start + _ROWS_PER_INSERT]
+            values = tuple(value for row in chunk for value in row)
+            connection.exec_driver_sql(f"{_INSERT_HEAD} {', '.join([_ROW] * len(chunk))}", values)
         return len(rows)
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     with contextlib.closing(cursor):
@@ -72,11 +78,10 @@ def record_events(connection: Connection, records: Iterable[EventRecord]) -> int
 
 
 _COLUMNS = ("message_pk", "recipient", "type", "at", "label", "link_index", "detail")
-_INSERT = (
-    f"INSERT INTO {events.name} ({', '.join(_COLUMNS)}) "  # noqa: S608 - our own names
-    f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
-)
-_INSERT_FORMAT = _INSERT.replace("?", "%s")
+_ROW = f"({', '.join('?' for _ in _COLUMNS)})"
+_INSERT_HEAD = f"INSERT INTO {events.name} ({', '.join(_COLUMNS)}) VALUES"
+_INSERT_FORMAT = f"{_INSERT_HEAD} {_ROW}".replace("?", "%s")
+_ROWS_PER_INSERT = 1000  # 7,000 parameters: within SQLite's limit (32,766 since 3.32)
 _COPY = f"COPY {events.name} ({', '.join(_COLUMNS)}) FROM STDIN"
 
 

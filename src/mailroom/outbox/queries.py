@@ -15,7 +15,6 @@ put several of them in one commit (a worker completes a whole batch in one).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -23,6 +22,7 @@ from sqlalchemy import Connection, case, literal, select
 
 from mailroom.outbox.dialect import dialect_insert
 from mailroom.outbox.event_queries import EventRecord, record_events
+from mailroom.outbox.message_insert import PreparedInsert, prepare_insert, run_insert
 from mailroom.outbox.schema import attempts, messages
 from mailroom.outbox.vocabulary import EventType, Status
 
@@ -36,11 +36,17 @@ __all__ = [
 ]
 
 
-def insert_messages(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> list[int | None]:
+def insert_messages(
+    connection: Connection,
+    rows: Sequence[Mapping[str, Any]],
+    prepared: PreparedInsert | None = None,
+) -> list[int | None]:
     """Insert message rows, each with a ``queued`` event per recipient; return their ids in
     order.
 
-    Rows without an idempotency key go in as one multi-row insert. A row with a key is
+    Rows without an idempotency key go in as multi-row inserts, ``prepared`` from the same
+    rows before the transaction began, if the caller did (see
+    :mod:`~mailroom.outbox.message_insert`). A row with a key is
     inserted with ``ON CONFLICT DO NOTHING`` (so two racing callers cannot both insert it) and
     gets ``None`` when the key was already there; the caller then looks the existing id up
     with :func:`find_by_idempotency_keys`.
@@ -48,7 +54,9 @@ def insert_messages(connection: Connection, rows: Sequence[Mapping[str, Any]]) -
     if not rows:
         return []
     if not any(row.get("idempotency_key") for row in rows):
-        inserted: list[int | None] = list(_insert_without_keys(connection, rows))
+        if prepared is None:
+            prepared = prepare_insert(rows, connection.dialect)
+        inserted: list[int | None] = list(run_insert(connection, prepared))
     else:
         inserted = _insert_with_keys(connection, rows)
     _record_queued(connection, rows, inserted)
@@ -84,58 +92,6 @@ def _insert_with_keys(
     for row in rows:
         found = connection.execute(statement, [row]).first()
         ids.append(found.id if found else None)
-    return ids
-
-
-_INSERT_COLUMNS = (
-    "message_id",
-    "stream",
-    "priority",
-    "status",
-    "sender",
-    "recipients",
-    "subject",
-    "data",
-    "smtputf8",
-    "extra",
-    "consent_scopes",
-    "consent_required",
-    "created_at",
-    "due_at",
-    "updated_at",
-    "attempts",
-    "tracked_links",
-)
-_JSON_COLUMNS = {"recipients", "extra", "consent_scopes", "tracked_links"}
-_ROWS_PER_INSERT = 200  # 3,400 parameters: within every SQLite's and PostgreSQL's limits
-_VALUES_ROW = "(" + ", ".join("?" for _ in _INSERT_COLUMNS) + ")"
-
-
-def _insert_without_keys(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
-    """Multi-row ``INSERT ... VALUES ... RETURNING id``, written here: SQLAlchemy's general
-    path spent more time per row (parameter dicts, bind processors) than the database did.
-
-    The ids are sorted to match the rows: the rows of a VALUES list are inserted in order,
-    and each gets a larger id than the one before (SQLite: largest rowid + 1, under its one
-    writer lock; PostgreSQL: one ``nextval`` per row, in order), whatever order RETURNING
-    hands them back in.
-    """
-    ids: list[int] = []
-    for start in range(0, len(rows), _ROWS_PER_INSERT):
-        chunk = rows[start : start + _ROWS_PER_INSERT]
-        sql = (
-            f"INSERT INTO {messages.name} ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608
-            f"VALUES {', '.join([_VALUES_ROW] * len(chunk))} RETURNING id"
-        )
-        values = tuple(
-            (json.dumps(row[name]) if row[name] is not None else None)
-            if name in _JSON_COLUMNS
-            else row[name]
-            for row in chunk
-            for name in _INSERT_COLUMNS
-        )
-        returned = connection.exec_driver_sql(_positional(connection, sql), values)
-        ids += sorted(found[0] for found in returned)
     return ids
 
 

@@ -33,6 +33,7 @@ from mailroom.outbox.database import (
     holds_no_tables,
     upgrade,
 )
+from mailroom.outbox.message_insert import PreparedInsert, prepare_insert
 from mailroom.outbox.vocabulary import STREAM_PRIORITIES, ConsentFacts, Status
 
 __all__ = ["BatchItem", "Outbox"]
@@ -274,8 +275,15 @@ class Outbox:
         if collected:
             raise BatchError(collected)
         self.ensure_schema()
+        # Built before the write lock is taken, for the time the lock is held to be the
+        # database's alone (mailroom.outbox.message_insert).
+        prepared = (
+            None
+            if any(row["idempotency_key"] for row in rows)
+            else prepare_insert(rows, self.engine.dialect)
+        )
         with self.engine.begin() as connection:
-            outcomes = _insert(connection, rows, mode)
+            outcomes = _insert(connection, rows, mode, prepared)
         done = iter(outcomes)
         return [next(done) if result is None else result for result in results]
 
@@ -295,12 +303,15 @@ class Outbox:
 
 
 def _insert(
-    connection: Connection, rows: Sequence[dict[str, Any]], mode: str
+    connection: Connection,
+    rows: Sequence[dict[str, Any]],
+    mode: str,
+    prepared: PreparedInsert | None,
 ) -> list[int | MessageError]:
     """Insert the rows; a row whose key is taken gets that message's id, or, when the key
     names other content, an :class:`IdempotencyConflictError` (raised at once in ``raise``
     mode, all of them as one :class:`BatchError` in ``collect`` mode: either rolls back)."""
-    ids = queries.insert_messages(connection, rows)
+    ids = queries.insert_messages(connection, rows, prepared)
     taken = [row["idempotency_key"] for row, found in zip(rows, ids, strict=True) if found is None]
     existing = queries.find_by_idempotency_keys(connection, taken)
     outcomes: list[int | MessageError] = []

@@ -3,13 +3,18 @@ endpoints at the root. ``mailroom serve`` runs it on uvicorn with an embedded wo
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 from starlette.types import Lifespan
 
 from mailroom.config import Settings
 from mailroom.outbox.database import create_outbox_engine
 from mailroom.outbox.read_engine import read_only_engine
+from mailroom.outbox.wal_checkpoints import WalCheckpointer
 from mailroom.web import api, health, metrics
 from mailroom.web.body_limit import BodyLimit
 from mailroom.web.dependencies import install_services
@@ -41,11 +46,13 @@ def create_app(
         redirect_slashes=False,
     )
     app.state.settings = settings
-    app.state.engine = (
-        engine
-        if engine is not None
-        else create_outbox_engine(settings.DATABASE_URL, single_writer=True)
-    )
+    if engine is None:
+        # Its log is checkpointed by a thread of the app's, not by the request that commits.
+        engine = create_outbox_engine(
+            settings.DATABASE_URL, single_writer=True, autocheckpoint=False
+        )
+        app.include_router(_checkpoints(engine))
+    app.state.engine = engine
     # Reads (API keys, messages, captured mail, lists) take no write lock on SQLite.
     app.state.read_engine = read_only_engine(app.state.engine)
     install_error_handlers(app)
@@ -57,3 +64,18 @@ def create_app(
     app.include_router(public_router())
     app.include_router(api.router, prefix=API_PREFIX)
     return app
+
+
+def _checkpoints(engine: Engine) -> APIRouter:
+    """A router whose lifespan checkpoints ``engine``'s log while the app runs."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        checkpointer = WalCheckpointer(engine)
+        checkpointer.start()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(checkpointer.close)
+
+    return APIRouter(lifespan=lifespan)

@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import delete, func, select
 
 from mailroom.errors import BatchError, IdempotencyConflictError, InvalidAddressError
 from mailroom.message import Message, content_fingerprint
+from mailroom.outbox.schema import events, messages
 from mailroom.outbox.store import BatchItem, Outbox
 from mailroom.outbox.vocabulary import Status
 
@@ -66,3 +68,27 @@ def test_a_given_fingerprint_is_what_the_key_is_compared_on(outbox: Outbox) -> N
     first = outbox.send_batch([BatchItem(sent, idempotency_key="t", fingerprint=digest)])
     second = outbox.send_batch([BatchItem(again, idempotency_key="t", fingerprint=digest)])
     assert first == second
+
+
+def test_each_id_of_a_large_batch_names_its_own_message_after_the_newest_were_deleted(
+    outbox: Outbox,
+) -> None:
+    # SQLite's ids are worked out from the last one (no RETURNING): they must hold when the
+    # largest ids were deleted (a new row takes the largest left + 1) and across the
+    # statements a batch of more than one statement's rows takes.
+    first = outbox.send_batch([BatchItem(note(n)) for n in range(10)])
+    with outbox.engine.begin() as connection:
+        connection.execute(delete(messages).where(messages.c.id >= first[5]))
+    ids = outbox.send_batch([BatchItem(note(1000 + n)) for n in range(2500)])
+    assert len(set(ids)) == 2500
+    with outbox.engine.connect() as connection:
+        subjects = dict(
+            connection.execute(
+                select(messages.c.id, messages.c.subject).where(messages.c.id.in_(ids))
+            ).all()
+        )
+        queued = connection.execute(
+            select(func.count()).select_from(events).where(events.c.message_pk.in_(ids))
+        ).scalar_one()
+    assert [subjects[message_pk] for message_pk in ids] == [f"Note {1000 + n}" for n in range(2500)]
+    assert queued == 2500  # one "queued" event each, in the same transaction
