@@ -7,36 +7,23 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 from sqlalchemy import Engine, select
 
 from mailroom.access import authenticate
-from mailroom.cli import main
-from mailroom.config import SETTING_NAMES
 from mailroom.outbox import database
 from mailroom.outbox.database import create_outbox_engine
 from mailroom.outbox.schema import api_keys
+from support.cli_database import CLEAN, engine, run_command
 
-CLEAN = (*SETTING_NAMES, "EMAIL_URL", "MAILROOM_CONFIG", "MAILROOM_SECRETS")
-
-
-@pytest.fixture
-def engine(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    monkeypatch.chdir(tmp_path)  # no mailroom.toml from the working directory
-    engine = create_outbox_engine(database_url)
-    database.upgrade(engine)
-    yield engine
-    engine.dispose()
+__all__ = ["engine"]  # the fixture, used by name
 
 
 def run(engine: Engine, *args: str) -> Result:
-    env: dict[str, str | None] = dict.fromkeys(CLEAN)
-    env["DATABASE_URL"] = engine.url.render_as_string(hide_password=False)
-    return CliRunner().invoke(main, ["apikeys", *args], env=env, catch_exceptions=False)
+    return run_command(engine, "apikeys", *args)
 
 
 def works(engine: Engine, key: str) -> bool:

@@ -10,16 +10,13 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 from sqlalchemy import Engine, event, func, select, update
 
-from mailroom.cli import main
 from mailroom.cli.suppressions import IMPORT_BATCH
-from mailroom.config import SETTING_NAMES
 from mailroom.consent import list_suppressions
 from mailroom.consent import queries as q
 from mailroom.consent.listing import SuppressionEntry
@@ -27,23 +24,13 @@ from mailroom.outbox import database
 from mailroom.outbox.database import create_outbox_engine
 from mailroom.outbox.schema import consent_log, suppressions
 from mailroom.outbox.vocabulary import SuppressionReason
+from support.cli_database import CLEAN, engine, run_command
 
-CLEAN = (*SETTING_NAMES, "EMAIL_URL", "MAILROOM_CONFIG", "MAILROOM_SECRETS")
-
-
-@pytest.fixture
-def engine(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    monkeypatch.chdir(tmp_path)  # no mailroom.toml from the working directory
-    engine = create_outbox_engine(database_url)
-    database.upgrade(engine)
-    yield engine
-    engine.dispose()
+__all__ = ["engine"]  # the fixture, used by name
 
 
 def run(engine: Engine, *args: str) -> Result:
-    env: dict[str, str | None] = dict.fromkeys(CLEAN)
-    env["DATABASE_URL"] = engine.url.render_as_string(hide_password=False)
-    return CliRunner().invoke(main, ["suppressions", *args], env=env, catch_exceptions=False)
+    return run_command(engine, "suppressions", *args)
 
 
 def entries(engine: Engine) -> list[SuppressionEntry]:
