@@ -17,9 +17,9 @@ from mailroom.outbox.activity_queries import HourCounts
 
 __all__ = ["HEIGHT", "WIDTH", "Bar", "Chart", "Segment", "Tick", "hourly_chart"]
 
-WIDTH = 640
-HEIGHT = 220
-_LEFT, _RIGHT, _TOP, _BOTTOM = 44, 8, 12, 30  # room for the axis labels
+WIDTH = 960
+HEIGHT = 280
+_LEFT, _RIGHT, _TOP, _BOTTOM = 64, 8, 14, 36  # room for the axis labels
 _PLOT_WIDTH = WIDTH - _LEFT - _RIGHT
 _PLOT_HEIGHT = HEIGHT - _TOP - _BOTTOM
 _BAR_SHARE = 0.72  # of an hour's slot; the rest is the gap between bars
@@ -80,15 +80,14 @@ class Chart:
 
 
 def _nice_step(largest: int) -> int:
-    """A round step (1, 2, 5 times a power of ten) so that four of them reach ``largest``."""
+    """The smallest round step (1, 2, 2.5 or 5 times a power of ten, a whole number) of which
+    four reach ``largest``: the busiest hour fills most of the chart's height."""
     if largest <= _TICKS:
         return 1
     rough = largest / _TICKS
     power = 10 ** math.floor(math.log10(rough))
-    for factor in (1, 2, 5, 10):
-        if factor * power >= rough:
-            return int(factor * power)
-    return int(10 * power)  # pragma: no cover - the loop's 10 always fits
+    factors = (1, 2, 5, 10) if power == 1 else (1, 2, 2.5, 5, 10)
+    return int(next(factor * power for factor in factors if factor * power >= rough))
 
 
 def _hour_text(start: float) -> str:

@@ -55,3 +55,9 @@ def test_round_steps_for_large_counts() -> None:
     chart = hourly_chart(_hours((1234, 0, 0)))
 
     assert [tick.value for tick in chart.ticks] == [0, 500, 1000, 1500, 2000]
+
+
+def test_a_quarter_step_when_it_fits_better() -> None:
+    chart = hourly_chart(_hours((880, 0, 0)))
+
+    assert [tick.value for tick in chart.ticks] == [0, 250, 500, 750, 1000]
