@@ -29,6 +29,7 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "admin_users",
     "api_keys",
     "attempts",
     "captured",
@@ -274,4 +275,21 @@ api_keys = Table(
     Column("last_used_at", Double, nullable=True),
     Column("revoked_at", Double, nullable=True),
     UniqueConstraint("prefix"),
+)
+
+admin_users = Table(
+    "mailroom_admin_users",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("username", String(150), nullable=False),
+    Column(
+        "password_hash",
+        Text,
+        nullable=False,
+        comment="scrypt$n$r$p$salt$hash, base64; never the password",
+    ),
+    Column("created_at", Double, nullable=False),
+    Column("last_login_at", Double, nullable=True),
+    Column("disabled_at", Double, nullable=True, comment="set: the account cannot sign in"),
+    UniqueConstraint("username"),
 )

@@ -52,10 +52,9 @@ STREAM_COLUMNS = (
 """The status columns of the per-stream table, in the order a message moves through them."""
 
 
-@router.get("", include_in_schema=False)
 async def bare_prefix(request: Request) -> RedirectResponse:
     """``/admin`` without its slash: to ``/admin/``, the one address of the page (a path, never
-    built from the Host header)."""
+    built from the Host header). Registered by :func:`mailroom.web.admin.admin_router`."""
     return RedirectResponse(f"{admin_path(request)}/", status_code=308)
 
 
