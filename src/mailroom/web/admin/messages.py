@@ -16,10 +16,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from mailroom.web.admin.auth import CurrentAdmin
-from mailroom.web.admin.csrf import CheckedForm
-from mailroom.web.admin.rendering import NavEntry, flash, render_page
-from mailroom.web.admin.sessions import admin_path
 
 from mailroom.errors import InvalidCursorError
 from mailroom.outbox import operations
@@ -27,6 +23,10 @@ from mailroom.outbox.event_queries import events_of
 from mailroom.outbox.message_search import MessageSearch, search_messages
 from mailroom.outbox.presentation import message_headers, message_parts
 from mailroom.outbox.vocabulary import Status
+from mailroom.web.admin.auth import CurrentAdmin
+from mailroom.web.admin.csrf import CheckedForm
+from mailroom.web.admin.rendering import NavEntry, flash, render_page
+from mailroom.web.admin.sessions import admin_path
 from mailroom.web.dependencies import DatabaseEngine, ReadEngine
 
 __all__ = ["MESSAGES_ENTRY", "PREVIEW_HEADERS", "router"]
