@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -30,18 +31,23 @@ SMTP_PASSWORD = "status-smtp-password-51d0"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-def _signed_in(service: ServiceProcess) -> httpx.Client:
+@contextmanager
+def _signed_in(service: ServiceProcess) -> Iterator[httpx.Client]:
     """A client holding an admin session (the login form's CSRF token from its page)."""
-    client = service.client()
-    page = client.get("/admin/login")
-    assert page.status_code == 200
-    token = _csrf(page.text)
-    answer = client.post(
-        "/admin/login",
-        data={"username": "admin", "password": ADMIN_PASSWORD, "csrf_token": token, "next": ""},
-    )
-    assert answer.status_code == 303, answer.text
-    return client
+    with service.client() as client:
+        page = client.get("/admin/login")
+        assert page.status_code == 200
+        answer = client.post(
+            "/admin/login",
+            data={
+                "username": "admin",
+                "password": ADMIN_PASSWORD,
+                "csrf_token": _csrf(page.text),
+                "next": "",
+            },
+        )
+        assert answer.status_code == 303, answer.text
+        yield client
 
 
 def _csrf(html: str) -> str:
