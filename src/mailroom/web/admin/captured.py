@@ -26,10 +26,10 @@ from mailroom.outbox.capture_queries import (
     get_captured,
     list_captured,
 )
-from mailroom.outbox.presentation import message_headers, message_parts, utc_time
+from mailroom.outbox.presentation import message_headers, message_parts
 from mailroom.web.admin.auth import CurrentAdmin
 from mailroom.web.admin.csrf import CheckedForm
-from mailroom.web.admin.rendering import flash, render_page
+from mailroom.web.admin.rendering import filesize, flash, format_datetime, render_page
 from mailroom.web.dependencies import DatabaseEngine, ReadEngine
 
 __all__ = ["PREVIEW_CSP", "router"]
@@ -115,8 +115,8 @@ def _latest_item(row: CapturedSummary) -> dict[str, Any]:
         "subject": row.subject,
         "mail_from": row.mail_from,
         "recipients": list(row.recipients),
-        "captured_at": f"{utc_time(row.captured_at)} UTC",
-        "size": row.size,
+        "captured_at": format_datetime(row.captured_at),
+        "size": filesize(row.size),
     }
 
 

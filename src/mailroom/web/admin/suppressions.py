@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, TypeVar
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -46,7 +47,9 @@ def _list_path(request: Request) -> str:
 
 
 def _detail_path(request: Request, address: str) -> str:
-    return request.url_for("suppression_detail", address=address).path
+    # Quoted: an address may hold "?", "#" or "%" (a quoted local part), which would
+    # otherwise end the path early.
+    return f"{_list_path(request)}/{quote(address, safe='@+')}"
 
 
 @router.get("/suppressions", response_class=HTMLResponse, name="suppressions_list")

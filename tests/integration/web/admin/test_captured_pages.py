@@ -191,6 +191,8 @@ def test_the_latest_json_holds_only_newer_mail(service: AdminService, admin: htt
     assert body["more"] is False
     assert body["items"][0]["subject"] == "New 2"
     assert body["items"][0]["recipients"] == ["n2@example.com"]
+    assert body["items"][0]["size"].endswith((" B", " KB"))  # shown as the page shows it
+    assert body["items"][0]["captured_at"].endswith(" UTC")
     searched = admin.get("/admin/api/captured/latest", params={"after": seen, "q": "n1@"})
     assert [item["id"] for item in searched.json()["items"]] == [newer[1]]
     nothing = admin.get("/admin/api/captured/latest", params={"after": newer[-1]})

@@ -5,6 +5,7 @@ export and import back, and an address's page with its consent history and the s
 from __future__ import annotations
 
 import csv
+import html
 import io
 import re
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import delete
 
-from mailroom.consent.suppression import suppress
+from mailroom.consent.suppression import suppress, suppress_in
 from mailroom.consent.tokens import UnsubscribeTokens
 from mailroom.outbox.schema import consent_log, suppressions
 from mailroom.outbox.vocabulary import SuppressionReason
@@ -106,6 +107,19 @@ def test_add_search_and_remove(service: AdminService, admin: httpx.Client) -> No
     after = admin.get("/admin/suppressions").text
     assert "Removed bob@example.com from the suppression list for list:news." in after
     assert [row[0] for row in listed(after)] == ["ada@example.com", "carol@example.com"]
+
+
+def test_the_list_pages_by_entry_id(service: AdminService, admin: httpx.Client) -> None:
+    with service.engine.begin() as connection:
+        for n in range(105):
+            suppress_in(connection, f"p{n:03d}@example.com", SuppressionReason.MANUAL)
+    first = admin.get("/admin/suppressions").text
+    assert [row[0] for row in listed(first)] == [f"p{n:03d}@example.com" for n in range(100)]
+    following = re.search(r'href="(/admin/suppressions\?after=\d+[^"]*)"', first)
+    assert following is not None
+    second = admin.get(html.unescape(following.group(1))).text
+    assert [row[0] for row in listed(second)] == [f"p{n:03d}@example.com" for n in range(100, 105)]
+    assert "?after=" not in second.split("First page", 1)[1]  # no page after the last
 
 
 def test_a_refused_entry_names_each_field_and_adds_nothing(

@@ -29,16 +29,6 @@
     indicatorText.textContent = text;
   }
 
-  function formatSize(bytes) {
-    if (bytes < 1024) {
-      return bytes + " B";
-    }
-    if (bytes < 1024 * 1024) {
-      return (bytes / 1024).toFixed(1) + " KB";
-    }
-    return (bytes / (1024 * 1024)).toFixed(1) + " MB";
-  }
-
   function cell(text, className) {
     var td = document.createElement("td");
     td.textContent = text;
@@ -60,7 +50,7 @@
     tr.appendChild(cell(item.mail_from, "mono"));
     tr.appendChild(cell(item.recipients.join(", "), "mono"));
     tr.appendChild(cell(item.captured_at));
-    tr.appendChild(cell(formatSize(item.size)));
+    tr.appendChild(cell(item.size));
     return tr;
   }
 
