@@ -107,6 +107,8 @@ def test_the_inbox_lists_newest_first_and_searches(
     assert subjects_listed(page.text) == ["Password reset", "Your invoice", "Welcome aboard"]
     assert 'data-latest-url="/admin/api/captured/latest"' in page.text
     assert "/admin/static/captured.js" in page.text
+    # Without the script the page still works: a plain link shows what arrived since.
+    assert '<a href="/admin/captured" data-refresh-link>Refresh</a>' in page.text
 
     def found(q: str) -> list[str]:
         return subjects_listed(admin.get("/admin/captured", params={"q": q}).text)
