@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mailroom.web.admin import messages
+from mailroom.web.admin import captured, messages, suppressions
 from mailroom.web.admin.rendering import NavEntry
 
 __all__ = ["NAV_ORDER", "PAGE_ROUTERS"]
@@ -22,4 +22,6 @@ NAV_ORDER = ("status", "messages", "captured", "suppressions", "templates", "api
 
 PAGE_ROUTERS: list[tuple[APIRouter, NavEntry | tuple[str, str, str] | None]] = [
     (messages.router, messages.MESSAGES_ENTRY),
+    (captured.router, NavEntry("captured", "Captured", "/captured")),
+    (suppressions.router, NavEntry("suppressions", "Suppressions", "/suppressions")),
 ]
