@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mailroom.web.admin import status
+from mailroom.web.admin import captured, messages, status, suppressions
 from mailroom.web.admin.rendering import NavEntry
 
 __all__ = ["NAV_ORDER", "PAGE_ROUTERS"]
@@ -21,4 +21,7 @@ NAV_ORDER = ("status", "messages", "captured", "suppressions", "templates", "api
 
 PAGE_ROUTERS: list[tuple[APIRouter, NavEntry | tuple[str, str, str] | None]] = [
     (status.router, status.STATUS_ENTRY),
+    (messages.router, messages.MESSAGES_ENTRY),
+    (captured.router, NavEntry("captured", "Captured", "/captured")),
+    (suppressions.router, NavEntry("suppressions", "Suppressions", "/suppressions")),
 ]
