@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
+from mailroom.config import Settings
 from mailroom.delivery.testmail import TestEmailReport, run_test_email
 from mailroom.errors import MessageError
 from mailroom.message.address import Address
@@ -107,7 +108,7 @@ def _address_error(address: str) -> str | None:
     return None
 
 
-def _context(request: Request, overview: StatusOverview, settings: Any) -> dict[str, Any]:
+def _context(request: Request, overview: StatusOverview, settings: Settings) -> dict[str, Any]:
     counts = overview.counts
     waiting = sum(counts.get(s.value, 0) for s in (Status.QUEUED, Status.SCHEDULED))
     return {
