@@ -138,7 +138,7 @@ def test_a_message_has_tabs_and_its_html_only_in_a_sandbox(
     ident, data = capture(service, "Tabs <b>bold</b>")
     page = admin.get(f"/admin/captured/{ident}")
     assert page.status_code == 200
-    assert '<iframe class="captured-preview" sandbox=""' in page.text
+    assert '<iframe class="message-preview" sandbox=""' in page.text
     assert f'src="/admin/captured/{ident}/html"' in page.text
     current = re.findall(r'<a href="([^"]+)" aria-current="page">(\w+)</a>', page.text)
     assert (f"/admin/captured/{ident}?tab=html", "HTML") in current
