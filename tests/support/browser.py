@@ -115,6 +115,9 @@ class PageWatch:
         if 300 <= response.status < 400 or response.status in _NO_BODY:
             self.responses_checked += 1
             return  # Chromium keeps no body of a redirect
+        if response.headers.get("content-type", "").startswith("text/event-stream"):
+            self.responses_checked += 1
+            return  # a stream of events has no end to wait for; its headers were checked
         try:
             body = response.body()
         except Error as exc:
@@ -153,9 +156,11 @@ class PageWatch:
         assert not errors, "errors in the console:\n" + "\n".join(errors)
 
     def shoot(self, name: str) -> Path:
-        """Save a full-page screenshot as ``SCREENSHOTS/<name>-<laptop|phone>.png`` after the
-        page settled, and :meth:`check` it."""
-        self.page.wait_for_load_state("networkidle")
+        """Save a full-page screenshot as ``SCREENSHOTS/<name>-<laptop|phone>.png`` once the
+        page has loaded, and :meth:`check` it."""
+        # "load", not "networkidle": a page that polls or holds an event stream open is never
+        # idle; what it loads later is checked as it arrives all the same.
+        self.page.wait_for_load_state("load")
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOTS / f"{name}-{self.viewport.name}.png"
         self.page.screenshot(path=str(path), full_page=True)
