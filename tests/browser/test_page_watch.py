@@ -1,24 +1,29 @@
-"""The page watch itself: a secret in anything the page loaded, a script error or a Content
-Security Policy violation each fail the check (served by Playwright's router, no service)."""
+"""The page watch itself: a secret in anything the page loaded (a body, a header, a cookie, a
+frame), a script error or a Content Security Policy violation each fail the check; served by a
+plain HTTP server in a thread, no Mailroom."""
 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from playwright.sync_api import Browser, Page, Route
+from playwright.sync_api import Browser, Page
 
 from support.api_client import SecretWatch
 from support.browser import LAPTOP, PageWatch
 
 SECRET = "watch-test-secret-4f1b"
-SITE = "http://watch.test"
 PAGES = {
     "/plain": ("<title>Plain</title><p>Nothing to see</p>", {}),
     "/styled": ('<link rel="stylesheet" href="/leaky.css"><p>Styled</p>', {}),
     "/leaky.css": (f"/* {SECRET} */ p {{ color: red }}", {"Content-Type": "text/css"}),
     "/header": ("<p>Fine body</p>", {"X-Debug": SECRET}),
+    "/cookie": ("<p>Fine body</p>", {"Set-Cookie": f"debug={SECRET}; Path=/"}),
+    "/framed": ('<iframe src="/leaky-frame"></iframe>', {}),
+    "/leaky-frame": (f"<p>{SECRET}</p>", {}),
     "/script-error": ("<script>undefined_function()</script>", {}),
     "/csp": (
         "<p style='color: red'>inline style</p>",
@@ -27,23 +32,46 @@ PAGES = {
 }
 
 
-def serve(route: Route) -> None:
-    body, headers = PAGES[route.request.url.removeprefix(SITE)]
-    route.fulfill(status=200, body=body, headers={"Content-Type": "text/html", **headers})
+class Pages(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        if self.path not in PAGES:
+            self.send_error(404)
+            return
+        body, headers = PAGES[self.path]
+        data = body.encode()
+        self.send_response(200)
+        for name, value in {"Content-Type": "text/html", **headers}.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: the test says what went wrong."""
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Pages)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
 
 
 @pytest.fixture
 def watched(browser: Browser) -> Iterator[tuple[Page, PageWatch]]:
     context = browser.new_context()
     page = context.new_page()
-    page.route(f"{SITE}/**", serve)
     yield page, PageWatch(page, LAPTOP, SecretWatch([SECRET]))
     context.close()
 
 
-def test_a_clean_page_passes(watched: tuple[Page, PageWatch]) -> None:
+def test_a_clean_page_passes(watched: tuple[Page, PageWatch], site: str) -> None:
     page, watch = watched
-    page.goto(f"{SITE}/plain")
+    page.goto(f"{site}/plain")
     watch.check()
     assert watch.responses_checked == 1
 
@@ -53,16 +81,19 @@ def test_a_clean_page_passes(watched: tuple[Page, PageWatch]) -> None:
     [
         ("/styled", "/leaky.css (200) contains a secret"),
         ("/header", "/header (200) contains a secret"),
+        ("/cookie", "/cookie (200) contains a secret"),
+        ("/framed", "/leaky-frame (200) contains a secret"),
         ("/script-error", "undefined_function is not defined"),
         ("/csp", "Content Security Policy"),
     ],
 )
 def test_a_problem_fails_the_check_once(
-    watched: tuple[Page, PageWatch], path: str, complaint: str
+    watched: tuple[Page, PageWatch], site: str, path: str, complaint: str
 ) -> None:
     page, watch = watched
-    page.goto(f"{SITE}{path}")
+    page.goto(f"{site}{path}")
     page.wait_for_load_state("networkidle")
     with pytest.raises(AssertionError, match=re.escape(complaint)):
         watch.check()
+    page.goto(f"{site}/plain")
     watch.check()  # reported once: the page fixture's final check does not repeat it

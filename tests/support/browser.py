@@ -9,16 +9,17 @@ it), when they fail instead.
 A :class:`PageWatch` follows one page from its creation:
 
 - every response the page loads (documents, styles, scripts, frames, fetches) is read as it
-  arrives and must not contain a watched secret, in its headers or its body (a body is read
-  at once because Chromium forgets the previous document's resources once it navigates);
+  arrives and must not contain a watched secret, in its headers (``Set-Cookie`` too) or its
+  body (a body is read at once because Chromium forgets the previous document's resources
+  once it navigates);
 - every console error, uncaught exception and Content Security Policy violation is kept and
   fails the test. A "Failed to load resource" line about a *document* the page navigated to is
   not kept: an error status of a page is what the test asserts, and Chromium reports it there
   as well.
 
 :meth:`PageWatch.shoot` saves a full-page screenshot to :data:`SCREENSHOTS` as
-``<name>-laptop.png`` or ``<name>-phone.png`` (by the viewport's width) and checks the page's
-current DOM, every response so far and the console.
+``<name>-laptop.png`` or ``<name>-phone.png`` (by the viewport it was opened with) and checks
+the current DOM of the page and of its frames, every response so far and the console.
 """
 
 from __future__ import annotations
@@ -111,7 +112,8 @@ class PageWatch:
         if request.is_navigation_request() and response.frame == self.page.main_frame:
             self.documents.add(response.url)
         where = f"{request.method} {response.url} ({response.status})"
-        self._check_text("\n".join(f"{k}: {v}" for k, v in response.headers.items()), where)
+        headers = response.headers_array()  # every header, Set-Cookie too
+        self._check_text("\n".join(f"{h['name']}: {h['value']}" for h in headers), where)
         if 300 <= response.status < 400 or response.status in _NO_BODY:
             self.responses_checked += 1
             return  # Chromium keeps no body of a redirect
@@ -148,7 +150,8 @@ class PageWatch:
     def check(self) -> None:
         """Fail if any response so far, or the page as it is now, held a secret, or the console
         showed an error."""
-        self._check_text(self.page.content(), f"the page at {self.page.url}")
+        for frame in self.page.frames:  # the page and any frame in it, as they are now
+            self._check_text(frame.content(), f"the page at {self.page.url} (frame {frame.url})")
         # Each problem is reported once: the page fixture checks again at teardown.
         leaks, self.leaks = self.leaks, []
         errors, self.console_errors = self.console_errors, []
