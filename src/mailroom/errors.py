@@ -23,6 +23,7 @@ The tree::
     │   ├── DatabaseFullError               the disk (or the database's size limit) is full
     │   └── DatabaseBusyError               a statement waited too long for another session's lock
     ├── NothingSelectedError (ValueError)   a retry or cancel given no ids and no filter
+    ├── InvalidCursorError (ValueError)     a search's page cursor that it did not make
     └── DeliveryError                       the transport could not deliver; carries the reply
         ├── TransientError                  try again later (4xx, dropped connection, timeout)
         │   ├── DeliveryTimeoutError (TimeoutError)
@@ -74,6 +75,7 @@ __all__ = [
     "HeloRefusedError",
     "IdempotencyConflictError",
     "InvalidAddressError",
+    "InvalidCursorError",
     "InvalidTokenError",
     "MailroomError",
     "MessageError",
@@ -373,3 +375,8 @@ class NothingSelectedError(MailroomError, ValueError):
 
     Refused so that a forgotten option cannot retry or cancel the whole outbox.
     """
+
+
+class InvalidCursorError(MailroomError, ValueError):
+    """A page cursor of the message search that the search did not make: edited, cut short,
+    or from somewhere else. The caller answers it as a bad request, never as a crash."""

@@ -10,6 +10,7 @@ from mailroom.cli import (  # noqa: F401
     streams,
     suppressions,
     testmail,
+    users,
 )
 from mailroom.cli.base import main
 

@@ -4,6 +4,10 @@ With no settings at all it runs on a SQLite file in the current folder (created 
 tables on first use, as ``mailroom send`` does) and the default transport. It prints where it
 listens, where mail goes and where the data lives, so a first start says what it is doing.
 
+On a start with no admin account it makes one (``MAILROOM_ADMIN_USER``, default ``admin``)
+with ``MAILROOM_ADMIN_PASSWORD``, or with a generated password printed this once: whoever
+started the service is the one who reads its output.
+
 How it stops is :mod:`mailroom.web.server`'s business: gracefully, bounded in every state.
 """
 
@@ -13,13 +17,15 @@ import socket
 
 import click
 
+from mailroom.access import AdminUserError, ensure_first_admin
 from mailroom.cli.base import CommandError, cli_settings, config_option, main
 from mailroom.cli.render import database_shown, printable
 from mailroom.config import Settings, TransportName
+from mailroom.errors import SettingsError
 from mailroom.logs import attach_log_files
 from mailroom.outbox.store import Outbox
 from mailroom.transports import transport_from_settings
-from mailroom.web.paths import API_PREFIX
+from mailroom.web.paths import ADMIN_PREFIX, API_PREFIX
 
 __all__ = ["mode_line", "serve_command"]
 
@@ -58,7 +64,7 @@ def serve_command(
     settings = cli_settings(ctx, config_path)
     root_path = _checked_root_path(ctx, root_path)
     attach_log_files(settings)
-    _prepare_schema(settings)
+    generated_password = _prepare_database(settings)
     mode = mode_line(settings)
     listener = _listen(host, port)
 
@@ -72,7 +78,14 @@ def serve_command(
         listener,
         root_path=root_path,
         embedded_worker=not no_worker,
-        on_listening=lambda: _print_start(settings, url, root_path, mode, not no_worker),
+        on_listening=lambda: _print_start(
+            settings,
+            url,
+            root_path,
+            mode,
+            worker=not no_worker,
+            generated_password=generated_password,
+        ),
     )
     if ran.worker_error is not None:
         raise ran.worker_error
@@ -95,13 +108,25 @@ def mode_line(settings: Settings) -> str:
         return f"{settings.MAILROOM_TRANSPORT} (cannot be set up: {exc})"
 
 
-def _prepare_schema(settings: Settings) -> None:
+def _prepare_database(settings: Settings) -> str | None:
     """Create the tables in a new SQLite file (as ``mailroom send`` does on first use);
     refuse any other database without the current schema, as ``mailroom worker`` does (a
-    MailroomError: one line, exit status 1)."""
+    MailroomError: one line, exit status 1). Then make the first admin account if there is
+    none; the password it generated, if it did."""
     outbox = Outbox(settings)
     try:
         outbox.ensure_schema()
+        password = settings.MAILROOM_ADMIN_PASSWORD.get_secret_value() or None
+        try:
+            return ensure_first_admin(outbox.engine, settings.MAILROOM_ADMIN_USER, password)
+        except AdminUserError as exc:
+            setting = (
+                "MAILROOM_ADMIN_USER" if exc.field == "username" else "MAILROOM_ADMIN_PASSWORD"
+            )
+            reason = str(exc).partition(": ")[2]
+            raise SettingsError(
+                setting, f"the first admin account cannot be made: {reason}"
+            ) from None
     finally:
         outbox.dispose()
 
@@ -142,7 +167,15 @@ def _url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
-def _print_start(settings: Settings, url: str, root_path: str, mode: str, worker: bool) -> None:
+def _print_start(
+    settings: Settings,
+    url: str,
+    root_path: str,
+    mode: str,
+    *,
+    worker: bool,
+    generated_password: str | None,
+) -> None:
     behind = f" (behind a proxy at the path {root_path})" if root_path else ""
     click.echo(printable(f"mailroom serve: listening on {url}{behind}"))
     click.echo(printable(f"  mode: {mode}"))
@@ -155,3 +188,16 @@ def _print_start(settings: Settings, url: str, root_path: str, mode: str, worker
     else:
         click.echo("  worker: none (--no-worker); run `mailroom worker` to deliver")
     click.echo(f"  API: {url}{API_PREFIX}/docs; health {url}/healthz, metrics {url}/metrics")
+    click.echo(f"  admin: {url}{root_path}{ADMIN_PREFIX}/")
+    if generated_password is not None:
+        user = printable(settings.MAILROOM_ADMIN_USER)
+        click.echo(
+            f"  admin account “{user}” created with the password {generated_password}\n"
+            "    (shown this once: store it, or change it with "
+            f"`mailroom users passwd {user}`)"
+        )
+    if not settings.SECRET_KEY.get_secret_value():
+        click.echo(
+            "  admin sessions: signed with a key made for this process, as SECRET_KEY is "
+            "unset; a restart signs everyone out"
+        )

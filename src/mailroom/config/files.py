@@ -35,6 +35,7 @@ _SECRETS_KEYS = {
     "email_password": "EMAIL_HOST_PASSWORD",
     "email_host_password": "EMAIL_HOST_PASSWORD",
     "secret_key": "SECRET_KEY",
+    "admin_password": "MAILROOM_ADMIN_PASSWORD",
 }
 
 

@@ -73,7 +73,7 @@ class NotificationTypeSetting(BaseModel):
 Backend = TransportName
 """The old name of :class:`TransportName`, kept for this release."""
 
-SECRET_SETTINGS = frozenset({"EMAIL_HOST_PASSWORD", "SECRET_KEY"})
+SECRET_SETTINGS = frozenset({"EMAIL_HOST_PASSWORD", "MAILROOM_ADMIN_PASSWORD", "SECRET_KEY"})
 
 
 class Settings(BaseModel):
@@ -143,6 +143,11 @@ class Settings(BaseModel):
     API_MAX_BODY_BYTES: int = 40 * 1024 * 1024
     API_MAX_BATCH_SIZE: int = 1000
     FORWARDED_ALLOW_IPS: tuple[str, ...] = ()
+
+    # The admin pages: the account ``serve`` makes on its first start when there is none
+    # (with a generated password, printed once, when no password is set).
+    MAILROOM_ADMIN_USER: str = "admin"
+    MAILROOM_ADMIN_PASSWORD: SecretStr = SecretStr("")
 
     _sources: Mapping[str, str] = PrivateAttr(default_factory=dict)
     _warnings: tuple[str, ...] = PrivateAttr(default=())

@@ -45,6 +45,7 @@ __all__ = [
     "count_purgeable",
     "counts_by_status",
     "delete_purgeable",
+    "escaped_like",
     "list_messages",
     "message_detail",
     "purgeable",
@@ -154,7 +155,8 @@ class Filters(TypedDict, total=False):
     """``created_at`` at or after this time."""
 
 
-def _like_escape(text: str) -> str:
+def escaped_like(text: str) -> str:
+    """``text`` with LIKE's wildcards quoted, for a pattern with ``ESCAPE '/'``."""
     # "/" rather than the usual backslash: the JSON text being searched is full of
     # backslashes (\uXXXX), and "/" needs no quoting in either dialect's ESCAPE clause.
     return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
@@ -169,7 +171,7 @@ def _recipient_matches(needle: str) -> ColumnElement[bool]:
     """
     encoded = json.dumps(needle.lower())[1:-1]
     return func.lower(cast(messages.c.recipients, Text)).like(
-        f"%{_like_escape(encoded)}%", escape="/"
+        f"%{escaped_like(encoded)}%", escape="/"
     )
 
 

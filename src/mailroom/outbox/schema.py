@@ -10,6 +10,8 @@ what goes on the wire, and any tool can read it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -26,9 +28,14 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
 )
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 __all__ = [
+    "admin_users",
     "api_keys",
     "attempts",
     "captured",
@@ -37,6 +44,7 @@ __all__ = [
     "messages",
     "metadata",
     "notification_log",
+    "notification_type_of",
     "preferences",
     "streams",
     "suppressions",
@@ -55,6 +63,30 @@ metadata = MetaData(
 )
 
 _ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER only
+
+
+class notification_type_of(FunctionElement[str]):  # noqa: N801 (an SQL function's name)
+    """The notification type ``notify`` writes into a message's metadata (``extra``), as SQL.
+
+    One construct for the index and the search alike, rendered with the key as a literal: an
+    expression index is used only for a query that spells the same expression, and a bound
+    parameter in place of the key would not be the same (on SQLite it never is).
+    """
+
+    type = String()
+    inherit_cache = True
+    name = "notification_type_of"
+
+
+@compiles(notification_type_of, "sqlite")
+def _type_sqlite(element: notification_type_of, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_extract({compiler.process(element.clauses, **kw)}, '$.notification_type')"
+
+
+@compiles(notification_type_of, "postgresql")
+def _type_postgresql(element: notification_type_of, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"({compiler.process(element.clauses, **kw)} ->> 'notification_type')"
+
 
 messages = Table(
     "mailroom_messages",
@@ -108,6 +140,18 @@ messages = Table(
     Index(None, "status", "priority", "due_at"),
     Index(None, "lease_expires_at"),
     Index(None, "message_id"),  # tracking tokens name a message by its Message-ID
+    # The admin's message search (outbox/message_search.py) lists newest first by
+    # (created_at, id): each equality it filters on leads an index that goes on in that
+    # order, so a page is read straight off the index whatever the filter.
+    Index(None, "created_at", "id"),
+    Index(None, "status", "created_at", "id"),
+    Index(None, "stream", "created_at", "id"),
+    Index(
+        "ix_mailroom_messages_notification_type",
+        notification_type_of(Column("extra")),
+        "created_at",
+        "id",
+    ),
 )
 
 attempts = Table(
@@ -240,6 +284,10 @@ events = Table(
     Column("detail", JSON(none_as_null=True), nullable=True),
     Index(None, "message_pk"),
     Index(None, "type", "at"),
+    # The message search's exact recipient: every recipient of every message has at least
+    # its ``queued`` event here, one row per address, where the messages table holds them as
+    # a JSON list no index of both databases can look inside (see message_search.py).
+    Index("ix_mailroom_events_recipient_lower", func.lower(Column("recipient")), "message_pk"),
 )
 
 captured = Table(
@@ -274,4 +322,21 @@ api_keys = Table(
     Column("last_used_at", Double, nullable=True),
     Column("revoked_at", Double, nullable=True),
     UniqueConstraint("prefix"),
+)
+
+admin_users = Table(
+    "mailroom_admin_users",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("username", String(150), nullable=False),
+    Column(
+        "password_hash",
+        Text,
+        nullable=False,
+        comment="scrypt$n$r$p$salt$hash, base64; never the password",
+    ),
+    Column("created_at", Double, nullable=False),
+    Column("last_login_at", Double, nullable=True),
+    Column("disabled_at", Double, nullable=True, comment="set: the account cannot sign in"),
+    UniqueConstraint("username"),
 )

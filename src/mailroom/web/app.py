@@ -1,5 +1,6 @@
-"""The app factory: one FastAPI application with the API under ``/api/v1`` and the public
-endpoints at the root. ``mailroom serve`` runs it on uvicorn with an embedded worker."""
+"""The app factory: one FastAPI application with the API under ``/api/v1``, the admin pages
+under ``/admin`` and the public endpoints at the root. ``mailroom serve`` runs it on uvicorn
+with an embedded worker."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Lifespan
@@ -16,10 +18,12 @@ from mailroom.outbox.database import create_outbox_engine
 from mailroom.outbox.read_engine import read_only_engine
 from mailroom.outbox.wal_checkpoints import WalCheckpointer
 from mailroom.web import api, health, metrics
+from mailroom.web.admin import STATIC_DIRECTORY, admin_router
+from mailroom.web.admin.interruptions import install_interruptions
 from mailroom.web.body_limit import BodyLimit
 from mailroom.web.dependencies import install_services
 from mailroom.web.errors import install_error_handlers
-from mailroom.web.paths import API_PREFIX
+from mailroom.web.paths import ADMIN_PREFIX, API_PREFIX
 from mailroom.web.public import install_hit_routes, public_router
 
 __all__ = ["API_PREFIX", "create_app"]
@@ -63,6 +67,11 @@ def create_app(
     app.include_router(metrics.router)
     app.include_router(public_router())
     app.include_router(api.router, prefix=API_PREFIX)
+    install_interruptions(app)
+    app.mount(
+        f"{ADMIN_PREFIX}/static", StaticFiles(directory=STATIC_DIRECTORY), name="admin-static"
+    )
+    app.include_router(admin_router(), prefix=ADMIN_PREFIX)
     return app
 
 

@@ -1,0 +1,110 @@
+"""Signing in and out: ``GET /admin/login`` (the form), ``POST /admin/login``, ``POST
+/admin/logout``.
+
+The login form is CSRF-protected like every other: its token comes from a pre-session made
+when the form is shown, so another site cannot sign a browser in to an account of its
+choosing. A wrong password and an unknown name get the same answer, after the same scrypt
+work; after too many failures (:mod:`.throttle`) the answer is 429 with the wait.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from mailroom.access import check_login
+from mailroom.access.admin_users import USERNAME_MAX_LENGTH
+from mailroom.web.admin.auth import safe_next
+from mailroom.web.admin.csrf import CheckedForm
+from mailroom.web.admin.rendering import flash, render_page
+from mailroom.web.admin.sessions import (
+    admin_path,
+    end_session,
+    new_session,
+    start_pre_session,
+    write_session,
+)
+from mailroom.web.admin.throttle import LoginThrottle
+
+__all__ = ["login_router"]
+
+_REFUSED = "Wrong user name or password."
+
+
+def login_router() -> APIRouter:
+    """The routes that sign in and out, with a throttle of their own (one per app)."""
+    router = APIRouter()
+    throttle = LoginThrottle()
+
+    @router.get("/login", response_class=HTMLResponse)
+    def login_form(request: Request, next: str = "") -> Response:
+        return _form(request, safe_next(request, next))
+
+    @router.post("/login", response_class=HTMLResponse)
+    def login(request: Request, form: CheckedForm) -> Response:
+        username = str(form.get("username") or "")[: USERNAME_MAX_LENGTH + 1]
+        password = str(form.get("password") or "")
+        target = safe_next(request, str(form.get("next") or ""))
+        address = request.client.host if request.client is not None else "unknown"
+        now = time.time()
+        wait = throttle.wait(username, address, now)
+        if wait > 0:
+            minutes = max(1, math.ceil(wait / 60))
+            response = _form(
+                request,
+                target,
+                username=username,
+                error=(
+                    f"Too many failed sign-ins. Try again in {minutes} "
+                    f"minute{'' if minutes == 1 else 's'}."
+                ),
+                status_code=429,
+            )
+            response.headers["Retry-After"] = str(math.ceil(wait))
+            return response
+        with request.app.state.engine.begin() as connection:
+            user = check_login(connection, username, password, now)
+        if user is None:
+            throttle.failed(username, address, now)
+            return _form(request, target, username=username, error=_REFUSED, status_code=401)
+        throttle.succeeded(username)
+        redirect = RedirectResponse(target, status_code=303, headers={"Cache-Control": "no-store"})
+        # A new session, never the pre-session's: a planted cookie is not promoted.
+        write_session(request, redirect, new_session(user.id))
+        return redirect
+
+    @router.post("/logout")
+    def logout(request: Request, form: CheckedForm) -> Response:
+        del form  # read for its CSRF check: another site must not sign anyone out
+        redirect = RedirectResponse(
+            f"{admin_path(request)}/login", status_code=303, headers={"Cache-Control": "no-store"}
+        )
+        end_session(request, redirect)
+        flash(redirect, "You are signed out.", "info")
+        return redirect
+
+    return router
+
+
+def _form(
+    request: Request,
+    target: str,
+    *,
+    username: str = "",
+    error: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    made = start_pre_session(request)
+    response = render_page(
+        request,
+        "login.html",
+        {"next": target, "username": username, "error": error},
+        status_code=status_code,
+        nav="",
+    )
+    if made is not None:
+        write_session(request, response, made)
+    return response
