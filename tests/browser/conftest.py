@@ -38,35 +38,36 @@ def watches() -> dict[int, PageWatch]:
 
 
 def _watched_page(
-    browser: Browser, site: Site, viewport: Viewport, watches: dict[int, PageWatch]
+    browser: Browser,
+    site: Site,
+    viewport: Viewport,
+    watches: dict[int, PageWatch],
+    tmp_path: Path,
 ) -> Iterator[Page]:
-    context = browser.new_context(
-        viewport={"width": viewport.width, "height": viewport.height},
-        device_scale_factor=viewport.scale,
-        is_mobile=viewport.mobile,
-        has_touch=viewport.mobile,
-        base_url=site.url,
-    )
-    page = context.new_page()
-    watch = PageWatch(page, viewport, site.watch)
-    watches[id(page)] = watch
+    har = tmp_path / f"{viewport.name}.har"
+    watch = PageWatch.open(browser, viewport, site.watch, har, base_url=site.url)
+    watches[id(watch.page)] = watch
     try:
-        yield page
+        yield watch.page
         watch.check()
     finally:
-        context.close()
+        watch.close()  # and every response the page received is checked
 
 
 @pytest.fixture
-def page(browser: Browser, site: Site, watches: dict[int, PageWatch]) -> Iterator[Page]:
+def page(
+    browser: Browser, site: Site, watches: dict[int, PageWatch], tmp_path: Path
+) -> Iterator[Page]:
     """A page in a fresh context (no cookies) on a 1280 x 800 laptop screen."""
-    yield from _watched_page(browser, site, LAPTOP, watches)
+    yield from _watched_page(browser, site, LAPTOP, watches, tmp_path)
 
 
 @pytest.fixture
-def phone_page(browser: Browser, site: Site, watches: dict[int, PageWatch]) -> Iterator[Page]:
+def phone_page(
+    browser: Browser, site: Site, watches: dict[int, PageWatch], tmp_path: Path
+) -> Iterator[Page]:
     """A page in a fresh context on a 390 x 844 phone (scale 2, touch)."""
-    yield from _watched_page(browser, site, PHONE, watches)
+    yield from _watched_page(browser, site, PHONE, watches, tmp_path)
 
 
 @pytest.fixture

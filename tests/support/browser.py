@@ -6,12 +6,13 @@ launched by Playwright with ``executable_path``: no browser is downloaded, ever.
 the browser tests are skipped, unless ``MAILROOM_REQUIRE_BROWSER`` is set (``.ci/run`` sets
 it), when they fail instead.
 
-A :class:`PageWatch` follows one page from its creation:
+A :class:`PageWatch` opens one page in a fresh browser context and follows it:
 
-- every response the page loads (documents, styles, scripts, frames, fetches) is read as it
-  arrives and must not contain a watched secret, in its headers (``Set-Cookie`` too) or its
-  body (a body is read at once because Chromium forgets the previous document's resources
-  once it navigates);
+- every response the page receives (documents, styles, scripts, frames, fetches, redirects)
+  is recorded by Playwright in a HAR file, bodies included, and when the page is closed none
+  may contain a watched secret, in its headers (``Set-Cookie`` too) or its body;
+- the page as it is shown (its DOM and its frames') is checked at each screenshot and at the
+  end of the test;
 - every console error, uncaught exception and Content Security Policy violation is kept and
   fails the test. A "Failed to load resource" line about a *document* the page navigated to is
   not kept: an error status of a page is what the test asserts, and Chromium reports it there
@@ -19,19 +20,29 @@ A :class:`PageWatch` follows one page from its creation:
 
 :meth:`PageWatch.shoot` saves a full-page screenshot to :data:`SCREENSHOTS` as
 ``<name>-laptop.png`` or ``<name>-phone.png`` (by the viewport it was opened with) and checks
-the current DOM of the page and of its frames, every response so far and the console.
+the page and the console.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Error, Page, Playwright, Response
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Playwright,
+    Response,
+)
 
 from support.api_client import SecretWatch
 
@@ -49,7 +60,6 @@ SCREENSHOTS = Path(__file__).resolve().parents[1] / "browser" / "screenshots"
 """Where the screenshots go (ignored by git; the README names it)."""
 
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
-_NO_BODY = {204, 205, 304}
 _FAILED_LOAD = re.compile(r"^Failed to load resource: the server responded with a status of")
 
 
@@ -90,43 +100,46 @@ def launch_chromium(playwright: Playwright, path: str) -> Browser:
 
 @dataclass
 class PageWatch:
-    """The secrets one page must never receive, and what went wrong on it so far."""
+    """A page in a fresh browser context (no cookies), the secrets it must never receive, and
+    what went wrong on it so far."""
 
+    context: BrowserContext
     page: Page
     viewport: Viewport
     secrets: SecretWatch
-    leaks: list[str] = field(default_factory=list)
+    har: Path
     console_errors: list[str] = field(default_factory=list)
     documents: set[str] = field(default_factory=set)
     responses_checked: int = 0
 
+    @classmethod
+    def open(
+        cls, browser: Browser, viewport: Viewport, secrets: SecretWatch, har: Path, **options: Any
+    ) -> PageWatch:
+        """A new page at ``viewport``'s size whose responses are recorded in the HAR file
+        ``har``; ``options`` go to ``browser.new_context`` (``base_url``)."""
+        context = browser.new_context(
+            viewport={"width": viewport.width, "height": viewport.height},
+            device_scale_factor=viewport.scale,
+            is_mobile=viewport.mobile,
+            has_touch=viewport.mobile,
+            # Playwright's own recorder reads every body as it arrives; a handler in this
+            # process would race the test's next navigation, after which Chromium has
+            # forgotten the previous document's resources.
+            record_har_path=har,
+            record_har_content="embed",
+            **options,
+        )
+        return cls(context, context.new_page(), viewport, secrets, har)
+
     def __post_init__(self) -> None:
-        self.page.on("response", self._check_response)
+        self.page.on("response", self._note_document)
         self.page.on("console", self._check_console)
         self.page.on("pageerror", lambda error: self.console_errors.append(f"uncaught: {error}"))
 
-    # -- as the page loads -------------------------------------------------------------
-
-    def _check_response(self, response: Response) -> None:
-        request = response.request
-        if request.is_navigation_request() and response.frame == self.page.main_frame:
+    def _note_document(self, response: Response) -> None:
+        if response.request.is_navigation_request() and response.frame == self.page.main_frame:
             self.documents.add(response.url)
-        where = f"{request.method} {response.url} ({response.status})"
-        headers = response.headers_array()  # every header, Set-Cookie too
-        self._check_text("\n".join(f"{h['name']}: {h['value']}" for h in headers), where)
-        if 300 <= response.status < 400 or response.status in _NO_BODY:
-            self.responses_checked += 1
-            return  # Chromium keeps no body of a redirect
-        if response.headers.get("content-type", "").startswith("text/event-stream"):
-            self.responses_checked += 1
-            return  # a stream of events has no end to wait for; its headers were checked
-        try:
-            body = response.body()
-        except Error as exc:
-            self.leaks.append(f"{where}: its body could not be read to check it: {exc.message}")
-            return
-        self._check_text(body.decode("utf-8", "replace"), where)
-        self.responses_checked += 1
 
     def _check_console(self, message: ConsoleMessage) -> None:
         if message.type != "error":
@@ -140,21 +153,20 @@ class PageWatch:
             return
         self.console_errors.append(f"{message.text} (at {url or 'the page'})")
 
-    def _check_text(self, text: str, where: str) -> None:
-        for secret in self.secrets.secrets:
-            if secret in text:
-                self.leaks.append(f"{where} contains a secret")
+    def _leaks(self, text: str, where: str) -> list[str]:
+        return [f"{where} contains a secret" for secret in self.secrets.secrets if secret in text]
 
     # -- checks --------------------------------------------------------------------------
 
     def check(self) -> None:
-        """Fail if any response so far, or the page as it is now, held a secret, or the console
-        showed an error."""
-        for frame in self.page.frames:  # the page and any frame in it, as they are now
-            self._check_text(frame.content(), f"the page at {self.page.url} (frame {frame.url})")
-        # Each problem is reported once: the page fixture checks again at teardown.
-        leaks, self.leaks = self.leaks, []
-        errors, self.console_errors = self.console_errors, []
+        """Fail if the page as it is now (and each frame in it) holds a secret, or the console
+        showed an error since the last check."""
+        leaks = [
+            leak
+            for frame in self.page.frames
+            for leak in self._leaks(frame.content(), f"the page at {frame.url}")
+        ]
+        errors, self.console_errors = self.console_errors, []  # each reported once
         assert not leaks, "\n".join(leaks)
         assert not errors, "errors in the console:\n" + "\n".join(errors)
 
@@ -162,10 +174,28 @@ class PageWatch:
         """Save a full-page screenshot as ``SCREENSHOTS/<name>-<laptop|phone>.png`` once the
         page has loaded, and :meth:`check` it."""
         # "load", not "networkidle": a page that polls or holds an event stream open is never
-        # idle; what it loads later is checked as it arrives all the same.
+        # idle; what it loads later is checked at the end all the same.
         self.page.wait_for_load_state("load")
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOTS / f"{name}-{self.viewport.name}.png"
         self.page.screenshot(path=str(path), full_page=True)
         self.check()
         return path
+
+    def close(self) -> None:
+        """Close the context, then fail if any response it received, in its headers or body,
+        held a secret (the HAR file is complete only once the context is closed)."""
+        self.context.close()
+        leaks: list[str] = []
+        for entry in json.loads(self.har.read_text(encoding="utf-8"))["log"]["entries"]:
+            response = entry["response"]
+            where = f"{entry['request']['method']} {entry['request']['url']} ({response['status']})"
+            headers = "\n".join(f"{h['name']}: {h['value']}" for h in response["headers"])
+            leaks += self._leaks(headers, where)
+            content = response["content"]
+            body = content.get("text", "")
+            if content.get("encoding") == "base64":
+                body = base64.b64decode(body).decode("utf-8", "replace")
+            leaks += self._leaks(body, where)
+            self.responses_checked += 1
+        assert not leaks, "\n".join(leaks)

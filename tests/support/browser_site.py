@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from playwright.sync_api import Page
@@ -157,8 +158,10 @@ def running_site(home: Path) -> Iterator[Site]:
 
 
 def login(page: Page, site: Site, password: str | None = None) -> None:
-    """Sign in on the login page as the site's admin (with ``password`` instead, when given)."""
-    page.goto(f"{site.url}/admin/login")
+    """Sign in as the site's admin (with ``password`` instead, when given) on the login page,
+    the one the page shows (with its ``next``) or a fresh one."""
+    if urlsplit(page.url).path != "/admin/login":
+        page.goto(f"{site.url}/admin/login")
     page.get_by_label("User name").fill(site.admin_user)
     page.get_by_label("Password").fill(site.admin_password if password is None else password)
     page.get_by_role("button", name="Sign in").click()
