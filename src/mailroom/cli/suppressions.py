@@ -13,20 +13,21 @@ import io
 import json
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import IO
 
 import click
-from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DataError, IntegrityError
 
 from mailroom.cli.base import CommandError, config_option, existing_outbox, main
 from mailroom.cli.render import printable
-from mailroom.cli.suppression_csv import (
-    ImportRow,
+from mailroom.consent import list_suppressions, suppress, unsuppress
+from mailroom.consent import queries as q
+from mailroom.consent.listing import MAX_PAGE, SuppressionEntry, all_suppressions
+from mailroom.consent.scopes import SCOPE_ALL, check_scope, normalize_address
+from mailroom.consent.suppression_csv import (
     Rejected,
     check_note,
     export_header,
@@ -35,20 +36,13 @@ from mailroom.cli.suppression_csv import (
     parse_expiry,
     read_rows,
 )
-from mailroom.consent import list_suppressions, suppress, unsuppress
-from mailroom.consent import queries as q
-from mailroom.consent.listing import MAX_PAGE, SuppressionEntry, all_suppressions
-from mailroom.consent.scopes import SCOPE_ALL, check_scope, normalize_address
-from mailroom.consent.suppression import suppress_in
+from mailroom.consent.suppression_import import import_rows
 from mailroom.errors import MessageError
 from mailroom.outbox.presentation import clip, utc_time
 from mailroom.outbox.vocabulary import SuppressionReason
 
 SOURCE = "cli"
 """The consent log's ``source`` for a change made here."""
-
-IMPORT_BATCH = 1000
-"""Rows an import writes per transaction: a commit per row made a large list take hours."""
 
 _SCOPE_HELP = "all, type:<notification type> or list:<list name>."
 
@@ -214,7 +208,7 @@ def suppressions_import(ctx: click.Context, path: str, config_path: str | None) 
     stderr with its line and why; the others are imported, 1000 rows a commit. Exit
     status 1 if any row was rejected."""
     now = time.time()
-    imported = rejected = 0
+    rejected = 0
 
     def report(row: Rejected) -> None:
         nonlocal rejected
@@ -222,65 +216,15 @@ def suppressions_import(ctx: click.Context, path: str, config_path: str | None) 
         click.echo(f"{printable(path)}:{row.line}: {printable(row.why)}", err=True)
 
     with existing_outbox(ctx, config_path) as engine, _reading(path) as stream:
-        batch: list[ImportRow] = []
-        for row in read_rows(stream, now):
-            if isinstance(row, Rejected):
-                report(row)
-                continue
-            batch.append(row)
-            if len(batch) >= IMPORT_BATCH:
-                imported += _import_batch(engine, batch, now, report)
-                batch = []
-        imported += _import_batch(engine, batch, now, report)
+        imported = import_rows(
+            engine, read_rows(stream, now), now=now, source=SOURCE, report=report
+        )
     click.echo(f"imported {imported} entries; rejected {rejected} rows")
     if rejected:
         raise CommandError(
             f"{rejected} rows of {printable(path)} were not imported (each is listed above "
             "with why); fix them and import the file again (imported rows are kept as they are)"
         )
-
-
-def _import_batch(
-    engine: Engine, batch: list[ImportRow], now: float, report: Callable[[Rejected], None]
-) -> int:
-    """Write ``batch`` in one transaction; how many rows were imported. If the database
-    refuses a row's values, the batch is written again a row per transaction, so that row
-    is reported and the others are kept; any other database error ends the import (the
-    batches before it are committed)."""
-    if not batch:
-        return 0
-    try:
-        with engine.begin() as connection:
-            for row in batch:
-                _import_one(connection, row, now)
-        return len(batch)
-    except (DataError, IntegrityError):
-        pass
-    imported = 0
-    for row in batch:
-        try:
-            with engine.begin() as connection:
-                _import_one(connection, row, now)
-        except (DataError, IntegrityError) as exc:
-            report(
-                Rejected(str(row.line), f"{row.address!r}: the database refused it ({exc.orig})")
-            )
-        else:
-            imported += 1
-    return imported
-
-
-def _import_one(connection: Connection, row: ImportRow, now: float) -> None:
-    suppress_in(
-        connection,
-        row.address,
-        row.reason,
-        scope=row.scope,
-        expires_at=row.expires_at,
-        note=row.note,
-        source=SOURCE,
-        now=now,
-    )
 
 
 @suppressions_group.command("export")

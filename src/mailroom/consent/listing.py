@@ -7,7 +7,7 @@ it is, and an entry added or removed between two pages neither repeats nor skips
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection
@@ -17,7 +17,13 @@ from mailroom.consent.scopes import check_scope
 from mailroom.errors import MessageError
 from mailroom.outbox.vocabulary import SuppressionReason
 
-__all__ = ["MAX_PAGE", "SuppressionEntry", "all_suppressions", "list_suppressions"]
+__all__ = [
+    "MAX_PAGE",
+    "SuppressionEntry",
+    "all_suppressions",
+    "entry_sources",
+    "list_suppressions",
+]
 
 MAX_PAGE = 1000
 """The most entries one page may hold."""
@@ -96,3 +102,13 @@ def all_suppressions(
         if len(page) < MAX_PAGE:
             return
         after = page[-1].id
+
+
+def entry_sources(
+    connection: Connection, entries: Sequence[SuppressionEntry]
+) -> dict[int, str | None]:
+    """Where each entry came from, by entry id: the consent log's ``source`` of the change
+    that put it there (``link``, ``one_click``, ``mailto``, ``preferences``, ``cli``,
+    ``api``, ``admin``, or a bounce processor's), ``None`` when the log has no such line."""
+    found = q.suppression_sources(connection, [entry.address for entry in entries])
+    return {entry.id: found.get((entry.address, entry.scope)) for entry in entries}

@@ -29,6 +29,7 @@ __all__ = [
     "remove_suppression",
     "set_email_preference",
     "suppression_page",
+    "suppression_sources",
 ]
 
 
@@ -211,3 +212,26 @@ def consent_history(connection: Connection, recipient: str) -> list[Mapping[str,
         select(consent_log).where(consent_log.c.recipient == recipient).order_by(consent_log.c.id)
     )
     return [dict(row._mapping) for row in rows]
+
+
+def suppression_sources(
+    connection: Connection, addresses: Iterable[str]
+) -> dict[tuple[str, str], str]:
+    """For each (address, scope) of ``addresses`` that the consent log shows put on the
+    suppression list: the ``source`` of the latest such change (unsubscribed or suppressed).
+    One query on the log's recipient index, however many addresses a page holds."""
+    wanted = list(dict.fromkeys(addresses))
+    if not wanted:
+        return {}
+    rows = connection.execute(
+        select(consent_log.c.recipient, consent_log.c.scope, consent_log.c.source)
+        .where(
+            consent_log.c.recipient.in_(wanted),
+            consent_log.c.action.in_(
+                [ConsentAction.UNSUBSCRIBED.value, ConsentAction.SUPPRESSED.value]
+            ),
+        )
+        .order_by(consent_log.c.id)
+    )
+    # In id order, so a later change of the same entry overwrites an earlier one.
+    return {(row.recipient, row.scope): row.source for row in rows}

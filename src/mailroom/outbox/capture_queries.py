@@ -109,16 +109,20 @@ def list_captured(
     connection: Connection,
     *,
     before: int | None = None,
+    after: int | None = None,
     limit: int = 50,
     search: str | None = None,
 ) -> list[CapturedSummary]:
     """Captured messages, newest first: ``limit`` of them with ids below ``before`` (the last
-    id of the previous page). ``search`` keeps those whose subject, sender or a recipient
-    contains it, ignoring case (ASCII letters on SQLite, whose ``lower()`` folds only those).
+    id of the previous page) and above ``after`` (the newest a watcher has already seen: what
+    arrived since). ``search`` keeps those whose subject, sender or a recipient contains it,
+    ignoring case (ASCII letters on SQLite, whose ``lower()`` folds only those).
     """
     query = select(*_SUMMARY_COLUMNS, func.length(captured.c.data).label("size"))
     if before is not None:
         query = query.where(captured.c.id < before)
+    if after is not None:
+        query = query.where(captured.c.id > after)
     if search:
         query = query.where(_matches(search))
     rows = connection.execute(query.order_by(captured.c.id.desc()).limit(max(limit, 0)))

@@ -16,10 +16,10 @@ import pytest
 from click.testing import Result
 from sqlalchemy import Engine, event, func, select, update
 
-from mailroom.cli.suppressions import IMPORT_BATCH
 from mailroom.consent import list_suppressions
 from mailroom.consent import queries as q
 from mailroom.consent.listing import SuppressionEntry
+from mailroom.consent.suppression_import import IMPORT_BATCH
 from mailroom.outbox import database
 from mailroom.outbox.database import create_outbox_engine
 from mailroom.outbox.schema import consent_log, suppressions

@@ -9,7 +9,7 @@ import pytest
 
 from mailroom.consent import list_suppressions, suppress, unsuppress
 from mailroom.consent import queries as q
-from mailroom.consent.listing import MAX_PAGE, all_suppressions
+from mailroom.consent.listing import MAX_PAGE, all_suppressions, entry_sources
 from mailroom.errors import MessageError
 from mailroom.outbox.store import Outbox
 from mailroom.outbox.vocabulary import SuppressionReason
@@ -80,3 +80,29 @@ def test_all_suppressions_reads_past_one_page(outbox: Outbox) -> None:
     with outbox.engine.connect() as connection:
         seen = [entry.address for entry in all_suppressions(connection)]
     assert seen == [f"bulk{n}@example.com" for n in range(total)]
+
+
+def test_entry_sources_name_the_latest_change_that_put_each_entry_there(
+    outbox: Outbox,
+) -> None:
+    engine = outbox.engine
+    suppress(engine, "ada@example.com", SuppressionReason.MANUAL, source="cli")
+    suppress(engine, "ada@example.com", SuppressionReason.MANUAL, scope="list:news", source="api")
+    suppress(engine, "bob@example.com", SuppressionReason.HARD_BOUNCE, source="bounce")
+    # Removed and added again: the entry is the newer one's.
+    unsuppress(engine, "bob@example.com", source="admin")
+    suppress(engine, "bob@example.com", SuppressionReason.UNSUBSCRIBED, source="link")
+    with engine.begin() as connection:
+        # An entry the consent log knows nothing of (written before the log was).
+        q.add_suppression(
+            connection, "old@example.com", "all", SuppressionReason.COMPLAINT, now=1.0
+        )
+    with engine.connect() as connection:
+        page = list_suppressions(connection, after=None, limit=10, search=None, scope=None)
+        sources = entry_sources(connection, page)
+    assert {(e.address, e.scope): sources[e.id] for e in page} == {
+        ("ada@example.com", "all"): "cli",
+        ("ada@example.com", "list:news"): "api",
+        ("bob@example.com", "all"): "link",
+        ("old@example.com", "all"): None,
+    }

@@ -53,10 +53,15 @@ def store(
 
 
 def listed(
-    engine: Engine, *, before: int | None = None, limit: int = 50, search: str | None = None
+    engine: Engine,
+    *,
+    before: int | None = None,
+    after: int | None = None,
+    limit: int = 50,
+    search: str | None = None,
 ) -> list[CapturedSummary]:
     with engine.connect() as connection:
-        return list_captured(connection, before=before, limit=limit, search=search)
+        return list_captured(connection, before=before, after=after, limit=limit, search=search)
 
 
 def test_stored_and_read_back_exactly(engine: Engine) -> None:
@@ -109,6 +114,13 @@ def test_keyset_pages_newest_first_without_gaps_or_repeats(engine: Engine) -> No
     # New mail captured meanwhile does not shift a page already being read.
     store(engine, 7)
     assert [c.id for c in listed(engine, before=ids[4], limit=2)] == [ids[3], ids[2]]
+
+
+def test_after_lists_only_what_arrived_since_newest_first(engine: Engine) -> None:
+    ids = [store(engine, n, subject=f"{'match' if n % 2 else 'other'} {n}") for n in range(6)]
+    assert [c.id for c in listed(engine, after=ids[2])] == [ids[5], ids[4], ids[3]]
+    assert [c.id for c in listed(engine, after=ids[2], search="match")] == [ids[5], ids[3]]
+    assert listed(engine, after=ids[5]) == []
 
 
 def test_summaries_carry_the_size_not_the_bytes(engine: Engine) -> None:

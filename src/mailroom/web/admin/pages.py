@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from mailroom.web.admin import captured, messages, suppressions
 from mailroom.web.admin.rendering import NavEntry
 
 __all__ = ["NAV_ORDER", "PAGE_ROUTERS"]
@@ -19,4 +20,8 @@ __all__ = ["NAV_ORDER", "PAGE_ROUTERS"]
 NAV_ORDER = ("status", "messages", "captured", "suppressions", "templates", "apikeys")
 """The keys of the top bar's entries, in the order they are shown."""
 
-PAGE_ROUTERS: list[tuple[APIRouter, NavEntry | tuple[str, str, str] | None]] = []
+PAGE_ROUTERS: list[tuple[APIRouter, NavEntry | tuple[str, str, str] | None]] = [
+    (messages.router, messages.MESSAGES_ENTRY),
+    (captured.router, NavEntry("captured", "Captured", "/captured")),
+    (suppressions.router, NavEntry("suppressions", "Suppressions", "/suppressions")),
+]

@@ -1,5 +1,5 @@
-"""The suppression list as CSV, for ``mailroom suppressions import|export``, and the expiry
-times people type.
+"""The suppression list as CSV, for ``mailroom suppressions import|export`` and the admin
+pages' upload and download, and the expiry times people type.
 
 A file to import is read a line at a time, each line at most :data:`MAX_LINE` characters, so
 a file of any size (or one with no line breaks at all) is read in bounded memory. Every row

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mailroom.cli.suppression_csv import (
+from mailroom.consent.listing import SuppressionEntry
+from mailroom.consent.suppression_csv import (
     LATEST,
     MAX_LINE,
     CsvHeaderError,
@@ -21,7 +22,6 @@ from mailroom.cli.suppression_csv import (
     parse_expiry,
     read_rows,
 )
-from mailroom.consent.listing import SuppressionEntry
 from mailroom.errors import MessageError
 from mailroom.outbox.vocabulary import SuppressionReason
 
