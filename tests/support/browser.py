@@ -10,7 +10,9 @@ A :class:`PageWatch` opens one page in a fresh browser context and follows it:
 
 - every response the page receives (documents, styles, scripts, frames, fetches, redirects)
   is recorded by Playwright in a HAR file, bodies included, and when the page is closed none
-  may contain a watched secret, in its headers (``Set-Cookie`` too) or its body;
+  may contain a watched secret, in its headers (``Set-Cookie`` too) or its body. A page (HTML)
+  whose body was not recorded fails the test too; a static file whose body Chromium dropped
+  before it was recorded (the test navigated on the instant it loaded) is only counted;
 - the page as it is shown (its DOM and its frames') is checked at each screenshot and at the
   end of the test;
 - every console error, uncaught exception and Content Security Policy violation is kept and
@@ -111,6 +113,7 @@ class PageWatch:
     console_errors: list[str] = field(default_factory=list)
     documents: set[str] = field(default_factory=set)
     responses_checked: int = 0
+    responses_unrecorded: int = 0
 
     @classmethod
     def open(
@@ -193,6 +196,13 @@ class PageWatch:
             headers = "\n".join(f"{h['name']}: {h['value']}" for h in response["headers"])
             leaks += self._leaks(headers, where)
             content = response["content"]
+            if "text" not in content and content.get("size", 0) and response["status"] < 300:
+                # Chromium dropped it (the test moved on at once) before it was recorded.
+                if content.get("mimeType", "").startswith("text/html"):
+                    leaks.append(f"{where}: a page whose body was not recorded to be checked")
+                else:  # a static file, the same for every page: checked where it was recorded
+                    self.responses_unrecorded += 1
+                continue
             body = content.get("text", "")
             if content.get("encoding") == "base64":
                 body = base64.b64decode(body).decode("utf-8", "replace")
