@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser
 
+from support import browser as browser_support
 from support.api_client import SecretWatch
 from support.browser import LAPTOP, PageWatch
 
@@ -25,6 +26,7 @@ PAGES = {
     "/cookie": ("<p>Fine body</p>", {"Set-Cookie": f"debug={SECRET}; Path=/"}),
     "/framed": ('<iframe src="/leaky-frame"></iframe>', {}),
     "/leaky-frame": (f"<p>{SECRET}</p>", {}),
+    "/wide": ('<div style="width: 2000px">A table too wide for the page</div>', {}),
     "/script-error": ("<script>undefined_function()</script>", {}),
     "/csp": (
         "<p style='color: red'>inline style</p>",
@@ -118,3 +120,14 @@ def test_a_problem_on_the_page_fails_the_check(
     complaint = complaint.format(port=site.rsplit(":", 1)[1])
     with pytest.raises(AssertionError, match=re.escape(complaint)):
         watch.check()
+
+
+def test_a_page_wider_than_the_screen_fails_its_screenshot(
+    watch: PageWatch, site: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(browser_support, "SCREENSHOTS", tmp_path)
+    watch.page.goto(f"{site}/plain")
+    assert watch.shoot("plain") == tmp_path / "plain-laptop.png"
+    watch.page.goto(f"{site}/wide")
+    with pytest.raises(AssertionError, match=r"wide is 20\d\d px wide on a 1280 px laptop"):
+        watch.shoot("wide")

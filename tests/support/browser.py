@@ -22,7 +22,7 @@ A :class:`PageWatch` opens one page in a fresh browser context and follows it:
 
 :meth:`PageWatch.shoot` saves a full-page screenshot to :data:`SCREENSHOTS` as
 ``<name>-laptop.png`` or ``<name>-phone.png`` (by the viewport it was opened with) and checks
-the page and the console.
+the page and the console, and that the page is no wider than the screen.
 """
 
 from __future__ import annotations
@@ -183,6 +183,12 @@ class PageWatch:
         path = SCREENSHOTS / f"{name}-{self.viewport.name}.png"
         self.page.screenshot(path=str(path), full_page=True)
         self.check()
+        # Readable at this width: the page itself never scrolls sideways (a wide table scrolls
+        # inside its own box).
+        width = self.page.evaluate("document.documentElement.scrollWidth")
+        assert width <= self.viewport.width, (
+            f"{name} is {width} px wide on a {self.viewport.width} px {self.viewport.name} screen"
+        )
         return path
 
     def close(self) -> None:
