@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-from support.browser_site import Site
+from support.browser_site import Site, login
 
 from .conftest import Shoot
 
@@ -64,3 +64,21 @@ def test_a_bad_link_gets_the_not_found_page(
         assert answer is not None
         assert answer.status == 404
         shoot(browser_page, "not-found")
+
+
+def test_stopping_every_email_from_the_centre_is_listed_among_the_suppressions(
+    page: Page, site: Site
+) -> None:
+    address = "ed@example.com"
+    captured = site.captured(site.notify("task.assigned", address, task="Review"))
+    page.goto(site.unsubscribe_link(captured))
+    page.get_by_role("link", name="Choose which emails you get instead").click()
+    page.get_by_role("checkbox", name="Stop every email").check()
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_have_text("Saved.")
+
+    login(page, site)
+    page.goto(f"{site.url}/admin/suppressions?q={address}")
+    row = page.get_by_role("row").filter(has_text=address)
+    expect(row).to_have_count(1)
+    expect(row.get_by_role("cell").nth(1)).to_have_text("all")
