@@ -20,6 +20,7 @@ from mailroom.access import (
     user_by_id,
 )
 from mailroom.access import admin_users as module
+from mailroom.access.passwords import verify_password
 from mailroom.outbox import database
 from mailroom.outbox.database import create_outbox_engine
 from mailroom.outbox.schema import admin_users
@@ -113,7 +114,7 @@ def test_an_unknown_user_costs_a_hash_check_too(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     checked: list[str] = []
-    real = module.verify_password
+    real = verify_password
 
     def counting(password: str, stored: str) -> bool:
         checked.append(stored)

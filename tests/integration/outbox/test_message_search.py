@@ -5,7 +5,7 @@ tampered with refused by name."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -97,7 +97,7 @@ def test_pages_return_every_row_once_in_order(
 
 
 def test_each_filter(outbox: Outbox, stored: list[Stored]) -> None:
-    cases = {
+    cases: dict[MessageSearch, Callable[[Stored], bool]] = {
         MessageSearch(status=Status.FAILED): lambda r: r.status is Status.FAILED,
         MessageSearch(stream="bulk"): lambda r: r.stream == "bulk",
         MessageSearch(notification_type="invoice"): lambda r: r.kind == "invoice",
