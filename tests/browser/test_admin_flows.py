@@ -161,6 +161,31 @@ def test_a_message_preview_runs_no_script(
             shoot_whole(browser_page, name, shoot)
 
 
+def test_a_followed_unsubscribe_link_is_seen_on_the_suppressions_page(
+    page: Page, phone_page: Page, site: Site, shoot: Shoot
+) -> None:
+    address = "leaver@example.com"
+    captured = site.captured(site.notify("task.assigned", address, task="Review"))
+    page.goto(site.unsubscribe_link(captured))
+    page.get_by_role("button", name="Unsubscribe").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("You are unsubscribed")
+
+    signed_in(site, page, phone_page)
+    search = f"{site.url}/admin/suppressions?q={address}"
+    shoot_both([page, phone_page], search, "suppressions-opted-out", shoot)
+    opted_out = page.get_by_role("region", name="Opted out of a notification type")
+    row = opted_out.get_by_role("row").filter(has_text=address)
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("task.assigned")
+    expect(row).to_contain_text("Unsubscribe link")
+    row.get_by_role("link", name=address).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(address)
+    preferences = page.get_by_role("region", name="Email preferences")
+    expect(preferences.get_by_role("row").filter(has_text="task.assigned")).to_contain_text("off")
+    shoot(page, "suppression-opted-out-detail")
+    shoot_both([phone_page], page.url, "suppression-opted-out-detail", shoot)
+
+
 def test_a_suppression_added_on_the_page_is_listed_then_removed(
     page: Page, phone_page: Page, site: Site, shoot: Shoot
 ) -> None:

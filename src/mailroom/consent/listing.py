@@ -1,5 +1,7 @@
 """The suppression list as people page through it: ``mailroom suppressions list|export`` and
-the API's suppression listing both read it here.
+the API's suppression listing both read it here. Beside it, the opt-outs of one notification
+type (a preference turned off, by an unsubscribe link, the preference centre or the API),
+which stop that type's mail without being entries of the list, and one recipient's choices.
 
 Paging is keyset (by entry id), not offset: each page is one indexed range scan however deep
 it is, and an entry added or removed between two pages neither repeats nor skips another.
@@ -7,22 +9,26 @@ it is, and an entry added or removed between two pages neither repeats nor skips
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection
 
 from mailroom.consent import queries as q
-from mailroom.consent.scopes import check_scope
+from mailroom.consent.scopes import check_scope, type_scope
 from mailroom.errors import MessageError
 from mailroom.outbox.vocabulary import SuppressionReason
 
 __all__ = [
     "MAX_PAGE",
     "SuppressionEntry",
+    "TypeChoice",
     "all_suppressions",
     "entry_sources",
     "list_suppressions",
+    "recent_opt_outs",
+    "recipient_choices",
 ]
 
 MAX_PAGE = 1000
@@ -112,3 +118,61 @@ def entry_sources(
     ``api``, ``admin``, or a bounce processor's), ``None`` when the log has no such line."""
     found = q.suppression_sources(connection, [entry.address for entry in entries])
     return {entry.id: found.get((entry.address, entry.scope)) for entry in entries}
+
+
+@dataclass(frozen=True, slots=True)
+class TypeChoice:
+    """A recipient's stored choice for one notification type, and what made it."""
+
+    recipient: str
+    """The application's user key, or the normalised address."""
+    notification_type: str
+    email: bool
+    updated_at: float
+    source: str | None
+    """The consent log's ``source`` of the latest change (``link``, ``one_click``,
+    ``preferences``, ``api``...); ``None`` when the log has none under this recipient (a
+    choice kept under a user key is logged under the address)."""
+
+
+def recent_opt_outs(
+    connection: Connection, *, limit: int, search: str | None = None, scope: str | None = None
+) -> list[TypeChoice]:
+    """Up to ``limit`` (1 to :data:`MAX_PAGE`) recipients' choices that turned a type off,
+    the newest first. ``search``: those whose recipient contains it (case does not matter);
+    ``scope``: checked, and for ``type:<name>`` that type only (an ``all`` or ``list:``
+    scope is no type: nothing)."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise MessageError("limit", f"must be 1 to {MAX_PAGE} (got {limit})")
+    notification_type = None
+    if scope is not None:
+        checked = check_scope(scope)
+        if not checked.startswith("type:"):
+            return []
+        notification_type = checked.removeprefix("type:")
+    rows = q.opted_out_page(
+        connection,
+        limit=limit,
+        search=search.strip().lower() if search else None,
+        notification_type=notification_type,
+    )
+    return _with_sources(connection, rows)
+
+
+def recipient_choices(connection: Connection, recipient: str) -> list[TypeChoice]:
+    """Every stored choice of ``recipient`` (a user key or a normalised address), by type."""
+    return _with_sources(connection, q.recipient_preferences(connection, recipient))
+
+
+def _with_sources(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> list[TypeChoice]:
+    sources = q.preference_sources(connection, [row["recipient"] for row in rows])
+    return [
+        TypeChoice(
+            recipient=row["recipient"],
+            notification_type=row["notification_type"],
+            email=bool(row["email"]),
+            updated_at=row["updated_at"],
+            source=sources.get((row["recipient"], type_scope(row["notification_type"]))),
+        )
+        for row in rows
+    ]

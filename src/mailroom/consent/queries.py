@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, or_, select
+from sqlalchemy import Connection, delete, false, or_, select
 
 from mailroom.outbox.dialect import dialect_insert
 from mailroom.outbox.schema import consent_log, preferences, suppressions
@@ -25,6 +25,9 @@ __all__ = [
     "consent_history",
     "email_preferences",
     "list_suppressions",
+    "opted_out_page",
+    "preference_sources",
+    "recipient_preferences",
     "record_consent",
     "remove_suppression",
     "set_email_preference",
@@ -65,6 +68,39 @@ def set_email_preference(
             set_={"email": email, "updated_at": now},
         )
     )
+
+
+def opted_out_page(
+    connection: Connection,
+    *,
+    limit: int,
+    search: str | None = None,
+    notification_type: str | None = None,
+) -> list[Mapping[str, Any]]:
+    """Up to ``limit`` stored choices that turn a type off, the newest first: read in order
+    off the index on (``email``, ``updated_at``). ``search``: a piece of the recipient key;
+    ``notification_type``: that type only."""
+    query = (
+        select(preferences)
+        .where(preferences.c.email == false())
+        .order_by(preferences.c.updated_at.desc())
+        .limit(limit)
+    )
+    if search:
+        query = query.where(preferences.c.recipient.contains(search, autoescape=True))
+    if notification_type is not None:
+        query = query.where(preferences.c.notification_type == notification_type)
+    return [dict(row._mapping) for row in connection.execute(query)]
+
+
+def recipient_preferences(connection: Connection, recipient: str) -> list[Mapping[str, Any]]:
+    """Every stored choice of one recipient key, by type name (its primary key's range)."""
+    rows = connection.execute(
+        select(preferences)
+        .where(preferences.c.recipient == recipient)
+        .order_by(preferences.c.notification_type)
+    )
+    return [dict(row._mapping) for row in rows]
 
 
 # -- suppression list -----------------------------------------------------------------------
@@ -234,4 +270,24 @@ def suppression_sources(
         .order_by(consent_log.c.id)
     )
     # In id order, so a later change of the same entry overwrites an earlier one.
+    return {(row.recipient, row.scope): row.source for row in rows}
+
+
+def preference_sources(
+    connection: Connection, recipients: Iterable[str]
+) -> dict[tuple[str, str], str]:
+    """For each (recipient, scope) of ``recipients`` whose preference the consent log shows
+    changed: the ``source`` of the latest change. One query on the log's recipient index."""
+    wanted = list(dict.fromkeys(recipients))
+    if not wanted:
+        return {}
+    rows = connection.execute(
+        select(consent_log.c.recipient, consent_log.c.scope, consent_log.c.source)
+        .where(
+            consent_log.c.recipient.in_(wanted),
+            consent_log.c.action == ConsentAction.PREFERENCE_CHANGED.value,
+        )
+        .order_by(consent_log.c.id)
+    )
+    # In id order, so a later change of the same preference overwrites an earlier one.
     return {(row.recipient, row.scope): row.source for row in rows}

@@ -222,6 +222,8 @@ preferences = Table(
     Column("notification_type", _TYPE_NAME, primary_key=True),
     Column("email", Boolean, nullable=False),
     Column("updated_at", Double, nullable=False),
+    # The admin's list of opt-outs: the newest choices that turned a type off.
+    Index(None, "email", "updated_at"),
 )
 
 consent_log = Table(

@@ -1,6 +1,9 @@
 """Suppressions: who must not be mailed. List and search (keyset pages, oldest first, as
 ``mailroom suppressions list``), add, remove, and one address's page with its consent-log
-history. Import and export are in :mod:`mailroom.web.admin.suppression_files`.
+history. Under the list, the newest opt-outs of one notification type (an unsubscribe link
+turns the type off in the recipient's preferences, which is no entry of the list); the
+address page shows that recipient's choices per type. Import and export are in
+:mod:`mailroom.web.admin.suppression_files`.
 
 Every change goes through :mod:`mailroom.consent.suppression` with source ``admin``, so the
 consent log says it was made here, as it says ``cli`` or ``api`` for the others.
@@ -18,7 +21,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import Engine
 
 from mailroom.consent import queries as q
-from mailroom.consent.listing import entry_sources, list_suppressions
+from mailroom.consent.listing import (
+    entry_sources,
+    list_suppressions,
+    recent_opt_outs,
+    recipient_choices,
+)
 from mailroom.consent.scopes import SCOPE_ALL, check_scope, normalize_address
 from mailroom.consent.suppression import suppress, unsuppress
 from mailroom.consent.suppression_csv import check_note, parse_expiry
@@ -37,6 +45,7 @@ router = APIRouter()
 router.include_router(suppression_files.router)
 
 PAGE_SIZE = 100
+OPT_OUTS_SHOWN = 50
 _FIELDS = ("address", "scope", "reason", "expires", "note")
 T = TypeVar("T")
 
@@ -79,6 +88,7 @@ def _list_page(
     filter_error = None
     page: list[Any] = []
     sources: dict[int, str | None] = {}
+    opt_outs: list[Any] = []
     more = False
     try:
         with engine.connect() as connection:
@@ -87,10 +97,16 @@ def _list_page(
             )
             page, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
             sources = entry_sources(connection, page)
+            if after is None:  # beside the first page only: it is the newest, not a page
+                opt_outs = recent_opt_outs(
+                    connection, limit=OPT_OUTS_SHOWN, search=search, scope=scope
+                )
     except MessageError as exc:
         filter_error = str(exc)
     context = {
         "entries": [(entry, source_label(sources.get(entry.id), entry.reason)) for entry in page],
+        "opt_outs": [(choice, source_label(choice.source, None)) for choice in opt_outs],
+        "opt_outs_shown": OPT_OUTS_SHOWN,
         "now": time.time(),
         "search": search or "",
         "scope": scope or "",
@@ -197,8 +213,13 @@ def suppression_detail(
         normalized = None
     entries: list[tuple[q.Suppression, str]] = []
     history: list[dict[str, Any]] = []
+    choices: list[tuple[Any, str]] = []
     if normalized is not None:
         with engine.connect() as connection:
+            choices = [
+                (choice, source_label(choice.source, None))
+                for choice in recipient_choices(connection, normalized)
+            ]
             found = q.list_suppressions(connection, normalized)
             sources = q.suppression_sources(connection, [normalized])
             history = [
@@ -214,9 +235,10 @@ def suppression_detail(
         "valid": normalized is not None,
         "entries": entries,
         "history": history,
+        "choices": choices,
         "now": time.time(),
     }
-    status = 200 if entries or history else 404
+    status = 200 if entries or history or choices else 404
     return render_page(
         request, "suppressions/detail.html", context, status_code=status, nav="suppressions"
     )

@@ -1,6 +1,7 @@
 """The Suppressions pages against a real ``mailroom serve``: list and search, add (its errors
 named by field), remove (CSRF checked), import a CSV (every bad row named with its line),
-export and import back, and an address's page with its consent history and the sources."""
+export and import back, an address's page with its consent history and the sources, and
+the opt-outs of one notification type (no entries of the list) beside it and on that page."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ import httpx
 import pytest
 from sqlalchemy import delete
 
+from mailroom.consent.preferences import set_email_preference
 from mailroom.consent.suppression import suppress, suppress_in
 from mailroom.consent.tokens import UnsubscribeTokens
-from mailroom.outbox.schema import consent_log, suppressions
+from mailroom.outbox.schema import consent_log, preferences, suppressions
 from mailroom.outbox.vocabulary import SuppressionReason
 from support.admin_service import AdminService, csrf_token, running_admin_service, table_rows
 
@@ -34,6 +36,7 @@ def admin(service: AdminService) -> Iterator[httpx.Client]:
     with service.engine.begin() as connection:
         connection.execute(delete(suppressions))
         connection.execute(delete(consent_log))
+        connection.execute(delete(preferences))
     with closing(service.signed_in()) as client:
         yield client
 
@@ -266,3 +269,40 @@ def test_an_address_page_shows_each_source_in_its_history(
     nobody = admin.get("/admin/suppressions/nobody@example.com")
     assert nobody.status_code == 404
     assert "The consent log has nothing on this address." in nobody.text
+
+
+def test_who_turned_a_type_off_is_listed_and_on_their_address_page(
+    service: AdminService, admin: httpx.Client
+) -> None:
+    address = "gus@example.com"
+    unsubscribe = UnsubscribeTokens(service.settings).make(address, "type:digest")
+    with service.client() as recipient:
+        confirmed = recipient.post(f"/unsubscribe/{unsubscribe}", data={"confirm": "1"})
+    assert confirmed.status_code == 200
+    set_email_preference(service.engine, address, "news", True, source="preferences")
+    set_email_preference(service.engine, "hal@example.com", "news", False, source="api")
+    set_email_preference(service.engine, "user-7", "digest", False, source="api")
+
+    page = admin.get("/admin/suppressions").text
+    assert listed(page) == []  # an opt-out is no entry of the suppression list
+    opted_out = [row[:2] + row[3:4] for row in table_rows(page, "opt-outs-list")]
+    assert opted_out == [
+        ["user-7 (user key)", "digest", "API"],
+        ["hal@example.com", "news", "API"],
+        [address, "digest", "Unsubscribe link"],
+    ]
+    assert 'href="/admin/suppressions/gus%40example.com"' in page
+    searched = admin.get("/admin/suppressions", params={"q": "GUS@"}).text
+    assert [row[0] for row in table_rows(searched, "opt-outs-list")] == [address]
+    nothing = admin.get("/admin/suppressions", params={"q": "nobody"}).text
+    assert "No opt-out matches." in nothing
+
+    detail = admin.get(f"/admin/suppressions/{address}")
+    assert detail.status_code == 200  # no entry of the list, but choices and a history
+    choices = [row[:2] + row[3:4] for row in table_rows(detail.text, "recipient-preferences")]
+    assert choices == [
+        ["digest", "off", "Unsubscribe link"],
+        ["news", "on", "Preference centre"],
+    ]
+    bare = admin.get("/admin/suppressions/ida@example.com")
+    assert "No choice stored: every notification type follows its default." in bare.text
