@@ -63,6 +63,10 @@ def test_a_bad_link_gets_the_not_found_page(
         answer = browser_page.goto(f"{site.url}/unsubscribe/not-a-token")
         assert answer is not None
         assert answer.status == 404
+        # Styled as the other public pages: their stylesheet loaded and applied.
+        rules = browser_page.evaluate("[...document.styleSheets].map(s => s.cssRules.length)")
+        assert len(rules) == 1
+        assert rules[0] > 0
         shoot(browser_page, "not-found")
 
 

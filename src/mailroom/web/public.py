@@ -173,7 +173,7 @@ async def unsubscribe_page(request: Request) -> Response:
     token = request.path_params["token"]
     claim = _unsubscribe_claim(request, token)
     if claim is None:
-        return not_found()
+        return not_found(request)
     return render(request, "unsubscribe.html", _page_context(request, token, claim))
 
 
@@ -182,7 +182,7 @@ async def unsubscribe_post(request: Request) -> Response:
     token = request.path_params["token"]
     claim = _unsubscribe_claim(request, token)
     if claim is None:
-        return not_found()
+        return not_found(request)
     form = await _form(request)
     if form.get(_ONE_CLICK[0]) == _ONE_CLICK[1]:
         source = "one_click"
@@ -198,7 +198,7 @@ async def unsubscribe_post(request: Request) -> Response:
     try:
         await run_in_threadpool(unsubscribe, engine, settings, token, source=source)
     except InvalidTokenError:
-        return not_found()  # expired between the two checks
+        return not_found(request)  # expired between the two checks
     return render(request, "unsubscribed.html", _page_context(request, token, claim))
 
 
@@ -207,7 +207,7 @@ async def preferences(request: Request) -> Response:
     token = request.path_params["token"]
     claim = _unsubscribe_claim(request, token)
     if claim is None:
-        return not_found()
+        return not_found(request)
     settings = _settings(request.scope)
     engine, reader = request.app.state.engine, request.app.state.read_engine
     token_type = claim.scope.removeprefix("type:") if claim.scope.startswith("type:") else None
@@ -252,10 +252,10 @@ async def click(request: Request) -> Response:
     """The click redirect, to the message's own link ``link_index`` and nowhere else."""
     claim = _hit_claim(_settings(request.scope), TokenKind.CLICK, request.path_params["token"])
     if claim is None or claim.link_index is None:
-        return not_found()
+        return not_found(request)
     url = await run_in_threadpool(tracked_link, request.app.state.read_engine, claim)
     if url is None:
-        return not_found()
+        return not_found(request)
     _record(request.scope, HitKind.CLICK, claim)
     return RedirectResponse(
         url,

@@ -16,6 +16,7 @@ leaked form copy stops working after a few hours.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Mapping
@@ -33,7 +34,6 @@ from mailroom.message import Address
 
 __all__ = [
     "CSRF_MAX_AGE",
-    "NOT_FOUND_BODY",
     "PAGE_HEADERS",
     "STYLESHEET",
     "check_csrf",
@@ -65,14 +65,26 @@ _templates = Environment(
     auto_reload=False,
 )
 
-NOT_FOUND_BODY = _templates.get_template("not_found.html").render().encode()
-"""The body of every answer to a bad, expired or altered token: fixed bytes, so no answer
-differs from another by anything that could tell an address or a token apart."""
+def not_found(request: Request) -> HTMLResponse:
+    """The one 404 of the public endpoints: the same bytes for every bad, expired or altered
+    token, so that no answer differs from another by anything that could tell an address or a
+    token apart. They depend only on the path the service is served under (its stylesheet's)."""
+    body = _not_found_body(_root(request))
+    return HTMLResponse(body, status_code=404, headers=dict(PAGE_HEADERS))
 
 
-def not_found() -> HTMLResponse:
-    """The one 404 of the public endpoints."""
-    return HTMLResponse(NOT_FOUND_BODY, status_code=404, headers=dict(PAGE_HEADERS))
+@functools.lru_cache(maxsize=8)
+def _not_found_body(root: str) -> bytes:
+    page = _templates.get_template("not_found.html")
+    return page.render({"stylesheet": _stylesheet(root)}).encode()
+
+
+def _root(request: Request) -> str:
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
+def _stylesheet(root: str) -> str:
+    return f"{root}/static/public/mailroom.css"
 
 
 def render(
@@ -80,12 +92,12 @@ def render(
 ) -> HTMLResponse:
     """A page from ``web/templates/public``, with the security headers."""
     settings: Settings = request.app.state.settings
-    root = str(request.scope.get("root_path", "")).rstrip("/")
+    root = _root(request)
     body = _templates.get_template(name).render(
         {
             **context,
             "app_name": _app_name(settings),
-            "stylesheet": f"{root}/static/public/mailroom.css",
+            "stylesheet": _stylesheet(root),
             "root": root,
         }
     )

@@ -124,6 +124,18 @@ def test_every_single_byte_change_of_a_token_gets_the_same_404(public: Public) -
     assert consent_rows(public, "dora@example.com") == []  # nothing was unsubscribed
 
 
+def test_the_not_found_page_is_styled_as_the_other_pages(public: Public) -> None:
+    with public.client() as client:
+        page = client.get("/preferences/not-a-token")
+        stylesheet = client.get("/static/public/mailroom.css")
+    assert page.status_code == 404
+    assert_page_headers(page)
+    assert '<link rel="stylesheet" href="/static/public/mailroom.css">' in page.text
+    assert '<main class="card">' in page.text
+    assert stylesheet.status_code == 200
+    assert stylesheet.headers["content-type"].startswith("text/css")
+
+
 # -- unsubscribe -------------------------------------------------------------------------
 
 
