@@ -65,6 +65,7 @@ _templates = Environment(
     auto_reload=False,
 )
 
+
 def not_found(request: Request) -> HTMLResponse:
     """The one 404 of the public endpoints: the same bytes for every bad, expired or altered
     token, so that no answer differs from another by anything that could tell an address or a
