@@ -101,6 +101,7 @@ def test_a_post_without_its_csrf_token_is_refused(
             browser_page.get_by_role("button", name="Sign out").click()
         assert refusal.value.status == 403
         expect(browser_page.get_by_role("heading", level=1)).to_have_text("This form has expired")
+        expect(browser_page.locator("body.signed-in")).to_have_count(1)  # the navigation stays
         shoot(browser_page, "form-expired")
         browser_page.goto(f"{site.url}/admin/")
         landed(browser_page, site)

@@ -19,21 +19,33 @@ from mailroom.web.admin.interruptions import AdminInterruption
 from mailroom.web.admin.sessions import admin_path, read_session
 from mailroom.web.errors import error_response
 
-__all__ = ["CurrentAdmin", "current_admin", "safe_next"]
+__all__ = ["CurrentAdmin", "current_admin", "safe_next", "signed_in_admin"]
 
 
 def current_admin(request: Request) -> AdminUser:
     """The signed-in account (a live one), or the answer that asks for a sign-in.
 
     A plain ``def``: FastAPI runs it in a worker thread, as it reads the database."""
-    session = read_session(request)
-    user = None
-    if session is not None and session.user_id is not None:
-        with request.app.state.read_engine.connect() as connection:
-            user = user_by_id(connection, session.user_id)
+    user = signed_in_admin(request)
     if user is None:
         raise AdminInterruption(_sign_in_first(request))
-    request.state.admin_user = user
+    return user
+
+
+def signed_in_admin(request: Request) -> AdminUser | None:
+    """The live account of the request's session, if any, kept for the page layout (its
+    navigation): also for a page that does not need a sign-in, as a refused form's. Reads
+    the database: call it from a worker thread."""
+    known: AdminUser | None = getattr(request.state, "admin_user", None)
+    if known is not None:
+        return known
+    session = read_session(request)
+    if session is None or session.user_id is None:
+        return None
+    with request.app.state.read_engine.connect() as connection:
+        user = user_by_id(connection, session.user_id)
+    if user is not None:
+        request.state.admin_user = user
     return user
 
 

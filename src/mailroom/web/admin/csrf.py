@@ -18,9 +18,11 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.types import Message
 
+from mailroom.web.admin.auth import signed_in_admin
 from mailroom.web.admin.interruptions import AdminInterruption
 from mailroom.web.admin.rendering import render_page
 from mailroom.web.admin.sessions import read_session
@@ -85,6 +87,8 @@ async def checked_form(request: Request) -> AsyncIterator[FormData]:
     form = await read_bounded_form(request)
     try:
         if not token_matches(request, form.get(CSRF_FIELD)):
+            # Still signed in, perhaps (a stale tab's form): the page keeps the navigation.
+            await run_in_threadpool(signed_in_admin, request)
             raise AdminInterruption(_expired(request))
         yield form
     finally:

@@ -229,7 +229,15 @@ def test_a_post_without_or_with_a_wrong_token_is_refused(service: ServiceProcess
         assert answer.status_code == 403
         assert "This form has expired" in answer.text
         assert "mailroom_session=" not in answer.headers.get("set-cookie", "")
+        # Still signed in: the page keeps the navigation and the sign-out button.
+        assert '<body class="signed-in">' in answer.text
+        assert '<nav class="nav nav-wide" aria-label="Main">' in answer.text
     assert still_in.status_code == 200
+    with browser(service) as stranger:
+        signed_out = stranger.post("/admin/logout", data={})
+    assert signed_out.status_code == 403
+    assert '<body class="signed-out">' in signed_out.text
+    assert 'aria-label="Main"' not in signed_out.text
 
 
 def test_another_sessions_token_is_refused(service: ServiceProcess) -> None:
