@@ -51,11 +51,16 @@ def test_a_test_email_from_the_status_page_is_in_captured_mail_and_messages(
     signed_in(site, page, phone_page)
     address = "tester@example.com"
     page.goto(f"{site.url}/admin/")
+    # Capturing while the settings name a relay: the way to use it is the transport setting.
+    transport = page.get_by_role("region", name="Transport")
+    expect(transport).to_contain_text("The settings name a relay, smtp.relay.example:587")
+    expect(transport).to_contain_text("set MAILROOM_TRANSPORT=smtp and restart")
     shoot(page, "status")
     page.get_by_label("Send to").fill(address)
     page.get_by_role("button", name="Send test email").click()
     report = page.get_by_role("status").filter(has_text="Test email sent")
     expect(report).to_be_visible()
+    expect(report).to_contain_text("set MAILROOM_TRANSPORT=smtp, then run this again")
     shoot(page, "status-test-sent")
     shoot_both([phone_page], f"{site.url}/admin/", "status", shoot)
 

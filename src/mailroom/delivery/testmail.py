@@ -195,15 +195,25 @@ def outcome_advice(settings: Settings) -> str:
         f"{display_url(settings.DATABASE_URL)}, where `mailroom serve` shows them "
         "(GET /api/v1/captured)",
     }.get(transport, "were thrown away")
+    if settings.source_of("EMAIL_HOST") != "default":
+        # The relay is named already: only the transport keeps mail from it.
+        next_step = (
+            f"To send for real through the relay the settings name, {settings.EMAIL_HOST}:"
+            f"{settings.port}, set MAILROOM_TRANSPORT=smtp, then run this again."
+        )
+    else:
+        next_step = (
+            "To send for real, name your relay: set EMAIL_HOST (and EMAIL_PORT, EMAIL_HOST_USER,"
+            " EMAIL_USE_TLS or EMAIL_USE_SSL; the password in the secrets file or "
+            "EMAIL_HOST_PASSWORD), or one EMAIL_URL such as "
+            "smtp://user@smtp.example.com:587?tls=true, then run this again."
+        )
     return (
         # Both names: MAILROOM_TRANSPORT is the one to set, EMAIL_BACKEND the one an
         # existing (Django-style) settings file may already hold.
         f"Both test messages {where} (MAILROOM_TRANSPORT or EMAIL_BACKEND is {transport.value}, "
         f"from {settings.source_of('MAILROOM_TRANSPORT')}): nothing left this machine.\n"
-        "To send for real, name your relay: set EMAIL_HOST (and EMAIL_PORT, EMAIL_HOST_USER, "
-        "EMAIL_USE_TLS or EMAIL_USE_SSL; the password in the secrets file or "
-        "EMAIL_HOST_PASSWORD), or one EMAIL_URL such as smtp://user@smtp.example.com:587?tls=true,"
-        " then run this again."
+        + next_step
     )
 
 

@@ -38,6 +38,10 @@ class TransportSummary:
     """The noreply address: ``NOREPLY_EMAIL_ADDRESS``, or ``noreply@`` the From domain."""
     noreply_source: str
     """Where the noreply address comes from: the setting's source, or ``DEFAULT_FROM_EMAIL``."""
+    unused_relay: str | None = None
+    """``host:port`` of the relay the settings name (``EMAIL_HOST`` or ``EMAIL_URL``) while
+    another transport is in use: the relay is ready, only ``MAILROOM_TRANSPORT`` keeps mail
+    from going to it."""
 
 
 def _security(settings: Settings) -> str:
@@ -87,6 +91,7 @@ def transport_summary(settings: Settings) -> TransportSummary:
         headline = f"Capturing — {NOTHING_LEAVES}"
     else:
         headline = _described(settings)
+    relay_named = settings.source_of("EMAIL_HOST") != "default"
     return TransportSummary(
         mode=mode,
         headline=headline,
@@ -97,6 +102,7 @@ def transport_summary(settings: Settings) -> TransportSummary:
         from_email=addresses[0],
         noreply_email=addresses[1],
         noreply_source=addresses[2],
+        unused_relay=f"{settings.EMAIL_HOST}:{settings.port}" if relay_named else None,
     )
 
 

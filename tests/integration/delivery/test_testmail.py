@@ -29,6 +29,7 @@ def test_capture_keeps_both_messages_and_says_where(tmp_path: Path) -> None:
     )
     assert report.advice is not None
     assert "stored as captured mail" in report.advice
+    assert "name your relay: set EMAIL_HOST" in report.advice  # none is named yet
     engine = create_outbox_engine(url)
     try:
         with engine.connect() as connection:
@@ -69,3 +70,25 @@ def test_a_refused_login_is_diagnosed_without_naming_the_login(
     assert TEST_USER not in shown
     assert TEST_PASSWORD not in shown
     assert server.scripted.received == []
+
+
+def test_capturing_with_a_relay_named_says_to_switch_the_transport(tmp_path: Path) -> None:
+    settings = load_settings(
+        environ={
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'outbox.db'}",
+            "MAILROOM_TRANSPORT": "capture",
+            "EMAIL_HOST": "smtp.relay.example",
+            "EMAIL_PORT": "587",
+        }
+    )
+
+    report = run_test_email(settings, ("ops@example.com",))
+
+    assert report.ok
+    assert report.advice is not None
+    assert "stored as captured mail" in report.advice
+    assert report.advice.endswith(
+        "To send for real through the relay the settings name, smtp.relay.example:587, "
+        "set MAILROOM_TRANSPORT=smtp, then run this again."
+    )
+    assert "set EMAIL_HOST" not in report.advice

@@ -23,7 +23,23 @@ def test_capture_says_nothing_leaves() -> None:
     assert summary.mode is TransportName.CAPTURE
     assert summary.headline == "Capturing — nothing leaves this machine"
     assert (summary.host, summary.port, summary.security) == (None, None, None)
+    assert summary.unused_relay is None
     assert mode_line(settings) == ("capturing: nothing leaves this machine (see /api/v1/captured)")
+
+
+def test_capture_with_a_relay_named_shows_the_relay_it_does_not_use() -> None:
+    settings = load_settings(environ={**SMTP, "MAILROOM_TRANSPORT": "capture"})
+
+    summary = transport_summary(settings)
+
+    assert summary.mode is TransportName.CAPTURE
+    assert summary.unused_relay == "smtp.example.com:587"
+    assert (summary.host, summary.port) == (None, None)  # the card shows no relay in use
+    assert "login-name-7f3a" not in repr(summary)
+    by_url = load_settings(
+        environ={"MAILROOM_TRANSPORT": "capture", "EMAIL_URL": "smtp://relay.example:2525"}
+    )
+    assert transport_summary(by_url).unused_relay == "relay.example:2525"
 
 
 def test_smtp_shows_host_port_and_security_but_not_the_login() -> None:
@@ -43,6 +59,7 @@ def test_smtp_shows_host_port_and_security_but_not_the_login() -> None:
     assert "login-name-7f3a" not in shown
     assert "pass-word-9c1e" not in shown
     assert mode_line(settings) == "relaying through smtp.example.com:587"
+    assert summary.unused_relay is None  # it is in use
 
 
 def test_implicit_tls_and_a_noreply_setting() -> None:
