@@ -88,7 +88,8 @@ def test_a_test_email_from_the_status_page_is_in_captured_mail_and_messages(
             expect(page.locator(".captured-view")).to_contain_text("test email")
         else:
             expect(page.locator(".captured-view")).to_contain_text(f"To: {address}")
-        shoot_both([page, phone_page], f"{detail}?tab={key}", f"captured-{key}", shoot)
+        shoot(page, f"captured-{key}")
+        shoot_both([phone_page], page.url, f"captured-{key}", shoot)
     download = page.get_by_role("link", name="Download .eml").get_attribute("href")
     assert download is not None
     eml = page.request.get(f"{site.url}{download}")
