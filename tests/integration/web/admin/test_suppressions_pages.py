@@ -285,6 +285,8 @@ def test_who_turned_a_type_off_is_listed_and_on_their_address_page(
 
     page = admin.get("/admin/suppressions").text
     assert listed(page) == []  # an opt-out is no entry of the suppression list
+    assert "The suppression list is empty." in page
+    assert "every address may be mailed" not in page  # not of the types turned off
     opted_out = [row[:2] + row[3:4] for row in table_rows(page, "opt-outs-list")]
     assert opted_out == [
         ["user-7 (user key)", "digest", "API"],
