@@ -17,7 +17,7 @@ from sqlalchemy import delete
 from mailroom.outbox.schema import api_keys
 from support.admin_service import AdminService, csrf_token, running_admin_service, table_rows
 
-_KEY = re.compile(r'value="(mrk_[A-Za-z0-9]{12}_[A-Za-z0-9_-]{43})"')
+_KEY = re.compile(r">(mrk_[A-Za-z0-9]{12}_[A-Za-z0-9_-]{43})</textarea>")
 
 
 @pytest.fixture(scope="module")
