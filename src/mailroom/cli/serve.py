@@ -20,14 +20,14 @@ import click
 from mailroom.access import AdminUserError, ensure_first_admin
 from mailroom.cli.base import CommandError, cli_settings, config_option, main
 from mailroom.cli.render import database_shown, printable
-from mailroom.config import Settings, TransportName
+from mailroom.config import Settings
 from mailroom.errors import SettingsError
 from mailroom.logs import attach_log_files
 from mailroom.outbox.store import Outbox
-from mailroom.transports import transport_from_settings
+from mailroom.transports.summary import mode_line
 from mailroom.web.paths import ADMIN_PREFIX, API_PREFIX
 
-__all__ = ["mode_line", "serve_command"]
+__all__ = ["serve_command"]
 
 
 @main.command("serve")
@@ -94,18 +94,6 @@ def serve_command(
     if ran.worker_summary is not None:
         click.echo(ran.worker_summary)
     click.echo("mailroom serve: stopped")
-
-
-def mode_line(settings: Settings) -> str:
-    """Where mail goes, in one line for people: never a secret."""
-    if settings.MAILROOM_TRANSPORT is TransportName.CAPTURE:
-        return "capturing: nothing leaves this machine (see /api/v1/captured)"
-    if settings.MAILROOM_TRANSPORT is TransportName.SMTP:
-        return f"relaying through {settings.EMAIL_HOST}:{settings.port}"
-    try:
-        return transport_from_settings(settings).describe()
-    except Exception as exc:  # the worker reports a transport it cannot set up
-        return f"{settings.MAILROOM_TRANSPORT} (cannot be set up: {exc})"
 
 
 def _prepare_database(settings: Settings) -> str | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends, Request
 
-from mailroom.web.admin import landing
+from mailroom.web.admin import status
 from mailroom.web.admin.login import login_router
 from mailroom.web.admin.pages import NAV_ORDER, PAGE_ROUTERS
 from mailroom.web.admin.rendering import NavEntry
@@ -22,8 +22,8 @@ STATIC_DIRECTORY = Path(__file__).parent.parent / "static" / "admin"
 
 
 def nav_entries() -> tuple[NavEntry, ...]:
-    """The top bar: the status page's entry and every page's, in :data:`NAV_ORDER`."""
-    entries = {landing.STATUS_ENTRY.key: landing.STATUS_ENTRY}
+    """The top bar: every page's entry, in :data:`NAV_ORDER`."""
+    entries: dict[str, NavEntry] = {}
     for _router, entry in PAGE_ROUTERS:
         if entry is not None:
             nav = NavEntry(*entry)
@@ -33,8 +33,8 @@ def nav_entries() -> tuple[NavEntry, ...]:
 
 
 def admin_router() -> APIRouter:
-    """The admin's routes, to mount under ``/admin``: the pages first, then sign-in and the
-    minimal home."""
+    """The admin's routes, to mount under ``/admin``: the pages, then sign-in; ``/admin``
+    itself leads to the status page at ``/admin/``."""
     entries = nav_entries()
 
     def navigation(request: Request) -> None:
@@ -44,6 +44,7 @@ def admin_router() -> APIRouter:
     for page_router, _entry in PAGE_ROUTERS:
         router.include_router(page_router)
     router.include_router(login_router())
-    router.include_router(landing.router)
-    router.add_api_route("", landing.bare_prefix, methods=["GET"], include_in_schema=False)
+    # Added here, not in the status page's router: a route with an empty path can only be
+    # added to the router that is mounted with the prefix.
+    router.add_api_route("", status.bare_prefix, methods=["GET"], include_in_schema=False)
     return router

@@ -2,8 +2,7 @@
 
 A page module adds ONE line to :data:`PAGE_ROUTERS`: ``(its_module.router, NavEntry(key,
 label, path))``, or ``(router, None)`` for routes with no entry of their own (an admin JSON
-API). Routes are matched in this order, before the foundation's own (login, the minimal
-home), so a page's ``/`` replaces the minimal home.
+API). Routes are matched in this order, before the foundation's own (login).
 
 The top bar shows the entries in :data:`NAV_ORDER`'s order (others after them, as listed).
 """
@@ -12,7 +11,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mailroom.web.admin import apikeys, captured, messages, suppressions, templates_pages
+from mailroom.web.admin import apikeys, captured, messages, status, suppressions, templates_pages
 from mailroom.web.admin.rendering import NavEntry
 
 __all__ = ["NAV_ORDER", "PAGE_ROUTERS"]
@@ -21,6 +20,7 @@ NAV_ORDER = ("status", "messages", "captured", "suppressions", "templates", "api
 """The keys of the top bar's entries, in the order they are shown."""
 
 PAGE_ROUTERS: list[tuple[APIRouter, NavEntry | tuple[str, str, str] | None]] = [
+    (status.router, status.STATUS_ENTRY),
     (messages.router, messages.MESSAGES_ENTRY),
     (captured.router, NavEntry("captured", "Captured", "/captured")),
     (suppressions.router, NavEntry("suppressions", "Suppressions", "/suppressions")),
