@@ -27,7 +27,7 @@ from mailroom.outbox import notification_queries
 from mailroom.web.admin import template_listing as listing
 from mailroom.web.admin.auth import CurrentAdmin
 from mailroom.web.admin.csrf import CheckedForm, check_csrf_header, read_bounded_form
-from mailroom.web.admin.messages import PREVIEW_HEADERS
+from mailroom.web.admin.previews import PREVIEW_HEADERS
 from mailroom.web.admin.rendering import NavEntry, flash, render_page
 from mailroom.web.admin.template_preview import (
     Preview,
@@ -180,10 +180,10 @@ def template_preview_html(token: str, admin: CurrentAdmin) -> Response:
         return Response(
             "This preview has expired: change the template or press Preview again.",
             404,
-            PREVIEW_HEADERS,
+            dict(PREVIEW_HEADERS),
             "text/plain; charset=utf-8",
         )
-    return Response(html, headers=PREVIEW_HEADERS, media_type="text/html; charset=utf-8")
+    return Response(html, headers=dict(PREVIEW_HEADERS), media_type="text/html; charset=utf-8")
 
 
 @router.post("/templates/save", response_model=None)

@@ -40,7 +40,10 @@ stream = "bulk"
 default_on = false
 """
 
-PREVIEW_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
+PREVIEW_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'; "
+    "base-uri 'none'; frame-ancestors 'self'; sandbox"
+)
 _FRAME = re.compile(r'<iframe[^>]*\bsandbox=""[^>]*\bsrc="([^"]+)"')
 
 
