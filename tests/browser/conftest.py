@@ -16,8 +16,11 @@ from support.browser_site import Site, running_site
 Shoot = Callable[[Page, str], Path]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Per module, not per session: Playwright's sync API keeps an event loop running in the
+    # main thread while it is started, and every later test that calls asyncio.run() there
+    # (the CLI's, run in-process) would fail with "cannot be called from a running event loop".
     path = chromium_path()
     with sync_playwright() as playwright:
         chromium = launch_chromium(playwright, path)

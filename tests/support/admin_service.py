@@ -132,10 +132,11 @@ class AdminService:
 
 
 @contextmanager
-def running_admin_service(tmp_path: Path) -> Iterator[AdminService]:
+def running_admin_service(tmp_path: Path, extra_settings: str = "") -> Iterator[AdminService]:
+    """The service on a fresh database; ``extra_settings`` (TOML) ends its settings file."""
     database_url = f"sqlite:///{tmp_path / 'mailroom.db'}"
     config = tmp_path / "mailroom.toml"
-    config.write_text(SETTINGS.format(database_url=database_url))
+    config.write_text(SETTINGS.format(database_url=database_url) + extra_settings)
     password = "admin-" + secrets.token_urlsafe(16)
     env = {
         "MAILROOM_CONFIG": str(config),

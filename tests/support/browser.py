@@ -111,6 +111,7 @@ class PageWatch:
     secrets: SecretWatch
     har: Path
     console_errors: list[str] = field(default_factory=list)
+    provoked: list[re.Pattern[str]] = field(default_factory=list)
     documents: set[str] = field(default_factory=set)
     responses_checked: int = 0
     responses_unrecorded: int = 0
@@ -144,8 +145,16 @@ class PageWatch:
         if response.request.is_navigation_request() and response.frame == self.page.main_frame:
             self.documents.add(response.url)
 
+    def expect_console_errors(self, *patterns: str) -> None:
+        """Console errors matching one of ``patterns`` (regular expressions) are what the test
+        provokes on purpose, such as the browser's report that it blocked a message's script:
+        not failures. Every other error still is."""
+        self.provoked.extend(re.compile(pattern) for pattern in patterns)
+
     def _check_console(self, message: ConsoleMessage) -> None:
         if message.type != "error":
+            return
+        if any(pattern.search(message.text) for pattern in self.provoked):
             return
         url = message.location.get("url", "")
         if _FAILED_LOAD.match(message.text) and (

@@ -10,15 +10,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, and_, delete, func, select
 
 from mailroom.outbox.dialect import dialect_insert
 from mailroom.outbox.schema import notification_log, templates
 
 __all__ = [
+    "delete_template",
     "insert_notification_log",
+    "list_templates",
     "load_template",
     "notification_outcomes",
+    "outcome_counts",
     "save_template",
 ]
 
@@ -47,6 +50,18 @@ def save_template(
     connection.execute(statement.on_conflict_do_update(index_elements=["name"], set_=values))
 
 
+def list_templates(connection: Connection) -> list[Mapping[str, Any]]:
+    """Every stored template (name, subject, html, text, updated_at), by name."""
+    rows = connection.execute(select(templates).order_by(templates.c.name))
+    return [dict(row._mapping) for row in rows]
+
+
+def delete_template(connection: Connection, name: str) -> bool:
+    """Remove the stored template ``name`` (a file of that name is used again); whether there
+    was one."""
+    return connection.execute(delete(templates).where(templates.c.name == name)).rowcount > 0
+
+
 # -- notification log -----------------------------------------------------------------------
 
 
@@ -69,3 +84,15 @@ def notification_outcomes(
     if conditions:
         query = query.where(and_(*conditions))
     return [dict(row._mapping) for row in connection.execute(query)]
+
+
+def outcome_counts(connection: Connection, since: float) -> dict[tuple[str, str], int]:
+    """How many recipients each notification type had per outcome since ``since``:
+    ``{(type, outcome): count}``. The log's index on ``at`` bounds the rows read to the
+    period."""
+    query = (
+        select(notification_log.c.notification_type, notification_log.c.outcome, func.count())
+        .where(notification_log.c.at >= since)
+        .group_by(notification_log.c.notification_type, notification_log.c.outcome)
+    )
+    return {(str(kind), str(outcome)): int(n) for kind, outcome, n in connection.execute(query)}

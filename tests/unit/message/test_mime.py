@@ -225,11 +225,14 @@ def line_soup(draw: st.DrawFn) -> bytes:
     lines = draw(
         st.lists(st.text(st.characters(codec="ascii", exclude_categories=["Cc"])), max_size=8)
     )
-    ends = draw(
-        st.lists(
-            st.sampled_from(["\n", "\r\n", "\r"]), min_size=len(lines) + 3, max_size=len(lines) + 3
-        )
+    # The header lines and the blank line after them end in LF or CRLF: a lone CR there
+    # followed by the next line's LF would read as one CRLF and swallow the blank line, making
+    # the body's first line a header continuation. Body lines take any mix.
+    head_ends = draw(st.lists(st.sampled_from(["\n", "\r\n"]), min_size=3, max_size=3))
+    body_ends = draw(
+        st.lists(st.sampled_from(["\n", "\r\n", "\r"]), min_size=len(lines), max_size=len(lines))
     )
+    ends = [*head_ends, *body_ends]
     head = ["From: ada@example.com", "Subject: soup", ""]
     return "".join(line + end for line, end in zip([*head, *lines], ends, strict=True)).encode()
 

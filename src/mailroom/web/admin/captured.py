@@ -29,10 +29,11 @@ from mailroom.outbox.capture_queries import (
 from mailroom.outbox.presentation import message_headers, message_parts
 from mailroom.web.admin.auth import CurrentAdmin
 from mailroom.web.admin.csrf import CheckedForm
+from mailroom.web.admin.previews import PREVIEW_HEADERS
 from mailroom.web.admin.rendering import filesize, flash, format_datetime, render_page
 from mailroom.web.dependencies import DatabaseEngine, ReadEngine
 
-__all__ = ["PREVIEW_CSP", "router"]
+__all__ = ["router"]
 
 router = APIRouter()
 
@@ -44,15 +45,6 @@ RAW_SHOWN = 512 * 1024
 """The most characters of a message's source the Raw tab shows (the .eml has it all)."""
 TABS = (("html", "HTML"), ("text", "Text"), ("headers", "Headers"), ("raw", "Raw"))
 
-PREVIEW_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
-"""The HTML preview's policy: its own inline styles and data: images, nothing else — no
-script, no remote image or font (which would tell a sender the mail was opened), no form."""
-_PREVIEW_HEADERS = {
-    "Content-Security-Policy": PREVIEW_CSP,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
 
 CapturedId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Search = Annotated[str | None, Query(max_length=200)]
@@ -172,9 +164,9 @@ def captured_html(captured_id: CapturedId, _admin: CurrentAdmin, engine: ReadEng
             "<p>No HTML part.</p>",
             status_code=404,
             media_type="text/html; charset=utf-8",
-            headers=_PREVIEW_HEADERS,
+            headers=dict(PREVIEW_HEADERS),
         )
-    return Response(html, media_type="text/html; charset=utf-8", headers=_PREVIEW_HEADERS)
+    return Response(html, media_type="text/html; charset=utf-8", headers=dict(PREVIEW_HEADERS))
 
 
 @router.get("/captured/{captured_id}/download")

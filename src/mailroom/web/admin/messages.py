@@ -25,24 +25,15 @@ from mailroom.outbox.presentation import message_headers, message_parts
 from mailroom.outbox.vocabulary import Status
 from mailroom.web.admin.auth import CurrentAdmin
 from mailroom.web.admin.csrf import CheckedForm
+from mailroom.web.admin.previews import PREVIEW_HEADERS
 from mailroom.web.admin.rendering import NavEntry, flash, render_page
 from mailroom.web.admin.sessions import admin_path
 from mailroom.web.dependencies import DatabaseEngine, ReadEngine
 
-__all__ = ["MESSAGES_ENTRY", "PREVIEW_HEADERS", "router"]
+__all__ = ["MESSAGES_ENTRY", "router"]
 
 MESSAGES_ENTRY = NavEntry("messages", "Messages", "/messages")
 
-PREVIEW_HEADERS = {
-    # The message's own HTML: no script, no fetch of anything (a remote image would tell the
-    # sender the admin read it), inline styles and data: images only, framed by the admin only.
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
 
 router = APIRouter()
 
@@ -166,8 +157,8 @@ def message_html(message_pk: MessagePk, _user: CurrentAdmin, engine: ReadEngine)
         return Response("No such message.", status_code=404, media_type="text/plain")
     html = message_parts(detail.data).html
     if html is None:
-        return Response("This message has no HTML part.", 404, PREVIEW_HEADERS, "text/plain")
-    return Response(html, headers=PREVIEW_HEADERS, media_type="text/html; charset=utf-8")
+        return Response("This message has no HTML part.", 404, dict(PREVIEW_HEADERS), "text/plain")
+    return Response(html, headers=dict(PREVIEW_HEADERS), media_type="text/html; charset=utf-8")
 
 
 def _back(request: Request, message_pk: int, notice: str, kind: str) -> RedirectResponse:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mailroom.web.admin import captured, messages, status, suppressions
+from mailroom.web.admin import apikeys, captured, messages, status, suppressions, templates_pages
 from mailroom.web.admin.rendering import NavEntry
 
 __all__ = ["NAV_ORDER", "PAGE_ROUTERS"]
@@ -24,4 +24,6 @@ PAGE_ROUTERS: list[tuple[APIRouter, NavEntry | tuple[str, str, str] | None]] = [
     (messages.router, messages.MESSAGES_ENTRY),
     (captured.router, NavEntry("captured", "Captured", "/captured")),
     (suppressions.router, NavEntry("suppressions", "Suppressions", "/suppressions")),
+    (templates_pages.router, templates_pages.TEMPLATES_ENTRY),
+    (apikeys.router, apikeys.APIKEYS_ENTRY),
 ]

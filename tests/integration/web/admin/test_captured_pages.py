@@ -19,7 +19,10 @@ from mailroom.outbox.schema import captured
 from mailroom.outbox.store import Outbox
 from support.admin_service import AdminService, csrf_token, running_admin_service, table_rows
 
-PREVIEW_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
+PREVIEW_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'; "
+    "base-uri 'none'; frame-ancestors 'self'; sandbox"
+)
 HOSTILE_HTML = (
     '<html><body><h1>Hello Ada</h1><script>document.title="ran"</script>'
     '<img src="https://tracker.example/p.gif"></body></html>'

@@ -121,7 +121,8 @@ def test_a_message_page_and_its_sandboxed_html(service: ServiceProcess) -> None:
         html = client.get(f"/admin/messages/{pk}/html")
         assert html.status_code == 200
         assert html.headers["content-security-policy"] == (
-            "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
+            "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'; "
+            "base-uri 'none'; frame-ancestors 'self'; sandbox"
         )
         assert html.headers["x-content-type-options"] == "nosniff"
         assert "<p>Hello</p>" in html.text
