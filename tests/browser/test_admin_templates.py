@@ -54,6 +54,9 @@ def test_the_preview_follows_the_template_as_it_is_typed(
     html.fill("<h1>Hello {{ name }}</h1><p>Saved version.</p>")
     expect(frame.locator("p")).to_have_text("Saved version.")
     page.get_by_role("button", name="Save").click()
+    # The save answers with the template's page: wait for it, so the watch has its body.
+    expect(page).to_have_url(f"{site.url}/admin/templates/edit?name=welcome")
+    page.wait_for_load_state("load")
     page.goto(f"{site.url}/admin/templates")
     expect(page.get_by_role("link", name="welcome", exact=True)).to_be_visible()
     shoot(page, "templates")
