@@ -2,8 +2,8 @@
 
 An account keeps only a scrypt hash of its password (:mod:`.passwords`). The functions that
 take a connection run inside a transaction the caller owns (``with engine.begin() as
-connection``) and commit nothing by themselves; :func:`ensure_first_admin` takes the engine,
-as it is the one step ``serve`` runs on its own before serving.
+connection``) and commit nothing by themselves; :func:`ensure_first_admin` and
+:func:`check_login` take the engine, as each opens its own short transactions.
 """
 
 from __future__ import annotations
@@ -129,19 +129,26 @@ def user_by_id(connection: Connection, user_id: int) -> AdminUser | None:
 
 
 def check_login(
-    connection: Connection, username: str, password: str, now: float
+    engine: Engine, username: str, password: str, now: float, *, reader: Engine | None = None
 ) -> AdminUser | None:
     """The account if ``username`` and ``password`` match a live one, recording the sign-in
     at ``now``; ``None`` otherwise. An unknown name, a wrong password and a disabled account
-    answer alike and cost the same scrypt work."""
-    row = q.user_by_name(connection, username.strip())
+    answer alike and cost the same scrypt work.
+
+    The account is read through ``reader`` (``engine`` if none) and the password checked
+    with no transaction open: on SQLite a transaction of ``engine`` holds the database's
+    write lock, which the scrypt work (a quarter of a second) must not hold up. Only a
+    success writes, in a short transaction of its own."""
+    with (reader or engine).connect() as connection:
+        row = q.user_by_name(connection, username.strip())
     if len(password) > _PASSWORD_MAX_LENGTH:
         password = ""  # verified (and refused) at the usual cost, not a megabyte's
     stored = _DUMMY_HASH if row is None else str(row["password_hash"])
     matches = verify_password(password, stored)
     if row is None or not matches or row["disabled_at"] is not None:
         return None
-    q.mark_logged_in(connection, int(row["id"]), now)
+    with engine.begin() as connection:
+        q.mark_logged_in(connection, int(row["id"]), now)
     return _admin_user({**row, "last_login_at": now})
 
 

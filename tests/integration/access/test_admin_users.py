@@ -43,8 +43,7 @@ def make(engine: Engine, username: str = "ada", password: str = PASSWORD) -> Adm
 
 
 def login(engine: Engine, username: str, password: str) -> AdminUser | None:
-    with engine.begin() as connection:
-        return check_login(connection, username, password, NOW)
+    return check_login(engine, username, password, NOW)
 
 
 def test_create_stores_a_hash_not_the_password(engine: Engine) -> None:
