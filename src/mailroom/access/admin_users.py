@@ -31,6 +31,7 @@ __all__ = [
     "check_password",
     "check_username",
     "create_user",
+    "end_sessions",
     "ensure_first_admin",
     "list_users",
     "set_password",
@@ -64,6 +65,8 @@ class AdminUser:
     username: str
     created_at: float
     last_login_at: float | None
+    session_epoch: int
+    """What the account's sessions must carry: raised by sign-out and a new password."""
 
 
 def check_username(username: str) -> str:
@@ -108,8 +111,9 @@ def create_user(connection: Connection, username: str, password: str) -> AdminUs
 
 
 def set_password(connection: Connection, username: str, password: str) -> None:
-    """Give an account a new password; an :class:`AdminUserError` if there is no such
-    account or the password is refused."""
+    """Give an account a new password, ending its sessions (whoever knew the old one may
+    hold one); an :class:`AdminUserError` if there is no such account or the password is
+    refused."""
     password_hash = hash_password(check_password(password))
     if not q.update_password(connection, username.strip(), password_hash):
         raise AdminUserError("username", f"there is no account named {username.strip()}")
@@ -152,6 +156,12 @@ def check_login(
     return _admin_user({**row, "last_login_at": now})
 
 
+def end_sessions(connection: Connection, user: int, epoch: int) -> None:
+    """Sign the account ``user`` out everywhere: its sessions of ``epoch`` (the current one)
+    and older stop working. A session whose epoch is already stale ends nothing more."""
+    q.end_sessions(connection, user, epoch)
+
+
 def ensure_first_admin(engine: Engine, username: str, password: str | None) -> str | None:
     """Make the first account, named ``username``, when there is none. With ``password``
     ``None`` a random one is made and returned (for the caller to show once); otherwise, and
@@ -180,4 +190,5 @@ def _admin_user(row: Mapping[str, Any]) -> AdminUser:
         username=row["username"],
         created_at=row["created_at"],
         last_login_at=row["last_login_at"],
+        session_epoch=int(row["session_epoch"]),
     )

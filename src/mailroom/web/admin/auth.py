@@ -31,7 +31,8 @@ def current_admin(request: Request) -> AdminUser:
     if session is not None and session.user_id is not None:
         with request.app.state.read_engine.connect() as connection:
             user = user_by_id(connection, session.user_id)
-    if user is None:
+    if user is None or session is None or user.session_epoch != session.epoch:
+        # A session of an older epoch was ended by a sign-out or a new password.
         raise AdminInterruption(_sign_in_first(request))
     request.state.admin_user = user
     return user

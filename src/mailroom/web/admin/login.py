@@ -17,7 +17,7 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from mailroom.access import check_login
+from mailroom.access import check_login, end_sessions
 from mailroom.access.admin_users import USERNAME_MAX_LENGTH
 from mailroom.web.admin.auth import safe_next
 from mailroom.web.admin.csrf import CheckedForm
@@ -26,6 +26,7 @@ from mailroom.web.admin.sessions import (
     admin_path,
     end_session,
     new_session,
+    read_session,
     start_pre_session,
     write_session,
 )
@@ -87,12 +88,20 @@ def login_router() -> APIRouter:
         throttle.succeeded(username, address, now)
         redirect = RedirectResponse(target, status_code=303, headers={"Cache-Control": "no-store"})
         # A new session, never the pre-session's: a planted cookie is not promoted.
-        write_session(request, redirect, new_session(user.id))
+        write_session(request, redirect, new_session(user.id, user.session_epoch))
         return redirect
 
     @router.post("/logout")
     def logout(request: Request, form: CheckedForm) -> Response:
         del form  # read for its CSRF check: another site must not sign anyone out
+        session = read_session(request)
+        if session is not None and session.user_id is not None:
+            # Signing out ends every session of this account, not only this browser's: a
+            # session is nothing but its cookie, so raising the account's epoch is what makes
+            # a copy of the cookie (kept elsewhere, or stolen) stop working, in every process
+            # and after a restart.
+            with request.app.state.engine.begin() as connection:
+                end_sessions(connection, session.user_id, session.epoch)
         redirect = RedirectResponse(
             f"{admin_path(request)}/login", status_code=303, headers={"Cache-Control": "no-store"}
         )
