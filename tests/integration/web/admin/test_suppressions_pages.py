@@ -266,3 +266,7 @@ def test_an_address_page_shows_each_source_in_its_history(
     nobody = admin.get("/admin/suppressions/nobody@example.com")
     assert nobody.status_code == 404
     assert "The consent log has nothing on this address." in nobody.text
+
+
+def test_a_paging_id_past_bigint_is_refused_not_an_error(admin: httpx.Client) -> None:
+    assert admin.get("/admin/suppressions", params={"after": str(2**63)}).status_code == 422
