@@ -13,6 +13,7 @@ from mailroom.outbox.schema import admin_users
 __all__ = [
     "all_users",
     "count_users",
+    "end_sessions",
     "insert_user",
     "mark_logged_in",
     "update_password",
@@ -31,6 +32,7 @@ def insert_user(
         "created_at": now,
         "last_login_at": None,
         "disabled_at": None,
+        "session_epoch": 0,
     }
     user_id = connection.execute(
         admin_users.insert().values(values).returning(admin_users.c.id)
@@ -62,11 +64,11 @@ def count_users(connection: Connection) -> int:
 
 
 def update_password(connection: Connection, username: str, password_hash: str) -> bool:
-    """Replace an account's hash; whether the account exists."""
+    """Replace an account's hash and end its sessions; whether the account exists."""
     result = connection.execute(
         update(admin_users)
         .where(admin_users.c.username == username)
-        .values(password_hash=password_hash)
+        .values(password_hash=password_hash, session_epoch=admin_users.c.session_epoch + 1)
     )
     return bool(result.rowcount)
 
@@ -75,4 +77,14 @@ def mark_logged_in(connection: Connection, user_id: int, now: float) -> None:
     """Record a successful sign-in."""
     connection.execute(
         update(admin_users).where(admin_users.c.id == user_id).values(last_login_at=now)
+    )
+
+
+def end_sessions(connection: Connection, user_id: int, epoch: int) -> None:
+    """Raise the account's session epoch if it is still ``epoch``: every session made before
+    stops working (a session of an older epoch, already ended, changes nothing)."""
+    connection.execute(
+        update(admin_users)
+        .where(admin_users.c.id == user_id, admin_users.c.session_epoch == epoch)
+        .values(session_epoch=epoch + 1)
     )

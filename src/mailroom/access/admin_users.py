@@ -2,8 +2,8 @@
 
 An account keeps only a scrypt hash of its password (:mod:`.passwords`). The functions that
 take a connection run inside a transaction the caller owns (``with engine.begin() as
-connection``) and commit nothing by themselves; :func:`ensure_first_admin` takes the engine,
-as it is the one step ``serve`` runs on its own before serving.
+connection``) and commit nothing by themselves; :func:`ensure_first_admin` and
+:func:`check_login` take the engine, as each opens its own short transactions.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ __all__ = [
     "check_password",
     "check_username",
     "create_user",
+    "end_sessions",
     "ensure_first_admin",
     "list_users",
     "set_password",
@@ -64,6 +65,8 @@ class AdminUser:
     username: str
     created_at: float
     last_login_at: float | None
+    session_epoch: int
+    """What the account's sessions must carry: raised by sign-out and a new password."""
 
 
 def check_username(username: str) -> str:
@@ -108,8 +111,9 @@ def create_user(connection: Connection, username: str, password: str) -> AdminUs
 
 
 def set_password(connection: Connection, username: str, password: str) -> None:
-    """Give an account a new password; an :class:`AdminUserError` if there is no such
-    account or the password is refused."""
+    """Give an account a new password, ending its sessions (whoever knew the old one may
+    hold one); an :class:`AdminUserError` if there is no such account or the password is
+    refused."""
     password_hash = hash_password(check_password(password))
     if not q.update_password(connection, username.strip(), password_hash):
         raise AdminUserError("username", f"there is no account named {username.strip()}")
@@ -129,20 +133,33 @@ def user_by_id(connection: Connection, user_id: int) -> AdminUser | None:
 
 
 def check_login(
-    connection: Connection, username: str, password: str, now: float
+    engine: Engine, username: str, password: str, now: float, *, reader: Engine | None = None
 ) -> AdminUser | None:
     """The account if ``username`` and ``password`` match a live one, recording the sign-in
     at ``now``; ``None`` otherwise. An unknown name, a wrong password and a disabled account
-    answer alike and cost the same scrypt work."""
-    row = q.user_by_name(connection, username.strip())
+    answer alike and cost the same scrypt work.
+
+    The account is read through ``reader`` (``engine`` if none) and the password checked
+    with no transaction open: on SQLite a transaction of ``engine`` holds the database's
+    write lock, which the scrypt work (a quarter of a second) must not hold up. Only a
+    success writes, in a short transaction of its own."""
+    with (reader or engine).connect() as connection:
+        row = q.user_by_name(connection, username.strip())
     if len(password) > _PASSWORD_MAX_LENGTH:
         password = ""  # verified (and refused) at the usual cost, not a megabyte's
     stored = _DUMMY_HASH if row is None else str(row["password_hash"])
     matches = verify_password(password, stored)
     if row is None or not matches or row["disabled_at"] is not None:
         return None
-    q.mark_logged_in(connection, int(row["id"]), now)
+    with engine.begin() as connection:
+        q.mark_logged_in(connection, int(row["id"]), now)
     return _admin_user({**row, "last_login_at": now})
+
+
+def end_sessions(connection: Connection, user: int, epoch: int) -> None:
+    """Sign the account ``user`` out everywhere: its sessions of ``epoch`` (the current one)
+    and older stop working. A session whose epoch is already stale ends nothing more."""
+    q.end_sessions(connection, user, epoch)
 
 
 def ensure_first_admin(engine: Engine, username: str, password: str | None) -> str | None:
@@ -173,4 +190,5 @@ def _admin_user(row: Mapping[str, Any]) -> AdminUser:
         username=row["username"],
         created_at=row["created_at"],
         last_login_at=row["last_login_at"],
+        session_epoch=int(row["session_epoch"]),
     )

@@ -13,7 +13,7 @@ from dataclasses import asdict
 
 import click
 
-from mailroom.access import AdminUserError, create_user, list_users, set_password
+from mailroom.access import AdminUser, AdminUserError, create_user, list_users, set_password
 from mailroom.access.admin_users import check_password, check_username
 from mailroom.cli.base import config_option, existing_outbox, main
 from mailroom.cli.render import printable
@@ -71,8 +71,8 @@ def users_create(
 def users_passwd(
     ctx: click.Context, username: str, password_stdin: bool, config_path: str | None
 ) -> None:
-    """Give the admin account USERNAME a new password. Sessions signed in already stay
-    signed in until they end (at most 12 hours)."""
+    """Give the admin account USERNAME a new password. Its sessions signed in already end:
+    it signs in again with the new one."""
     password = _read_password(password_stdin)
     with existing_outbox(ctx, config_path) as engine, engine.begin() as connection:
         set_password(connection, username, password)
@@ -88,7 +88,7 @@ def users_list(ctx: click.Context, as_json: bool, config_path: str | None) -> No
     with existing_outbox(ctx, config_path) as engine, engine.connect() as connection:
         users = list_users(connection)
     if as_json:
-        click.echo(json.dumps({"users": [asdict(user) for user in users]}, indent=2))
+        click.echo(json.dumps({"users": [_listed(user) for user in users]}, indent=2))
         return
     if not users:
         click.echo("no admin accounts; make one with: mailroom users create USERNAME")
@@ -101,3 +101,8 @@ def users_list(ctx: click.Context, as_json: bool, config_path: str | None) -> No
     widths = [max(len(line[i]) for line in (header, *cells)) for i in range(len(header))]
     for line in (header, *cells):
         click.echo("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+
+
+def _listed(user: AdminUser) -> dict[str, object]:
+    """An account as ``list --json`` shows it: its session epoch is the sessions' business."""
+    return {k: v for k, v in asdict(user).items() if k != "session_epoch"}

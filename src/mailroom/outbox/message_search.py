@@ -112,6 +112,9 @@ class SearchPage:
     ones), and ``next_cursor`` searches on from there."""
 
 
+_YEAR_10000 = 253_402_300_800.0  # seconds since 1970: no message is made later
+
+
 def encode_cursor(created_at: float, message_pk: int) -> str:
     """The cursor that continues after the row with this key."""
     raw = json.dumps([created_at, message_pk], separators=(",", ":"))
@@ -130,8 +133,12 @@ def decode_cursor(cursor: str) -> tuple[float, int]:
         isinstance(created_at, bool)
         or not isinstance(created_at, int | float)
         or not math.isfinite(created_at)
+        or not 0 <= created_at < _YEAR_10000
         or isinstance(message_pk, bool)
         or not isinstance(message_pk, int)
+        # A key no column holds: the database would refuse the number itself (an error,
+        # not an empty page).
+        or not 0 <= message_pk < 2**63
     ):
         raise InvalidCursorError("the page cursor is not one this search made")
     return float(created_at), message_pk

@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -340,5 +341,12 @@ admin_users = Table(
     Column("created_at", Double, nullable=False),
     Column("last_login_at", Double, nullable=True),
     Column("disabled_at", Double, nullable=True, comment="set: the account cannot sign in"),
+    Column(
+        "session_epoch",
+        Integer,
+        nullable=False,
+        server_default=text("0"),
+        comment="raised by sign-out and a new password: older sessions are refused",
+    ),
     UniqueConstraint("username"),
 )

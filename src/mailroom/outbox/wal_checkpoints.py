@@ -8,11 +8,14 @@ engine turns that off (``create_outbox_engine(..., autocheckpoint=False)``) and 
 :class:`WalCheckpointer` checkpoints instead, every :data:`CHECKPOINT_INTERVAL` seconds, on a
 connection of its own and in ``PASSIVE`` mode: beside the writers, never waiting for them nor
 holding them up; the copy runs inside SQLite, outside the GIL, on another core.
+
+With commits not checkpointing, this thread is all that keeps the log from growing: a
+connection it cannot open (the file's folder moved, no file handles left) is said in the log
+and tried again at the next interval, never the end of the thread.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sqlite3
 import threading
@@ -58,24 +61,40 @@ class WalCheckpointer:
             self._thread.join(timeout)
 
     def _run(self, path: Path) -> None:
-        connection = sqlite3.connect(path, timeout=_OPEN_TIMEOUT, check_same_thread=False)
-        with contextlib.closing(connection):
-            connection.isolation_level = None
+        connection: sqlite3.Connection | None = None
+        try:
             while True:
                 stopping = self._stopping.wait(self._interval)
-                self._checkpoint(connection)
+                if connection is None:
+                    connection = self._open(path)
+                if connection is not None:
+                    self._checkpoint(connection)
                 if stopping:
                     return
+        finally:
+            if connection is not None:
+                connection.close()
+
+    def _open(self, path: Path) -> sqlite3.Connection | None:
+        try:
+            connection = sqlite3.connect(path, timeout=_OPEN_TIMEOUT, check_same_thread=False)
+        except sqlite3.Error as exc:
+            self._failed(f"cannot open {path}: {exc}")
+            return None
+        connection.isolation_level = None
+        return connection
 
     def _checkpoint(self, connection: sqlite3.Connection) -> None:
         try:
             connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         except sqlite3.Error as exc:
-            # The writers go on and the log grows until it works again: said once, not
-            # five times a second (the writers meet a full disk or a read-only file too).
-            message = str(exc)
-            if message != self._last_error:
-                logger.warning("the outbox's log could not be checkpointed: %s", message)
-            self._last_error = message
+            self._failed(str(exc))
         else:
             self._last_error = ""
+
+    def _failed(self, message: str) -> None:
+        # The writers go on and the log grows until it works again: said once, not five
+        # times a second (the writers meet a full disk or a read-only file too).
+        if message != self._last_error:
+            logger.warning("the outbox's log could not be checkpointed: %s", message)
+        self._last_error = message

@@ -7,13 +7,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from mailroom.access import (
     AdminUser,
     AdminUserError,
     check_login,
     create_user,
+    end_sessions,
     ensure_first_admin,
     list_users,
     set_password,
@@ -43,8 +44,7 @@ def make(engine: Engine, username: str = "ada", password: str = PASSWORD) -> Adm
 
 
 def login(engine: Engine, username: str, password: str) -> AdminUser | None:
-    with engine.begin() as connection:
-        return check_login(connection, username, password, NOW)
+    return check_login(engine, username, password, NOW)
 
 
 def test_create_stores_a_hash_not_the_password(engine: Engine) -> None:
@@ -179,3 +179,25 @@ def test_no_first_admin_when_any_account_exists(engine: Engine) -> None:
 def _listed(engine: Engine) -> list[AdminUser]:
     with engine.connect() as connection:
         return list_users(connection)
+
+
+def test_a_new_password_and_a_sign_out_raise_the_session_epoch(engine: Engine) -> None:
+    user = make(engine)
+    assert user.session_epoch == 0
+    with engine.begin() as connection:
+        set_password(connection, "ada", "the new long password")
+    with engine.begin() as connection:
+        assert _epoch(connection, user.id) == 1
+        end_sessions(connection, user.id, 0)  # a stale session's sign-out ends nothing more
+        assert _epoch(connection, user.id) == 1
+        end_sessions(connection, user.id, 1)
+        assert _epoch(connection, user.id) == 2
+    signed_in = login(engine, "ada", "the new long password")
+    assert signed_in is not None
+    assert signed_in.session_epoch == 2
+
+
+def _epoch(connection: Connection, user_id: int) -> int:
+    found = user_by_id(connection, user_id)
+    assert found is not None
+    return found.session_epoch

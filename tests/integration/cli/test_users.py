@@ -27,8 +27,7 @@ def run(engine: Engine, *args: str, stdin: str | None = None) -> Result:
 
 
 def signs_in(engine: Engine, username: str, password: str) -> bool:
-    with engine.begin() as connection:
-        return check_login(connection, username, password, 0.0) is not None
+    return check_login(engine, username, password, 0.0) is not None
 
 
 def test_create_from_stdin_makes_an_account_that_signs_in(engine: Engine) -> None:

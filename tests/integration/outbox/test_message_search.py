@@ -184,6 +184,10 @@ def test_a_narrow_search_pages_through_scan_windows(
         base64.urlsafe_b64encode(b"[1.5, 2.5]").decode(),
         base64.urlsafe_b64encode(b"[NaN, 2]").decode(),
         base64.urlsafe_b64encode(b"[true, 2]").decode(),
+        base64.urlsafe_b64encode(b"[1e9, 9223372036854775808]").decode(),  # past BIGINT
+        base64.urlsafe_b64encode(b"[1e9, -1]").decode(),
+        base64.urlsafe_b64encode(b"[1e300, 2]").decode(),
+        base64.urlsafe_b64encode(b"[-1.5, 2]").decode(),
         base64.urlsafe_b64encode(b"\xff\xfe").decode(),
         encode_cursor(1.5, 2)[:-3],
     ],

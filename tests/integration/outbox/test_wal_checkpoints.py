@@ -3,10 +3,12 @@ thread copies the log back into the database file; without it the log only grows
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine
 
 from mailroom.config import load_settings
@@ -71,4 +73,34 @@ def test_it_does_nothing_for_a_database_in_memory() -> None:
     checkpointer.start()
     assert "mailroom-wal-checkpoints" not in {thread.name for thread in threading.enumerate()}
     checkpointer.close(timeout=1)
+    engine.dispose()
+
+
+def test_a_database_it_cannot_open_is_said_and_tried_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    path = folder / "outbox.db"
+    engine = _writer(path)
+    _fill(engine, path)  # the writer's connection stays open: it goes on through the move
+    checkpointer = WalCheckpointer(engine, interval=0.05)
+    moved = folder.rename(tmp_path / "moved")
+    try:
+        with caplog.at_level(logging.WARNING, logger="mailroom.outbox.wal_checkpoints"):
+            checkpointer.start()
+            deadline = time.monotonic() + 10
+            while "could not be checkpointed: cannot open" not in caplog.text:
+                assert time.monotonic() < deadline, "the failure to open was not said"
+                time.sleep(0.05)
+        assert caplog.text.count("cannot open") == 1  # said once, not at every interval
+        moved.rename(folder)
+        deadline = time.monotonic() + 10
+        while path.stat().st_size < 8_000_000:
+            assert time.monotonic() < deadline, "the log was never checkpointed"
+            time.sleep(0.05)
+    finally:
+        checkpointer.close(timeout=5)
+        if not folder.exists():
+            moved.rename(folder)
     engine.dispose()

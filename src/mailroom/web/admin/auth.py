@@ -44,8 +44,10 @@ def signed_in_admin(request: Request) -> AdminUser | None:
         return None
     with request.app.state.read_engine.connect() as connection:
         user = user_by_id(connection, session.user_id)
-    if user is not None:
-        request.state.admin_user = user
+    if user is None or user.session_epoch != session.epoch:
+        # A session of an older epoch was ended by a sign-out or a new password.
+        return None
+    request.state.admin_user = user
     return user
 
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import math
 import time
+from functools import partial
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from mailroom.access import check_login
+from mailroom.access import check_login, end_sessions
 from mailroom.access.admin_users import USERNAME_MAX_LENGTH
 from mailroom.web.admin.auth import safe_next
 from mailroom.web.admin.csrf import CheckedForm
@@ -24,6 +26,7 @@ from mailroom.web.admin.sessions import (
     admin_path,
     end_session,
     new_session,
+    read_session,
     start_pre_session,
     write_session,
 )
@@ -32,25 +35,27 @@ from mailroom.web.admin.throttle import LoginThrottle
 __all__ = ["login_router"]
 
 _REFUSED = "Wrong user name or password."
+_PASSWORD_CHECKS = 2  # scrypt runs at once: each takes a core and 64 MiB for ~0.25 s
 
 
 def login_router() -> APIRouter:
     """The routes that sign in and out, with a throttle of their own (one per app)."""
     router = APIRouter()
     throttle = LoginThrottle()
+    password_checks = anyio.CapacityLimiter(_PASSWORD_CHECKS)
 
     @router.get("/login", response_class=HTMLResponse)
     def login_form(request: Request, next: str = "") -> Response:
         return _form(request, safe_next(request, next))
 
     @router.post("/login", response_class=HTMLResponse)
-    def login(request: Request, form: CheckedForm) -> Response:
+    async def login(request: Request, form: CheckedForm) -> Response:
         username = str(form.get("username") or "")[: USERNAME_MAX_LENGTH + 1]
         password = str(form.get("password") or "")
         target = safe_next(request, str(form.get("next") or ""))
         address = request.client.host if request.client is not None else "unknown"
         now = time.time()
-        wait = throttle.wait(username, address, now)
+        wait = throttle.attempt(username, address, now)
         if wait > 0:
             minutes = max(1, math.ceil(wait / 60))
             response = _form(
@@ -65,20 +70,38 @@ def login_router() -> APIRouter:
             )
             response.headers["Retry-After"] = str(math.ceil(wait))
             return response
-        with request.app.state.engine.begin() as connection:
-            user = check_login(connection, username, password, now)
+        # Attempts past the limiter's few wait here, in the event loop, not in a worker
+        # thread: a flood of sign-ins takes neither every thread nor 64 MiB per attempt.
+        user = await anyio.to_thread.run_sync(
+            partial(
+                check_login,
+                request.app.state.engine,
+                username,
+                password,
+                now,
+                reader=request.app.state.read_engine,
+            ),
+            limiter=password_checks,
+        )
         if user is None:
-            throttle.failed(username, address, now)
             return _form(request, target, username=username, error=_REFUSED, status_code=401)
-        throttle.succeeded(username)
+        throttle.succeeded(username, address, now)
         redirect = RedirectResponse(target, status_code=303, headers={"Cache-Control": "no-store"})
         # A new session, never the pre-session's: a planted cookie is not promoted.
-        write_session(request, redirect, new_session(user.id))
+        write_session(request, redirect, new_session(user.id, user.session_epoch))
         return redirect
 
     @router.post("/logout")
     def logout(request: Request, form: CheckedForm) -> Response:
         del form  # read for its CSRF check: another site must not sign anyone out
+        session = read_session(request)
+        if session is not None and session.user_id is not None:
+            # Signing out ends every session of this account, not only this browser's: a
+            # session is nothing but its cookie, so raising the account's epoch is what makes
+            # a copy of the cookie (kept elsewhere, or stolen) stop working, in every process
+            # and after a restart.
+            with request.app.state.engine.begin() as connection:
+                end_sessions(connection, session.user_id, session.epoch)
         redirect = RedirectResponse(
             f"{admin_path(request)}/login", status_code=303, headers={"Cache-Control": "no-store"}
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -40,7 +41,11 @@ __all__ = [
 APP_NAME = "Mailroom"
 FLASH_COOKIE = "mailroom_flash"
 _FLASH_KINDS = frozenset({"info", "success", "error"})
-_FLASH_MAX_CHARS = 500
+_FLASH_MAX_BYTES = 2048
+"""The most bytes a notice's cookie holds before base64 (its JSON, in UTF-8): a longer message
+is cut to fit, and a cookie longer than this many bytes encode to is not one of ours. Under a
+browser's 4 KiB per cookie even in base64, and room for 500 characters of any script."""
+_FLASH_MAX_COOKIE = 4 * math.ceil(_FLASH_MAX_BYTES / 3)  # base64 of that many bytes
 
 ADMIN_HEADERS: Mapping[str, str] = {
     "Content-Security-Policy": (
@@ -156,14 +161,25 @@ def flash(response: Response, message: str, kind: str = "success") -> None:
     ``kind`` is ``success``, ``info`` or ``error``."""
     if kind not in _FLASH_KINDS:
         raise ValueError(f"kind: one of {sorted(_FLASH_KINDS)}, not {kind!r}")
-    payload = json.dumps({"m": message[:_FLASH_MAX_CHARS], "k": kind}).encode()
-    value = base64.urlsafe_b64encode(payload).decode("ascii")
+    value = base64.urlsafe_b64encode(_flash_payload(message, kind)).decode("ascii")
     response.set_cookie(FLASH_COOKIE, value, max_age=120, path="/", httponly=True, samesite="lax")
+
+
+def _flash_payload(message: str, kind: str) -> bytes:
+    """The notice as UTF-8 JSON of at most :data:`_FLASH_MAX_BYTES`, its message cut to fit
+    (a character takes 1 to 6 bytes: 4 in UTF-8, 6 for a control character's escape)."""
+    message = message[:_FLASH_MAX_BYTES]
+    while True:
+        payload = json.dumps({"m": message, "k": kind}, ensure_ascii=False).encode()
+        over = len(payload) - _FLASH_MAX_BYTES
+        if over <= 0:
+            return payload
+        message = message[: -max(1, over // 6)]
 
 
 def _read_flash(request: Request) -> Mapping[str, str] | None:
     raw = request.cookies.get(FLASH_COOKIE)
-    if not raw or len(raw) > 4 * _FLASH_MAX_CHARS:
+    if not raw or len(raw) > _FLASH_MAX_COOKIE:
         return None
     try:
         data = json.loads(base64.urlsafe_b64decode(raw.encode("ascii")))

@@ -1,7 +1,7 @@
 """The admin session: a signed cookie naming the signed-in account and the CSRF token of
 its forms.
 
-The cookie ``mailroom_session`` holds ``{"sid", "uid", "csrf"}`` signed with itsdangerous
+The cookie ``mailroom_session`` holds ``{"sid", "uid", "ep", "csrf"}`` signed with itsdangerous
 (``SECRET_KEY`` under a salt of its own, or a random key made per process when
 ``SECRET_KEY`` is unset: sessions then end when the process does, which ``serve`` says when
 it starts). Before sign-in the same cookie holds a session without ``uid`` (a "pre-session"),
@@ -13,15 +13,16 @@ not carry it), ``Secure`` when the request came over https (uvicorn takes the sc
 ``X-Forwarded-Proto`` only from the proxies in ``FORWARDED_ALLOW_IPS``), its path is the
 admin's, and it lives 12 hours at most, which the signature's time enforces too.
 
-Signing out puts the session's ``sid`` on this process's list of ended sessions, so a copy of
-the cookie kept elsewhere stops working at once rather than when it expires.
+``ep`` is the account's session epoch at sign-in; a session is only good while the account
+(in the database) still has that epoch (:func:`~mailroom.web.admin.auth.current_admin`).
+Signing out and a new password raise it, so a copy of the cookie kept elsewhere stops working
+at once, in every process and after a restart, rather than when it expires.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-import threading
 import time
 from dataclasses import dataclass
 
@@ -57,33 +58,14 @@ _PROCESS_KEY = secrets.token_urlsafe(32)
 
 @dataclass(frozen=True, slots=True)
 class Session:
-    """One browser's session: ``user_id`` is ``None`` before sign-in."""
+    """One browser's session: ``user_id`` is ``None`` before sign-in; ``epoch`` is the
+    account's session epoch when it signed in (0 before)."""
 
     sid: str
     user_id: int | None
+    epoch: int
     csrf_token: str
     issued_at: float
-
-
-class _EndedSessions:
-    """The ids of sessions signed out in this process, kept until they would have expired."""
-
-    def __init__(self) -> None:
-        self._ended: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def end(self, sid: str, issued_at: float) -> None:
-        now = time.time()
-        with self._lock:
-            self._ended = {s: at for s, at in self._ended.items() if at > now - SESSION_MAX_AGE}
-            self._ended[sid] = issued_at
-
-    def __contains__(self, sid: object) -> bool:
-        with self._lock:
-            return sid in self._ended
-
-
-_ENDED = _EndedSessions()
 
 
 def uses_process_key(settings: Settings) -> bool:
@@ -96,19 +78,21 @@ def admin_path(request: Request) -> str:
     return str(request.scope.get("root_path", "")).rstrip("/") + "/admin"
 
 
-def new_session(user_id: int | None) -> Session:
-    """A fresh session with its own id and CSRF token."""
+def new_session(user_id: int | None, epoch: int = 0) -> Session:
+    """A fresh session with its own id and CSRF token, for the account ``user_id`` at its
+    session ``epoch``."""
     return Session(
         sid=secrets.token_urlsafe(16),
         user_id=user_id,
+        epoch=epoch,
         csrf_token=secrets.token_urlsafe(32),
         issued_at=time.time(),
     )
 
 
 def read_session(request: Request) -> Session | None:
-    """The request's session if its cookie is ours, intact, younger than 12 hours and not
-    signed out; ``None`` otherwise."""
+    """The request's session if its cookie is ours, intact and younger than 12 hours;
+    ``None`` otherwise. Whether its account still has its epoch is the caller's to check."""
     cached = request.scope.get(_SCOPE_KEY)
     if isinstance(cached, Session):
         return cached
@@ -123,12 +107,14 @@ def read_session(request: Request) -> Session | None:
         return None
     if not isinstance(data, dict):
         return None
-    sid, uid, csrf = data.get("sid"), data.get("uid"), data.get("csrf")
-    if not isinstance(sid, str) or not isinstance(csrf, str) or sid in _ENDED:
+    sid, uid, epoch, csrf = data.get("sid"), data.get("uid"), data.get("ep"), data.get("csrf")
+    if not isinstance(sid, str) or not isinstance(csrf, str) or not isinstance(epoch, int):
         return None
     if uid is not None and not isinstance(uid, int):
         return None
-    session = Session(sid=sid, user_id=uid, csrf_token=csrf, issued_at=issued.timestamp())
+    session = Session(
+        sid=sid, user_id=uid, epoch=epoch, csrf_token=csrf, issued_at=issued.timestamp()
+    )
     request.scope[_SCOPE_KEY] = session
     return session
 
@@ -148,7 +134,12 @@ def write_session(request: Request, response: Response, session: Session) -> Non
     """Set the cookie carrying ``session`` on ``response``; later reads in this request see
     it too."""
     value = _serializer(request).dumps(
-        {"sid": session.sid, "uid": session.user_id, "csrf": session.csrf_token}
+        {
+            "sid": session.sid,
+            "uid": session.user_id,
+            "ep": session.epoch,
+            "csrf": session.csrf_token,
+        }
     )
     response.set_cookie(
         COOKIE_NAME,
@@ -163,10 +154,8 @@ def write_session(request: Request, response: Response, session: Session) -> Non
 
 
 def end_session(request: Request, response: Response) -> None:
-    """Sign out: the session stops working here and now, and the browser drops its cookie."""
-    session = read_session(request)
-    if session is not None:
-        _ENDED.end(session.sid, session.issued_at)
+    """Forget the request's session and tell the browser to drop its cookie (the caller
+    ends the account's sessions in the database: :func:`mailroom.access.end_sessions`)."""
     request.scope.pop(_SCOPE_KEY, None)
     clear_session(request, response)
 

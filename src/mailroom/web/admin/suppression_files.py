@@ -3,8 +3,9 @@
 Both speak the format of ``mailroom suppressions import|export``
 (:mod:`mailroom.consent.suppression_csv`) and write through the same import
 (:func:`mailroom.consent.suppression_import.import_rows`), so a file moves between the shell
-and these pages unchanged. Every row an import rejects is listed on the result page with its
-line and why; the others are imported.
+and these pages unchanged. The rows an import rejects are listed on the result page with their
+line and why (the first :data:`REJECTED_SHOWN`, and how many more: a file of junk must not
+make a page hundreds of times its size); the others are imported.
 """
 
 from __future__ import annotations
@@ -39,13 +40,28 @@ from mailroom.web.admin.rendering import render_page
 from mailroom.web.admin.suppression_sources import ADMIN_SOURCE
 from mailroom.web.dependencies import DatabaseEngine, ReadEngine
 
-__all__ = ["IMPORT_MAX_BYTES", "router"]
+__all__ = ["IMPORT_MAX_BYTES", "REJECTED_SHOWN", "router"]
 
 router = APIRouter()
 
 IMPORT_MAX_BYTES = 5 * 1024 * 1024
 """The largest file an upload takes (about 100,000 rows); the shell takes any size."""
+REJECTED_SHOWN = 500
+"""Rejected rows an import's result page lists; the rest are counted."""
 _EXPORT_CHUNK = 64 * 1024
+
+
+class _Rejections:
+    """The rows an import rejects: the first :data:`REJECTED_SHOWN` kept, all counted."""
+
+    def __init__(self) -> None:
+        self.shown: list[Rejected] = []
+        self.count = 0
+
+    def __call__(self, row: Rejected) -> None:
+        self.count += 1
+        if len(self.shown) < REJECTED_SHOWN:
+            self.shown.append(row)
 
 
 def _import_page(
@@ -54,7 +70,7 @@ def _import_page(
     status_code: int = 200,
     error: str | None = None,
     imported: int | None = None,
-    rejected: list[Rejected] | None = None,
+    rejected: _Rejections | None = None,
     filename: str = "",
 ) -> HTMLResponse:
     context = {
@@ -62,7 +78,8 @@ def _import_page(
         "max_bytes": IMPORT_MAX_BYTES,
         "error": error,
         "imported": imported,
-        "rejected": rejected or [],
+        "rejected": [] if rejected is None else rejected.shown,
+        "rejected_count": 0 if rejected is None else rejected.count,
         "filename": filename,
     }
     return render_page(
@@ -102,16 +119,16 @@ def import_upload(
         io.BytesIO(data), encoding="utf-8-sig", errors="surrogateescape", newline=""
     )
     now = time.time()
-    rejected: list[Rejected] = []
+    rejected = _Rejections()
     try:
         imported = import_rows(
-            engine, read_rows(text, now), now=now, source=ADMIN_SOURCE, report=rejected.append
+            engine, read_rows(text, now), now=now, source=ADMIN_SOURCE, report=rejected
         )
     except CsvHeaderError as exc:
         return _import_page(request, status_code=422, error=str(exc), filename=filename)
     return _import_page(
         request,
-        status_code=422 if rejected else 200,
+        status_code=422 if rejected.count else 200,
         imported=imported,
         rejected=rejected,
         filename=filename,

@@ -1,10 +1,20 @@
-"""The login throttle: after 5 failed sign-ins for one user name, or 20 from one address,
-within 15 minutes, further attempts are refused (429) until the oldest failure leaves the
+"""The login throttle: within 15 minutes, at most 5 failed sign-ins for one user name from
+one address, 20 from one address whatever the name, and 50 for one name from all addresses
+together; past a limit, attempts are refused (429) until the oldest failure leaves the
 window. It counts in this process's memory: a restart forgets, which is fine for slowing
 guessing down to a few tries an hour, and it needs no table.
 
+Counting per name *and address* first means one attacker's wrong guesses lock that attacker
+out, not the real admin signing in from elsewhere; the higher per-name ceiling still stops a
+guessing spree spread over many addresses.
+
+An attempt is counted when it starts (:meth:`LoginThrottle.attempt`: check and count under
+one lock), not when its password check fails: otherwise parallel attempts would all pass the
+check before any failure was counted. A success gives its reservation back
+(:meth:`LoginThrottle.succeeded`).
+
 Names are counted case-folded (``Admin`` and ``admin`` are one target). Memory is bounded:
-at most :data:`MAX_KEYS` names and addresses are tracked; past that the stalest are dropped.
+at most :data:`MAX_KEYS` keys are tracked; past that the stalest are dropped.
 """
 
 from __future__ import annotations
@@ -12,46 +22,62 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict, deque
 
-__all__ = ["IP_LIMIT", "MAX_KEYS", "USER_LIMIT", "WINDOW", "LoginThrottle"]
+__all__ = [
+    "IP_LIMIT",
+    "MAX_KEYS",
+    "USER_FROM_IP_LIMIT",
+    "USER_LIMIT",
+    "WINDOW",
+    "LoginThrottle",
+]
 
 WINDOW = 15 * 60.0
 """Seconds a failure counts against a name or an address."""
-USER_LIMIT = 5
+USER_FROM_IP_LIMIT = 5
+"""Failures for one name from one address."""
 IP_LIMIT = 20
+"""Failures from one address, whatever the names."""
+USER_LIMIT = 50
+"""Failures for one name, whatever the addresses."""
 MAX_KEYS = 10_000
 
 
 class LoginThrottle:
-    """Failed sign-ins per user name and per client address, in a sliding window."""
+    """Sign-in attempts per (address, name), per address and per name, in a sliding window."""
 
     def __init__(self, *, window: float = WINDOW) -> None:
         self._window = window
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def wait(self, username: str, address: str, now: float) -> float:
-        """Seconds until an attempt for ``username`` from ``address`` may be tried; 0 if now."""
+    def attempt(self, username: str, address: str, now: float) -> float:
+        """Seconds until an attempt for ``username`` from ``address`` may be tried, or 0: then
+        the attempt is counted as failed already (the caller checks the password after), until
+        :meth:`succeeded` gives it back."""
+        limits = _limits(username, address)
         with self._lock:
-            return max(
-                self._wait(_user_key(username), USER_LIMIT, now),
-                self._wait(_ip_key(address), IP_LIMIT, now),
-            )
-
-    def failed(self, username: str, address: str, now: float) -> None:
-        """Count a failed sign-in."""
-        with self._lock:
-            for key in (_user_key(username), _ip_key(address)):
+            wait = max(self._wait(key, limit, now) for key, limit in limits)
+            if wait > 0:
+                return wait
+            for key, _ in limits:
                 times = self._failures.pop(key, None) or deque()
                 times.append(now)
                 self._failures[key] = times  # now the freshest
             while len(self._failures) > MAX_KEYS:
                 self._failures.popitem(last=False)
+            return 0.0
 
-    def succeeded(self, username: str) -> None:
-        """Forget the failures for ``username`` (its owner knows the password); the address
-        keeps its count, so one good account does not reset a guessing spree on others."""
+    def succeeded(self, username: str, address: str, started: float) -> None:
+        """The attempt made at ``started`` was right: forget the name's failures (its owner
+        knows the password) and give back the address's count for this attempt; the address
+        keeps its other failures, so one good account does not reset a spree on others."""
+        (pair, _), (ip, _), (user, _) = _limits(username, address)
         with self._lock:
-            self._failures.pop(_user_key(username), None)
+            self._failures.pop(pair, None)
+            self._failures.pop(user, None)
+            times = self._failures.get(ip)
+            if times is not None and started in times:
+                times.remove(started)
 
     def _wait(self, key: str, limit: int, now: float) -> float:
         times = self._failures.get(key)
@@ -68,9 +94,11 @@ class LoginThrottle:
         return times[-limit] + self._window - now
 
 
-def _user_key(username: str) -> str:
-    return "user:" + username.strip().casefold()
-
-
-def _ip_key(address: str) -> str:
-    return "ip:" + address
+def _limits(username: str, address: str) -> tuple[tuple[str, int], ...]:
+    """The keys an attempt counts against, with their limits: (address, name), address, name."""
+    name = username.strip().casefold()
+    return (
+        (f"pair:{address}\0{name}", USER_FROM_IP_LIMIT),
+        (f"ip:{address}", IP_LIMIT),
+        (f"user:{name}", USER_LIMIT),
+    )

@@ -250,3 +250,10 @@ def test_delete_one_and_all_need_the_csrf_token(service: AdminService, admin: ht
     page = admin.get("/admin/captured").text
     assert "Deleted every captured message (1)." in page
     assert "Nothing captured yet." in page
+
+
+def test_a_paging_id_past_bigint_is_refused_not_an_error(admin: httpx.Client) -> None:
+    too_big = str(2**63)
+    assert admin.get("/admin/captured", params={"before": too_big}).status_code == 422
+    latest = admin.get("/admin/api/captured/latest", params={"after": too_big})
+    assert latest.status_code == 422

@@ -4,6 +4,7 @@ and cancel, which need the session's CSRF token."""
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -93,6 +94,8 @@ def test_list_filter_and_pages(service: ServiceProcess) -> None:
         tampered = client.get("/admin/messages", params={"cursor": "bm90IGEgY3Vyc29y"})
         assert tampered.status_code == 400
         assert "not valid" in tampered.text
+        too_big = base64.urlsafe_b64encode(b"[1e9,9223372036854775808]").decode()
+        assert client.get("/admin/messages", params={"cursor": too_big}).status_code == 400
         bad_date = client.get("/admin/messages", params={"from": "yesterday"})
         assert bad_date.status_code == 400
         assert "YYYY-MM-DD" in bad_date.text

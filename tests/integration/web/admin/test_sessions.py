@@ -15,9 +15,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
 from mailroom.access import create_user
+from mailroom.cli import main
 from mailroom.outbox.database import create_outbox_engine
+from support.cli_database import CLEAN
 from support.service import ServiceProcess
 
 SECRET = "admin-sessions-test-secret-0123456789-abcdef"
@@ -265,6 +268,56 @@ def test_sign_out_ends_the_session_even_for_a_copy_of_the_cookie(
     with browser(service) as replay:
         answer = replay.get("/admin/", headers={"Cookie": f"mailroom_session={kept}"})
     assert answer.status_code == 303
+
+
+def test_a_signed_out_cookie_stays_signed_out_after_a_restart(tmp_path: Path) -> None:
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'outbox.db'}",
+        "SECRET_KEY": SECRET,
+        "MAILROOM_ADMIN_PASSWORD": PASSWORD,
+        "MAILROOM_TRANSPORT": "null",
+    }
+    with ServiceProcess(env, ["--no-worker"], cwd=tmp_path) as first:
+        with browser(first) as client:
+            sign_in(client, "admin", PASSWORD)
+            kept = client.cookies.get("mailroom_session")
+            assert client.get("/admin/").status_code == 200
+        with browser(first) as other:  # a second browser, signed out by the first's sign-out
+            sign_in(other, "admin", PASSWORD)
+            other_home = other.get("/admin/")
+            assert other_home.status_code == 200
+            answer = other.post("/admin/logout", data={"csrf_token": csrf_of(other_home)})
+            assert answer.status_code == 303
+    with ServiceProcess(env, ["--no-worker"], cwd=tmp_path) as second:
+        with browser(second) as replay:
+            answer = replay.get("/admin/", headers={"Cookie": f"mailroom_session={kept}"})
+        assert answer.status_code == 303
+        with browser(second) as client:
+            assert sign_in(client, "admin", PASSWORD).status_code == 303
+            assert client.get("/admin/").status_code == 200
+
+
+def test_a_new_password_ends_the_sessions_made_before(service: ServiceProcess, home: Path) -> None:
+    engine = create_outbox_engine(f"sqlite:///{home / 'outbox.db'}")
+    try:
+        with engine.begin() as connection:
+            create_user(connection, "changer", PASSWORD)
+    finally:
+        engine.dispose()
+    with browser(service, "198.51.100.60") as client:
+        sign_in(client, "changer", PASSWORD)
+        assert client.get("/admin/").status_code == 200
+        result = CliRunner().invoke(
+            main,
+            ["users", "passwd", "changer", "--password-stdin"],
+            env={**dict.fromkeys(CLEAN), "DATABASE_URL": f"sqlite:///{home / 'outbox.db'}"},
+            input="the next long password\n",
+            catch_exceptions=False,
+        )
+        assert result.exit_code == 0, result.output
+        assert client.get("/admin/").status_code == 303
+        assert sign_in(client, "changer", "the next long password").status_code == 303
+        assert client.get("/admin/").status_code == 200
 
 
 def test_a_forged_cookie_is_no_session(service: ServiceProcess) -> None:

@@ -21,6 +21,7 @@ from mailroom.consent.suppression import suppress, suppress_in
 from mailroom.consent.tokens import UnsubscribeTokens
 from mailroom.outbox.schema import consent_log, preferences, suppressions
 from mailroom.outbox.vocabulary import SuppressionReason
+from mailroom.web.admin.suppression_files import REJECTED_SHOWN
 from support.admin_service import AdminService, csrf_token, running_admin_service, table_rows
 
 
@@ -308,3 +309,24 @@ def test_who_turned_a_type_off_is_listed_and_on_their_address_page(
     ]
     bare = admin.get("/admin/suppressions/ida@example.com")
     assert "No choice stored: every notification type follows its default." in bare.text
+
+
+def test_a_paging_id_past_bigint_is_refused_not_an_error(admin: httpx.Client) -> None:
+    assert admin.get("/admin/suppressions", params={"after": str(2**63)}).status_code == 422
+
+
+def test_an_import_of_junk_lists_the_first_rejections_and_counts_the_rest(
+    admin: httpx.Client,
+) -> None:
+    token = csrf_token(admin.get("/admin/suppressions/import").text)
+    junk = "".join(f"junk-{n}\r\n" for n in range(REJECTED_SHOWN + 100))
+    answer = admin.post(
+        "/admin/suppressions/import",
+        files={"file": ("junk.csv", junk.encode(), "text/csv")},
+        data={"csrf_token": token},
+    )
+    assert answer.status_code == 422
+    assert f"Imported 0 entries; rejected {REJECTED_SHOWN + 100} rows." in answer.text
+    lines = [line for line, _ in table_rows(answer.text, "import-rejected")]
+    assert lines == [str(n) for n in range(1, REJECTED_SHOWN + 1)]
+    assert "…and 100 more rows not shown." in answer.text

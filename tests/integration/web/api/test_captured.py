@@ -53,3 +53,10 @@ def test_captured_mail_pages_newest_first_and_deletes(service: ApiService) -> No
             assert gone.json()["error"]["code"] == "not_found"
         assert admin.delete("/api/v1/captured").json() == {"deleted": 4}
         assert admin.get("/api/v1/captured").json() == {"items": [], "next": None}
+
+
+def test_paging_ids_past_bigint_are_refused_not_an_error(service: ApiService) -> None:
+    with service.client(service.admin_key) as admin:
+        captured = admin.get("/api/v1/captured", params={"before": str(2**63)})
+        suppressions = admin.get("/api/v1/suppressions", params={"after": str(2**63)})
+    assert captured.status_code == suppressions.status_code == 422

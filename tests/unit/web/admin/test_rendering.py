@@ -1,8 +1,22 @@
-"""The admin templates' filters: times in UTC, how long ago, sizes."""
+"""The admin templates' filters: times in UTC, how long ago, sizes; one-shot notices."""
 
 from __future__ import annotations
 
-from mailroom.web.admin.rendering import ago, filesize, format_datetime, templates
+from collections.abc import Mapping
+from http.cookies import SimpleCookie
+
+import pytest
+from fastapi import Request, Response
+
+from mailroom.web.admin.rendering import (
+    FLASH_COOKIE,
+    _read_flash,
+    ago,
+    filesize,
+    flash,
+    format_datetime,
+    templates,
+)
 
 NOW = 1_800_000_000.0
 
@@ -33,3 +47,25 @@ def test_filesize_in_powers_of_1024() -> None:
 def test_the_environment_escapes_and_has_the_filters() -> None:
     page = templates.from_string("{{ v }} {{ t | datetime }} {{ s | filesize }}")
     assert page.render(v="<b>", t=0, s=2048) == "&lt;b&gt; 1970-01-01 00:00:00 UTC 2.0 KB"
+
+
+def _flashed(message: str) -> Mapping[str, str] | None:
+    """What the next page reads of a notice ``flash`` left with ``message``."""
+    response = Response()
+    flash(response, message, "info")
+    cookie = SimpleCookie(response.headers["set-cookie"])
+    header = f"{FLASH_COOKIE}={cookie[FLASH_COOKIE].value}".encode()
+    return _read_flash(Request({"type": "http", "headers": [(b"cookie", header)]}))
+
+
+@pytest.mark.parametrize("character", ["é", "日", "😀", '"', "a"])
+def test_a_long_notice_in_any_script_is_read_back(character: str) -> None:
+    message = character * 500
+    assert _flashed(message) == {"message": message, "kind": "info"}
+
+
+def test_an_overlong_notice_is_cut_to_fit_not_lost() -> None:
+    read = _flashed("日" * 5000)
+    assert read is not None
+    assert 500 <= len(read["message"]) < 5000
+    assert set(read["message"]) == {"日"}
