@@ -71,8 +71,9 @@ def links(message: EmailMessage) -> tuple[str, str, str]:
 
 
 def altered(path: str) -> str:
-    """The path with the last character of its token changed: a bad token."""
-    return path[:-1] + ("A" if path[-1] != "A" else "B")
+    """The path with a character of its token's signature changed: a bad token. Not the last
+    character: its low bits are base64's padding, and some changes to it decode the same."""
+    return path[:-4] + ("A" if path[-4] != "A" else "Q") + path[-3:]
 
 
 def test_no_answer_metric_or_log_line_holds_a_secret(
