@@ -11,14 +11,18 @@ from __future__ import annotations
 import logging
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, Select, func, select, update
 
+from mailroom.outbox.query_plans import explain
 from mailroom.outbox.schema import messages, streams
 from mailroom.outbox.vocabulary import CLAIMABLE, ConsentFacts, Status
 
-__all__ = ["ClaimedMessage", "claim_due", "recover_expired_leases"]
+__all__ = ["ClaimedMessage", "claim_due", "claim_plan", "recover_expired_leases"]
 
 logger = logging.getLogger(__name__)
+
+_LOWEST_PRIORITY = -32768
+"""The smallest value a ``priority`` column (a SmallInteger) can hold."""
 
 
 class ClaimedMessage(NamedTuple):
@@ -62,18 +66,7 @@ def claim_due(
     nothing reads the rows again). On SQLite both run inside the single writer's transaction
     (``BEGIN IMMEDIATE``).
     """
-    paused = select(streams.c.name).where(streams.c.paused_until > now)
-    due = (
-        select(messages.c.id, func.length(messages.c.data).label("size"))
-        .where(
-            messages.c.status.in_([s.value for s in CLAIMABLE]),
-            messages.c.due_at <= now,
-            messages.c.stream.not_in(paused.scalar_subquery()),
-        )
-        .order_by(messages.c.priority, messages.c.due_at, messages.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
+    due = _due(now, limit)
     chosen: list[int] = []
     total = 0
     for row in connection.execute(due):
@@ -128,6 +121,34 @@ def claim_due(
         )
         for row in claimed
     ]
+
+
+def _due(now: float, limit: int) -> Select[tuple[int, int]]:
+    """The ids and sizes of the next ``limit`` due messages, most urgent first."""
+    paused = select(streams.c.name).where(streams.c.paused_until > now)
+    return (
+        select(messages.c.id, func.length(messages.c.data).label("size"))
+        .where(
+            messages.c.status.in_([s.value for s in CLAIMABLE]),
+            # Always true (the whole SmallInteger range), and there for SQLite's planner: with
+            # a constraint on the second column of (status, priority, due_at) it takes that
+            # index over (status, created_at, id), the message search's. Only the claim index
+            # hands each status's rows over in priority order, so SQLite stops reading once
+            # it holds ``limit`` of them; with the other it reads and sorts every due row on
+            # each claim, which made a backlog's claims quadratic.
+            messages.c.priority >= _LOWEST_PRIORITY,
+            messages.c.due_at <= now,
+            messages.c.stream.not_in(paused.scalar_subquery()),
+        )
+        .order_by(messages.c.priority, messages.c.due_at, messages.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+
+
+def claim_plan(connection: Connection, *, now: float, limit: int = 100) -> list[str]:
+    """How the database will find the messages a claim takes (see :func:`explain`)."""
+    return explain(connection, _due(now, limit))
 
 
 def _consent(pk: int, scopes: Any, required: Any) -> ConsentFacts | None:

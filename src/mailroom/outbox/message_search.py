@@ -43,6 +43,7 @@ from sqlalchemy import ColumnElement, Connection, Select, and_, func, or_, selec
 
 from mailroom.errors import InvalidCursorError
 from mailroom.outbox.operator_queries import escaped_like
+from mailroom.outbox.query_plans import explain
 from mailroom.outbox.schema import events, messages, notification_type_of
 from mailroom.outbox.vocabulary import Status
 
@@ -288,11 +289,7 @@ def search_plan(
     """How the database will run the page's statement: SQLite's ``EXPLAIN QUERY PLAN`` or
     PostgreSQL's ``EXPLAIN``, a line per step (for the bench and the issue's note)."""
     statement, _ = _plan(connection, search, cursor, limit + 1)
-    sql = statement.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
-    if connection.dialect.name == "sqlite":
-        result = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")
-        return [str(row[-1]) for row in result]
-    return [str(row[0]) for row in connection.exec_driver_sql(f"EXPLAIN {sql}")]
+    return explain(connection, statement)
 
 
 def _found(row: Any) -> FoundMessage:
