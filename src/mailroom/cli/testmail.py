@@ -1,4 +1,5 @@
-"""``mailroom send-test-email``: two messages straight through the transport, and advice.
+"""``mailroom send-test-email``: two messages straight through the transport (recorded in the
+outbox, in the ``test`` stream), and advice.
 
 The test itself is :mod:`mailroom.delivery.testmail`'s, shared with the admin status page;
 this prints its report line by line as it goes.
@@ -12,7 +13,7 @@ import click
 
 from mailroom.cli.base import cli_settings, config_option, main
 from mailroom.cli.render import printable
-from mailroom.delivery.testmail import capture_sink, outcome_advice, send_test_emails
+from mailroom.delivery.testmail import outcome_advice, send_test_emails, test_email_outbox
 
 
 def _say(line: str) -> None:
@@ -31,11 +32,12 @@ def send_test_email(
 ) -> None:
     """Send two test messages straight through the configured transport.
 
-    One comes from DEFAULT_FROM_EMAIL, one from the noreply address. The settings files are
-    read afresh, so this checks what a restarted server would use.
+    One comes from DEFAULT_FROM_EMAIL, one from the noreply address. Both are recorded in the
+    outbox (stream "test") and sent at once, never retried. The settings files are read
+    afresh, so this checks what a restarted server would use.
     """
     settings = cli_settings(ctx, config_path)
-    with capture_sink(settings) as sink:
-        if not asyncio.run(send_test_emails(settings, addresses, _say, sink)):
+    with test_email_outbox(settings) as where:
+        if not asyncio.run(send_test_emails(settings, addresses, _say, where)).ok:
             raise SystemExit(1)
     click.echo(outcome_advice(settings))

@@ -71,10 +71,19 @@ class CompletedSendOutcomes:
         }
 
     def sent(
-        self, transport: Transport, message: ClaimedMessage, result: SendResult, duration: float
+        self,
+        transport: Transport,
+        message: ClaimedMessage,
+        result: SendResult,
+        duration: float,
+        *,
+        retry_refused: bool = True,
     ) -> Outcome:
+        """Sent to those the relay took. Those it refused for now get a follow-up row, to be
+        tried again, unless ``retry_refused`` is false (a send made once, the test email):
+        then every refusal is final."""
         now = time.time()
-        followup = self._followup(message, result.refused, now)
+        followup = self._followup(message, result.refused, now) if retry_refused else None
         followups = [followup] if followup is not None else []
         carried = set(followup.recipients) if followup is not None else set()
         return self._sent(
@@ -168,29 +177,11 @@ class CompletedSendOutcomes:
             consecutive_pauses=0,
             rng=self._rng,
         )
-        recipients = list(error.refused) or list(message.recipients)
 
         def rows(outcome: AttemptOutcome, possible_duplicate: bool = False) -> list[dict[str, Any]]:
-            out = []
-            for recipient in recipients:
-                own = error.refused.get(recipient, error)
-                # A recipient with an error of its own (a send cut short after the final dot
-                # of its transaction) says for itself whether the relay may have it.
-                maybe = possible_duplicate if own is error else own.possibly_delivered
-                out.append(
-                    self._row(
-                        transport,
-                        message,
-                        recipient,
-                        outcome,
-                        duration,
-                        code=own.code,
-                        enhanced_status=own.enhanced_status,
-                        server_text=own.server_text or str(own),
-                        possible_duplicate=maybe,
-                    )
-                )
-            return out
+            return self._failure_rows(
+                transport, message, error, outcome, duration, possible_duplicate=possible_duplicate
+            )
 
         own_errors = [e for e in error.refused.values() if e is not error]
 
@@ -235,20 +226,74 @@ class CompletedSendOutcomes:
                 rows(AttemptOutcome.DEFERRED, decision.possible_duplicate),
             )
         assert isinstance(decision, GiveUp)  # noqa: S101 - the three decisions are exhaustive
+        return self.given_up(transport, message, error, duration, reason=decision.reason)
+
+    def given_up(
+        self,
+        transport: Transport,
+        message: ClaimedMessage,
+        error: DeliveryError,
+        duration: float,
+        *,
+        reason: str | None = None,
+    ) -> Outcome:
+        """Failed for good, with ``reason`` (the relay's words when none is given). The
+        retry policy gives up through this; a send made once and never retried (the test
+        email, whose failure a person is watching for) ends here whatever the error."""
         self.stats.failed += 1
         return Outcome(
             message,
             Completion(
                 id=message.id,
                 status=Status.FAILED,
-                due_at=now,
-                error=decision.reason,
+                due_at=time.time(),
+                error=reason or error.server_text or str(error),
                 code=error.code,
                 enhanced_status=error.enhanced_status,
             ),
             # Silence after the final dot: the relay may have delivered it after all.
-            rows(AttemptOutcome.FAILED, error.possibly_delivered),
+            self._failure_rows(
+                transport,
+                message,
+                error,
+                AttemptOutcome.FAILED,
+                duration,
+                possible_duplicate=error.possibly_delivered,
+            ),
         )
+
+    def _failure_rows(
+        self,
+        transport: Transport,
+        message: ClaimedMessage,
+        error: DeliveryError,
+        outcome: AttemptOutcome,
+        duration: float,
+        *,
+        possible_duplicate: bool,
+    ) -> list[dict[str, Any]]:
+        """The attempt rows of a failed send: one per recipient the error names (all when
+        it names none), each with its own reply when it has one."""
+        out = []
+        for recipient in list(error.refused) or list(message.recipients):
+            own = error.refused.get(recipient, error)
+            # A recipient with an error of its own (a send cut short after the final dot of
+            # its transaction) says for itself whether the relay may have it.
+            maybe = possible_duplicate if own is error else own.possibly_delivered
+            out.append(
+                self._row(
+                    transport,
+                    message,
+                    recipient,
+                    outcome,
+                    duration,
+                    code=own.code,
+                    enhanced_status=own.enhanced_status,
+                    server_text=own.server_text or str(own),
+                    possible_duplicate=maybe,
+                )
+            )
+        return out
 
     def _warn_if_possibly_delivered(
         self, message: ClaimedMessage, errors: list[DeliveryError]

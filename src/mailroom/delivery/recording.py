@@ -19,7 +19,7 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from mailroom.delivery.database_thread import Abandoned, DatabaseThread
 from mailroom.delivery.outcomes import Outcome
@@ -29,7 +29,7 @@ from mailroom.outbox.event_queries import EventRecord, record_events
 from mailroom.outbox.vocabulary import AttemptOutcome, EventType, Status
 from mailroom.transports.smtp_replies import format_reply
 
-__all__ = ["RECORD_AFTER_END", "Recorder", "attempt_events"]
+__all__ = ["RECORD_AFTER_END", "Recorder", "attempt_events", "log_attempts", "write_outcomes"]
 
 # The worker's log, whichever of its modules writes the record.
 logger = logging.getLogger("mailroom.delivery.worker")
@@ -166,39 +166,16 @@ class Recorder:
 
     def record(self, batch: list[Outcome]) -> None:
         now = self._now()
-        rows = [row for outcome in batch for row in outcome.attempt_rows]
         with self.engine.begin() as connection:
-            # One pause per stream per batch, however many of its messages hit the problem.
-            pauses = {o.message.stream: o.pause for o in batch if o.pause is not None}
-            for stream, pause in pauses.items():
-                streak = stream_queries.consecutive_pauses(connection, stream)
-                until = now + self.policy.pause(streak, self._rng).total_seconds()
-                stream_queries.pause_stream(connection, stream, until=until, reason=pause.reason)
-            # Follow-ups first: one may keep its source's last error, which completing the
-            # source (sent) clears.
-            for outcome in batch:
-                for followup in outcome.followups:
-                    reply = followup.reply
-                    queries.insert_followup(
-                        connection,
-                        outcome.message.id,
-                        followup.recipients,
-                        due_at=followup.due_at,
-                        now=now,
-                        error=(reply.server_text or str(reply)) if reply else None,
-                        code=reply.code if reply else None,
-                        enhanced_status=reply.enhanced_status if reply else None,
-                        attempts=followup.attempts,
-                        keep_error=followup.keep_error,
-                    )
-            held = queries.complete(
-                connection, [o.completion for o in batch], self.lease_token, now
+            held, rows = write_outcomes(
+                connection,
+                batch,
+                lease_token=self.lease_token,
+                now=now,
+                pause_until=lambda streak: (
+                    now + self.policy.pause(streak, self._rng).total_seconds()
+                ),
             )
-            queries.record_attempts(connection, rows)
-            record_events(connection, attempt_events(rows))
-            healthy = {o.message.stream for o in batch if o.completion.status is Status.SENT}
-            for stream in healthy - pauses.keys():
-                stream_queries.resume_stream(connection, stream)
         if held < len(batch):
             logger.warning(
                 "%d of %d outcomes were for messages whose lease had expired; another worker "
@@ -206,14 +183,65 @@ class Recorder:
                 len(batch) - held,
                 len(batch),
             )
-        if not send_log.isEnabledFor(logging.INFO):
-            return  # no send-log file: skip formatting a line per recipient
-        for row in rows:
-            send_log.info(
-                "message %s to %s: %s %s",
-                row["message_pk"],
-                row["recipient"],
-                row["outcome"],
-                format_reply(row["code"], row["enhanced_status"], row["server_text"]),
-                extra={"attempt": row},
+        log_attempts(rows)
+
+
+def write_outcomes(
+    connection: Connection,
+    batch: Sequence[Outcome],
+    *,
+    lease_token: str,
+    now: float,
+    pause_until: Callable[[int], float],
+) -> tuple[int, list[dict[str, Any]]]:
+    """Write a batch of outcomes in the caller's transaction: pauses, follow-ups, the
+    messages' new states, their attempt rows and events. Returns how many messages still held
+    ``lease_token``, and the attempt rows written. ``pause_until`` gives, from the number of
+    pauses in a row a stream has had, when its next pause ends."""
+    rows = [row for outcome in batch for row in outcome.attempt_rows]
+    # One pause per stream per batch, however many of its messages hit the problem.
+    pauses = {o.message.stream: o.pause for o in batch if o.pause is not None}
+    for stream, pause in pauses.items():
+        streak = stream_queries.consecutive_pauses(connection, stream)
+        stream_queries.pause_stream(
+            connection, stream, until=pause_until(streak), reason=pause.reason
+        )
+    # Follow-ups first: one may keep its source's last error, which completing the source
+    # (sent) clears.
+    for outcome in batch:
+        for followup in outcome.followups:
+            reply = followup.reply
+            queries.insert_followup(
+                connection,
+                outcome.message.id,
+                followup.recipients,
+                due_at=followup.due_at,
+                now=now,
+                error=(reply.server_text or str(reply)) if reply else None,
+                code=reply.code if reply else None,
+                enhanced_status=reply.enhanced_status if reply else None,
+                attempts=followup.attempts,
+                keep_error=followup.keep_error,
             )
+    held = queries.complete(connection, [o.completion for o in batch], lease_token, now)
+    queries.record_attempts(connection, rows)
+    record_events(connection, attempt_events(rows))
+    healthy = {o.message.stream for o in batch if o.completion.status is Status.SENT}
+    for stream in healthy - pauses.keys():
+        stream_queries.resume_stream(connection, stream)
+    return held, rows
+
+
+def log_attempts(rows: Sequence[Mapping[str, Any]]) -> None:
+    """A send-log record per attempt row (see :mod:`mailroom.logs`)."""
+    if not send_log.isEnabledFor(logging.INFO):
+        return  # no send-log file: skip formatting a line per recipient
+    for row in rows:
+        send_log.info(
+            "message %s to %s: %s %s",
+            row["message_pk"],
+            row["recipient"],
+            row["outcome"],
+            format_reply(row["code"], row["enhanced_status"], row["server_text"]),
+            extra={"attempt": row},
+        )

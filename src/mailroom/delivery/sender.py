@@ -20,7 +20,6 @@ from mailroom.delivery.retry import PauseStream
 from mailroom.delivery.throttle import Throttle
 from mailroom.delivery.unfinished_sends import OutcomeBuilder, flag_unanswered, partial_result
 from mailroom.errors import DeliveryError, DeliveryTimeoutError, TransientError
-from mailroom.message import Envelope
 from mailroom.outbox.lease_queries import ClaimedMessage
 from mailroom.transports import Transport
 from mailroom.transports.base import SendProgress
@@ -90,13 +89,7 @@ class MessageSender:
     async def _deliver(
         self, transport: Transport, message: ClaimedMessage, progress: SendProgress
     ) -> Outcome:
-        envelope = Envelope(
-            sender=message.sender,
-            recipients=message.recipients,
-            data=message.data,
-            message_id=message.message_id,
-            smtputf8=message.smtputf8,
-        )
+        envelope = message.envelope()
         started = time.perf_counter()
         cutoff = message.lease_expires_at - self._cutoff_margin - self._now()
         bound = asyncio.timeout(max(cutoff, 0.0))

@@ -1,6 +1,12 @@
 """The test email: two messages straight through the configured transport, one from
 ``DEFAULT_FROM_EMAIL`` and one from the noreply address, and advice when one fails.
 
+Each is committed to the outbox first, in the ``test`` stream, and its attempt and events are
+recorded as a worker records its sends (:mod:`mailroom.delivery.immediate_sends`), so the
+message log shows it; it is sent at once all the same, and never retried. When the outbox
+database cannot be written the test still runs (it checks the relay, not the database) and
+says the messages were not recorded.
+
 ``mailroom send-test-email`` prints the report as it goes; the admin status page runs
 :func:`run_test_email` in a thread and shows the lines it returns, with the SMTP login's name and
 password taken out (a relay's reply may echo the user name back).
@@ -18,8 +24,10 @@ from datetime import UTC, datetime
 from mailroom.config import Settings, TransportName
 from mailroom.delivery.capture_sink import DatabaseCaptureSink
 from mailroom.delivery.database_thread import DatabaseThread
+from mailroom.delivery.immediate_sends import ImmediateSender
 from mailroom.errors import (
     AuthenticationError,
+    DatabaseError,
     DeliveryError,
     HeloRefusedError,
     MailroomError,
@@ -30,16 +38,20 @@ from mailroom.errors import (
 from mailroom.message import Message, build_envelope
 from mailroom.outbox.database_url import display_url
 from mailroom.outbox.store import Outbox
+from mailroom.outbox.vocabulary import TEST_STREAM
 from mailroom.transports import CaptureSink, SMTPTransport, Transport, transport_from_settings
+from mailroom.transports.base import SendResult
 from mailroom.transports.doctor import diagnose
 from mailroom.transports.ehlo import EhloSource
 
 __all__ = [
+    "TestEmailOutbox",
     "TestEmailReport",
-    "capture_sink",
+    "TestEmailResult",
     "outcome_advice",
     "run_test_email",
     "send_test_emails",
+    "test_email_outbox",
 ]
 
 Say = Callable[[str], None]
@@ -66,6 +78,8 @@ class TestEmailReport:
     """The report as ``send-test-email`` prints it, the advice included."""
     advice: str | None
     """After success, what happened to the messages and what to do next."""
+    message_pks: tuple[int, ...] = ()
+    """The outbox ids of the messages recorded (none when the database could not be written)."""
 
 
 def _test_message(to: tuple[str, ...], sender: str, which: str, number: int) -> Message:
@@ -105,19 +119,41 @@ def _ehlo_line(transport: Transport) -> str | None:
     return f"EHLO name: {name} ({why})"
 
 
+@dataclass(frozen=True, slots=True)
+class TestEmailOutbox:
+    """Where the test email is recorded, and, for ``capture``, where it is kept."""
+
+    __test__ = False
+
+    outbox: Outbox | None
+    """``None`` when the database could not be opened: the messages are sent unrecorded."""
+    not_recorded: str | None
+    """Why not, when ``outbox`` is ``None``."""
+    capture_sink: CaptureSink | None
+
+
 @contextmanager
-def capture_sink(settings: Settings) -> Iterator[CaptureSink | None]:
-    """For the ``capture`` transport, the outbox database's captured mail (its tables created
-    in a new SQLite file, as a first send would); for any other, nothing."""
-    if settings.MAILROOM_TRANSPORT is not TransportName.CAPTURE:
-        yield None
-        return
+def test_email_outbox(settings: Settings) -> Iterator[TestEmailOutbox]:
+    """The outbox database (its tables created in a new SQLite file, as a first send would)
+    and, for the ``capture`` transport, its captured mail. A database that cannot be opened
+    is an error for ``capture``, which keeps the mail there; for any other transport the test
+    goes on without recording the messages."""
     outbox = Outbox(settings)
     try:
-        outbox.ensure_schema()
+        try:
+            outbox.ensure_schema()
+        except DatabaseError as exc:
+            if settings.MAILROOM_TRANSPORT is TransportName.CAPTURE:
+                raise
+            yield TestEmailOutbox(None, str(exc), None)
+            return
+        if settings.MAILROOM_TRANSPORT is not TransportName.CAPTURE:
+            yield TestEmailOutbox(outbox, None, None)
+            return
         db = DatabaseThread("mailroom-capture")
         try:
-            yield DatabaseCaptureSink(outbox.engine, db, keep=settings.CAPTURE_MAX_MESSAGES)
+            sink = DatabaseCaptureSink(outbox.engine, db, keep=settings.CAPTURE_MAX_MESSAGES)
+            yield TestEmailOutbox(outbox, None, sink)
         finally:
             db.shutdown()
     finally:
@@ -125,16 +161,17 @@ def capture_sink(settings: Settings) -> Iterator[CaptureSink | None]:
 
 
 async def send_test_emails(
-    settings: Settings, to: tuple[str, ...], say: Say, capture_sink: CaptureSink | None = None
-) -> bool:
-    """Send both messages, saying what happens as it happens; ``True`` if both went through.
+    settings: Settings, to: tuple[str, ...], say: Say, where: TestEmailOutbox
+) -> TestEmailResult:
+    """Send both messages, saying what happens as it happens.
 
     Everything is said, failures included: the report is the output, in order; the result
-    says whether it worked. Lines are raw text (a relay's reply among them): make them safe
-    for where they are shown.
+    says whether it worked and which outbox messages the test made. Lines are raw text (a
+    relay's reply among them): make them safe for where they are shown.
     """
-    transport = transport_from_settings(settings, capture_sink=capture_sink)
+    transport = transport_from_settings(settings, capture_sink=where.capture_sink)
     say(f"Transport: {transport.describe()}")
+    sender = _Sender(settings, transport, where, say)
     ok = True
     ehlo_shown = False
     senders = (
@@ -142,16 +179,11 @@ async def send_test_emails(
         ("NOREPLY_EMAIL_ADDRESS", settings.noreply_address),
     )
     try:
-        for number, (setting, sender) in enumerate(senders, start=1):
-            say(f"[{number}/2] from {setting} <{sender}> to {', '.join(to)} ...")
+        for number, (setting, from_email) in enumerate(senders, start=1):
+            say(f"[{number}/2] from {setting} <{from_email}> to {', '.join(to)} ...")
             try:
-                envelope = build_envelope(
-                    _test_message(to, sender, setting, number),
-                    default_from=settings.DEFAULT_FROM_EMAIL,
-                    max_size=settings.EMAIL_MAX_MESSAGE_SIZE,
-                )
                 try:
-                    result = await transport.send(envelope)
+                    result = await sender.send(_test_message(to, from_email, setting, number))
                 finally:
                     ehlo = None if ehlo_shown else _ehlo_line(transport)
                     if ehlo is not None:
@@ -171,14 +203,75 @@ async def send_test_emails(
                 ok = False
                 say(f"      FAILED: {exc}")
                 continue
-            where = f" ({result.reply})" if result.reply else ""
-            say(f"      delivered to {result.location}{where}: {result.message_id}")
+            where_to = f" ({result.reply})" if result.reply else ""
+            say(f"      delivered to {result.location}{where_to}: {result.message_id}")
             for recipient, error in result.refused.items():
                 ok = False
                 say(f"      refused for {recipient}: {error}")
     finally:
         await transport.close()
-    return ok
+    return TestEmailResult(ok, tuple(sender.recorded))
+
+
+@dataclass(frozen=True, slots=True)
+class TestEmailResult:
+    """Whether both messages went through, and the outbox ids of those recorded."""
+
+    __test__ = False
+
+    ok: bool
+    message_pks: tuple[int, ...]
+
+
+class _Sender:
+    """Sends each test message recorded in the outbox when it can, unrecorded when not."""
+
+    def __init__(
+        self, settings: Settings, transport: Transport, where: TestEmailOutbox, say: Say
+    ) -> None:
+        self._settings = settings
+        self._transport = transport
+        self._say = say
+        self._immediate = (
+            ImmediateSender(
+                where.outbox,
+                transport,
+                stream=TEST_STREAM,
+                name="send-test-email",
+                lease_seconds=settings.WORKER_LEASE_SECONDS,
+            )
+            if where.outbox is not None
+            else None
+        )
+        if where.not_recorded is not None:
+            say(f"Not recorded in the outbox (the database: {where.not_recorded})")
+        self.recorded: list[int] = []
+
+    async def send(self, message: Message) -> SendResult:
+        if self._immediate is not None:
+            try:
+                sent = await self._immediate.send(message)
+            except DatabaseError as exc:
+                # Nothing was sent. The relay is what is being tested: go on, unrecorded.
+                self._say(f"      not recorded in the outbox (the database: {exc})")
+                self._immediate = None
+            else:
+                self.recorded.append(sent.message_pk)
+                self._say(f"      recorded as message {sent.message_pk} (stream {TEST_STREAM})")
+                if sent.not_recorded is not None:
+                    self._say(
+                        "      its outcome could not be recorded (the database: "
+                        f"{sent.not_recorded}); a worker sends it again when its lease runs out"
+                    )
+                if isinstance(sent.outcome, DeliveryError):
+                    raise sent.outcome
+                return sent.outcome
+        envelope = build_envelope(
+            message,
+            default_from=self._settings.DEFAULT_FROM_EMAIL,
+            max_size=self._settings.EMAIL_MAX_MESSAGE_SIZE,
+        )
+        return await self._transport.send(envelope)
 
 
 def outcome_advice(settings: Settings) -> str:
@@ -241,9 +334,11 @@ def run_test_email(settings: Settings, to: tuple[str, ...]) -> TestEmailReport:
     """
     hide = _login_hidden(settings)
     lines: list[str] = []
-    with capture_sink(settings) as sink:
-        ok = asyncio.run(
-            send_test_emails(settings, to, lambda line: lines.append(hide(line)), sink)
+    with test_email_outbox(settings) as where:
+        result = asyncio.run(
+            send_test_emails(settings, to, lambda line: lines.append(hide(line)), where)
         )
-    advice = hide(outcome_advice(settings)) if ok else None
-    return TestEmailReport(ok=ok, lines=tuple(lines), advice=advice)
+    advice = hide(outcome_advice(settings)) if result.ok else None
+    return TestEmailReport(
+        ok=result.ok, lines=tuple(lines), advice=advice, message_pks=result.message_pks
+    )

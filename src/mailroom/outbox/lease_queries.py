@@ -13,11 +13,12 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Select, func, select, update
 
+from mailroom.message import Envelope
 from mailroom.outbox.query_plans import explain
 from mailroom.outbox.schema import messages, streams
 from mailroom.outbox.vocabulary import CLAIMABLE, ConsentFacts, Status
 
-__all__ = ["ClaimedMessage", "claim_due", "claim_plan", "recover_expired_leases"]
+__all__ = ["ClaimedMessage", "claim_due", "claim_plan", "lease", "recover_expired_leases"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,16 @@ class ClaimedMessage(NamedTuple):
     lease_expires_at: float
     consent: ConsentFacts | None
     """What the check at claim needs (scopes, required mail); ``None`` for a plain send."""
+
+    def envelope(self) -> Envelope:
+        """What the transport is handed: the stored bytes and their envelope."""
+        return Envelope(
+            sender=self.sender,
+            recipients=self.recipients,
+            data=self.data,
+            message_id=self.message_id,
+            smtputf8=self.smtputf8,
+        )
 
 
 def claim_due(
@@ -165,6 +176,22 @@ def _consent(pk: int, scopes: Any, required: Any) -> ConsentFacts | None:
     except ValueError as exc:
         logger.warning("message %s: unreadable consent facts, checked as a plain send: %s", pk, exc)
         return None
+
+
+def lease(
+    connection: Connection, message_pk: int, *, lease_token: str, until: float, now: float
+) -> None:
+    """Lease one message, just inserted, to the caller (who sends it at once)."""
+    connection.execute(
+        update(messages)
+        .where(messages.c.id == message_pk)
+        .values(
+            status=Status.SENDING.value,
+            lease_token=lease_token,
+            lease_expires_at=until,
+            updated_at=now,
+        )
+    )
 
 
 def recover_expired_leases(connection: Connection, now: float) -> list[tuple[int, str]]:

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine
 from mailroom.config import Settings
 from mailroom.errors import BatchError, IdempotencyConflictError, MessageError
 from mailroom.message import Message, build_envelope, content_fingerprint
-from mailroom.outbox import operations, operator_queries, queries
+from mailroom.outbox import lease_queries, operations, operator_queries, queries
 from mailroom.outbox.batch_items import (
     BatchItem,
     check_key,
@@ -33,6 +33,7 @@ from mailroom.outbox.database import (
     holds_no_tables,
     upgrade,
 )
+from mailroom.outbox.lease_queries import ClaimedMessage
 from mailroom.outbox.message_insert import PreparedInsert, prepare_insert
 from mailroom.outbox.vocabulary import STREAM_PRIORITIES, ConsentFacts, Status
 
@@ -286,6 +287,37 @@ class Outbox:
             outcomes = _insert(connection, rows, mode, prepared)
         done = iter(outcomes)
         return [next(done) if result is None else result for result in results]
+
+    def start_send_now(
+        self, message: Message, *, stream: str, lease_token: str, lease_until: float
+    ) -> ClaimedMessage:
+        """Commit one message already leased to the caller, who sends it at once instead of
+        leaving it to a worker (the test email): it gets an id, a ``queued`` event and every
+        later record as a worker's send would. No worker can claim it in between; if the
+        caller dies before writing the outcome, the lease runs out and a worker sends it."""
+        check_stream(stream)
+        now = time.time()
+        row = self._row(message, stream=stream, due_at=now, now=now, idempotency_key=None)
+        self.ensure_schema()
+        with self.engine.begin() as connection:
+            (message_pk,) = queries.insert_messages(connection, [row])
+            assert message_pk is not None  # noqa: S101 - no idempotency key: always inserted
+            lease_queries.lease(
+                connection, message_pk, lease_token=lease_token, until=lease_until, now=now
+            )
+        return ClaimedMessage(
+            message_pk,
+            row["message_id"],
+            stream,
+            row["sender"],
+            tuple(row["recipients"]),
+            row["data"],
+            row["smtputf8"],
+            0,
+            now,
+            lease_until,
+            None,
+        )
 
     def get(self, message_pk: int) -> operations.MessageDetail | None:
         """Everything stored about one message, or ``None``."""

@@ -15,6 +15,7 @@ __all__ = [
     "CLAIMABLE",
     "FINAL",
     "STREAM_PRIORITIES",
+    "TEST_STREAM",
     "ApiKeyScope",
     "AttemptOutcome",
     "ConsentAction",
@@ -194,3 +195,6 @@ class ApiKeyScope(StrEnum):
 
 STREAM_PRIORITIES = {"transactional": 0, "bulk": 100}
 """Lower is sooner. Streams not named here get 50."""
+
+TEST_STREAM = "test"
+"""The stream of the test email (``mailroom send-test-email``, the status page's form)."""

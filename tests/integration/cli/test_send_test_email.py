@@ -12,29 +12,39 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from sqlalchemy import select
 
 from mailroom.cli import main
 from mailroom.config import SETTING_NAMES
 from mailroom.outbox.capture_queries import get_captured, list_captured
 from mailroom.outbox.database import create_outbox_engine
+from mailroom.outbox.schema import attempts, events, messages, streams
 from support.smtp_server import TEST_PASSWORD, TEST_USER, ServerFactory, SMTPTestServer
 from support.tls_files import TLSFiles
 
 
 def write_settings(
-    tmp_path: Path, port: int, *, extra: str = "", password: str | None = None
+    tmp_path: Path,
+    port: int,
+    *,
+    extra: str = "",
+    password: str | None = None,
+    database_url: str | None = None,
 ) -> Path:
-    """A settings file and, when a password is given, a secrets file beside it."""
+    """A settings file and, when a password is given, a secrets file beside it. The test
+    email is recorded in the outbox: by default its own file, not one in the working folder."""
     lines = [
         'EMAIL_HOST = "127.0.0.1"',
         f"EMAIL_PORT = {port}",
         'DEFAULT_FROM_EMAIL = "App <app@example.com>"',
         'NOREPLY_EMAIL_ADDRESS = "noreply@example.com"',
         "EMAIL_TIMEOUT = 5",
+        f'DATABASE_URL = "{database_url or sqlite_url(tmp_path)}"',
         extra,
     ]
     if password is not None:
@@ -44,6 +54,10 @@ def write_settings(
     path = tmp_path / "mailroom.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'outbox.db'}"
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> Result:
@@ -73,6 +87,17 @@ def test_delivers_both_messages(smtp_server: SMTPTestServer, tmp_path: Path) -> 
     assert "NOREPLY_EMAIL_ADDRESS" in subjects[1]
     assert result.output.count("delivered to 127.0.0.1") == 2
     assert smtp_server.scripted.connections == 1
+    # Both are in the outbox (stream "test"), sent, each with its attempt and the relay's 250.
+    recorded = recorded_messages(tmp_path)
+    assert [(m.subject, m.status, m.stream) for m in recorded] == [
+        (subjects[0], "sent", "test"),
+        (subjects[1], "sent", "test"),
+    ]
+    for message, got in zip(recorded, received, strict=True):
+        assert message.attempts == [("ops@example.com", "sent", 250)]
+        assert message.events == ["queued", "sent"]
+        assert f"recorded as message {message.pk} (stream test)" in result.output
+        assert got.data.replace(b"\r\n", b"\n") == message.data.replace(b"\r\n", b"\n")
 
 
 def test_with_starttls_and_auth_reading_the_secrets_file(
@@ -131,6 +156,13 @@ def test_wrong_password(smtp_server_factory: ServerFactory, tls: TLSFiles, tmp_p
     assert "secrets file" in result.output
     assert wrong not in result.output
     assert server.scripted.received == []
+    # Recorded as failed at once, the relay's reply kept: a test is never retried, and a
+    # failed test pauses no stream.
+    (recorded,) = recorded_messages(tmp_path)
+    assert (recorded.status, recorded.last_code) == ("failed", 535)
+    assert recorded.attempts == [("ops@example.com", "failed", 535)]
+    assert recorded.events == ["queued", "failed"]
+    assert recorded.paused_streams == []
 
 
 def test_credentials_against_a_relay_offering_auth_only_after_starttls(
@@ -177,6 +209,43 @@ def test_recipient_refused(smtp_server: SMTPTestServer, tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "refused the recipient nobody@example.com" in result.output
     assert "550 5.1.1 no such user here" in result.output
+    recorded = recorded_messages(tmp_path)
+    assert [(m.status, m.last_code, m.attempts) for m in recorded] == [
+        ("failed", 550, [("nobody@example.com", "failed", 550)])
+    ] * 2
+
+
+def test_a_recipient_refused_for_now_is_not_tried_again(
+    smtp_server: SMTPTestServer, tmp_path: Path
+) -> None:
+    # A worker would carry this recipient to a follow-up row; a test email is tried once.
+    smtp_server.scripted.rcpt_replies["busy@example.com"] = "450 4.2.1 mailbox busy"
+    config = write_settings(tmp_path, smtp_server.port)
+    result = run("send-test-email", "--config", str(config), "ops@example.com", "busy@example.com")
+    assert result.exit_code == 1
+    assert "refused for busy@example.com" in result.output
+    recorded = recorded_messages(tmp_path)
+    assert len(recorded) == 2  # no follow-up rows
+    for message in recorded:
+        assert message.status == "sent"
+        assert sorted(message.attempts) == [
+            ("busy@example.com", "refused", 450),
+            ("ops@example.com", "sent", 250),
+        ]
+
+
+def test_a_database_that_cannot_be_reached_does_not_stop_the_test(
+    smtp_server: SMTPTestServer, tmp_path: Path, unused_tcp_port: int
+) -> None:
+    # The relay is what is tested: both messages go out, unrecorded, and the output says so.
+    url = f"postgresql://mailroom@127.0.0.1:{unused_tcp_port}/mailroom?connect_timeout=2"
+    config = write_settings(tmp_path, smtp_server.port, database_url=url)
+    result = run("send-test-email", "--config", str(config), "ops@example.com")
+    assert result.exit_code == 0, result.output
+    assert len(smtp_server.scripted.received) == 2
+    assert "Not recorded in the outbox (the database: " in result.output
+    assert "DATABASE_URL" in result.output
+    assert "recorded as message" not in result.output
 
 
 def test_port_465_with_starttls_is_refused_before_connecting(tmp_path: Path) -> None:
@@ -271,6 +340,53 @@ def test_the_console_transport_says_nothing_left_the_machine(tmp_path: Path) -> 
     assert "set EMAIL_HOST" in result.stdout
 
 
+@dataclass(frozen=True)
+class Recorded:
+    pk: int
+    subject: str
+    status: str
+    stream: str
+    last_code: int | None
+    data: bytes
+    attempts: list[tuple[str, str, int | None]]
+    events: list[str]
+    paused_streams: list[str]
+
+
+def recorded_messages(tmp_path: Path) -> list[Recorded]:
+    """The messages the test email recorded in ``tmp_path``'s outbox, oldest first."""
+    engine = create_outbox_engine(sqlite_url(tmp_path), must_exist=True)
+    try:
+        with engine.connect() as connection:
+            paused = [row.name for row in connection.execute(select(streams.c.name))]
+            found = []
+            for row in connection.execute(select(messages).order_by(messages.c.id)):
+                tried = connection.execute(
+                    select(attempts.c.recipient, attempts.c.outcome, attempts.c.code)
+                    .where(attempts.c.message_pk == row.id)
+                    .order_by(attempts.c.id)
+                )
+                happened = connection.execute(
+                    select(events.c.type).where(events.c.message_pk == row.id).order_by(events.c.id)
+                )
+                found.append(
+                    Recorded(
+                        row.id,
+                        row.subject,
+                        row.status,
+                        row.stream,
+                        row.last_code,
+                        row.data,
+                        [tuple(a) for a in tried],
+                        [e.type for e in happened],
+                        paused,
+                    )
+                )
+            return found
+    finally:
+        engine.dispose()
+
+
 def _no_settings() -> dict[str, str]:
     names = (*SETTING_NAMES, "EMAIL_URL", "MAILROOM_CONFIG", "MAILROOM_SECRETS")
     return {k: v for k, v in os.environ.items() if k not in names}
@@ -310,7 +426,9 @@ def test_with_no_settings_both_messages_are_captured_in_the_outbox(tmp_path: Pat
     for summary, message in zip(listed, shown, strict=True):
         assert message is not None
         assert summary.recipients == ("ops@example.com",)
-        assert summary.message_pk is None  # sent directly, not through the outbox
+        # Recorded in the outbox, and the captured copy names its message.
+        assert summary.message_pk is not None
+        assert f"recorded as message {summary.message_pk} (stream test)" in result.stdout
         assert f"delivered to captured #{summary.id}: {summary.message_id}" in result.stdout
         assert b"\r\nSubject: Mailroom test email" in message.data
         assert summary.size == len(message.data)

@@ -109,6 +109,16 @@ def filesize(size: int | None) -> str:
     return f"{value:.1f} GB"  # pragma: no cover - the loop returns at GB
 
 
+def stored_value(value: object) -> str:
+    """A value from a stored detail (JSON) as a person reads it: ``on``/``off`` for a
+    switch, not Python's ``True``/``False``; a list as its items, comma-separated."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, list):
+        return ", ".join(stored_value(item) for item in value)
+    return str(value)
+
+
 templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent.parent / "templates"),
     autoescape=select_autoescape(default=True, default_for_string=True),
@@ -119,6 +129,7 @@ templates = Environment(
 templates.filters["datetime"] = format_datetime
 templates.filters["ago"] = ago
 templates.filters["filesize"] = filesize
+templates.filters["stored_value"] = stored_value
 
 
 def render_page(

@@ -22,8 +22,9 @@ from mailroom.config import load_settings
 from mailroom.outbox.capture_queries import list_captured
 from mailroom.outbox.database import create_outbox_engine
 from mailroom.outbox.event_queries import EventRecord, record_events
+from mailroom.outbox.operator_queries import attempts_for, message_detail
 from mailroom.outbox.store import Outbox
-from mailroom.outbox.vocabulary import EventType
+from mailroom.outbox.vocabulary import EventType, Status
 from support.service import ServiceProcess
 
 ADMIN_PASSWORD = "status-page-admin-password-4711"
@@ -133,6 +134,20 @@ def test_the_test_email_is_captured_and_reported(
         "Mailroom test email 1 of 2 (from DEFAULT_FROM_EMAIL)",
         "Mailroom test email 2 of 2 (from NOREPLY_EMAIL_ADDRESS)",
     ]
+    # Both are in the outbox too, sent, and the report links to them.
+    linked = [int(pk) for pk in re.findall(r'href="/admin/messages/(\d+)">message #', answer.text)]
+    assert len(linked) == 2
+    engine = create_outbox_engine(f"sqlite:///{database_file}")
+    try:
+        with engine.connect() as connection:
+            for pk in linked:
+                detail = message_detail(connection, pk)
+                assert detail is not None
+                assert (detail.status, detail.stream) == (Status.SENT, "test")
+                tried = attempts_for(connection, pk)
+                assert [(a.recipient, a.outcome) for a in tried] == [("ops@example.com", "sent")]
+    finally:
+        engine.dispose()
 
 
 def test_a_test_email_to_no_address_says_what_is_wrong(capturing: ServiceProcess) -> None:
@@ -147,7 +162,22 @@ def test_a_test_email_to_no_address_says_what_is_wrong(capturing: ServiceProcess
     assert 'aria-invalid="true"' in answer.text
 
 
+_FIGURES = re.compile(r": (\d+) sent, (\d+) deferred, (\d+) failed</title>")
+
+
+def _figures(page: str) -> tuple[int, int, int]:
+    """The last 24 hours' sent, deferred and failed: the sums of the chart's hourly bars."""
+    bars = [tuple(int(n) for n in match) for match in _FIGURES.findall(page)]
+    assert len(bars) == 24, "not one bar an hour in the chart"
+    sent, deferred, failed = (sum(column) for column in zip(*bars, strict=True))
+    return sent, deferred, failed
+
+
 def test_the_figures_come_from_the_database(capturing: ServiceProcess, database_file: Path) -> None:
+    # What the module's other tests sent (the test email) is counted too: only the change
+    # these events make is asserted.
+    with _signed_in(capturing) as client:
+        before = _figures(client.get("/admin/").text)
     outbox = Outbox(load_settings(environ={"DATABASE_URL": f"sqlite:///{database_file}"}))
     try:
         # Scheduled for tomorrow: the service's worker must not send it (its own "sent"
@@ -186,7 +216,8 @@ def test_the_figures_come_from_the_database(capturing: ServiceProcess, database_
 
     assert "550 5.1.1 no such user &lt;b&gt;" in page  # the relay's words, escaped
     assert f'/admin/messages/{message_pk}"' in page
-    assert ": 1 sent, 0 deferred, 1 failed</title>" in page
+    sent, deferred, failed = before
+    assert _figures(page) == (sent + 1, deferred, failed + 1)
     assert "No errors." not in page
 
 
@@ -223,6 +254,9 @@ def test_smtp_shows_host_and_port_never_the_login(tmp_path: Path, unused_tcp_por
             report = client.post(
                 "/admin/test-email", data={"address": "ops@example.com", "csrf_token": token}
             )
+            # The failed message is recorded, and its page shows the failure, not the login.
+            (failed_pk,) = re.findall(r'href="/admin/messages/(\d+)">message #', report.text)
+            failed = client.get(f"/admin/messages/{failed_pk}")
     finally:
         service.stop()
     service.check_output()
@@ -234,6 +268,8 @@ def test_smtp_shows_host_and_port_never_the_login(tmp_path: Path, unused_tcp_por
     assert report.status_code == 200
     assert "The test email did not go through" in report.text
     assert "FAILED" in report.text
-    for text in (page.text, report.text):
+    assert failed.status_code == 200
+    assert "refused the connection" in failed.text
+    for text in (page.text, report.text, failed.text):
         assert SMTP_USER not in text
         assert SMTP_PASSWORD not in text

@@ -307,6 +307,10 @@ def test_who_turned_a_type_off_is_listed_and_on_their_address_page(
         ["digest", "off", "Unsubscribe link"],
         ["news", "on", "Preference centre"],
     ]
+    # The history says what each change set, in words: "email: on", not Python's "True".
+    changes = [row[1] + " " + row[4] for row in table_rows(detail.text, "consent-history")]
+    assert "preference changed email: on" in changes
+    assert not any("True" in change or "False" in change for change in changes)
     bare = admin.get("/admin/suppressions/ida@example.com")
     assert "No choice stored: every notification type follows its default." in bare.text
 

@@ -15,6 +15,7 @@ from mailroom.web.admin.rendering import (
     filesize,
     flash,
     format_datetime,
+    stored_value,
     templates,
 )
 
@@ -42,6 +43,13 @@ def test_filesize_in_powers_of_1024() -> None:
     assert filesize(1536) == "1.5 KB"
     assert filesize(23 * 1024 * 1024) == "23.0 MB"
     assert filesize(None) == ""
+
+
+def test_a_stored_value_reads_as_words_not_python() -> None:
+    assert stored_value(False) == "off"
+    assert stored_value(True) == "on"
+    assert stored_value(["a", True]) == "a, on"
+    assert stored_value(3) == "3"
 
 
 def test_the_environment_escapes_and_has_the_filters() -> None:
