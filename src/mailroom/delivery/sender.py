@@ -23,7 +23,7 @@ from mailroom.errors import DeliveryError, DeliveryTimeoutError, TransientError
 from mailroom.outbox.lease_queries import ClaimedMessage
 from mailroom.transports import Transport
 from mailroom.transports.base import SendProgress
-from mailroom.transports.doctor import diagnose
+from mailroom.transports.doctor import diagnose, login_hidden
 
 __all__ = ["MessageSender"]
 
@@ -137,7 +137,10 @@ class MessageSender:
         the reason, for ``mailroom status`` and ``mailroom streams list``."""
         known = self._paused_here.get(message.stream)
         self._paused_here[message.stream] = pause.until.timestamp()
-        advice = diagnose(error, self.settings, sender_setting=self._sender_setting(message))
+        # The advice is stored with the pause and shown on the status page: without the login
+        # the diagnosis names (and the relay's reply may echo).
+        hide = login_hidden(self.settings)
+        advice = hide(diagnose(error, self.settings, sender_setting=self._sender_setting(message)))
         if known is None or known <= self._now():
             logger.error(
                 "pausing stream %s: %s. %s",
@@ -146,7 +149,7 @@ class MessageSender:
                 " ".join(advice.splitlines()),
                 extra={"stream": message.stream},
             )
-        return replace(pause, reason=f"{pause.reason}\n{advice}")
+        return replace(pause, reason=hide(f"{pause.reason}\n{advice}"))
 
     def _sender_setting(self, message: ClaimedMessage) -> str:
         """The setting the refused sender came from, for the advice."""

@@ -33,6 +33,7 @@ from mailroom.errors import (
     MailroomError,
     RelayDeniedError,
     RelayUnreachableError,
+    SchemaOutdatedError,
     TLSError,
 )
 from mailroom.message import Message, build_envelope
@@ -41,7 +42,7 @@ from mailroom.outbox.store import Outbox
 from mailroom.outbox.vocabulary import TEST_STREAM
 from mailroom.transports import CaptureSink, SMTPTransport, Transport, transport_from_settings
 from mailroom.transports.base import SendResult
-from mailroom.transports.doctor import diagnose
+from mailroom.transports.doctor import diagnose, login_hidden
 from mailroom.transports.ehlo import EhloSource
 
 __all__ = [
@@ -142,7 +143,7 @@ def test_email_outbox(settings: Settings) -> Iterator[TestEmailOutbox]:
     try:
         try:
             outbox.ensure_schema()
-        except DatabaseError as exc:
+        except (DatabaseError, SchemaOutdatedError) as exc:
             if settings.MAILROOM_TRANSPORT is TransportName.CAPTURE:
                 raise
             yield TestEmailOutbox(None, str(exc), None)
@@ -310,29 +311,13 @@ def outcome_advice(settings: Settings) -> str:
     )
 
 
-def _login_hidden(settings: Settings) -> Callable[[str], str]:
-    """A filter taking the SMTP login's user name and password out of a line."""
-    secrets = [
-        (settings.EMAIL_HOST_PASSWORD.get_secret_value(), "***"),
-        (settings.EMAIL_HOST_USER, "(EMAIL_HOST_USER)"),
-    ]
-    secrets = [(secret, shown) for secret, shown in secrets if secret]
-
-    def hide(line: str) -> str:
-        for secret, shown in secrets:
-            line = line.replace(secret, shown)
-        return line
-
-    return hide
-
-
 def run_test_email(settings: Settings, to: tuple[str, ...]) -> TestEmailReport:
     """Send the test email and return its report, the SMTP login left out of every line.
 
     Blocking (it runs its own event loop and, for ``capture``, its own database thread): call
     it from a worker thread in an async server.
     """
-    hide = _login_hidden(settings)
+    hide = login_hidden(settings)
     lines: list[str] = []
     with test_email_outbox(settings) as where:
         result = asyncio.run(

@@ -6,6 +6,8 @@ The advice names the settings to look at, in the words operators of Django-style
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from mailroom.config import Settings
 from mailroom.errors import (
     AuthenticationError,
@@ -24,7 +26,7 @@ from mailroom.errors import (
     TransientError,
 )
 
-__all__ = ["diagnose"]
+__all__ = ["diagnose", "login_hidden"]
 
 
 def _relay(settings: Settings) -> str:
@@ -229,3 +231,21 @@ def diagnose(error: DeliveryError, settings: Settings, *, sender_setting: str) -
     else:
         lines = ["The relay refused the message; its reply above says why."]
     return "\n".join(lines)
+
+
+def login_hidden(settings: Settings) -> Callable[[str], str]:
+    """A filter taking the SMTP login's user name and password out of a line: for the
+    diagnosis (which names the user) and a relay's reply (which may echo it) wherever they
+    are shown beyond the shell, in a page or the database."""
+    secrets = [
+        (settings.EMAIL_HOST_PASSWORD.get_secret_value(), "***"),
+        (settings.EMAIL_HOST_USER, "(EMAIL_HOST_USER)"),
+    ]
+    secrets = [(secret, shown) for secret, shown in secrets if secret]
+
+    def hide(line: str) -> str:
+        for secret, shown in secrets:
+            line = line.replace(secret, shown)
+        return line
+
+    return hide

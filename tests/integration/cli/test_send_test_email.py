@@ -10,6 +10,7 @@ import email
 import email.policy
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -390,6 +391,24 @@ def recorded_messages(tmp_path: Path) -> list[Recorded]:
 def _no_settings() -> dict[str, str]:
     names = (*SETTING_NAMES, "EMAIL_URL", "MAILROOM_CONFIG", "MAILROOM_SECRETS")
     return {k: v for k, v in os.environ.items() if k not in names}
+
+
+def test_a_database_without_the_outbox_tables_does_not_stop_the_test(
+    smtp_server: SMTPTestServer, tmp_path: Path
+) -> None:
+    # An application's database, not migrated for Mailroom: Mailroom creates no tables in it.
+    app_database = tmp_path / "app.db"
+    with sqlite3.connect(app_database) as connection:
+        connection.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY)")
+    config = write_settings(tmp_path, smtp_server.port, database_url=f"sqlite:///{app_database}")
+    result = run("send-test-email", "--config", str(config), "ops@example.com")
+    assert result.exit_code == 0, result.output
+    assert len(smtp_server.scripted.received) == 2
+    assert "Not recorded in the outbox (the database: " in result.output
+    assert "mailroom db upgrade" in result.output
+    with sqlite3.connect(app_database) as connection:
+        tables = [row[0] for row in connection.execute("SELECT name FROM sqlite_master")]
+    assert tables == ["orders"]
 
 
 def test_with_no_settings_both_messages_are_captured_in_the_outbox(tmp_path: Path) -> None:

@@ -381,6 +381,10 @@ async def test_fault(
         reason, _, advice = paused.pause_reason.partition("\n")
         assert reason == row.last_error
         assert advice.strip()
+        # Shown on the status page: the advice names the login's setting, never its value.
+        assert TEST_USER not in paused.pause_reason
+        if expected.code == 535:
+            assert "refused the login of (EMAIL_HOST_USER)" in advice
         assert paused.consecutive_pauses == 1
 
 

@@ -586,9 +586,11 @@ def test_an_ordinary_order_email_is_inlined_quickly() -> None:
     # 5.4 kB of CSS in about 100 rules (a:hover-like ':' counted nowhere) and a 500-row table
     # of 4,581 elements: refused before, as if every rule matched every element.
     library = TemplateLibrary(render_timeout=30.0)
-    start = time.monotonic()
+    # CPU time, not wall time: the bound is on the work done (quadratic matching took tens of
+    # seconds), and a machine busy with other processes must not fail it.
+    start = time.process_time()
     rendered = library.render(Template("order", "s", html=ORDER_EMAIL), order_context(500))
-    assert time.monotonic() - start < 1.0
+    assert time.process_time() - start < 1.0
     assert rendered.html is not None
     assert "sans-serif;text-align: right;" in rendered.html  # td and .price, merged
     assert "Widget number 499" in rendered.text
@@ -642,6 +644,6 @@ def test_a_four_thousand_row_table_gets_a_text_part() -> None:
     ids=["list", "dict", "list of dicts", "names", "string"],
 )
 def test_accumulating_in_a_namespace_is_fast(source: str, expected: str) -> None:
-    start = time.monotonic()
+    start = time.process_time()  # the work done, not a busy machine's wall time
     assert render_text(source, items=list(range(10_000))) == expected
-    assert time.monotonic() - start < 1.0
+    assert time.process_time() - start < 1.0
