@@ -63,6 +63,7 @@ class MessageSender:
             2 * self._cutoff_margin,
         )
         self._paused_here: dict[str, float] = {}  # stream -> until, as this worker knows it
+        self._hide_login = login_hidden(settings)
 
     async def handle(
         self, transport: Transport, message: ClaimedMessage, progress: SendProgress
@@ -119,6 +120,7 @@ class MessageSender:
         outcome = self.outcomes.failed(transport, message, failure, time.perf_counter() - started)
         if outcome.pause is not None:
             outcome.pause = self._pausing(message, outcome.pause, failure)
+            outcome = self._without_login(outcome)
         return outcome
 
     def _cut_off(self, took: float) -> DeliveryError:
@@ -137,19 +139,34 @@ class MessageSender:
         the reason, for ``mailroom status`` and ``mailroom streams list``."""
         known = self._paused_here.get(message.stream)
         self._paused_here[message.stream] = pause.until.timestamp()
-        # The advice is stored with the pause and shown on the status page: without the login
-        # the diagnosis names (and the relay's reply may echo).
-        hide = login_hidden(self.settings)
-        advice = hide(diagnose(error, self.settings, sender_setting=self._sender_setting(message)))
+        # The reason and advice are stored with the pause and shown on the status page: the
+        # advice names the login's setting, not its value, and the relay's reply in the reason
+        # (which may echo the user name) is filtered.
+        reason = self._hide_login(pause.reason)
+        advice = diagnose(
+            error, self.settings, sender_setting=self._sender_setting(message), name_login=False
+        )
         if known is None or known <= self._now():
             logger.error(
                 "pausing stream %s: %s. %s",
                 message.stream,
-                pause.reason,
+                reason,
                 " ".join(advice.splitlines()),
                 extra={"stream": message.stream},
             )
-        return replace(pause, reason=hide(f"{pause.reason}\n{advice}"))
+        return replace(pause, reason=f"{reason}\n{advice}")
+
+    def _without_login(self, outcome: Outcome) -> Outcome:
+        """``outcome`` with the relay's words filtered of the SMTP login: a paused stream's
+        error is a refusal of our login or sender, where some relays echo the user name, and
+        it is shown in the message's page."""
+        completion = outcome.completion
+        if completion.error is not None:
+            outcome.completion = completion._replace(error=self._hide_login(completion.error))
+        for row in outcome.attempt_rows:
+            if row["server_text"] is not None:
+                row["server_text"] = self._hide_login(row["server_text"])
+        return outcome
 
     def _sender_setting(self, message: ClaimedMessage) -> str:
         """The setting the refused sender came from, for the advice."""

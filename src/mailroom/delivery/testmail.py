@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from mailroom.config import Settings, TransportName
 from mailroom.delivery.capture_sink import DatabaseCaptureSink
 from mailroom.delivery.database_thread import DatabaseThread
@@ -37,6 +39,7 @@ from mailroom.errors import (
     TLSError,
 )
 from mailroom.message import Message, build_envelope
+from mailroom.outbox.database import create_outbox_engine
 from mailroom.outbox.database_url import display_url
 from mailroom.outbox.store import Outbox
 from mailroom.outbox.vocabulary import TEST_STREAM
@@ -135,22 +138,31 @@ class TestEmailOutbox:
 
 @contextmanager
 def test_email_outbox(settings: Settings) -> Iterator[TestEmailOutbox]:
-    """The outbox database (its tables created in a new SQLite file, as a first send would)
-    and, for the ``capture`` transport, its captured mail. A database that cannot be opened
-    is an error for ``capture``, which keeps the mail there; for any other transport the test
-    goes on without recording the messages."""
+    """The outbox database and, for the ``capture`` transport, its captured mail.
+
+    For ``capture`` the database is where the mail is kept: its tables are created in a new
+    SQLite file (as a first send would), and a database that cannot be opened is an error. For
+    any other transport the test is of the relay: the outbox must already exist (no new file
+    is left in whatever folder the command ran in), and when it cannot be opened or written the
+    test goes on without recording the messages.
+    """
+    if settings.MAILROOM_TRANSPORT is TransportName.CAPTURE:
+        with _capture_outbox(settings) as where:
+            yield where
+        return
+    outbox, problem = _existing_outbox(settings)
+    try:
+        yield TestEmailOutbox(outbox, problem, None)
+    finally:
+        if outbox is not None:
+            outbox.dispose()
+
+
+@contextmanager
+def _capture_outbox(settings: Settings) -> Iterator[TestEmailOutbox]:
     outbox = Outbox(settings)
     try:
-        try:
-            outbox.ensure_schema()
-        except (DatabaseError, SchemaOutdatedError) as exc:
-            if settings.MAILROOM_TRANSPORT is TransportName.CAPTURE:
-                raise
-            yield TestEmailOutbox(None, str(exc), None)
-            return
-        if settings.MAILROOM_TRANSPORT is not TransportName.CAPTURE:
-            yield TestEmailOutbox(outbox, None, None)
-            return
+        outbox.ensure_schema()
         db = DatabaseThread("mailroom-capture")
         try:
             sink = DatabaseCaptureSink(outbox.engine, db, keep=settings.CAPTURE_MAX_MESSAGES)
@@ -161,10 +173,30 @@ def test_email_outbox(settings: Settings) -> Iterator[TestEmailOutbox]:
         outbox.dispose()
 
 
+def _existing_outbox(settings: Settings) -> tuple[Outbox | None, str | None]:
+    """The outbox, ready to write, or ``None`` and why not."""
+    outbox: Outbox | None = None
+    try:
+        engine = create_outbox_engine(settings.DATABASE_URL, durable=True, must_exist=True)
+        outbox = Outbox(settings, engine=engine)
+        outbox.ensure_schema()
+    except (DatabaseError, SchemaOutdatedError, SQLAlchemyError) as exc:
+        if outbox is not None:
+            outbox.dispose()
+        return None, str(exc)
+    return outbox, None
+
+
 async def send_test_emails(
-    settings: Settings, to: tuple[str, ...], say: Say, where: TestEmailOutbox
+    settings: Settings,
+    to: tuple[str, ...],
+    say: Say,
+    where: TestEmailOutbox,
+    *,
+    name_login: bool = True,
 ) -> TestEmailResult:
-    """Send both messages, saying what happens as it happens.
+    """Send both messages, saying what happens as it happens. The advice names the SMTP
+    login's user unless ``name_login`` is false (a report shown on a page).
 
     Everything is said, failures included: the report is the output, in order; the result
     says whether it worked and which outbox messages the test made. Lines are raw text (a
@@ -193,7 +225,7 @@ async def send_test_emails(
             except DeliveryError as exc:
                 ok = False
                 say(f"      FAILED: {exc}")
-                advice = diagnose(exc, settings, sender_setting=setting)
+                advice = diagnose(exc, settings, sender_setting=setting, name_login=name_login)
                 for line in advice.splitlines():
                     say(f"      {line}")
                 if isinstance(exc, _CONNECTION_LEVEL):
@@ -240,6 +272,8 @@ class _Sender:
                 stream=TEST_STREAM,
                 name="send-test-email",
                 lease_seconds=settings.WORKER_LEASE_SECONDS,
+                # Kept and shown on pages: the relay's reply without the login it may echo.
+                redact=login_hidden(settings),
             )
             if where.outbox is not None
             else None
@@ -252,7 +286,7 @@ class _Sender:
         if self._immediate is not None:
             try:
                 sent = await self._immediate.send(message)
-            except DatabaseError as exc:
+            except (DatabaseError, SQLAlchemyError) as exc:
                 # Nothing was sent. The relay is what is being tested: go on, unrecorded.
                 self._say(f"      not recorded in the outbox (the database: {exc})")
                 self._immediate = None
@@ -312,7 +346,8 @@ def outcome_advice(settings: Settings) -> str:
 
 
 def run_test_email(settings: Settings, to: tuple[str, ...]) -> TestEmailReport:
-    """Send the test email and return its report, the SMTP login left out of every line.
+    """Send the test email and return its report, the SMTP login left out of every line (the
+    advice names its setting; a relay's reply that echoes it is filtered).
 
     Blocking (it runs its own event loop and, for ``capture``, its own database thread): call
     it from a worker thread in an async server.
@@ -321,7 +356,9 @@ def run_test_email(settings: Settings, to: tuple[str, ...]) -> TestEmailReport:
     lines: list[str] = []
     with test_email_outbox(settings) as where:
         result = asyncio.run(
-            send_test_emails(settings, to, lambda line: lines.append(hide(line)), where)
+            send_test_emails(
+                settings, to, lambda line: lines.append(hide(line)), where, name_login=False
+            )
         )
     advice = hide(outcome_advice(settings)) if result.ok else None
     return TestEmailReport(

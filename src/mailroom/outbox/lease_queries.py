@@ -16,12 +16,16 @@ from sqlalchemy import Connection, Select, func, select, update
 from mailroom.message import Envelope
 from mailroom.outbox.query_plans import explain
 from mailroom.outbox.schema import messages, streams
-from mailroom.outbox.vocabulary import CLAIMABLE, ConsentFacts, Status
+from mailroom.outbox.vocabulary import CLAIMABLE, TEST_STREAM, ConsentFacts, Status
 
 __all__ = ["ClaimedMessage", "claim_due", "claim_plan", "lease", "recover_expired_leases"]
 
 logger = logging.getLogger(__name__)
 
+_TEST_EMAIL_ABANDONED = (
+    "the test email's sender stopped before recording what happened; a test email is tried "
+    "only once (send another to check the relay)"
+)
 _LOWEST_PRIORITY = -32768
 """The smallest value a ``priority`` column (a SmallInteger) can hold."""
 
@@ -199,7 +203,26 @@ def recover_expired_leases(connection: Connection, now: float) -> list[tuple[int
 
     Returns (id, Message-ID) of each: the dead worker may have sent some of them after the
     relay's 250 and before recording it, so each is a possible duplicate.
+
+    A test email (stream ``test``) is not put back but failed: it is tried once, by the
+    command that sent it, whose person saw the result; sending it again later, perhaps twice,
+    would only confuse.
     """
+    connection.execute(
+        update(messages)
+        .where(
+            messages.c.status == Status.SENDING.value,
+            messages.c.lease_expires_at < now,
+            messages.c.stream == TEST_STREAM,
+        )
+        .values(
+            status=Status.FAILED.value,
+            last_error=_TEST_EMAIL_ABANDONED,
+            lease_token=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+    )
     result = connection.execute(
         update(messages)
         .where(messages.c.status == Status.SENDING.value, messages.c.lease_expires_at < now)

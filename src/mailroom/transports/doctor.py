@@ -6,6 +6,7 @@ The advice names the settings to look at, in the words operators of Django-style
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from mailroom.config import Settings
@@ -26,7 +27,10 @@ from mailroom.errors import (
     TransientError,
 )
 
-__all__ = ["diagnose", "login_hidden"]
+__all__ = ["LOGIN_SHOWN_AS", "diagnose", "login_hidden"]
+
+LOGIN_SHOWN_AS = "(EMAIL_HOST_USER)"
+"""What stands for the SMTP login's user name in advice and replies kept or shown on a page."""
 
 
 def _relay(settings: Settings) -> str:
@@ -192,11 +196,18 @@ def _refused_us(
     return lines
 
 
-def diagnose(error: DeliveryError, settings: Settings, *, sender_setting: str) -> str:
+def diagnose(
+    error: DeliveryError, settings: Settings, *, sender_setting: str, name_login: bool = True
+) -> str:
     """Advice for ``error``; ``sender_setting`` names the setting the From address came from.
 
-    The relay's reply is not repeated here: the error's own message carries it.
+    The advice names the SMTP login's user ("the relay refused the login of ada"), which helps
+    at the shell; with ``name_login=False`` it says ``(EMAIL_HOST_USER)`` instead, for advice
+    that is stored or shown on a page. The relay's reply is not repeated here: the error's own
+    message carries it.
     """
+    if not name_login and settings.EMAIL_HOST_USER:
+        settings = settings.model_copy(update={"EMAIL_HOST_USER": LOGIN_SHOWN_AS})
     lines: list[str]
     if isinstance(error, RelayUnreachableError):
         lines = _unreachable(error, settings)
@@ -234,18 +245,24 @@ def diagnose(error: DeliveryError, settings: Settings, *, sender_setting: str) -
 
 
 def login_hidden(settings: Settings) -> Callable[[str], str]:
-    """A filter taking the SMTP login's user name and password out of a line: for the
-    diagnosis (which names the user) and a relay's reply (which may echo it) wherever they
-    are shown beyond the shell, in a page or the database."""
-    secrets = [
-        (settings.EMAIL_HOST_PASSWORD.get_secret_value(), "***"),
-        (settings.EMAIL_HOST_USER, "(EMAIL_HOST_USER)"),
-    ]
-    secrets = [(secret, shown) for secret, shown in secrets if secret]
+    """A filter taking the SMTP login's user name and password out of a relay's reply (a
+    relay may echo the user name, as in "authentication failed for ada@example.com") wherever
+    it is shown beyond the shell: a page, the database.
+
+    Only whole tokens are replaced (not inside a longer word or address, so a user name such as
+    ``app`` leaves ``app@example.com`` alone), the longest secret first, in one pass.
+    """
+    secrets = {
+        settings.EMAIL_HOST_PASSWORD.get_secret_value(): "***",
+        settings.EMAIL_HOST_USER: LOGIN_SHOWN_AS,
+    }
+    secrets.pop("", None)
+    if not secrets:
+        return lambda line: line
+    alternatives = "|".join(re.escape(s) for s in sorted(secrets, key=len, reverse=True))
+    token = re.compile(rf"(?<![\w.@+-])(?:{alternatives})(?![\w.@+-])")
 
     def hide(line: str) -> str:
-        for secret, shown in secrets:
-            line = line.replace(secret, shown)
-        return line
+        return token.sub(lambda found: secrets[found.group(0)], line)
 
     return hide

@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from mailroom.cli import main
 from mailroom.config import SETTING_NAMES
+from mailroom.outbox import database
 from mailroom.outbox.capture_queries import get_captured, list_captured
 from mailroom.outbox.database import create_outbox_engine
 from mailroom.outbox.schema import attempts, events, messages, streams
@@ -38,7 +39,8 @@ def write_settings(
     database_url: str | None = None,
 ) -> Path:
     """A settings file and, when a password is given, a secrets file beside it. The test
-    email is recorded in the outbox: by default its own file, not one in the working folder."""
+    email is recorded in the outbox: by default a migrated file of its own, not one in the
+    working folder."""
     lines = [
         'EMAIL_HOST = "127.0.0.1"',
         f"EMAIL_PORT = {port}",
@@ -52,6 +54,13 @@ def write_settings(
         secrets = tmp_path / "mailroom-secrets.conf"
         secrets.write_text(f"email_password = {password}\n")
         lines += [f'EMAIL_HOST_USER = "{TEST_USER}"', f'SECRETS_FILE = "{secrets}"']
+    if database_url is None:
+        # An outbox the test email is recorded in (it makes none outside the capture mode).
+        engine = create_outbox_engine(sqlite_url(tmp_path))
+        try:
+            database.upgrade(engine)
+        finally:
+            engine.dispose()
     path = tmp_path / "mailroom.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -348,6 +357,8 @@ class Recorded:
     status: str
     stream: str
     last_code: int | None
+    last_error: str | None
+    server_texts: list[str | None]
     data: bytes
     attempts: list[tuple[str, str, int | None]]
     events: list[str]
@@ -363,10 +374,15 @@ def recorded_messages(tmp_path: Path) -> list[Recorded]:
             found = []
             for row in connection.execute(select(messages).order_by(messages.c.id)):
                 tried = connection.execute(
-                    select(attempts.c.recipient, attempts.c.outcome, attempts.c.code)
+                    select(
+                        attempts.c.recipient,
+                        attempts.c.outcome,
+                        attempts.c.code,
+                        attempts.c.server_text,
+                    )
                     .where(attempts.c.message_pk == row.id)
                     .order_by(attempts.c.id)
-                )
+                ).all()
                 happened = connection.execute(
                     select(events.c.type).where(events.c.message_pk == row.id).order_by(events.c.id)
                 )
@@ -377,8 +393,10 @@ def recorded_messages(tmp_path: Path) -> list[Recorded]:
                         row.status,
                         row.stream,
                         row.last_code,
+                        row.last_error,
+                        [a.server_text for a in tried],
                         row.data,
-                        [tuple(a) for a in tried],
+                        [(a.recipient, a.outcome, a.code) for a in tried],
                         [e.type for e in happened],
                         paused,
                     )
@@ -391,6 +409,61 @@ def recorded_messages(tmp_path: Path) -> list[Recorded]:
 def _no_settings() -> dict[str, str]:
     names = (*SETTING_NAMES, "EMAIL_URL", "MAILROOM_CONFIG", "MAILROOM_SECRETS")
     return {k: v for k, v in os.environ.items() if k not in names}
+
+
+def test_an_outbox_file_that_is_not_there_is_not_created(
+    smtp_server: SMTPTestServer, tmp_path: Path
+) -> None:
+    # Run in the wrong folder: the relay is tested, and no new outbox is left behind.
+    missing = tmp_path / "elsewhere" / "mailroom.db"
+    config = write_settings(tmp_path, smtp_server.port, database_url=f"sqlite:///{missing}")
+    result = run("send-test-email", "--config", str(config), "ops@example.com")
+    assert result.exit_code == 0, result.output
+    assert len(smtp_server.scripted.received) == 2
+    assert "Not recorded in the outbox (the database: " in result.output
+    assert not missing.exists()
+
+
+def test_a_failure_that_is_no_relay_reply_is_recorded_as_the_failure(tmp_path: Path) -> None:
+    # A CA file that is not there fails before any SMTP: a failure all the same, recorded and
+    # final, not a message left leased for a worker to send later.
+    config = write_settings(
+        tmp_path,
+        465,
+        extra=f'EMAIL_USE_SSL = true\nEMAIL_SSL_CAFILE = "{tmp_path / "no-such-ca.pem"}"',
+    )
+    result = run("send-test-email", "--config", str(config), "ops@example.com")
+    assert result.exit_code == 1
+    recorded = recorded_messages(tmp_path)
+    assert recorded, result.output
+    for message in recorded:
+        assert message.status == "failed"
+        assert message.events == ["queued", "failed"]
+
+
+def test_a_login_the_relay_echoes_is_not_stored(
+    smtp_server_factory: ServerFactory, tls: TLSFiles, tmp_path: Path
+) -> None:
+    server = smtp_server_factory("starttls", auth=True, auth_required=True)
+    server.scripted.replies["MAIL"] = f"553 5.7.1 {TEST_USER} may not send as this address"
+    config = write_settings(
+        tmp_path,
+        server.port,
+        password=TEST_PASSWORD,
+        extra=f'EMAIL_USE_TLS = true\nEMAIL_SSL_CAFILE = "{tls.ca_path}"',
+    )
+    result = run("send-test-email", "--config", str(config), "ops@example.com")
+    assert result.exit_code == 1
+    assert TEST_USER in result.output  # the shell is the operator's own
+    recorded = recorded_messages(tmp_path)
+    assert recorded
+    for message in recorded:
+        # The outbox is shown on pages: the relay's words are kept, the login is not.
+        assert message.status == "failed"
+        assert message.last_error is not None
+        assert TEST_USER not in message.last_error
+        assert "(EMAIL_HOST_USER) may not send" in message.last_error
+        assert all(TEST_USER not in (text or "") for text in message.server_texts)
 
 
 def test_a_database_without_the_outbox_tables_does_not_stop_the_test(

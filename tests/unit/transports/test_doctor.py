@@ -6,7 +6,7 @@ import pytest
 
 from mailroom.config import load_settings
 from mailroom.errors import AuthNotOfferedError, DeliveryError, SMTPStage
-from mailroom.transports.doctor import diagnose
+from mailroom.transports.doctor import diagnose, login_hidden
 from mailroom.transports.smtp_replies import error_from_reply
 
 
@@ -76,3 +76,43 @@ def test_relay_denied_after_logging_in_asks_for_the_account_to_be_allowed() -> N
     text = advice(error, EMAIL_HOST_USER="mailer")
     assert "logged in as mailer" in text
     assert "set EMAIL_HOST_USER" not in text
+
+
+def test_advice_for_a_page_names_the_login_setting_not_its_value() -> None:
+    error = error_from_reply(535, "5.7.8 Authentication credentials invalid", SMTPStage.AUTH)
+    settings = load_settings(environ={"EMAIL_HOST": "relay.example.com", "EMAIL_HOST_USER": "ada"})
+    text = diagnose(error, settings, sender_setting="DEFAULT_FROM_EMAIL", name_login=False)
+    assert "refused the login of (EMAIL_HOST_USER)" in text
+    assert "ada" not in text
+
+
+def _hidden(line: str, user: str, password: str = "pw-secret-1") -> str:  # noqa: S107
+    settings = load_settings(environ={"EMAIL_HOST_USER": user, "EMAIL_HOST_PASSWORD": password})
+    return login_hidden(settings)(line)
+
+
+def test_an_echoed_login_is_taken_out_of_a_relays_reply() -> None:
+    reply = "535 5.7.8 authentication failed for mailer@example.com"
+    assert _hidden(reply, "mailer@example.com") == (
+        "535 5.7.8 authentication failed for (EMAIL_HOST_USER)"
+    )
+    assert _hidden("550 bad pw-secret-1 given", "x") == "550 bad *** given"
+
+
+@pytest.mark.parametrize(
+    ("user", "line"),
+    [
+        # Only whole tokens: a short or common user name must not mangle the rest.
+        ("a", "our configuration is wrong: 553 <app@example.com> not allowed"),
+        ("app", "553 5.7.1 <app@example.com> not owned by this account"),
+        ("E", "Check EMAIL_HOST_USER and DEFAULT_FROM_EMAIL"),
+        ("USER", "Check EMAIL_HOST_USER and the password (EMAIL_HOST_USER)"),
+    ],
+)
+def test_a_login_inside_other_words_is_left_alone(user: str, line: str) -> None:
+    assert _hidden(line, user) == line
+
+
+def test_the_longest_secret_is_taken_first() -> None:
+    # A password inside the user name must not leave part of the name showing.
+    assert _hidden("for ops-admin", "ops-admin", password="ops") == "for (EMAIL_HOST_USER)"
