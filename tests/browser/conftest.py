@@ -1,6 +1,7 @@
 """The browser tests' fixtures: one headless Chromium for the whole run, one ``mailroom serve``
 per test module, and fresh pages at laptop and phone sizes, each watched (see
-:mod:`support.browser`): a page that received a secret or logged an error fails its test."""
+:mod:`support.browser`): a page that received a secret or logged an error fails its test; and
+:func:`shoot_whole`, the screenshot of a page with a sandboxed frame (a message's preview)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from support.browser import LAPTOP, PHONE, PageWatch, Viewport, chromium_path, launch_chromium
 from support.browser_site import Site, running_site
 
 Shoot = Callable[[Page, str], Path]
+
+SANDBOXED_FRAME = "iframe[sandbox]"
+"""A frame whose content is painted only while it is in the viewport: a message's HTML, captured
+mail's, a template's preview."""
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +87,19 @@ def shoot(watches: dict[int, PageWatch]) -> Shoot:
         return watches[id(page)].shoot(name)
 
     return take
+
+
+def shoot_whole(page: Page, name: str, shoot: Shoot) -> None:
+    """Shoot ``page`` with its sandboxed frames painted: Chromium does not draw a sandboxed
+    frame outside the viewport, even in a full-page screenshot, so the viewport is made as tall
+    as the page for the shot (its width, which the pages must fit, stays)."""
+    size = page.viewport_size
+    assert size is not None
+    if page.locator(SANDBOXED_FRAME).count():
+        tall = page.evaluate("document.documentElement.scrollHeight")
+        page.set_viewport_size({"width": size["width"], "height": max(tall, size["height"])})
+        expect(page.frame_locator(SANDBOXED_FRAME).first.locator("body")).to_be_attached()
+    try:
+        shoot(page, name)
+    finally:
+        page.set_viewport_size(size)

@@ -13,28 +13,12 @@ from playwright.sync_api import Dialog, Page, expect
 from support.browser import PageWatch
 from support.browser_site import Site, login
 
-from .conftest import Shoot
+from .conftest import Shoot, shoot_whole
 
 
 def signed_in(site: Site, *pages: Page) -> None:
     for browser_page in pages:
         login(browser_page, site)
-
-
-def shoot_whole(page: Page, name: str, shoot: Shoot) -> None:
-    """Shoot ``page`` with its message previews painted: Chromium does not draw a sandboxed
-    frame outside the viewport, even in a full-page screenshot, so the viewport is made as tall
-    as the page for the shot (its width, which the pages must fit, stays)."""
-    size = page.viewport_size
-    assert size is not None
-    if page.locator("iframe.message-preview").count():
-        tall = page.evaluate("document.documentElement.scrollHeight")
-        page.set_viewport_size({"width": size["width"], "height": max(tall, size["height"])})
-        expect(page.frame_locator("iframe.message-preview").first.locator("body")).to_be_attached()
-    try:
-        shoot(page, name)
-    finally:
-        page.set_viewport_size(size)
 
 
 def shoot_both(pages: Sequence[Page], url: str, name: str, shoot: Shoot) -> None:

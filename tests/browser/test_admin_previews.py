@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 from support.browser import PageWatch
 from support.browser_site import Site, login
 
-from .conftest import Shoot
+from .conftest import Shoot, shoot_whole
 
 
 class _Elsewhere(BaseHTTPRequestHandler):
@@ -81,9 +81,7 @@ def test_the_html_of_a_message_stays_inert_in_its_frame_and_on_its_own(
     expect(frame.locator("h1")).to_have_text("Your invoice")
     assert page.locator("iframe.message-preview").get_attribute("sandbox") == ""
     expect(frame.locator("body")).not_to_have_attribute("data-ran", "yes")
-    page.locator("iframe.message-preview").scroll_into_view_if_needed()
-    page.evaluate("window.scrollTo(0, 0)")
-    shoot(page, "message")
+    shoot_whole(page, "message", shoot)
 
     # The same URL opened as a page of its own: no script, no refresh, no form sent out.
     page.goto(f"{site.url}/admin/messages/{message_pk}/html")

@@ -8,7 +8,7 @@ from playwright.sync_api import Page, expect
 
 from support.browser_site import Site, login
 
-from .conftest import Shoot
+from .conftest import Shoot, shoot_whole
 
 
 def preview_frame_text(page: Page) -> str:
@@ -38,18 +38,14 @@ def test_the_preview_follows_the_template_as_it_is_typed(
     expect(frame.locator("p")).to_have_text("Second version, edited.")
     expect(page.locator("[data-preview-text]")).to_contain_text("Second version, edited.")
     assert page.evaluate("window.__sameDocument") is True
-    # A sandboxed frame is painted once it has been on screen; then back to the top, where a
-    # full-page screenshot draws the sticky top bar in its place.
-    page.locator("iframe[data-preview-frame]").scroll_into_view_if_needed()
-    page.evaluate("window.scrollTo(0, 0)")
-    shoot(page, "template-edit")
+    shoot_whole(page, "template-edit", shoot)
 
     # A mistake is shown with its line, and the last good preview is not passed off as new.
     html.fill("<h1>Hello {{ name }}</h1>\n<p>{{ missing.attribute }}</p>")
     errors = page.locator("[data-preview-error-list]")
     expect(errors).to_contain_text("line 2")
     expect(errors).to_contain_text("missing")
-    shoot(page, "template-error")
+    shoot_whole(page, "template-error", shoot)
 
     html.fill("<h1>Hello {{ name }}</h1><p>Saved version.</p>")
     expect(frame.locator("p")).to_have_text("Saved version.")
@@ -76,7 +72,7 @@ def test_the_templates_and_api_keys_pages_on_a_phone(
     phone_page.locator("#template-html").fill("<p>Hello {{ name }}</p>")
     frame = phone_page.frame_locator("iframe[data-preview-frame]")
     expect(frame.locator("p")).to_have_text("Hello Grace")
-    shoot(phone_page, "template-edit")
+    shoot_whole(phone_page, "template-edit", shoot)
     phone_page.goto(f"{site.url}/admin/apikeys")
     expect(phone_page.get_by_role("heading", level=1)).to_have_text("API keys")
     shoot(phone_page, "apikeys")

@@ -117,6 +117,10 @@ class Suppression:
     expires_at: float | None
     note: str | None
 
+    def active(self, now: float) -> bool:
+        """Whether it still stops mail at ``now`` (an expired entry stops nothing)."""
+        return self.expires_at is None or self.expires_at > now
+
 
 def add_suppression(
     connection: Connection,
