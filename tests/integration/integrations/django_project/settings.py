@@ -1,0 +1,52 @@
+"""Settings of the Django project the integration tests run: a real project with an app of
+its own (``shop``), sending through Mailroom.
+
+The databases come from the environment the test fixture sets before ``django.setup()``:
+``MAILROOM_DJANGO_SQLITE`` (a file) as ``default``, and, when PostgreSQL is there,
+``MAILROOM_DJANGO_POSTGRES`` (host, port, user and name, space-separated) as ``pg``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+SECRET_KEY = "django-project-for-tests-only"
+DEBUG = False
+USE_TZ = True
+ALLOWED_HOSTS = ["testserver", "example.com"]
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "mailroom.integrations.django",
+    "integration.integrations.django_project.shop",
+]
+TEMPLATES = [
+    {"BACKEND": "django.template.backends.django.DjangoTemplates", "DIRS": [], "APP_DIRS": True}
+]
+DATABASES: dict[str, dict[str, Any]] = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ["MAILROOM_DJANGO_SQLITE"],
+    }
+}
+if os.environ.get("MAILROOM_DJANGO_POSTGRES"):
+    host, port, user, name = os.environ["MAILROOM_DJANGO_POSTGRES"].split(" ")
+    DATABASES["pg"] = {
+        "ENGINE": "django.db.backends.postgresql",
+        "HOST": host,
+        "PORT": port,
+        "USER": user,
+        "NAME": name,
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+EMAIL_BACKEND = "mailroom.integrations.django.EmailBackend"
+EMAIL_HOST = "127.0.0.1"
+EMAIL_PORT = 25  # each test points it at its own aiosmtpd server
+DEFAULT_FROM_EMAIL = "Shop <shop@example.com>"
+SERVER_EMAIL = "errors@example.com"
+ADMINS = [("Ada Admin", "ada@example.com"), ("Bob", "bob@example.com")]
+MANAGERS = [("Mia Manager", "mia@example.com")]
+EMAIL_SUBJECT_PREFIX = "[shop] "
+MAILROOM: dict[str, Any] = {"DATABASE": "default"}
