@@ -34,14 +34,14 @@ def django_project(
     from django.db import connections  # noqa: PLC0415
     from django.test.utils import override_settings  # noqa: PLC0415
 
-    os.environ["MAILROOM_DJANGO_SQLITE"] = str(tmp_path_factory.mktemp("django") / "app.db")
+    os.environ["DJANGO_PROJECT_SQLITE"] = str(tmp_path_factory.mktemp("django") / "app.db")
     pg_name = None
     if postgres_admin is not None:
         pg_name = f"mailroom_django_{secrets.token_hex(6)}"
         with postgres_admin.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{pg_name}"'))
         url = make_url(str(postgres_admin.url))
-        os.environ["MAILROOM_DJANGO_POSTGRES"] = " ".join(
+        os.environ["DJANGO_PROJECT_POSTGRES"] = " ".join(
             [url.host or "127.0.0.1", str(url.port or 5432), url.username or "postgres", pg_name]
         )
     os.environ["DJANGO_SETTINGS_MODULE"] = DJANGO_SETTINGS

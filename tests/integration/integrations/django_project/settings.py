@@ -2,8 +2,8 @@
 its own (``shop``), sending through Mailroom.
 
 The databases come from the environment the test fixture sets before ``django.setup()``:
-``MAILROOM_DJANGO_SQLITE`` (a file) as ``default``, and, when PostgreSQL is there,
-``MAILROOM_DJANGO_POSTGRES`` (host, port, user and name, space-separated) as ``pg``.
+``DJANGO_PROJECT_SQLITE`` (a file) as ``default``, and, when PostgreSQL is there,
+``DJANGO_PROJECT_POSTGRES`` (host, port, user and name, space-separated) as ``pg``.
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ TEMPLATES = [
 DATABASES: dict[str, dict[str, Any]] = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.environ["MAILROOM_DJANGO_SQLITE"],
+        "NAME": os.environ["DJANGO_PROJECT_SQLITE"],
     }
 }
-if os.environ.get("MAILROOM_DJANGO_POSTGRES"):
-    host, port, user, name = os.environ["MAILROOM_DJANGO_POSTGRES"].split(" ")
+if os.environ.get("DJANGO_PROJECT_POSTGRES"):
+    host, port, user, name = os.environ["DJANGO_PROJECT_POSTGRES"].split(" ")
     DATABASES["pg"] = {
         "ENGINE": "django.db.backends.postgresql",
         "HOST": host,
