@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
+import sys
+import time
 from collections.abc import Callable, Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage as StdMessage
@@ -16,9 +20,12 @@ import pytest
 
 from mailroom.delivery.worker import WorkerStats
 from mailroom.errors import SettingsError
+from support.processes import Spawn
 from support.smtp_server import SMTPTestServer
 
 Deliver = Callable[[], WorkerStats]
+TESTS = Path(__file__).resolve().parents[2]
+MANAGE_PY = Path(__file__).resolve().parent / "django_project" / "manage.py"
 
 
 @pytest.fixture
@@ -179,3 +186,29 @@ def test_settings_come_from_django(django_project: list[str]) -> None:
         pytest.raises(SettingsError, match="WORKER_CONCURRENCY"),
     ):
         mailroom_settings()
+
+
+def test_manage_py_mailroom_worker_runs_and_stops_on_sigterm(
+    relay: SMTPTestServer, spawn: Spawn
+) -> None:
+    """A real ``manage.py mailroom_worker`` process: it delivers what the application
+    commits, and SIGTERM ends it in bounded time with exit status 0."""
+    from django.core.mail import send_mail  # noqa: PLC0415
+
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(TESTS),
+        "DJANGO_PROJECT_EMAIL_PORT": str(relay.port),
+        "DJANGO_SETTINGS_MODULE": "integration.integrations.django_project.settings",
+    }
+    worker = spawn([sys.executable, str(MANAGE_PY), "mailroom_worker", "--concurrency", "2"], env)
+    send_mail("From the app", "b", None, ["app@example.com"])
+    deadline = time.monotonic() + 30
+    while not relay.handler.received and time.monotonic() < deadline:
+        assert worker.poll() is None, worker.communicate()
+        time.sleep(0.1)
+    assert [r.rcpt_tos for r in relay.handler.received] == [["app@example.com"]]
+    worker.send_signal(signal.SIGTERM)
+    out, err = worker.communicate(timeout=30)
+    assert worker.returncode == 0, err.decode()
+    assert b"sent 1" in out

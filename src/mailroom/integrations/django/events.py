@@ -22,6 +22,7 @@ from typing import Any
 
 from django.db import connections
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from mailroom.config import Settings
 from mailroom.integrations.django.signals import SIGNALS
@@ -43,15 +44,23 @@ class EventSignals:
     meanwhile (``queued`` aside: the backend sends that one)."""
 
     def __init__(self, settings: Settings, *, poll_seconds: float = _POLL_SECONDS) -> None:
-        self._engine: Engine = create_outbox_engine(settings.DATABASE_URL, durable=False)
+        # must_exist: the worker reports a missing outbox; this must not create an empty one.
+        self._engine: Engine = create_outbox_engine(
+            settings.DATABASE_URL, durable=False, must_exist=True
+        )
         self._poll_seconds = poll_seconds
         self._stop = threading.Event()
         self._last_id = 0
         self._thread = threading.Thread(target=self._run, name="mailroom-signals", daemon=True)
 
     def __enter__(self) -> EventSignals:
-        with self._engine.connect() as connection:
-            self._last_id = connection.scalar(select(func.max(events.c.id))) or 0
+        try:
+            with self._engine.connect() as connection:
+                self._last_id = connection.scalar(select(func.max(events.c.id))) or 0
+        except SQLAlchemyError:
+            # No event log yet (the worker says what to run); no event from before this run
+            # can be in one that does not exist.
+            logger.warning("could not read the event log; signals start from its beginning")
         self._thread.start()
         return self
 

@@ -60,7 +60,12 @@ def _admins(value: Any) -> list[str]:
     for entry in value or ():
         if isinstance(entry, list | tuple):
             name, address = entry
-            out.append(f'"{name}" <{address}>' if name else str(address))
+            if not name:
+                out.append(str(address))
+                continue
+            # An RFC 5322 quoted-string (§3.2.4): a comma or quote in a name stays in it.
+            quoted = str(name).replace("\\", "\\\\").replace('"', '\\"')
+            out.append(f'"{quoted}" <{address}>')
         else:
             out.append(str(entry))
     return out
@@ -90,6 +95,7 @@ def database_url_of_alias(alias: str) -> str:
             host=params.get("HOST") or None,
             port=int(params["PORT"]) if params.get("PORT") else None,
             database=name or None,
+            query=_libpq_options(params.get("OPTIONS") or {}),
         )
         return url.render_as_string(hide_password=False)
     raise SettingsError(
@@ -97,6 +103,24 @@ def database_url_of_alias(alias: str) -> str:
         f"the database {alias!r} is {wrapper.vendor}; the outbox runs on SQLite or PostgreSQL. "
         'Set MAILROOM["DATABASE_URL"] to one of those',
     )
+
+
+# OPTIONS of Django's PostgreSQL backend that are Django's own, not libpq's connection
+# parameters (sslmode, sslrootcert, application_name, connect_timeout... pass through).
+_DJANGO_ONLY_OPTIONS = frozenset(
+    {"isolation_level", "server_side_binding", "pool", "assume_role", "cursor_factory"}
+)
+
+
+def _libpq_options(options: Mapping[str, Any]) -> dict[str, str]:
+    """The alias's ``OPTIONS`` a worker's own connection needs too (TLS, for one)."""
+    return {
+        key: str(value)
+        for key, value in options.items()
+        if key not in _DJANGO_ONLY_OPTIONS
+        and isinstance(value, str | int)
+        and not isinstance(value, bool)
+    }
 
 
 def postgres_driver() -> str:

@@ -43,7 +43,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 EMAIL_BACKEND = "mailroom.integrations.django.EmailBackend"
 EMAIL_HOST = "127.0.0.1"
-EMAIL_PORT = 25  # each test points it at its own aiosmtpd server
+# Each test points it at its own aiosmtpd server (override_settings in the test process, the
+# environment for a manage.py process).
+EMAIL_PORT = int(os.environ.get("DJANGO_PROJECT_EMAIL_PORT", "25"))
 DEFAULT_FROM_EMAIL = "Shop <shop@example.com>"
 SERVER_EMAIL = "errors@example.com"
 ADMINS = [("Ada Admin", "ada@example.com"), ("Bob", "bob@example.com")]
