@@ -76,6 +76,16 @@ def test_the_worker_command_delivers_and_sends_signals(relay: SMTPTestServer) ->
     assert all(isinstance(event["message_pk"], int) for _, event in seen)
 
 
+def test_django_migrate_made_the_outbox_tables(django_project: list[str]) -> None:
+    """``migrate`` ran the Alembic chain in each alias's database (the session fixture); the
+    command finds nothing left to do."""
+    from django.test.utils import override_settings  # noqa: PLC0415
+
+    for alias in django_project:
+        with override_settings(MAILROOM={"DATABASE": alias}):
+            assert "nothing to do" in _command("mailroom_migrate")
+
+
 def test_send_test_email_and_status(relay: SMTPTestServer) -> None:
     output = _command("send_test_email", "check@example.com")
     assert "[1/2] from DEFAULT_FROM_EMAIL" in output
