@@ -2,9 +2,9 @@
 chain, as ``mailroom db upgrade``) in the database the settings name: the alias's
 (``MAILROOM["DATABASE"]``) or ``MAILROOM["DATABASE_URL"]``.
 
-A command rather than a Django migration: the chain runs on a connection of its own, and on
-SQLite a second connection that writes while Django's migration transaction holds the file
-would wait for that transaction and fail with "database is locked".
+In the shared mode ``manage.py migrate`` does the same (the ``mailroom`` app's migration);
+this runs the chain on a connection of its own, so run it outside another transaction on the
+same SQLite file (it would wait for that one's lock).
 """
 
 from __future__ import annotations
