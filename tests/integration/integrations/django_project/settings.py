@@ -28,6 +28,9 @@ DATABASES: dict[str, dict[str, Any]] = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ["DJANGO_PROJECT_SQLITE"],
+        # What the README recommends beside a worker: wait for the worker's write lock, and
+        # take it when a block begins.
+        "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
     }
 }
 if os.environ.get("DJANGO_PROJECT_POSTGRES"):
