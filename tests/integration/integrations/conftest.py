@@ -10,13 +10,13 @@ databases: SQLite (``default``) and, when it is reachable, a fresh PostgreSQL da
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import Engine, text
-from sqlalchemy.engine import make_url
 
 from mailroom.config import Settings
 from mailroom.delivery.worker import Worker, WorkerStats
@@ -40,9 +40,15 @@ def django_project(
         pg_name = f"mailroom_django_{secrets.token_hex(6)}"
         with postgres_admin.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{pg_name}"'))
-        url = make_url(str(postgres_admin.url))
-        os.environ["DJANGO_PROJECT_POSTGRES"] = " ".join(
-            [url.host or "127.0.0.1", str(url.port or 5432), url.username or "postgres", pg_name]
+        url = postgres_admin.url  # the URL object: str() would mask the password
+        os.environ["DJANGO_PROJECT_POSTGRES"] = json.dumps(
+            {
+                "HOST": url.host or "127.0.0.1",
+                "PORT": str(url.port or 5432),
+                "USER": url.username or "postgres",
+                "PASSWORD": url.password or "",
+                "NAME": pg_name,
+            }
         )
     os.environ["DJANGO_SETTINGS_MODULE"] = DJANGO_SETTINGS
     django.setup()

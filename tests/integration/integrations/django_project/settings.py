@@ -3,11 +3,12 @@ its own (``shop``), sending through Mailroom.
 
 The databases come from the environment the test fixture sets before ``django.setup()``:
 ``DJANGO_PROJECT_SQLITE`` (a file) as ``default``, and, when PostgreSQL is there,
-``DJANGO_PROJECT_POSTGRES`` (host, port, user and name, space-separated) as ``pg``.
+``DJANGO_PROJECT_POSTGRES`` (HOST, PORT, USER, PASSWORD and NAME, as JSON) as ``pg``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -34,13 +35,9 @@ DATABASES: dict[str, dict[str, Any]] = {
     }
 }
 if os.environ.get("DJANGO_PROJECT_POSTGRES"):
-    host, port, user, name = os.environ["DJANGO_PROJECT_POSTGRES"].split(" ")
     DATABASES["pg"] = {
         "ENGINE": "django.db.backends.postgresql",
-        "HOST": host,
-        "PORT": port,
-        "USER": user,
-        "NAME": name,
+        **json.loads(os.environ["DJANGO_PROJECT_POSTGRES"]),
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
