@@ -144,6 +144,8 @@ def test_tracking_asked_per_message(relay: SMTPTestServer, deliver: Deliver) -> 
         plain.attach_alternative('<p><a href="https://shop.example.com/x">x</a></p>', "text/html")
         assert message.send() == 1
         assert plain.send() == 1
+        assert str(message.alternatives[0][0]).startswith("<p><a href")  # unchanged
+        assert "Message-ID" not in message.extra_headers
         assert deliver().sent == 2
     html = {}
     for received in relay.handler.received:

@@ -100,10 +100,10 @@ class EmailBackend(BaseEmailBackend):
                 continue  # as Django's SMTP backend: not sent, not counted
             try:
                 extras = read_extras(message)
-                links = track(message, extras, config.settings)
+                sendable, links = track(message, extras, config.settings)
                 # What Django's SMTP backend sends, byte for byte (its policy takes linesep).
-                data = message.message().as_bytes(linesep="\r\n")  # type: ignore[call-arg]
-                row = outbox_row(message, data, extras, config.settings, now)
+                data = sendable.message().as_bytes(linesep="\r\n")  # type: ignore[call-arg]
+                row = outbox_row(sendable, data, extras, config.settings, now)
             except _SEND_ERRORS:
                 if self.fail_silently:
                     logger.warning("a message was not queued", exc_info=True)

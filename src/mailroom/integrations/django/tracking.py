@@ -10,6 +10,7 @@ untracked, as :func:`~mailroom.compose.tracking.tracks` says for every sender.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from django.core.mail import EmailMessage, EmailMultiAlternatives
@@ -30,9 +31,13 @@ def _streams(names: tuple[str, ...], stream: str, wanted: bool | None) -> tuple[
     return (*others, stream) if wanted else others
 
 
-def track(message: EmailMessage, extras: Extras, settings: Settings) -> list[str] | None:
-    """Rewrite the message's HTML in place when tracked; the URLs its links stood for (by
-    link index), or ``None`` when clicks are not tracked."""
+def track(
+    message: EmailMessage, extras: Extras, settings: Settings
+) -> tuple[EmailMessage, list[str] | None]:
+    """The message to send — a copy with the tracked HTML, or ``message`` itself when nothing
+    is tracked (the caller's object is never changed, so sending it again tracks it once) —
+    and the URLs its links stood for (by link index), or ``None`` when clicks are not
+    tracked."""
     settings = settings.model_copy(
         update={
             "TRACK_OPENS": _streams(settings.TRACK_OPENS, extras.stream, extras.track_opens),
@@ -41,7 +46,7 @@ def track(message: EmailMessage, extras: Extras, settings: Settings) -> list[str
     )
     opens, clicks = tracks(settings, extras.stream)
     if not (opens or clicks):
-        return None
+        return message, None
     html_index: int | None = None
     html: str | None = None
     if isinstance(message, EmailMultiAlternatives):
@@ -52,7 +57,12 @@ def track(message: EmailMessage, extras: Extras, settings: Settings) -> list[str
     if html is None and message.content_subtype == "html":
         html = str(message.body)
     if html is None:
-        return [] if clicks else None
+        return message, ([] if clicks else None)
+    original = message
+    message = copy.copy(original)
+    message.extra_headers = dict(original.extra_headers)
+    if isinstance(message, EmailMultiAlternatives):
+        message.alternatives = list(message.alternatives)
     # The tokens name the message by its Message-ID: fix it now, before Django draws one.
     message_id = message.extra_headers.get("Message-ID") or make_msgid()
     message.extra_headers["Message-ID"] = message_id
@@ -73,4 +83,4 @@ def track(message: EmailMessage, extras: Extras, settings: Settings) -> list[str
         message.alternatives[html_index] = kind(tracked.html, "text/html")
     else:
         message.body = tracked.html
-    return links
+    return message, links
