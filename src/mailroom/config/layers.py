@@ -74,11 +74,14 @@ def gather(
     env: Mapping[str, str],
     overrides: Mapping[str, Any],
     problems: Problems,
+    *,
+    read_files: bool = True,
 ) -> Layers:
-    """Every layer's raw values, lowest first (see the module docstring)."""
+    """Every layer's raw values, lowest first (see the module docstring). ``read_files=False``
+    leaves out the settings and secrets files (a host framework's settings are the source)."""
     layers = Layers()
     settings_file, named = settings_file_path(config_path, env)
-    if named or settings_file.exists():
+    if read_files and (named or settings_file.exists()):
         from_file = attempt(problems, lambda: read_settings_file(settings_file, problems)) or {}
         warning = password_warning(from_file, settings_file)
         if warning:
@@ -89,7 +92,7 @@ def gather(
     if "SECRETS_FILE" in layers.values:
         named_there = layers.values["SECRETS_FILE"], layers.sources["SECRETS_FILE"]
     located = locate_secrets_file(env, overrides, settings_file, named_there)
-    if located is not None:
+    if read_files and located is not None:
         secrets_file, named_by = located
         layers.put({"SECRETS_FILE": secrets_file}, named_by)
         secrets = attempt(problems, lambda: read_secrets_file(secrets_file)) or {}

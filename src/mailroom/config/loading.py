@@ -23,7 +23,7 @@ from mailroom.config.report import Problems, SettingsReport, attempt
 from mailroom.config.transport import choose_transport
 from mailroom.errors import SettingsError
 
-__all__ = ["load_settings", "load_settings_report"]
+__all__ = ["load_settings", "load_settings_report", "settings_from_mapping"]
 
 # The package's name rather than this module's: it is the logger operators already filter
 # settings warnings by, and where in the package the warning is raised is no concern of theirs.
@@ -77,9 +77,12 @@ def _resolve(
     environ: Mapping[str, str] | None,
     overrides: Mapping[str, Any],
     problems: Problems,
+    *,
+    read_files: bool = True,
 ) -> tuple[Settings, dict[str, Any]]:
     """Read every layer; the settings and the raw values refused (see :class:`Problems`)."""
-    layers = gather(config_path, os.environ if environ is None else environ, overrides, problems)
+    env = os.environ if environ is None else environ
+    layers = gather(config_path, env, overrides, problems, read_files=read_files)
     values = dict(layers.values)
     transport = choose_transport(layers, problems)
     if transport is not None:
@@ -110,6 +113,14 @@ def load_settings(
     in code (and for tests).
     """
     settings, _ = _resolve(config_path, environ, overrides, Problems(keep=False))
+    return settings
+
+
+def settings_from_mapping(values: Mapping[str, Any]) -> Settings:
+    """Settings from ``values`` alone, checked as :func:`load_settings` checks them: no
+    settings file, secrets file or environment is read (a host framework's settings, such as
+    Django's, are the one source)."""
+    settings, _ = _resolve(None, {}, values, Problems(keep=False), read_files=False)
     return settings
 
 

@@ -1,0 +1,154 @@
+"""Mailroom's settings under Django: Django's own email settings, and a ``MAILROOM`` dict for
+the rest, read from ``django.conf.settings`` and nothing else (no settings file, no
+environment: a Django project has one place for its settings).
+
+``MAILROOM["DATABASE"]`` (default ``"default"``) names the Django database alias whose
+transactions a send joins. Without ``MAILROOM["DATABASE_URL"]`` the outbox tables live in that
+database (the transactional outbox); with it, they live there and a send waits for the alias's
+commit (see :mod:`mailroom.integrations.django.outbox`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.db import connections
+from sqlalchemy.engine import URL
+
+from mailroom.config import Settings
+from mailroom.config.loading import settings_from_mapping
+from mailroom.errors import SettingsError
+
+__all__ = ["DjangoMailroomSettings", "database_url_of_alias", "mailroom_settings"]
+
+# Django's names that mean the same in Mailroom; each is passed when Django has it.
+DJANGO_EMAIL_SETTINGS = (
+    "EMAIL_HOST",
+    "EMAIL_PORT",
+    "EMAIL_HOST_USER",
+    "EMAIL_HOST_PASSWORD",
+    "EMAIL_USE_TLS",
+    "EMAIL_USE_SSL",
+    "EMAIL_TIMEOUT",
+    "EMAIL_SSL_CERTFILE",
+    "EMAIL_SSL_KEYFILE",
+    "DEFAULT_FROM_EMAIL",
+    "SERVER_EMAIL",
+    "EMAIL_SUBJECT_PREFIX",
+    "ADMINS",
+)
+
+
+@dataclass(frozen=True)
+class DjangoMailroomSettings:
+    """Mailroom's settings, and how the outbox meets Django's transactions."""
+
+    settings: Settings
+    alias: str
+    """The Django database alias whose transactions a send joins."""
+    shared: bool
+    """The outbox tables are in ``alias``'s database (committed with the application's data);
+    otherwise in ``MAILROOM["DATABASE_URL"]``, written after ``alias`` commits."""
+
+
+def _admins(value: Any) -> list[str]:
+    """Django's ``ADMINS``: ``(name, address)`` pairs (Django ≤ 5.2) or addresses (6.0)."""
+    out: list[str] = []
+    for entry in value or ():
+        if isinstance(entry, list | tuple):
+            name, address = entry
+            if not name:
+                out.append(str(address))
+                continue
+            # An RFC 5322 quoted-string (§3.2.4): a comma or quote in a name stays in it.
+            quoted = str(name).replace("\\", "\\\\").replace('"', '\\"')
+            out.append(f'"{quoted}" <{address}>')
+        else:
+            out.append(str(entry))
+    return out
+
+
+def database_url_of_alias(alias: str) -> str:
+    """A SQLAlchemy URL for the database behind a Django alias (for the worker and the
+    migrations, which open connections of their own)."""
+    if alias not in connections:
+        raise SettingsError("MAILROOM", f"DATABASE names {alias!r}, which is not in DATABASES")
+    wrapper = connections[alias]
+    params = wrapper.settings_dict
+    name = str(params.get("NAME") or "")
+    if wrapper.vendor == "sqlite":
+        if not name or name == ":memory:" or name.startswith("file:"):
+            raise SettingsError(
+                "MAILROOM",
+                f"the database {alias!r} is a SQLite memory database, which a worker cannot "
+                'open; name a file, or set MAILROOM["DATABASE_URL"]',
+            )
+        return f"sqlite:///{name}"
+    if wrapper.vendor == "postgresql":
+        url = URL.create(
+            f"postgresql+{postgres_driver()}",
+            username=params.get("USER") or None,
+            password=params.get("PASSWORD") or None,
+            host=params.get("HOST") or None,
+            port=int(params["PORT"]) if params.get("PORT") else None,
+            database=name or None,
+            query=_libpq_options(params.get("OPTIONS") or {}),
+        )
+        return url.render_as_string(hide_password=False)
+    raise SettingsError(
+        "MAILROOM",
+        f"the database {alias!r} is {wrapper.vendor}; the outbox runs on SQLite or PostgreSQL. "
+        'Set MAILROOM["DATABASE_URL"] to one of those',
+    )
+
+
+# OPTIONS of Django's PostgreSQL backend that are Django's own, not libpq's connection
+# parameters (sslmode, sslrootcert, application_name, connect_timeout... pass through).
+_DJANGO_ONLY_OPTIONS = frozenset(
+    {"isolation_level", "server_side_binding", "pool", "assume_role", "cursor_factory"}
+)
+
+
+def _libpq_options(options: Mapping[str, Any]) -> dict[str, str]:
+    """The alias's ``OPTIONS`` a worker's own connection needs too (TLS, for one)."""
+    return {
+        key: str(value)
+        for key, value in options.items()
+        if key not in _DJANGO_ONLY_OPTIONS
+        and isinstance(value, str | int)
+        and not isinstance(value, bool)
+    }
+
+
+def postgres_driver() -> str:
+    """The driver Django's PostgreSQL backend uses: psycopg (3) when installed, else
+    psycopg2, as Django chooses."""
+    from django.db.backends.postgresql import psycopg_any  # noqa: PLC0415 - needs a driver
+
+    return "psycopg" if psycopg_any.is_psycopg3 else "psycopg2"
+
+
+def mailroom_settings() -> DjangoMailroomSettings:
+    """Read Django's settings afresh (see the module docstring)."""
+    raw: Mapping[str, Any] = getattr(django_settings, "MAILROOM", None) or {}
+    if not isinstance(raw, Mapping):
+        raise SettingsError("MAILROOM", f"must be a dict, not {type(raw).__name__}")
+    values: dict[str, Any] = {}
+    for name in DJANGO_EMAIL_SETTINGS:
+        value = getattr(django_settings, name, None)
+        if value is None:
+            continue
+        values[name] = _admins(value) if name == "ADMINS" else value
+    extra = dict(raw)
+    alias = extra.pop("DATABASE", "default")
+    if not isinstance(alias, str):
+        raise SettingsError("MAILROOM", f"DATABASE must be an alias (str), not {alias!r}")
+    values.update(extra)
+    shared = "DATABASE_URL" not in extra
+    if shared:
+        values["DATABASE_URL"] = database_url_of_alias(alias)
+    settings = settings_from_mapping(values)
+    return DjangoMailroomSettings(settings, alias, shared)

@@ -1,0 +1,14 @@
+"""The test project's ``manage.py`` (run with ``tests`` on ``PYTHONPATH``)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+if __name__ == "__main__":
+    os.environ.setdefault(
+        "DJANGO_SETTINGS_MODULE", "integration.integrations.django_project.settings"
+    )
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)
