@@ -1,0 +1,189 @@
+"""Running the submission port: the listening socket, one aiosmtpd protocol per connection,
+and a stop in bounded time.
+
+SIGTERM (or SIGINT) stops it so: the socket stops accepting; new transactions and DATA that
+finishes from then on are answered ``421`` (nothing acknowledged that is not committed);
+commits under way are waited for, up to ``SMTPD_SHUTDOWN_GRACE`` seconds, and answered;
+then every connection is told ``421`` and closed (a client in the middle of sending DATA is
+not acknowledged, so it keeps the message and retries), and the writer thread is joined.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Session
+from sqlalchemy import Engine
+
+from mailroom.config import Settings
+from mailroom.delivery.loop import run
+from mailroom.domains import machine_fqdn_once
+from mailroom.integrations.smtpd.handler import SHUTTING_DOWN, SubmissionHandler, SubmissionPolicy
+from mailroom.integrations.smtpd.peers import TrustedNetworks
+from mailroom.integrations.smtpd.rate_limit import RateLimiter
+from mailroom.outbox.raw_submissions import SubmissionWriter
+
+__all__ = ["IDLE_TIMEOUT", "ServeResult", "max_message_size", "policy_of", "serve", "tls_context"]
+
+logger = logging.getLogger(__name__)
+
+IDLE_TIMEOUT = 300.0
+"""Seconds a connection may wait between commands (RFC 5321 §4.5.3.2.7: at least five
+minutes), then it is closed."""
+_WRITER_JOIN = 10.0  # seconds the writer thread gets to finish after the connections close
+
+
+def max_message_size(settings: Settings) -> int:
+    """``SMTPD_MAX_MESSAGE_SIZE``, or the outbox's own ``EMAIL_MAX_MESSAGE_SIZE``."""
+    return settings.SMTPD_MAX_MESSAGE_SIZE or settings.EMAIL_MAX_MESSAGE_SIZE
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The server's TLS context for STARTTLS, from ``SMTPD_TLS_CERTFILE`` (and
+    ``SMTPD_TLS_KEYFILE``, unless the key is in the certificate's file); ``None`` without."""
+    if settings.SMTPD_TLS_CERTFILE is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(settings.SMTPD_TLS_CERTFILE, settings.SMTPD_TLS_KEYFILE)
+    return context
+
+
+def policy_of(settings: Settings) -> SubmissionPolicy:
+    rate = settings.SMTPD_RATE_LIMIT
+    return SubmissionPolicy(
+        stream=settings.SMTPD_STREAM,
+        max_message_size=max_message_size(settings),
+        max_recipients=settings.SMTPD_MAX_RECIPIENTS,
+        trusted=TrustedNetworks(settings.SMTPD_TRUSTED_NETWORKS),
+        rate_limiter=RateLimiter(rate) if rate else None,
+        tls=settings.SMTPD_TLS_CERTFILE is not None,
+    )
+
+
+class _Session(Session):
+    """aiosmtpd's session without its deprecated ``login_data``: aiosmtpd 1.4 sets it after
+    every successful AUTH, and each time logs a deprecation warning we cannot act on."""
+
+    @property
+    def login_data(self) -> Any:
+        return None
+
+    @login_data.setter
+    def login_data(self, value: Any) -> None:
+        del value  # the API key is in auth_data
+
+
+class _SubmissionSMTP(SMTP):
+    """aiosmtpd's protocol, counted in and out of the server's set of connections (so a
+    stop can close those still open)."""
+
+    def __init__(self, handler: SubmissionHandler, open_: set[_SubmissionSMTP], **options: object):
+        super().__init__(handler, **options)  # type: ignore[arg-type]
+        self._open = open_
+
+    def _create_session(self) -> Session:
+        return _Session(self.loop)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._open.add(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self._open.discard(self)
+        super().connection_lost(error)
+
+    def say_goodbye(self) -> None:
+        """421 (RFC 5321 §3.8: the server is closing), then close, without waiting."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        with contextlib.suppress(Exception):  # a peer gone already: nothing to tell
+            transport.write(SHUTTING_DOWN.encode("ascii") + b"\r\n")  # type: ignore[attr-defined]
+        transport.close()
+
+
+@dataclass(frozen=True, slots=True)
+class ServeResult:
+    accepted: int
+    """Connections accepted."""
+    unanswered: int
+    """Commits still under way when the grace ran out (their clients got no answer)."""
+
+
+async def _serve(
+    settings: Settings,
+    engine: Engine,
+    listener: socket.socket,
+    on_listening: Callable[[], None],
+    stop: asyncio.Event | None,
+) -> ServeResult:
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    writer = SubmissionWriter(engine)
+    handler = SubmissionHandler(policy_of(settings), engine, writer)
+    context = tls_context(settings)
+    hostname = settings.EMAIL_LOCAL_HOSTNAME or machine_fqdn_once() or socket.gethostname()
+    open_: set[_SubmissionSMTP] = set()
+    accepted = 0
+
+    def protocol() -> _SubmissionSMTP:
+        nonlocal accepted
+        accepted += 1
+        return _SubmissionSMTP(
+            handler,
+            open_,
+            hostname=hostname,
+            ident="Mailroom ESMTP submission",
+            data_size_limit=max_message_size(settings),
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            tls_context=context,
+            require_starttls=False,
+            auth_required=False,  # the handler decides, trusted networks being exempt
+            auth_require_tls=context is not None,
+            timeout=IDLE_TIMEOUT,
+            loop=loop,
+        )
+
+    server = await loop.create_server(protocol, sock=listener)
+    try:
+        on_listening()
+        await stop.wait()
+    finally:
+        handler.draining = True
+        server.close()
+        deadline = time.monotonic() + settings.SMTPD_SHUTDOWN_GRACE
+        while handler.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        unanswered = handler.in_flight
+        for connection in list(open_):
+            connection.say_goodbye()
+        await asyncio.sleep(0)  # let the transports close
+        if not await asyncio.to_thread(writer.close, _WRITER_JOIN):
+            logger.warning("the submission writer did not stop within %s s", _WRITER_JOIN)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+    return ServeResult(accepted, unanswered)
+
+
+def serve(
+    settings: Settings,
+    engine: Engine,
+    listener: socket.socket,
+    *,
+    on_listening: Callable[[], None] = lambda: None,
+) -> ServeResult:
+    """Serve on ``listener`` (bound, not yet listening) until SIGTERM or SIGINT."""
+    return run(_serve(settings, engine, listener, on_listening, None), settings.WORKER_EVENT_LOOP)
