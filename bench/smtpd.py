@@ -146,9 +146,14 @@ async def _load(
     return sum(results)
 
 
-def _stored(database: Path) -> int:
+def _stored(database: Path) -> tuple[int, int]:
+    """Messages in the outbox, and the commits they took (a group commit gives every
+    message of a commit the same ``created_at``)."""
     with sqlite3.connect(database) as connection:
-        return int(connection.execute("select count(*) from mailroom_messages").fetchone()[0])
+        count, commits = connection.execute(
+            "select count(*), count(distinct created_at) from mailroom_messages"
+        ).fetchone()
+    return int(count), int(commits)
 
 
 def _py_spy(pid: int, output: str) -> subprocess.Popen[bytes]:
@@ -206,7 +211,7 @@ def main() -> None:
                 spy.wait(timeout=60)
         finally:
             server.stop()
-        stored = _stored(workdir / "mailroom.db")
+        stored, commits = _stored(workdir / "mailroom.db")
     expected = sent + 2 * 50
     rate = sent / elapsed
     figure = Figure(
@@ -223,12 +228,14 @@ def main() -> None:
             "server_cpu_us_per_message": round(server_cpu / sent * 1e6, 1),
             "client_cpu_us_per_message": round(client_cpu / sent * 1e6, 1),
             "stored": stored,
+            "messages_per_commit": round(stored / commits, 1),
             "cores": os.cpu_count(),
         },
     )
     print(f"submitted {sent} messages in {elapsed:.2f} s: {rate:,.0f} msg/s")
     print(f"  server CPU: {server_cpu / sent * 1e6:.0f} µs per message")
     print(f"  clients' CPU: {client_cpu / sent * 1e6:.0f} µs per message")
+    print(f"  commits: {commits}, {stored / commits:.1f} messages each on average")
     print(f"  in the outbox: {stored} of {expected} acknowledged")
     print(json.dumps(figure.as_json()))
     if stored != expected:

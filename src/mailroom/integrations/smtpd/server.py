@@ -11,24 +11,23 @@ not acknowledged, so it keeps the message and retries), and the writer thread is
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import socket
 import ssl
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from aiosmtpd.smtp import SMTP, Session
 from sqlalchemy import Engine
 
 from mailroom.config import Settings
 from mailroom.delivery.loop import run
 from mailroom.domains import machine_fqdn_once
-from mailroom.integrations.smtpd.handler import SHUTTING_DOWN, SubmissionHandler, SubmissionPolicy
+from mailroom.integrations.smtpd.handler import SubmissionHandler, SubmissionPolicy
 from mailroom.integrations.smtpd.peers import TrustedNetworks
+from mailroom.integrations.smtpd.protocol import SubmissionSMTP
 from mailroom.integrations.smtpd.rate_limit import RateLimiter
 from mailroom.outbox.raw_submissions import SubmissionWriter
 
@@ -39,6 +38,8 @@ logger = logging.getLogger(__name__)
 IDLE_TIMEOUT = 300.0
 """Seconds a connection may wait between commands (RFC 5321 §4.5.3.2.7: at least five
 minutes), then it is closed."""
+SWITCH_INTERVAL = 0.001
+"""Seconds a thread runs before another that waits for the GIL gets it."""
 _WRITER_JOIN = 10.0  # seconds the writer thread gets to finish after the connections close
 
 
@@ -70,48 +71,6 @@ def policy_of(settings: Settings) -> SubmissionPolicy:
     )
 
 
-class _Session(Session):
-    """aiosmtpd's session without its deprecated ``login_data``: aiosmtpd 1.4 sets it after
-    every successful AUTH, and each time logs a deprecation warning we cannot act on."""
-
-    @property
-    def login_data(self) -> Any:
-        return None
-
-    @login_data.setter
-    def login_data(self, value: Any) -> None:
-        del value  # the API key is in auth_data
-
-
-class _SubmissionSMTP(SMTP):
-    """aiosmtpd's protocol, counted in and out of the server's set of connections (so a
-    stop can close those still open)."""
-
-    def __init__(self, handler: SubmissionHandler, open_: set[_SubmissionSMTP], **options: object):
-        super().__init__(handler, **options)  # type: ignore[arg-type]
-        self._open = open_
-
-    def _create_session(self) -> Session:
-        return _Session(self.loop)
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._open.add(self)
-        super().connection_made(transport)
-
-    def connection_lost(self, error: Exception | None) -> None:
-        self._open.discard(self)
-        super().connection_lost(error)
-
-    def say_goodbye(self) -> None:
-        """421 (RFC 5321 §3.8: the server is closing), then close, without waiting."""
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            return
-        with contextlib.suppress(Exception):  # a peer gone already: nothing to tell
-            transport.write(SHUTTING_DOWN.encode("ascii") + b"\r\n")  # type: ignore[attr-defined]
-        transport.close()
-
-
 @dataclass(frozen=True, slots=True)
 class ServeResult:
     accepted: int
@@ -135,13 +94,13 @@ async def _serve(
     handler = SubmissionHandler(policy_of(settings), engine, writer)
     context = tls_context(settings)
     hostname = settings.EMAIL_LOCAL_HOSTNAME or machine_fqdn_once() or socket.gethostname()
-    open_: set[_SubmissionSMTP] = set()
+    open_: set[SubmissionSMTP] = set()
     accepted = 0
 
-    def protocol() -> _SubmissionSMTP:
+    def protocol() -> SubmissionSMTP:
         nonlocal accepted
         accepted += 1
-        return _SubmissionSMTP(
+        return SubmissionSMTP(
             handler,
             open_,
             hostname=hostname,
@@ -186,4 +145,8 @@ def serve(
     on_listening: Callable[[], None] = lambda: None,
 ) -> ServeResult:
     """Serve on ``listener`` (bound, not yet listening) until SIGTERM or SIGINT."""
+    # The writer thread lets go of the GIL for each statement and the sync to disk, then
+    # waits to win it back from the event loop: by default up to 5 ms a time, with SQLite's
+    # write lock held and every client of the group waiting. As in `mailroom serve`.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     return run(_serve(settings, engine, listener, on_listening, None), settings.WORKER_EVENT_LOOP)
