@@ -32,6 +32,7 @@ from pathlib import Path
 import aiosmtplib
 
 from common import Figure, log
+from mailroom.delivery.loop import run  # uvloop where installed: less client CPU per message
 
 TARGET = 3000.0  # messages a second
 _LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
@@ -194,15 +195,13 @@ def main() -> None:
         server = Server(workdir, env)
         try:
             log(f"warming up on port {server.port}")
-            asyncio.run(_load(server.port, key.group(0), 2, 50, context))
+            run(_load(server.port, key.group(0), 2, 50, context))
             log(f"{args.clients} clients x {args.messages} messages of ~4 KB")
             cpu_before = server.cpu_seconds()
             spy = _py_spy(server.process.pid, args.profile) if args.profile else None
             started = time.perf_counter()
             client_cpu = time.process_time()
-            sent = asyncio.run(
-                _load(server.port, key.group(0), args.clients, args.messages, context)
-            )
+            sent = run(_load(server.port, key.group(0), args.clients, args.messages, context))
             elapsed = time.perf_counter() - started
             client_cpu = time.process_time() - client_cpu
             server_cpu = server.cpu_seconds() - cpu_before

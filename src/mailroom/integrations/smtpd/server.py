@@ -29,7 +29,9 @@ from mailroom.integrations.smtpd.handler import SubmissionHandler, SubmissionPol
 from mailroom.integrations.smtpd.peers import TrustedNetworks
 from mailroom.integrations.smtpd.protocol import SubmissionSMTP
 from mailroom.integrations.smtpd.rate_limit import RateLimiter
+from mailroom.outbox.database import create_outbox_engine
 from mailroom.outbox.raw_submissions import SubmissionWriter
+from mailroom.outbox.wal_checkpoints import WalCheckpointer
 
 __all__ = ["IDLE_TIMEOUT", "ServeResult", "max_message_size", "policy_of", "serve", "tls_context"]
 
@@ -90,7 +92,14 @@ async def _serve(
     stop = stop or asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    writer = SubmissionWriter(engine)
+    # The writer's own engine, as the service's: one connection, and the log checkpointed by
+    # a thread of its own rather than by a commit that clients wait for.
+    writer_engine = create_outbox_engine(
+        settings.DATABASE_URL, single_writer=True, autocheckpoint=False
+    )
+    checkpointer = WalCheckpointer(writer_engine)
+    checkpointer.start()
+    writer = SubmissionWriter(writer_engine)
     handler = SubmissionHandler(policy_of(settings), engine, writer)
     context = tls_context(settings)
     hostname = settings.EMAIL_LOCAL_HOSTNAME or machine_fqdn_once() or socket.gethostname()
@@ -132,6 +141,8 @@ async def _serve(
         await asyncio.sleep(0)  # let the transports close
         if not await asyncio.to_thread(writer.close, _WRITER_JOIN):
             logger.warning("the submission writer did not stop within %s s", _WRITER_JOIN)
+        await asyncio.to_thread(checkpointer.close)
+        writer_engine.dispose()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
     return ServeResult(accepted, unanswered)
@@ -144,7 +155,10 @@ def serve(
     *,
     on_listening: Callable[[], None] = lambda: None,
 ) -> ServeResult:
-    """Serve on ``listener`` (bound, not yet listening) until SIGTERM or SIGINT."""
+    """Serve on ``listener`` (bound, not yet listening) until SIGTERM or SIGINT.
+
+    ``engine`` (the outbox's, schema checked) is where API keys are read; messages are
+    committed through an engine of the writer's own on the same ``DATABASE_URL``."""
     # The writer thread lets go of the GIL for each statement and the sync to disk, then
     # waits to win it back from the event loop: by default up to 5 ms a time, with SQLite's
     # write lock held and every client of the group waiting. As in `mailroom serve`.
