@@ -17,12 +17,12 @@ only after that commit.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,15 +101,23 @@ def commit_submissions(engine: Engine, submissions: Sequence[RawSubmission]) -> 
     return [message_pk for message_pk in ids if message_pk is not None]
 
 
-class SubmissionWriter:
-    """A writer thread committing the submissions :meth:`submit` hands it, in groups."""
+_Waiting = tuple[RawSubmission, "asyncio.Future[int]"]
 
-    def __init__(self, engine: Engine, *, max_group: int = _MAX_GROUP) -> None:
+
+class SubmissionWriter:
+    """A writer thread committing the submissions :meth:`submit` hands it, in groups, for
+    callers on one asyncio event loop.
+
+    The answers of a group go back to the loop in one call (one wake-up of the loop per
+    commit, not one per message, as a :class:`concurrent.futures.Future` each would take)."""
+
+    def __init__(
+        self, engine: Engine, loop: asyncio.AbstractEventLoop, *, max_group: int = _MAX_GROUP
+    ) -> None:
         self.engine = engine
+        self.loop = loop
         self.max_group = max_group
-        self._waiting: queue.SimpleQueue[tuple[RawSubmission, Future[int]] | None] = (
-            queue.SimpleQueue()
-        )
+        self._waiting: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()
         self._thread = threading.Thread(
             target=self._run, name="mailroom-submission-writer", daemon=True
         )
@@ -118,11 +126,13 @@ class SubmissionWriter:
         self._thread.start()
         self._closed = False
 
-    def submit(self, submission: RawSubmission) -> Future[int]:
-        """The id of ``submission`` once committed (or the exception the commit raised)."""
+    def submit(self, submission: RawSubmission) -> asyncio.Future[int]:
+        """The id of ``submission`` once committed (or the exception the commit raised).
+        Called in the loop's thread. A future cancelled before its group is committed is
+        left out of it."""
         if self._closed:
             raise RuntimeError("the submission writer is closed")
-        future: Future[int] = Future()
+        future: asyncio.Future[int] = self.loop.create_future()
         self._waiting.put((submission, future))
         return future
 
@@ -155,12 +165,13 @@ class SubmissionWriter:
             if stop:
                 return
 
-    def _commit(self, group: list[tuple[RawSubmission, Future[int]]]) -> None:
-        waiting = [
-            (item, future) for item, future in group if future.set_running_or_notify_cancel()
-        ]
+    def _commit(self, group: list[_Waiting]) -> None:
+        # Read from this thread, a cancellation may come just after: then the message is
+        # committed with nobody told, and its client, which got no 250, sends it again.
+        waiting = [(item, future) for item, future in group if not future.cancelled()]
         if not waiting:
             return
+        futures = [future for _, future in waiting]
         try:
             ids = commit_submissions(self.engine, [item for item, _ in waiting])
         except Exception as exc:  # every caller of the group gets it, and answers 451
@@ -170,8 +181,23 @@ class SubmissionWriter:
                 type(exc).__name__,
                 extra={"count": len(waiting)},
             )
-            for _, future in waiting:
-                future.set_exception(exc)
+            self._answer(futures, exc)
             return
-        for (_, future), message_pk in zip(waiting, ids, strict=True):
-            future.set_result(message_pk)
+        self._answer(futures, ids)
+
+    def _answer(self, futures: list[asyncio.Future[int]], outcome: list[int] | Exception) -> None:
+        try:
+            self.loop.call_soon_threadsafe(_settle, futures, outcome)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            logger.warning("%d commits ended after the event loop", len(futures))
+
+
+def _settle(futures: list[asyncio.Future[int]], outcome: list[int] | Exception) -> None:
+    """In the loop: each future its id, or every one the exception."""
+    for position, future in enumerate(futures):
+        if future.done():  # cancelled meanwhile (its client's time ran out)
+            continue
+        if isinstance(outcome, Exception):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome[position])

@@ -23,24 +23,23 @@ EHLO = ["250-mail.example.com", "250-SIZE 1000", "250-AUTH LOGIN PLAIN", "250 HE
 @pytest.fixture
 def handler(tmp_path: Path) -> Iterator[SubmissionHandler]:
     engine = create_outbox_engine(f"sqlite:///{tmp_path / 'outbox.db'}")
-    writer = SubmissionWriter(engine)
+    loop = asyncio.new_event_loop()
+    writer = SubmissionWriter(engine, loop)
     yield SubmissionHandler(policy_of(load_settings(environ={})), engine, writer)
     assert writer.close(10)
+    loop.close()
     engine.dispose()
 
 
 def ehlo(handler: SubmissionHandler, peer: tuple[str, int]) -> list[str]:
-    loop = asyncio.new_event_loop()
-    try:
-        session = Session(loop)
-        session.peer = peer  # type: ignore[assignment]
-        answer = loop.run_until_complete(
-            handler.handle_EHLO(None, session, Envelope(), "client.example.com", list(EHLO))  # type: ignore[arg-type]
-        )
-        assert session.host_name == "client.example.com"
-        return answer
-    finally:
-        loop.close()
+    loop = handler.writer.loop
+    session = Session(loop)
+    session.peer = peer  # type: ignore[assignment]
+    answer = loop.run_until_complete(
+        handler.handle_EHLO(None, session, Envelope(), "client.example.com", list(EHLO))  # type: ignore[arg-type]
+    )
+    assert session.host_name == "client.example.com"
+    return answer
 
 
 def test_without_a_certificate_auth_is_offered_on_loopback_only(handler: SubmissionHandler) -> None:

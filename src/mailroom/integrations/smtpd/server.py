@@ -99,7 +99,7 @@ async def _serve(
     )
     checkpointer = WalCheckpointer(writer_engine)
     checkpointer.start()
-    writer = SubmissionWriter(writer_engine)
+    writer = SubmissionWriter(writer_engine, loop)
     handler = SubmissionHandler(policy_of(settings), engine, writer)
     context = tls_context(settings)
     hostname = settings.EMAIL_LOCAL_HOSTNAME or machine_fqdn_once() or socket.gethostname()
