@@ -18,6 +18,7 @@ only after that commit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -26,13 +27,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from mailroom.outbox import queries
 from mailroom.outbox.message_insert import prepare_insert
 from mailroom.outbox.vocabulary import STREAM_PRIORITIES, ConsentFacts, Status
 
-__all__ = ["RawSubmission", "SubmissionWriter", "commit_submissions", "submission_row"]
+__all__ = [
+    "RawSubmission",
+    "SubmissionWriter",
+    "commit_submissions",
+    "insert_submissions",
+    "submission_row",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -91,12 +98,18 @@ def submission_row(submission: RawSubmission, now: float) -> dict[str, Any]:
 def commit_submissions(engine: Engine, submissions: Sequence[RawSubmission]) -> list[int]:
     """Insert every submission, with its ``queued`` events, in one transaction; their ids in
     order. The schema must be current (``Outbox.ensure_schema``)."""
+    with engine.connect() as connection:
+        return insert_submissions(connection, submissions)
+
+
+def insert_submissions(connection: Connection, submissions: Sequence[RawSubmission]) -> list[int]:
+    """:func:`commit_submissions` on a connection the caller keeps (not in a transaction)."""
     now = time.time()
     rows = [submission_row(submission, now) for submission in submissions]
     # Built before the write lock is taken, for the time the lock is held to be the
     # database's alone (mailroom.outbox.message_insert).
-    prepared = prepare_insert(rows, engine.dialect)
-    with engine.begin() as connection:
+    prepared = prepare_insert(rows, connection.dialect)
+    with connection.begin():
         ids = queries.insert_messages(connection, rows, prepared)
     return [message_pk for message_pk in ids if message_pk is not None]
 
@@ -123,8 +136,11 @@ class SubmissionWriter:
         )
         # A daemon: a process killed or exiting without close() is not held up by it; a
         # submission in flight is then not committed, and so was never acknowledged.
-        self._thread.start()
         self._closed = False
+        self._connection: Connection | None = None
+        """The thread's own, kept between commits (a pool's check-out and the rollback of
+        its check-in cost more than a small group's insert); dropped after a failure."""
+        self._thread.start()
 
     def submit(self, submission: RawSubmission) -> asyncio.Future[int]:
         """The id of ``submission`` once committed (or the exception the commit raised).
@@ -146,6 +162,13 @@ class SubmissionWriter:
         return not self._thread.is_alive()
 
     def _run(self) -> None:
+        try:
+            self._take_groups()
+        finally:
+            if self._connection is not None:
+                self._connection.close()
+
+    def _take_groups(self) -> None:
         while True:
             first = self._waiting.get()
             if first is None:
@@ -173,8 +196,11 @@ class SubmissionWriter:
             return
         futures = [future for _, future in waiting]
         try:
-            ids = commit_submissions(self.engine, [item for item, _ in waiting])
+            if self._connection is None:
+                self._connection = self.engine.connect()
+            ids = insert_submissions(self._connection, [item for item, _ in waiting])
         except Exception as exc:  # every caller of the group gets it, and answers 451
+            self._drop_connection()
             logger.warning(
                 "could not commit %d submitted messages: %s",
                 len(waiting),
@@ -184,6 +210,15 @@ class SubmissionWriter:
             self._answer(futures, exc)
             return
         self._answer(futures, ids)
+
+    def _drop_connection(self) -> None:
+        """After a failure the connection may be broken (a restarted server): a new one for
+        the next group."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.invalidate()
+                connection.close()
 
     def _answer(self, futures: list[asyncio.Future[int]], outcome: list[int] | Exception) -> None:
         try:

@@ -11,6 +11,7 @@ not acknowledged, so it keeps the message and retries), and the writer thread is
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import socket
@@ -126,6 +127,9 @@ async def _serve(
         )
 
     server = await loop.create_server(protocol, sock=listener)
+    # What is alive now (modules, the engine, aiosmtpd) lives as long as the process: out of
+    # the collector's full passes, which each message's garbage sets off (as `mailroom serve`).
+    gc.freeze()
     try:
         on_listening()
         await stop.wait()
