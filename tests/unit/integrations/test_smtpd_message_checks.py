@@ -55,6 +55,7 @@ def test_a_message_without_a_body_is_all_header() -> None:
     [
         (COMPLETE + b"\r\nbare\nLF\r\n", "550 5.6.0 The message has a bare CR or LF"),
         (COMPLETE + b"\r\nbare\rCR\r\n", "550 5.6.0 The message has a bare CR or LF"),
+        (COMPLETE.replace(b"Hi", b"H\x00i") + b"\r\nx\r\n", "550 5.6.0 The message has a NUL"),
         (b"To: bob@example.com\r\n\r\nBody\r\n", "550 5.6.0 The message has no From"),
         (b" folded\r\n" + COMPLETE, "550 5.6.0 The message starts with a folded line"),
         (COMPLETE + b"Just text\r\n\r\nBody\r\n", "550 5.6.0 Header line 6 is not"),

@@ -5,8 +5,8 @@ The bytes are stored as they came: nothing is re-encoded, re-folded or re-ordere
 header cannot be injected by us, and what the author signed stays signed. The checks refuse
 what a relay would refuse later, or what could be read two ways on the way out:
 
-- a bare CR or LF anywhere (RFC 5322 §2.3; a bare LF before a dot is what "SMTP smuggling"
-  uses to end a message early at a lenient relay);
+- a NUL anywhere (RFC 5322 §2.2, §3.5), or a bare CR or LF (RFC 5322 §2.3; a bare LF before
+  a dot is what "SMTP smuggling" uses to end a message early at a lenient relay);
 - a header line that is neither ``Name: value`` with a printable ASCII name nor the folded
   continuation of one (RFC 5322 §2.2, §3.2.2);
 - no ``From`` field, or more than one ``From``, ``Date``, ``Message-ID`` or ``Subject``
@@ -60,6 +60,10 @@ def check_message(data: bytes, *, sender_domain: str, max_size: int) -> CheckedM
         raise Refused(
             "550 5.6.0 The message has a bare CR or LF; every line must end in CRLF (RFC 5322 2.3)"
         )
+    if b"\x00" in data:
+        # RFC 5322 §2.2, §3.5 (and PostgreSQL's text columns, where a NUL in the subject
+        # would fail the commit of every message grouped with this one).
+        raise Refused("550 5.6.0 The message has a NUL character; no line may hold one")
     end = data.find(b"\r\n\r\n")
     header = data[: end + 2] if end >= 0 else data
     if data.startswith(b"\r\n"):
