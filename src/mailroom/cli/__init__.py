@@ -7,6 +7,7 @@ from mailroom.cli import (  # noqa: F401
     queue,
     serve,
     settings_show,
+    smtpd,  # the SMTP submission port (issue 13)
     streams,
     suppressions,
     testmail,

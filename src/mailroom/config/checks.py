@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from mailroom.config.model import Settings
 from mailroom.config.parsers import parse_rate_limits
 from mailroom.config.redaction import URL_SCHEME, redact_url
+from mailroom.config.smtpd_checks import check_smtpd_settings
 from mailroom.errors import MessageError, SettingsError
 from mailroom.message import Address
 
@@ -205,5 +206,6 @@ CHECKS: tuple[Callable[[Settings], None], ...] = (
     _check_notification_settings,
     _check_service_settings,
     _check_database_url,
+    check_smtpd_settings,
 )
 """Every check, in the order their problems are reported."""

@@ -149,6 +149,22 @@ class Settings(BaseModel):
     MAILROOM_ADMIN_USER: str = "admin"
     MAILROOM_ADMIN_PASSWORD: SecretStr = SecretStr("")
 
+    # --- SMTP submission port (`mailroom smtpd`; README, "SMTP submission") -------------
+    SMTPD_HOST: str = "127.0.0.1"
+    SMTPD_PORT: int = 2525
+    SMTPD_TLS_CERTFILE: Path | None = None
+    SMTPD_TLS_KEYFILE: Path | None = None
+    SMTPD_MAX_MESSAGE_SIZE: int | None = None
+    """Bytes; unset: ``EMAIL_MAX_MESSAGE_SIZE``."""
+    SMTPD_MAX_RECIPIENTS: int = 100
+    SMTPD_RATE_LIMIT: int = 0
+    """Messages a minute per API key (per address for trusted networks); 0: no limit."""
+    SMTPD_TRUSTED_NETWORKS: tuple[str, ...] = ()
+    SMTPD_STREAM: str = "transactional"
+    SMTPD_SHUTDOWN_GRACE: float = 10.0
+    _split_smtpd_networks = field_validator("SMTPD_TRUSTED_NETWORKS", mode="before")(name_list)
+    # --- end of SMTP submission port ---------------------------------------------------------
+
     _sources: Mapping[str, str] = PrivateAttr(default_factory=dict)
     _warnings: tuple[str, ...] = PrivateAttr(default=())
 

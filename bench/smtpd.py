@@ -1,0 +1,245 @@
+"""The SMTP submission port's benchmark (issue #13): messages a second into the outbox
+through a real ``mailroom smtpd`` process, on SQLite, with the durable commit kept.
+
+    .venv/bin/python bench/smtpd.py [--clients 16] [--messages 1500] [--tls]
+
+``--clients`` connections (asyncio, aiosmtplib), each persistent: EHLO and AUTH PLAIN (a real
+API key) once, then ``--messages`` messages of about 4 KB one after another, each answered
+``250`` only once committed. ``--tls`` adds STARTTLS before AUTH (a throwaway trustme
+certificate). The clients run in this process, on the same machine as the server, and take
+part of its cores: the server's own CPU per message is printed beside the rate. Every
+message acknowledged is then counted in the outbox. Progress goes to stderr; stdout gets the
+figures, then one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import sqlite3
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import aiosmtplib
+
+from common import Figure, log
+from mailroom.delivery.loop import run  # uvloop where installed: less client CPU per message
+
+TARGET = 3000.0  # messages a second
+_LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
+# ~4 KB with the headers, in lines of 75 characters as people write them.
+_BODY = "\r\n".join(["All work and no play makes Jack a dull boy, said the line again. "] * 58)
+
+
+def _message(client: int, n: int) -> bytes:
+    return (
+        f"From: App <app@example.com>\r\nTo: user{client}-{n}@example.com\r\n"
+        f"Subject: Benchmark {client}-{n}\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        f"{_BODY}\r\n"
+    ).encode()
+
+
+def _env(workdir: Path, extra: dict[str, str]) -> dict[str, str]:
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("EMAIL_", "MAILROOM_"))}
+    keep = {k: v for k, v in keep.items() if not k.startswith(("SMTPD_", "DATABASE_"))}
+    return {**keep, "DATABASE_URL": f"sqlite:///{workdir / 'mailroom.db'}", **extra}
+
+
+def _mailroom(*args: str, env: dict[str, str], cwd: Path) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "mailroom", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return result.stdout
+
+
+def _certificate(workdir: Path) -> tuple[dict[str, str], ssl.SSLContext]:
+    import trustme  # noqa: PLC0415 - only for --tls (a test dependency)
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    certfile = workdir / "server.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(certfile))
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    return {"SMTPD_TLS_CERTFILE": str(certfile)}, client
+
+
+class Server:
+    """``mailroom smtpd --port 0`` in ``workdir``."""
+
+    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mailroom", "smtpd", "--port", "0"],
+            env=env,
+            cwd=workdir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + 30
+        self.port = 0
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                raise RuntimeError("mailroom smtpd ended before it listened")
+            found = _LISTENING.search(line)
+            if found:
+                self.port = int(found.group(1))
+                break
+        if not self.port:
+            raise RuntimeError("mailroom smtpd did not say where it listens")
+        # Read the rest all along, so a chatty server never blocks on a full pipe.
+        threading.Thread(target=self.process.stdout.read, daemon=True).start()
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+async def _client(
+    port: int, key: str, client: int, count: int, context: ssl.SSLContext | None
+) -> int:
+    smtp = aiosmtplib.SMTP(
+        hostname="127.0.0.1",
+        port=port,
+        timeout=60,
+        start_tls=context is not None,
+        tls_context=context,
+    )
+    await smtp.connect()
+    await smtp.login("bench", key)
+    sent = 0
+    for n in range(count):
+        message = _message(client, n)
+        await smtp.sendmail("app@example.com", [f"user{client}-{n}@example.com"], message)
+        sent += 1
+    await smtp.quit()
+    return sent
+
+
+async def _load(
+    port: int, key: str, clients: int, messages: int, context: ssl.SSLContext | None
+) -> int:
+    results = await asyncio.gather(
+        *(_client(port, key, client, messages, context) for client in range(clients))
+    )
+    return sum(results)
+
+
+def _stored(database: Path) -> tuple[int, int]:
+    """Messages in the outbox, and the commits they took (a group commit gives every
+    message of a commit the same ``created_at``)."""
+    with sqlite3.connect(database) as connection:
+        count, commits = connection.execute(
+            "select count(*), count(distinct created_at) from mailroom_messages"
+        ).fetchone()
+    return int(count), int(commits)
+
+
+def _py_spy(pid: int, output: str) -> subprocess.Popen[bytes]:
+    """py-spy (``pip install py-spy``) recording ``pid`` until it gets SIGINT."""
+    spy = Path(sys.executable).with_name("py-spy")
+    shape = "flamegraph" if output.endswith(".svg") else "raw"
+    recording = ["record", "--pid", str(pid), "--output", output, "--rate", "200"]
+    return subprocess.Popen(
+        [str(spy), *recording, "--nonblocking", "--gil", "--format", shape],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--messages", type=int, default=1500, help="per client")
+    parser.add_argument("--tls", action="store_true", help="STARTTLS before AUTH")
+    parser.add_argument(
+        "--dir", type=Path, default=None, help="where the database goes (default: $TMPDIR)"
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="py-spy's profile of the server under load (.svg: a flame graph, else stacks)",
+    )
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="mailroom-bench-smtpd-", dir=args.dir) as folder:
+        workdir = Path(folder)
+        extra, context = _certificate(workdir) if args.tls else ({}, None)
+        env = _env(workdir, extra)
+        _mailroom("db", "upgrade", env=env, cwd=workdir)
+        created = _mailroom("apikeys", "create", "--name", "bench", env=env, cwd=workdir)
+        key = re.search(r"mrk_\S+", created)
+        assert key is not None, created
+        server = Server(workdir, env)
+        try:
+            log(f"warming up on port {server.port}")
+            run(_load(server.port, key.group(0), 2, 50, context))
+            log(f"{args.clients} clients x {args.messages} messages of ~4 KB")
+            cpu_before = server.cpu_seconds()
+            spy = _py_spy(server.process.pid, args.profile) if args.profile else None
+            started = time.perf_counter()
+            client_cpu = time.process_time()
+            sent = run(_load(server.port, key.group(0), args.clients, args.messages, context))
+            elapsed = time.perf_counter() - started
+            client_cpu = time.process_time() - client_cpu
+            server_cpu = server.cpu_seconds() - cpu_before
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(timeout=60)
+        finally:
+            server.stop()
+        stored, commits = _stored(workdir / "mailroom.db")
+    expected = sent + 2 * 50
+    rate = sent / elapsed
+    figure = Figure(
+        "smtpd",
+        "submitted" + (" (STARTTLS)" if args.tls else ""),
+        rate,
+        "msg/s",
+        target=f">= {TARGET:,.0f} msg/s",
+        ok=rate >= TARGET and stored == expected,
+        extra={
+            "clients": args.clients,
+            "messages": sent,
+            "seconds": round(elapsed, 2),
+            "server_cpu_us_per_message": round(server_cpu / sent * 1e6, 1),
+            "client_cpu_us_per_message": round(client_cpu / sent * 1e6, 1),
+            "stored": stored,
+            "messages_per_commit": round(stored / commits, 1),
+            "cores": os.cpu_count(),
+        },
+    )
+    print(f"submitted {sent} messages in {elapsed:.2f} s: {rate:,.0f} msg/s")
+    print(f"  server CPU: {server_cpu / sent * 1e6:.0f} µs per message")
+    print(f"  clients' CPU: {client_cpu / sent * 1e6:.0f} µs per message")
+    print(f"  commits: {commits}, {stored / commits:.1f} messages each on average")
+    print(f"  in the outbox: {stored} of {expected} acknowledged")
+    print(json.dumps(figure.as_json()))
+    if stored != expected:
+        sys.exit("an acknowledged message is missing from the outbox")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Submitted bytes into the outbox (``raw_submissions``): the same row and ``queued`` events a
+built message gets, committed in groups by the writer thread, each caller answered on its
+event loop only after the commit (on SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import select
+
+from mailroom.outbox.raw_submissions import RawSubmission, SubmissionWriter, commit_submissions
+from mailroom.outbox.schema import events, messages
+from mailroom.outbox.store import Outbox
+from mailroom.outbox.vocabulary import ConsentFacts
+
+
+def submission(n: int, **fields: object) -> RawSubmission:
+    data = f"From: a@example.com\r\nSubject: n{n}\r\n\r\nbody {n}\r\n".encode()
+    values: dict[str, object] = {
+        "sender": "a@example.com",
+        "recipients": (f"r{n}@example.com", "cc@example.com"),
+        "data": data,
+        "message_id": f"<{n}@example.com>",
+        "subject": f"n{n}",
+        "smtputf8": False,
+        "stream": "transactional",
+        **fields,
+    }
+    return RawSubmission(**values)  # type: ignore[arg-type]
+
+
+def test_a_submission_is_stored_as_a_built_message_would_be(outbox: Outbox) -> None:
+    consent = ConsentFacts(("all", "list:news"), required=False)
+    (message_pk,) = commit_submissions(
+        outbox.engine, [submission(1, extra={"mailroom.api_key": 7}, consent=consent)]
+    )
+    detail = outbox.get(message_pk)
+    assert detail is not None
+    with outbox.engine.connect() as connection:
+        row = connection.execute(select(messages).where(messages.c.id == message_pk)).one()
+        queued = connection.execute(
+            select(events.c.recipient).where(events.c.message_pk == message_pk)
+        ).scalars()
+        assert sorted(queued) == ["cc@example.com", "r1@example.com"]
+    assert bytes(row.data) == submission(1).data
+    assert (row.status, row.stream, row.priority, row.attempts) == ("queued", "transactional", 0, 0)
+    assert row.message_id == "<1@example.com>"
+    assert row.extra == {"mailroom.api_key": 7}
+    assert (row.consent_scopes, row.consent_required) == (["all", "list:news"], False)
+    assert row.due_at == row.created_at
+
+
+def test_the_writer_commits_what_waits_together_and_answers_each_after(outbox: Outbox) -> None:
+    async def scenario() -> tuple[list[int], bool]:
+        writer = SubmissionWriter(outbox.engine, asyncio.get_running_loop())
+        try:
+            futures = [writer.submit(submission(n)) for n in range(20)]
+            withdrawn = writer.submit(submission(99))
+            withdrawn.cancel()
+            ids = await asyncio.wait_for(asyncio.gather(*futures), 30)
+        finally:
+            assert await asyncio.to_thread(writer.close, 10)
+        return ids, withdrawn.cancelled()
+
+    ids, cancelled = asyncio.run(scenario())
+    assert cancelled
+    assert len(set(ids)) == 20
+    with outbox.engine.connect() as connection:
+        stored = connection.execute(
+            select(messages.c.id, messages.c.subject).order_by(messages.c.id)
+        ).all()
+    assert {row.id: row.subject for row in stored} == {
+        message_pk: f"n{n}" for n, message_pk in enumerate(ids)
+    }
+
+
+def test_a_commit_that_fails_fails_every_caller_of_its_group(outbox: Outbox) -> None:
+    async def scenario() -> list[BaseException | int]:
+        writer = SubmissionWriter(outbox.engine, asyncio.get_running_loop())
+        try:
+            # No bytes: refused by the database (NOT NULL), whichever group each falls in.
+            futures = [writer.submit(submission(n, data=None)) for n in range(3)]
+            return await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), 30)
+        finally:
+            assert await asyncio.to_thread(writer.close, 10)
+
+    outcomes = asyncio.run(scenario())
+    assert all(isinstance(outcome, Exception) for outcome in outcomes)
+    assert outbox.counts().get("queued", 0) == 0
