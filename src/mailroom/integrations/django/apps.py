@@ -9,3 +9,6 @@ class MailroomConfig(AppConfig):
     name = "mailroom.integrations.django"
     label = "mailroom"
     verbose_name = "Mailroom"
+
+    def ready(self) -> None:
+        from mailroom.integrations.django import checks  # noqa: F401, PLC0415 - registers

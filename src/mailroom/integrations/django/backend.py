@@ -34,7 +34,7 @@ from mailroom.errors import MailroomError
 from mailroom.integrations.django import signals
 from mailroom.integrations.django.connection import forget_engines
 from mailroom.integrations.django.outbox import commit_rows, forget_outboxes
-from mailroom.integrations.django.rows import outbox_row, read_extras
+from mailroom.integrations.django.rows import check_header_names, outbox_row, read_extras
 from mailroom.integrations.django.settings import DjangoMailroomSettings, mailroom_settings
 from mailroom.integrations.django.tracking import track
 
@@ -71,6 +71,33 @@ setting_changed.connect(_forget, dispatch_uid="mailroom-settings-changed")
 _SEND_ERRORS = (MailroomError, SQLAlchemyError, DjangoDatabaseError, ValueError)
 
 
+_dispatch = threading.local()
+
+
+def _send_queued(
+    messages: Sequence[EmailMessage], ids: Sequence[int], rows: Sequence[dict[str, Any]]
+) -> None:
+    """The ``queued`` signal of each message, with ``send_robust``: the message is committed
+    (or will be, with the caller's block) whatever a receiver does, so a receiver's bug must
+    not make ``send()`` report a failure, nor keep the other receivers from running. Django
+    logs each failure (logger ``django.dispatch``, with the traceback).
+
+    That log may itself send mail (``AdminEmailHandler``, on the ``django`` logger when
+    ``DEBUG`` is off) through this backend, whose ``queued`` would fail again: mail sent while
+    this thread is in a ``queued`` receiver, or logging its failure, gets no ``queued`` signal
+    of its own."""
+    if getattr(_dispatch, "active", False):
+        return
+    _dispatch.active = True
+    try:
+        for message, message_pk, row in zip(messages, ids, rows, strict=True):
+            signals.queued.send_robust(
+                EmailBackend, message=message, message_pk=message_pk, stream=row["stream"]
+            )
+    finally:
+        _dispatch.active = False
+
+
 class EmailBackend(BaseEmailBackend):
     """Commits each message to Mailroom's outbox; returns how many were committed.
 
@@ -100,10 +127,13 @@ class EmailBackend(BaseEmailBackend):
                 continue  # as Django's SMTP backend: not sent, not counted
             try:
                 extras = read_extras(message)
+                check_header_names(message)
                 sendable, links = track(message, extras, config.settings)
                 # What Django's SMTP backend sends, byte for byte (its policy takes linesep).
                 data = sendable.message().as_bytes(linesep="\r\n")  # type: ignore[call-arg]
-                row = outbox_row(sendable, data, extras, config.settings, now)
+                # The fingerprint is of the caller's message: the tracked copy has new tokens
+                # (and Message-ID) each time, and a retry must match the first send.
+                row = outbox_row(sendable, data, extras, config.settings, now, original=message)
             except _SEND_ERRORS:
                 if self.fail_silently:
                     logger.warning("a message was not queued", exc_info=True)
@@ -116,11 +146,9 @@ class EmailBackend(BaseEmailBackend):
         count = len(rows)
 
         def done(ids: list[int]) -> None:
-            for message, message_pk, row in zip(taken, ids, rows, strict=True):
+            for message, message_pk in zip(taken, ids, strict=True):
                 message.mailroom_status = message_pk  # type: ignore[attr-defined]
-                signals.queued.send(
-                    EmailBackend, message=message, message_pk=message_pk, stream=row["stream"]
-                )
+            _send_queued(taken, ids, rows)
 
         try:
             commit_rows(config, rows, done)

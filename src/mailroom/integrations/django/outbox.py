@@ -16,11 +16,12 @@ caller's ``send``, not a later commit.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, transaction
 from sqlalchemy import Connection, Engine
 
 from mailroom.errors import IdempotencyConflictError
@@ -30,6 +31,8 @@ from mailroom.outbox import queries
 from mailroom.outbox.database import adopt_legacy_version, check_schema, create_outbox_engine
 
 __all__ = ["commit_rows", "forget_outboxes"]
+
+logger = logging.getLogger(__name__)
 
 _separate_engines: dict[str, Engine] = {}
 _checked: set[str] = set()
@@ -84,6 +87,10 @@ def commit_rows(
         return
     if config.shared:
         engine = borrowed_engine(config.alias)
+        # A block an error has spoiled (an IntegrityError caught inside atomic) refuses every
+        # query until it rolls back: Django's TransactionManagementError, as the ORM raises.
+        # The insert below goes around the ORM, and SQLite would take it and then lose it.
+        connections[config.alias].validate_no_broken_transaction()
         with transaction.atomic(using=config.alias):
             _check_once(engine, f"alias:{config.alias}")
             with engine.connect() as connection:
@@ -99,9 +106,30 @@ def commit_rows(
             ids = _insert(connection, rows)
         done(ids)
 
-    # robust=False: an insert that fails after the commit raises in the committing code,
-    # where it shows, rather than being logged and lost.
-    transaction.on_commit(insert, using=config.alias)
+    if not connections[config.alias].in_atomic_block:
+        insert()  # nothing to wait for: a failure is the caller's (and its fail_silently's)
+        return
+
+    def insert_after_commit() -> None:
+        try:
+            insert()
+        except Exception:
+            # The caller's data is committed and its send() has returned: raising here would
+            # only skip the application's later on_commit hooks. The message is lost; say so.
+            logger.exception(
+                "%d message(s) not queued after the commit (the outbox at DATABASE_URL "
+                "failed) and lost: %s",
+                len(rows),
+                "; ".join(_describe(row) for row in rows),
+            )
+
+    # robust=True as well: nothing of ours may stop the application's later on_commit hooks.
+    transaction.on_commit(insert_after_commit, using=config.alias, robust=True)
+
+
+def _describe(row: dict[str, Any]) -> str:
+    """A lost message as an operator finds it again: Message-ID, subject, recipients."""
+    return f"Message-ID {row['message_id']} {row['subject']!r} to {', '.join(row['recipients'])}"
 
 
 def forget_outboxes() -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parseaddr
@@ -25,11 +26,16 @@ from django.core.mail import EmailMessage
 from django.core.mail.message import sanitize_address
 
 from mailroom.config import Settings
-from mailroom.errors import InvalidAddressError, MessageError, MessageTooLargeError
+from mailroom.errors import (
+    HeaderInjectionError,
+    InvalidAddressError,
+    MessageError,
+    MessageTooLargeError,
+)
 from mailroom.outbox.batch_items import check_key, check_stream, due_epoch, stored_metadata
 from mailroom.outbox.vocabulary import STREAM_PRIORITIES, Status
 
-__all__ = ["EXTRA_ATTRIBUTES", "Extras", "outbox_row"]
+__all__ = ["EXTRA_ATTRIBUTES", "Extras", "check_header_names", "outbox_row"]
 
 EXTRA_ATTRIBUTES = (
     "stream",
@@ -143,10 +149,17 @@ def fingerprint(message: EmailMessage, extras: Extras) -> str:
 
 
 def outbox_row(
-    message: EmailMessage, data: bytes, extras: Extras, settings: Settings, now: float
+    message: EmailMessage,
+    data: bytes,
+    extras: Extras,
+    settings: Settings,
+    now: float,
+    *,
+    original: EmailMessage | None = None,
 ) -> dict[str, Any]:
     """The row :func:`mailroom.outbox.queries.insert_messages` takes, for ``data`` (the
-    message's bytes, made once by the caller)."""
+    message's bytes, made once by the caller). ``original``: the caller's message when
+    ``message`` is a copy made for sending (tracking); the idempotency fingerprint is its."""
     encoding = message.encoding or django_settings.DEFAULT_CHARSET
     sender = _envelope_address(
         _hashable(extras.envelope_sender or message.from_email),
@@ -176,7 +189,9 @@ def outbox_row(
         "data": data,
         "smtputf8": not all(address.isascii() for address in (sender, *recipients)),
         "idempotency_key": key,
-        "idempotency_fingerprint": fingerprint(message, extras) if key is not None else None,
+        "idempotency_fingerprint": fingerprint(original or message, extras)
+        if key is not None
+        else None,
         "extra": extras.metadata,
         "consent_scopes": None,
         "consent_required": None,
@@ -186,6 +201,21 @@ def outbox_row(
         "attempts": 0,
         "tracked_links": None,
     }
+
+
+# RFC 5322 §3.6.8: a field name is one or more printable US-ASCII characters but the colon.
+_FIELD_NAME = re.compile(r"[!-9;-~]+")
+
+
+def check_header_names(message: EmailMessage) -> None:
+    """Each of the caller's header names is an RFC 5322 field name. Django checks values for
+    CR/LF, not names: ``"X-Ref\\r\\nX-Injected"`` would make two header lines."""
+    for name in message.extra_headers:
+        if not isinstance(name, str) or not _FIELD_NAME.fullmatch(name):
+            raise HeaderInjectionError(
+                "headers",
+                f"{name!r} is not a header name (printable ASCII but ':', no space, CR or LF)",
+            )
 
 
 def _header(data: bytes, name: bytes) -> str | None:

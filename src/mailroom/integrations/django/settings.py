@@ -11,7 +11,7 @@ commit (see :mod:`mailroom.integrations.django.outbox`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -22,7 +22,7 @@ from mailroom.config import Settings
 from mailroom.config.loading import settings_from_mapping
 from mailroom.errors import SettingsError
 
-__all__ = ["DjangoMailroomSettings", "database_url_of_alias", "mailroom_settings"]
+__all__ = ["DjangoMailroomSettings", "database_url_of_alias", "mailroom_settings", "postgres_url"]
 
 # Django's names that mean the same in Mailroom; each is passed when Django has it.
 DJANGO_EMAIL_SETTINGS = (
@@ -41,6 +41,18 @@ DJANGO_EMAIL_SETTINGS = (
     "ADMINS",
 )
 
+# Of those, the ones whose Django default is not what a Mailroom user expects, taken only when
+# the project sets them:
+# - EMAIL_SUBJECT_PREFIX: Django's "[Django] " is for mail_admins (Django puts it only there);
+#   Mailroom puts its prefix on every notification (default none).
+# - SERVER_EMAIL: Django's "root@localhost" is what Django's mail_admins passes as From (it
+#   still does, through this backend); Mailroom's own error mail falls back to
+#   DEFAULT_FROM_EMAIL instead, an address the relay accepts.
+# The others' Django defaults are what Django's own backends use (DEFAULT_FROM_EMAIL
+# "webmaster@localhost", EMAIL_HOST "localhost", port 25, no TLS), so Mailroom takes them as
+# they are: switching EMAIL_BACKEND changes nothing else. ADMINS' default is empty.
+_ONLY_WHEN_SET = frozenset({"EMAIL_SUBJECT_PREFIX", "SERVER_EMAIL"})
+
 
 @dataclass(frozen=True)
 class DjangoMailroomSettings:
@@ -51,7 +63,26 @@ class DjangoMailroomSettings:
     """The Django database alias whose transactions a send joins."""
     shared: bool
     """The outbox tables are in ``alias``'s database (committed with the application's data);
-    otherwise in ``MAILROOM["DATABASE_URL"]``, written after ``alias`` commits."""
+    otherwise in ``MAILROOM["DATABASE_URL"]``, written after ``alias`` commits.
+
+    In the shared mode ``settings.DATABASE_URL`` is not the outbox's: enqueueing and the
+    migration use Django's connection. What opens a connection of its own (the worker, the
+    signals, ``mailroom_status``, ``mailroom_migrate``) asks :meth:`connecting`."""
+
+    def connecting(self) -> Settings:
+        """The settings with ``DATABASE_URL`` naming the outbox, for a connection of one's own.
+
+        Worked out here, not when the settings are read: Django's test runner renames a SQLite
+        test database to a shared-cache memory database no second connection can open, and
+        sending mail or migrating there must still work (they never open one)."""
+        if not self.shared:
+            return self.settings
+        url = database_url_of_alias(self.alias)
+        return self.settings.model_copy(update={"DATABASE_URL": url})
+
+    def with_connecting(self) -> DjangoMailroomSettings:
+        """These settings, with :meth:`connecting`'s ``DATABASE_URL``."""
+        return replace(self, settings=self.connecting())
 
 
 def _admins(value: Any) -> list[str]:
@@ -88,21 +119,35 @@ def database_url_of_alias(alias: str) -> str:
             )
         return f"sqlite:///{name}"
     if wrapper.vendor == "postgresql":
-        url = URL.create(
-            f"postgresql+{postgres_driver()}",
-            username=params.get("USER") or None,
-            password=params.get("PASSWORD") or None,
-            host=params.get("HOST") or None,
-            port=int(params["PORT"]) if params.get("PORT") else None,
-            database=name or None,
-            query=_libpq_options(params.get("OPTIONS") or {}),
-        )
-        return url.render_as_string(hide_password=False)
+        return postgres_url(params)
     raise SettingsError(
         "MAILROOM",
         f"the database {alias!r} is {wrapper.vendor}; the outbox runs on SQLite or PostgreSQL. "
         'Set MAILROOM["DATABASE_URL"] to one of those',
     )
+
+
+def postgres_url(params: Mapping[str, Any]) -> str:
+    """A SQLAlchemy URL for a Django PostgreSQL ``DATABASES`` entry."""
+    name = str(params.get("NAME") or "")
+    host = str(params.get("HOST") or "") or None
+    query = _libpq_options(params.get("OPTIONS") or {})
+    if host is not None and host.startswith("/"):
+        # A Unix socket directory, as Django (libpq) takes it: in a URL's authority it would
+        # become the path, and the path the database name. libpq reads it from the query
+        # instead (postgresql:///name?host=/var/run/postgresql).
+        query["host"] = host
+        host = None
+    url = URL.create(
+        f"postgresql+{postgres_driver()}",
+        username=params.get("USER") or None,
+        password=params.get("PASSWORD") or None,
+        host=host,
+        port=int(params["PORT"]) if params.get("PORT") else None,
+        database=name or None,
+        query=query,
+    )
+    return url.render_as_string(hide_password=False)
 
 
 # OPTIONS of Django's PostgreSQL backend that are Django's own, not libpq's connection
@@ -138,6 +183,8 @@ def mailroom_settings() -> DjangoMailroomSettings:
         raise SettingsError("MAILROOM", f"must be a dict, not {type(raw).__name__}")
     values: dict[str, Any] = {}
     for name in DJANGO_EMAIL_SETTINGS:
+        if name in _ONLY_WHEN_SET and not django_settings.is_overridden(name):
+            continue  # Django's default is for its own use, not Mailroom's (see above)
         value = getattr(django_settings, name, None)
         if value is None:
             continue
@@ -148,7 +195,8 @@ def mailroom_settings() -> DjangoMailroomSettings:
         raise SettingsError("MAILROOM", f"DATABASE must be an alias (str), not {alias!r}")
     values.update(extra)
     shared = "DATABASE_URL" not in extra
-    if shared:
-        values["DATABASE_URL"] = database_url_of_alias(alias)
+    if shared and alias not in connections:
+        raise SettingsError("MAILROOM", f"DATABASE names {alias!r}, which is not in DATABASES")
+    # Shared: DATABASE_URL stays Mailroom's default, unused; see DjangoMailroomSettings.
     settings = settings_from_mapping(values)
     return DjangoMailroomSettings(settings, alias, shared)

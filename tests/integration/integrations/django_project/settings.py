@@ -31,7 +31,12 @@ DATABASES: dict[str, dict[str, Any]] = {
         "NAME": os.environ["DJANGO_PROJECT_SQLITE"],
         # What the README recommends beside a worker: wait for the worker's write lock, and
         # take it when a block begins.
-        "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+        # DJANGO_PROJECT_SQLITE_OPTIONS (JSON) replaces them, for the system check's test.
+        "OPTIONS": json.loads(
+            os.environ.get(
+                "DJANGO_PROJECT_SQLITE_OPTIONS", '{"timeout": 20, "transaction_mode": "IMMEDIATE"}'
+            )
+        ),
     }
 }
 if os.environ.get("DJANGO_PROJECT_POSTGRES"):

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from mailroom.integrations.django.backend import current_settings
+from mailroom.integrations.django.command_errors import as_command_errors, connecting_settings
 from mailroom.outbox.database import create_outbox_engine, upgrade
 
 
@@ -26,12 +26,13 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        settings = current_settings().settings
-        engine = create_outbox_engine(settings.DATABASE_URL)
-        try:
-            before, after = upgrade(engine, options["revision"])
-        finally:
-            engine.dispose()
+        config = connecting_settings()
+        with as_command_errors(config):
+            engine = create_outbox_engine(config.settings.DATABASE_URL)
+            try:
+                before, after = upgrade(engine, options["revision"])
+            finally:
+                engine.dispose()
         if before == after:
             self.stdout.write(f"the outbox is at revision {after}; nothing to do")
         else:

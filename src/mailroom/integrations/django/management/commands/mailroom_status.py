@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from mailroom.integrations.django.backend import current_settings
+from mailroom.integrations.django.command_errors import as_command_errors, connecting_settings
 from mailroom.outbox import database
 from mailroom.outbox.database import create_outbox_engine
 from mailroom.outbox.status import outbox_status
@@ -21,13 +21,14 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="One JSON object.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        settings = current_settings().settings
-        engine = create_outbox_engine(settings.DATABASE_URL, must_exist=True)
-        try:
-            database.check_schema(engine)
-            state = outbox_status(engine)
-        finally:
-            engine.dispose()
+        config = connecting_settings()
+        with as_command_errors(config):
+            engine = create_outbox_engine(config.settings.DATABASE_URL, must_exist=True)
+            try:
+                database.check_schema(engine)
+                state = outbox_status(engine)
+            finally:
+                engine.dispose()
         if options["json"]:
             self.stdout.write(json.dumps(state, indent=2))
             return

@@ -10,7 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from mailroom.delivery.testmail import outcome_advice, send_test_emails, test_email_outbox
-from mailroom.integrations.django.backend import current_settings
+from mailroom.integrations.django.command_errors import as_command_errors, connecting_settings
 
 
 def _printable(line: str) -> str:
@@ -26,13 +26,14 @@ class Command(BaseCommand):
         parser.add_argument("addresses", nargs="+", help="Where to send them.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        settings = current_settings().settings
+        config = connecting_settings()
+        settings = config.settings
         to = tuple(options["addresses"])
 
         def say(line: str) -> None:
             self.stdout.write(_printable(line))
 
-        with test_email_outbox(settings) as where:
+        with as_command_errors(config), test_email_outbox(settings) as where:
             result = asyncio.run(send_test_emails(settings, to, say, where))
         if not result.ok:
             raise CommandError("the test email was not delivered (see above)")
