@@ -47,6 +47,7 @@ __all__ = [
     "notification_log",
     "notification_type_of",
     "preferences",
+    "signal_cursors",
     "streams",
     "suppressions",
     "templates",
@@ -291,6 +292,20 @@ events = Table(
     # its ``queued`` event here, one row per address, where the messages table holds them as
     # a JSON list no index of both databases can look inside (see message_search.py).
     Index("ix_mailroom_events_recipient_lower", func.lower(Column("recipient")), "message_pk"),
+)
+
+signal_cursors = Table(
+    "mailroom_signal_cursors",
+    metadata,
+    Column("name", String(64), primary_key=True, comment="who reads: django-signals"),
+    Column(
+        "last_event_id",
+        _ID,
+        nullable=False,
+        comment="the last event handed on; the next reader starts after it",
+    ),
+    Column("updated_at", Double, nullable=False),
+    comment="how far a reader of the event log has got, shared by all its processes",
 )
 
 captured = Table(

@@ -300,6 +300,48 @@ def test_django_defaults_meant_for_django_alone_stay_out() -> None:
     ) == ["[shop] ", "errors@example.com", "shop@example.com", "errors@example.com"]
 
 
+# 9. Signals across processes --------------------------------------------------------------
+
+
+def test_each_event_is_signalled_once_across_commands_and_gaps(
+    mail_to: str, deliver: Deliver
+) -> None:
+    """Two signal readers (two ``mailroom_worker`` commands) share the place in the log: one
+    signal per event; an event recorded while none runs is signalled by the next one."""
+    from django.core.mail import EmailMessage  # noqa: PLC0415
+
+    from mailroom.integrations.django import signals  # noqa: PLC0415
+    from mailroom.integrations.django.backend import current_settings  # noqa: PLC0415
+    from mailroom.integrations.django.events import EventSignals  # noqa: PLC0415
+
+    got: list[int] = []
+
+    def on_sent(sender: object, message_pk: int, **kwargs: Any) -> None:
+        got.append(message_pk)
+
+    def queue(subject: str) -> int:
+        message = EmailMessage(subject, "b", to=["a@example.com"])
+        message.send()
+        pk: int = message.mailroom_status  # type: ignore[attr-defined]
+        return pk
+
+    settings = current_settings().connecting()
+    signals.sent.connect(on_sent)
+    try:
+        with EventSignals(settings, poll_seconds=0.05), EventSignals(settings, poll_seconds=0.05):
+            both = [queue("both-1"), queue("both-2")]
+            deliver()
+        assert sorted(pk for pk in got if pk in both) == both
+        gap = queue("while none runs")
+        deliver()
+        got.clear()
+        with EventSignals(settings, poll_seconds=0.05):
+            pass  # its last read, at the end, finds the event
+        assert [pk for pk in got if pk == gap] == [gap]
+    finally:
+        signals.sent.disconnect(on_sent)
+
+
 # 13. Header names -------------------------------------------------------------------------
 
 

@@ -7,8 +7,13 @@ the transaction that records the attempt; this reads the log after it, every
 (:data:`mailroom.integrations.django.signals.SIGNALS`). Receivers run in a thread of their own,
 never in the worker's send path, so a slow receiver cannot slow delivery.
 
-What a receiver gets is what is committed: an event is sent once it is in the log, at most
-once per command run (events from before the run are not sent again). On PostgreSQL two
+What a receiver gets is what is committed: an event is sent once it is in the log, once in
+all: the place reached in the log is a row of the outbox (``mailroom_signal_cursors``,
+:mod:`mailroom.outbox.signal_cursor_queries`), moved in the transaction that reads the events
+it passes. Two ``mailroom_worker`` commands take turns and each event goes to one of them; one
+that starts sends what was recorded while none ran (the Celery drain's, ``mailroom worker``'s
+events). The very first run starts at the newest event. At most once: a process that dies
+between reading a batch and sending its signals loses those signals. On PostgreSQL two
 workers' transactions may commit in the other order than their ids were drawn; an event
 committed that late behind one already read is not sent.
 """
@@ -21,13 +26,14 @@ from types import TracebackType
 from typing import Any
 
 from django.db import connections
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailroom.config import Settings
+from mailroom.errors import MailroomError
 from mailroom.integrations.django.signals import SIGNALS
 from mailroom.outbox.database import create_outbox_engine
-from mailroom.outbox.schema import events
+from mailroom.outbox.signal_cursor_queries import claim_events, start_cursor
 from mailroom.outbox.vocabulary import EventType
 
 __all__ = ["EventSignals"]
@@ -37,6 +43,8 @@ logger = logging.getLogger(__name__)
 _POLL_SECONDS = 1.0
 _BATCH = 1000
 _STOP_WAIT = 10.0  # seconds the end waits for the last signals
+CURSOR = "django-signals"
+"""The cursor's name in ``mailroom_signal_cursors``."""
 
 
 class EventSignals:
@@ -50,17 +58,18 @@ class EventSignals:
         )
         self._poll_seconds = poll_seconds
         self._stop = threading.Event()
-        self._last_id = 0
+        self._started = False  # the cursor row is known to be there
         self._thread = threading.Thread(target=self._run, name="mailroom-signals", daemon=True)
 
     def __enter__(self) -> EventSignals:
         try:
-            with self._engine.connect() as connection:
-                self._last_id = connection.scalar(select(func.max(events.c.id))) or 0
-        except SQLAlchemyError:
-            # No event log yet (the worker says what to run); no event from before this run
-            # can be in one that does not exist.
-            logger.warning("could not read the event log; signals start from its beginning")
+            with self._engine.begin() as connection:
+                start_cursor(connection, CURSOR)
+            self._started = True
+        except (SQLAlchemyError, MailroomError):
+            # The worker command checked the outbox first; a fault now is passing, and the
+            # thread's reads retry (and say so).
+            logger.warning("could not start the signal cursor", exc_info=True)
         self._thread.start()
         return self
 
@@ -85,25 +94,15 @@ class EventSignals:
     def _send_new(self) -> None:
         while True:
             try:
-                with self._engine.connect() as connection:
-                    rows = connection.execute(
-                        select(
-                            events.c.id,
-                            events.c.message_pk,
-                            events.c.recipient,
-                            events.c.type,
-                            events.c.at,
-                            events.c.detail,
-                        )
-                        .where(events.c.id > self._last_id)
-                        .order_by(events.c.id)
-                        .limit(_BATCH)
-                    ).all()
+                with self._engine.begin() as connection:
+                    if not self._started:
+                        start_cursor(connection, CURSOR)
+                    rows = claim_events(connection, CURSOR, _BATCH)
+                self._started = True
             except Exception:  # the database is the worker's to report; try again later
                 logger.warning("could not read the event log for signals", exc_info=True)
                 return
             for row in rows:
-                self._last_id = row.id
                 self._send(row.type, row.message_pk, row.recipient, row.at, row.detail)
             if len(rows) < _BATCH:
                 return
