@@ -114,7 +114,7 @@ def deliver(django_project: list[str]) -> Deliver:
     from mailroom.integrations.django.backend import current_settings  # noqa: PLC0415
 
     def run() -> WorkerStats:
-        settings: Settings = current_settings().connecting()
+        settings: Settings = current_settings().settings
         return asyncio.run(Worker(settings, once=True).run())
 
     return run

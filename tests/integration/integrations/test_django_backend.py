@@ -253,7 +253,7 @@ def test_per_message_extras(mail_to: SMTPTestServer, deliver: Deliver, alias: st
     first, second = (m.mailroom_status for m in keyed)  # type: ignore[attr-defined]
     assert first == second
     assert [q["stream"] for q in queued] == ["transactional", "receipts", "receipts"]
-    outbox = Outbox(current_settings().connecting())
+    outbox = Outbox(current_settings().settings)
     try:
         detail = outbox.get(first)
         assert detail is not None
@@ -265,7 +265,7 @@ def test_per_message_extras(mail_to: SMTPTestServer, deliver: Deliver, alias: st
     [received] = mail_to.handler.received
     assert received.mail_from == "bounces@example.com"
     # The later one stays scheduled, out of the next tests' way.
-    engine = Outbox(current_settings().connecting()).engine
+    engine = Outbox(current_settings().settings).engine
     try:
         with engine.begin() as connection:
             cancelled = operations.cancel(

@@ -186,7 +186,7 @@ def test_settings_come_from_django(django_project: list[str]) -> None:
     assert settings.ADMINS == ('"Ada Admin" <ada@example.com>', '"Bob" <bob@example.com>')
     assert settings.SERVER_EMAIL == "errors@example.com"
     assert settings.WORKER_CONCURRENCY == 3
-    assert config.connecting().DATABASE_URL.startswith("sqlite:///")
+    assert config.settings.DATABASE_URL.startswith("sqlite:///")
     assert config.shared
     with (
         override_settings(MAILROOM={"DATABASE": "nowhere"}),

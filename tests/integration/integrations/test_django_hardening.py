@@ -267,7 +267,7 @@ from django.conf import settings
 settings.configure(**json.loads(sys.argv[1]))
 django.setup()
 from mailroom.integrations.django.settings import mailroom_settings
-s = mailroom_settings().settings
+s = mailroom_settings().local
 print(json.dumps([s.EMAIL_SUBJECT_PREFIX, s.SERVER_EMAIL, s.DEFAULT_FROM_EMAIL, s.server_email]))
 """
 
@@ -325,7 +325,7 @@ def test_each_event_is_signalled_once_across_commands_and_gaps(
         pk: int = message.mailroom_status  # type: ignore[attr-defined]
         return pk
 
-    settings = current_settings().connecting()
+    settings = current_settings().settings
     signals.sent.connect(on_sent)
     try:
         with EventSignals(settings, poll_seconds=0.05), EventSignals(settings, poll_seconds=0.05):

@@ -128,12 +128,12 @@ class EmailBackend(BaseEmailBackend):
             try:
                 extras = read_extras(message)
                 check_header_names(message)
-                sendable, links = track(message, extras, config.settings)
+                sendable, links = track(message, extras, config.local)
                 # What Django's SMTP backend sends, byte for byte (its policy takes linesep).
                 data = sendable.message().as_bytes(linesep="\r\n")  # type: ignore[call-arg]
                 # The fingerprint is of the caller's message: the tracked copy has new tokens
                 # (and Message-ID) each time, and a retry must match the first send.
-                row = outbox_row(sendable, data, extras, config.settings, now, original=message)
+                row = outbox_row(sendable, data, extras, config.local, now, original=message)
             except _SEND_ERRORS:
                 if self.fail_silently:
                     logger.warning("a message was not queued", exc_info=True)

@@ -67,4 +67,6 @@ def connecting_settings() -> DjangoMailroomSettings:
     from mailroom.integrations.django.backend import current_settings  # noqa: PLC0415 - cycle
 
     with as_command_errors(None):
-        return current_settings().with_connecting()
+        config = current_settings()
+        config.settings  # noqa: B018 - worked out now, so that a wrong alias is reported here
+        return config

@@ -43,7 +43,7 @@ def _notifier(config: DjangoMailroomSettings) -> Notifier:
         if held is not None and held[0] is config:
             return held[1]
         engine = borrowed_engine(config.alias) if config.shared else None
-        notifier = Notifier(Outbox(config.settings, engine=engine))
+        notifier = Notifier(Outbox(config.local, engine=engine))
         _notifiers.clear()  # the settings changed: the old outbox is not used again
         _notifiers[id(config)] = (config, notifier)
         return notifier

@@ -11,7 +11,8 @@ commit (see :mod:`mailroom.integrations.django.outbox`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -58,31 +59,29 @@ _ONLY_WHEN_SET = frozenset({"EMAIL_SUBJECT_PREFIX", "SERVER_EMAIL"})
 class DjangoMailroomSettings:
     """Mailroom's settings, and how the outbox meets Django's transactions."""
 
-    settings: Settings
+    local: Settings
+    """The settings for work on Django's own connection (enqueueing, notifications, the
+    migration). In the shared mode its ``DATABASE_URL`` is not the outbox's: use
+    :attr:`settings` to open a connection."""
     alias: str
     """The Django database alias whose transactions a send joins."""
     shared: bool
     """The outbox tables are in ``alias``'s database (committed with the application's data);
-    otherwise in ``MAILROOM["DATABASE_URL"]``, written after ``alias`` commits.
+    otherwise in ``MAILROOM["DATABASE_URL"]``, written after ``alias`` commits."""
 
-    In the shared mode ``settings.DATABASE_URL`` is not the outbox's: enqueueing and the
-    migration use Django's connection. What opens a connection of its own (the worker, the
-    signals, ``mailroom_status``, ``mailroom_migrate``) asks :meth:`connecting`."""
+    @cached_property
+    def settings(self) -> Settings:
+        """The settings with ``DATABASE_URL`` naming the outbox, for what opens a connection
+        of its own (the worker, the signals, ``mailroom_status``, ``mailroom_migrate``).
 
-    def connecting(self) -> Settings:
-        """The settings with ``DATABASE_URL`` naming the outbox, for a connection of one's own.
-
-        Worked out here, not when the settings are read: Django's test runner renames a SQLite
-        test database to a shared-cache memory database no second connection can open, and
-        sending mail or migrating there must still work (they never open one)."""
+        Worked out when first asked, not when the settings are read: Django's test runner
+        renames a SQLite test database to a shared-cache memory database no second
+        connection can open (a :class:`SettingsError` here), and sending mail or migrating
+        there must still work — they never open one."""
         if not self.shared:
-            return self.settings
+            return self.local
         url = database_url_of_alias(self.alias)
-        return self.settings.model_copy(update={"DATABASE_URL": url})
-
-    def with_connecting(self) -> DjangoMailroomSettings:
-        """These settings, with :meth:`connecting`'s ``DATABASE_URL``."""
-        return replace(self, settings=self.connecting())
+        return self.local.model_copy(update={"DATABASE_URL": url})
 
 
 def _admins(value: Any) -> list[str]:
