@@ -8,7 +8,9 @@
 - **separate** (``MAILROOM["DATABASE_URL"]``): the rows are inserted in that database once
   the alias's transaction commits (``transaction.on_commit``; at once outside a transaction).
   A rollback still sends nothing, but a crash between the application's commit and the
-  insert loses the message: only the shared mode is atomic.
+  insert loses the message, and so does an outbox that fails at that insert (logged as an
+  error naming the message; the application's later ``on_commit`` hooks still run): only the
+  shared mode is atomic.
 
 Either way the message is checked and its bytes made at the call, so a bad message fails the
 caller's ``send``, not a later commit.
