@@ -104,7 +104,13 @@ async def test_rate_limit_holds_with_two_worker_processes(
     args = [sys.executable, "-m", "mailroom", "worker", "--concurrency", "2"]
     workers = [spawn(args, {**env, **environ}) for _ in range(2)]
     try:
-        await asyncio.sleep(32)
+        # The 30 seconds are counted from the first delivery, not from the spawn: two workers
+        # starting on a busy machine may take seconds to import and connect.
+        started = time.monotonic()
+        while not handler.times and time.monotonic() - started < 60:
+            await asyncio.sleep(0.05)
+        assert handler.times, "no worker delivered anything within a minute"
+        await asyncio.sleep(31)
     finally:
         for worker in workers:
             worker.send_signal(signal.SIGTERM)
