@@ -388,15 +388,25 @@ def test_in_a_prefork_child_the_soft_time_limit_stops_the_drain_on_either_event_
     outbox.send_many([Message(to=[f"h{i}@example.com"], subject="h", text="h") for i in range(3)])
     threads_before = mailroom_db_threads()
     previous = signal.signal(SIG_SOFT_TIMEOUT, soft_timeout_sighandler)
-    soft_limit = threading.Timer(1.0, os.kill, (os.getpid(), SIG_SOFT_TIMEOUT))
+    drained = threading.Event()
+
+    def soft_limit() -> None:
+        # As billiard's pool does when the limit is up: once all three sends hang at the relay.
+        while len(handler.behind_mail) < 3:
+            if drained.wait(0.02):
+                return
+        os.kill(os.getpid(), SIG_SOFT_TIMEOUT)
+
+    limiter = threading.Thread(target=soft_limit)
     use_settings(settings)
     try:
-        soft_limit.start()
+        limiter.start()
         result = drain(max_seconds=15.0)
         # Celery's handler is back for whatever runs next in the child.
         assert signal.getsignal(SIG_SOFT_TIMEOUT) is soft_timeout_sighandler
     finally:
-        soft_limit.cancel()
+        drained.set()
+        limiter.join(5)
         signal.signal(SIG_SOFT_TIMEOUT, previous)
         use_settings(None)
     try:
