@@ -322,22 +322,22 @@ class Worker:
                 try:
                     await self.sender.handle(transport, message, progress)
                 except asyncio.CancelledError:
-                    # Aborted at the end of the grace period: unless its outcome is in, the
-                    # message goes back to the queue rather than waiting for its lease (but
-                    # for the recipients the relay already accepted).
-                    if message.id in self._in_flight and not self._shutdown.abort_now.is_set():
+                    if message.id in self._in_flight and self._shutdown.abort_now.is_set():
+                        # Aborted at the end of the grace period: unless its outcome is in,
+                        # the message goes back to the queue rather than waiting for its
+                        # lease (but for the recipients the relay already accepted).
+                        duration = time.perf_counter() - started
+                        outcome = self.outcomes.interrupted(transport, message, progress, duration)
+                        self._add_outcome(outcome)
+                    elif message.id in self._in_flight:
                         # Not our abort: the whole run is being cancelled (its loop torn
-                        # down), the recorder with it, so nothing will be written.
+                        # down), the recorder with it, so nothing more will be written.
                         logger.warning(
                             "message %s: the worker's run was cancelled during its send; "
                             "it stays 'sending' until its lease (WORKER_LEASE_SECONDS) runs "
                             "out, and is then sent again",
                             message.id,
                         )
-                    elif message.id in self._in_flight:
-                        duration = time.perf_counter() - started
-                        outcome = self.outcomes.interrupted(transport, message, progress, duration)
-                        self._add_outcome(outcome)
                     raise
                 except Exception:
                     # Never lose a message to a bug or a database hiccup here: it was not
