@@ -142,11 +142,15 @@ class Setup:
 def process_env(
     settings: dict[str, str], redis_url: str, queue: str, **extra: str
 ) -> dict[str, str]:
-    """Ours, less any Mailroom setting, plus the outbox's and the test app's."""
+    """Ours, less any Mailroom setting, plus the outbox's and the test app's. Less Django's
+    too: with DJANGO_SETTINGS_MODULE (set once a test here has set the Django project up),
+    Celery's Django fixup would set the project up in the worker, and its drains would take
+    the project's settings instead of these."""
     inherited = {
         name: value
         for name, value in os.environ.items()
-        if name not in SETTING_NAMES and not name.startswith(("EMAIL_", "MAILROOM_", "CELERY_"))
+        if name not in SETTING_NAMES
+        and not name.startswith(("EMAIL_", "MAILROOM_", "CELERY_", "DJANGO_"))
     }
     path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH", "")) if p)
     return {

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import signal
+import sys
 import threading
 from types import FrameType
 
@@ -85,6 +86,9 @@ def test_the_task_joins_any_app_under_its_name_with_its_time_limits() -> None:
 def test_settings_are_read_once_per_process_and_can_be_handed_over(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # A worker outside Django: Django not imported (an earlier test of the session may have
+    # set a Django project up, whose settings a drain would take; see the integration test).
+    monkeypatch.delitem(sys.modules, "django.conf", raising=False)
     monkeypatch.setenv("DATABASE_URL", "sqlite:///first.db")
     use_settings(None)
     try:
