@@ -9,6 +9,7 @@ tests never take each other's tasks) and the Beat interval in the environment.
 from __future__ import annotations
 
 import os
+import threading
 
 from celery import Celery
 
@@ -34,3 +35,10 @@ app.conf.update(
         queue=QUEUE,
     ),
 )
+
+
+@app.task(name="tests.thread_names")
+def thread_names() -> list[str]:
+    """The threads alive in the process that runs it: with ``--concurrency 1``, the prefork
+    child that ran the drains before (a drain must leave no thread of its own behind)."""
+    return sorted(thread.name for thread in threading.enumerate())

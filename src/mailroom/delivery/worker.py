@@ -174,12 +174,22 @@ class Worker:
         if self._stopping.is_set():  # stopped before it began: nothing to do, nothing wrong
             return self.stats
         try:
+            return await self._run()
+        finally:
+            # However the run ended (a failed start-up check, its tasks cancelled with the
+            # loop), its database thread ends with it: a process that runs worker after
+            # worker (a Celery pool's child) must not collect threads.
+            self._db.shutdown()
+            if self._owns_engine:
+                self.engine.dispose()
+
+    async def _run(self) -> WorkerStats:
+        try:
             # A stop while the database does not answer these ends the run: nothing is
             # claimed yet.
             await self._db.call(adopt_legacy_version, self.engine, until=self._stopping)
             await self._db.call(check_schema, self.engine, until=self._stopping)
         except Abandoned:
-            self._db.shutdown()
             raise DatabaseError(
                 "DATABASE_URL: the worker was stopped before the database answered its "
                 f"start-up checks; it claimed nothing. {_CHECK_DATABASE}"
@@ -205,9 +215,6 @@ class Worker:
             self.recorder.finish()
             unrecorded = await recorder
             give_up.cancel()
-            self._db.shutdown()
-            if self._owns_engine:
-                self.engine.dispose()
         if self._db.abandoned and not unrecorded:
             raise DatabaseError(
                 "DATABASE_URL: the database did not answer within "
@@ -315,13 +322,22 @@ class Worker:
                 try:
                     await self.sender.handle(transport, message, progress)
                 except asyncio.CancelledError:
-                    # Aborted at the end of the grace period: unless its outcome is in, the
-                    # message goes back to the queue rather than waiting for its lease (but
-                    # for the recipients the relay already accepted).
-                    if message.id in self._in_flight:
+                    if message.id in self._in_flight and self._shutdown.abort_now.is_set():
+                        # Aborted at the end of the grace period: unless its outcome is in,
+                        # the message goes back to the queue rather than waiting for its
+                        # lease (but for the recipients the relay already accepted).
                         duration = time.perf_counter() - started
                         outcome = self.outcomes.interrupted(transport, message, progress, duration)
                         self._add_outcome(outcome)
+                    elif message.id in self._in_flight:
+                        # Not our abort: the whole run is being cancelled (its loop torn
+                        # down), the recorder with it, so nothing more will be written.
+                        logger.warning(
+                            "message %s: the worker's run was cancelled during its send; "
+                            "it stays 'sending' until its lease (WORKER_LEASE_SECONDS) runs "
+                            "out, and is then sent again",
+                            message.id,
+                        )
                     raise
                 except Exception:
                     # Never lose a message to a bug or a database hiccup here: it was not

@@ -18,26 +18,39 @@ same message, and one that finds everything claimed returns at once.
 A drain is bounded: after ``max_seconds`` (or once ``max_messages`` are dealt with) it stops
 claiming, lets the sends in flight finish (``WORKER_SHUTDOWN_GRACE``), gives back what it had
 claimed but not sent, and returns; the next Beat tick goes on. Celery's ``soft_time_limit`` and
-``time_limit`` are only the backstop for a drain that cannot stop (a hung database).
+``time_limit`` are only the backstop for a drain that goes on too long (a relay or database
+that hangs). In a prefork pool's child the soft limit stops the drain the same graceful way
+(``ended: "soft_time_limit"``); only the hard limit kills the process, and what the drain had
+claimed then keeps its lease until ``WORKER_LEASE_SECONDS`` runs out.
 
-Settings are Mailroom's own (:func:`mailroom.config.load_settings`: ``mailroom.toml`` or
-``$MAILROOM_CONFIG``, the secrets file, the environment), read by the first drain of each
-worker process and kept for the next ones — never at import. An app that builds its settings
-in code hands them over with :func:`use_settings`.
+Settings, in this order: those handed over with :func:`use_settings`; in a Django project
+that installs ``mailroom.integrations.django``, Django's own (as that integration reads them,
+following ``override_settings``), never a second file; otherwise Mailroom's own
+(:func:`mailroom.config.load_settings`: ``mailroom.toml`` or ``$MAILROOM_CONFIG``, the secrets
+file, the environment), read by the first drain of each worker process and kept for the next
+ones. Never at import.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import logging
 import math
+import signal
 import socket
+import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from secrets import token_hex
+from types import FrameType
 from typing import Any, Literal, TypedDict
 
 try:
+    # Celery's process pool, billiard, comes with Celery: its SIGUSR1 is the soft time limit.
+    from billiard.pool import SIG_SOFT_TIMEOUT, soft_timeout_sighandler
     from celery import shared_task
 except ImportError as exc:  # an optional extra: say which
     raise ImportError(
@@ -66,15 +79,19 @@ DEFAULT_MAX_SECONDS = 25.0
 Celery worker's warm shutdown waits no longer than this plus ``WORKER_SHUTDOWN_GRACE``."""
 
 # The backstops. A drain ends by itself after max_seconds + WORKER_SHUTDOWN_GRACE (10 s) +
-# the recorder's last writes (10 s) at the most; these only end one that cannot (a database
-# that stopped answering). The soft limit raises SoftTimeLimitExceeded inside the drain: what
-# it had claimed keeps its lease and is sent again when WORKER_LEASE_SECONDS runs out.
+# the recorder's last writes (10 s) at the most; these only end one that does not. The soft
+# limit stops the drain as max_seconds does (see _soft_time_limit_stops); the hard one kills
+# the pool's child, and what the drain had claimed keeps its lease until it runs out.
 SOFT_TIME_LIMIT = 120
 TIME_LIMIT = 150
 
 _CHECK_EVERY = 0.05  # seconds between looks at the count, with max_messages
 
-Ended = Literal["drained", "max_seconds", "max_messages"]
+_DJANGO_APP = "mailroom.integrations.django"
+
+logger = logging.getLogger(__name__)
+
+Ended = Literal["drained", "max_seconds", "max_messages", "soft_time_limit"]
 
 
 class DrainResult(TypedDict):
@@ -92,7 +109,8 @@ class DrainResult(TypedDict):
     possible_duplicates: int
     seconds: float
     ended: Ended
-    """``drained`` (nothing due was left), ``max_seconds`` or ``max_messages``."""
+    """``drained`` (nothing due was left), ``max_seconds``, ``max_messages`` or
+    ``soft_time_limit`` (Celery's, in a prefork pool)."""
 
 
 # -- settings: once per process, never at import ------------------------------------------
@@ -113,10 +131,33 @@ def _worker_settings() -> Settings:
     global _settings  # noqa: PLW0603 - the process's settings, read once
     with _settings_lock:
         if _settings is None:
+            from_django = _django_settings()
+            if from_django is not None:
+                # Not kept here: the Django integration keeps them, and reads them again
+                # after a change (override_settings).
+                return from_django
             # A bad setting raises SettingsError naming it; nothing is kept, so the next
             # drain reads the settings again once they are fixed.
             _settings = load_settings()
         return _settings
+
+
+def _django_settings() -> Settings | None:
+    """Mailroom's settings from Django's, when this worker runs in a Django project (Celery's
+    Django fixup has configured it) that installs Mailroom's Django app; else ``None``."""
+    if "django.conf" not in sys.modules:  # Django never imported: no Django project here
+        return None
+    from django.conf import settings as django_settings  # noqa: PLC0415 - only in Django
+
+    if not django_settings.configured:
+        return None
+    installed = getattr(django_settings, "INSTALLED_APPS", ())
+    # The app's module, or one of its AppConfig classes ("mailroom.integrations.django.apps…").
+    if not any(app == _DJANGO_APP or str(app).startswith(f"{_DJANGO_APP}.") for app in installed):
+        return None
+    from mailroom.integrations.django.backend import current_settings  # noqa: PLC0415
+
+    return current_settings().settings
 
 
 # -- the drain ------------------------------------------------------------------------------
@@ -177,6 +218,18 @@ async def _run(
             ended.append(reason)
             worker.stop()
 
+    def soft_time_limit() -> None:
+        if ended:
+            # Already stopping and still not done by Celery's backstop: end the sends'
+            # grace now (a second stop); what they held is given back all the same.
+            logger.warning("drain %s: Celery's soft time limit; ending it now", worker.name)
+            worker.stop()
+            return
+        logger.warning(
+            "drain %s: Celery's soft time limit; stopping it as at max_seconds", worker.name
+        )
+        stop("soft_time_limit")
+
     async def count_messages(limit: int) -> None:
         while _dealt_with(worker.stats) < limit:
             await asyncio.sleep(_CHECK_EVERY)
@@ -185,12 +238,61 @@ async def _run(
     timer = asyncio.get_running_loop().call_later(max_seconds, stop, "max_seconds")
     counter = asyncio.create_task(count_messages(max_messages)) if max_messages else None
     try:
-        stats = await worker.run()
+        with _soft_time_limit_stops(soft_time_limit):
+            stats = await worker.run()
     finally:
         timer.cancel()
         if counter is not None:
             counter.cancel()
     return (ended[0] if ended else "drained"), stats
+
+
+@contextlib.contextmanager
+def _soft_time_limit_stops(stop: Callable[[], None]) -> Iterator[None]:
+    """While the drain runs, Celery's soft time limit calls ``stop`` in the event loop.
+
+    In a prefork pool's child the soft limit is SIGUSR1, whose handler (billiard's) raises
+    SoftTimeLimitExceeded wherever the main thread is. In an event loop that is mostly inside
+    one of the loop's callbacks, which logs it and runs on (uvloop's signal callback, asyncio's
+    future callbacks); otherwise it tears the loop down, leaving what the drain had claimed
+    leased. So for the drain's duration the signal only schedules ``stop`` in the loop, and
+    billiard's handler is put back afterwards. ``signal.signal`` rather than the loop's
+    ``add_signal_handler``: removing that resets the signal to its default (which kills the
+    process) before the old handler could be put back.
+
+    Only in a prefork pool's child (billiard's handler in place, main thread): in the
+    ``solo`` pool SIGUSR1 is Celery's "dump the threads' stacks", and elsewhere the
+    application's own.
+    """
+    previous_handler = _prefork_soft_time_limit_handler()
+    if previous_handler is None:
+        yield
+        return
+    running_loop = asyncio.get_running_loop()
+
+    def on_soft_time_limit(signum: int, frame: FrameType | None) -> None:
+        # A Python signal handler runs between two bytecodes of the main thread, which may be
+        # in the middle of the loop's own code: hand the stop to the loop rather than run it.
+        running_loop.call_soon_threadsafe(stop)
+
+    signal.signal(SIG_SOFT_TIMEOUT, on_soft_time_limit)
+    try:
+        yield
+    finally:
+        signal.signal(SIG_SOFT_TIMEOUT, previous_handler)
+
+
+def _prefork_soft_time_limit_handler() -> Callable[[int, FrameType | None], Any] | None:
+    """Billiard's soft time limit handler, if this is the main thread of a prefork pool's
+    child where SIGUSR1 is the soft limit; else ``None``."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if (
+        SIG_SOFT_TIMEOUT is None
+        or signal.getsignal(SIG_SOFT_TIMEOUT) is not soft_timeout_sighandler
+    ):
+        return None
+    return soft_timeout_sighandler
 
 
 @shared_task(name=DRAIN_TASK, soft_time_limit=SOFT_TIME_LIMIT, time_limit=TIME_LIMIT)

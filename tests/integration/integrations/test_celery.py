@@ -13,6 +13,8 @@ import asyncio
 import os
 import re
 import secrets
+import signal
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -27,14 +29,17 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from celery import Celery
 from sqlalchemy import func, select
 
-from mailroom.config import SETTING_NAMES, load_settings
+from mailroom.config import SETTING_NAMES, Settings, load_settings
+from mailroom.errors import SchemaOutdatedError
+from mailroom.integrations import celery as integration
+from mailroom.integrations.celery import drain, drain_outbox, use_settings
 from mailroom.message import Message
 from mailroom.outbox import database
 from mailroom.outbox.schema import attempts, messages
 from mailroom.outbox.store import Outbox
 from mailroom.outbox.vocabulary import Status
 from support.celery_processes import TESTS, Processes, drain_results, wait_until
-from support.smtp_server import ScriptedHandler, ServerFactory
+from support.smtp_server import ScriptedHandler, ServerFactory, SMTPTestServer
 
 MESSAGE_ID = re.compile(rb"^Message-ID: (<[^>]+>)", re.MULTILINE | re.IGNORECASE)
 RESULT_KEYS = {
@@ -114,6 +119,15 @@ class Setup:
         with self.outbox.engine.connect() as connection:
             return Counter({str(w): int(n) for w, n in connection.execute(query)})
 
+    def statuses(self) -> Counter[str]:
+        """Messages by status, with ``leased`` for those that still hold a lease."""
+        query = select(messages.c.status, messages.c.lease_token)
+        with self.outbox.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        found = Counter(str(status) for status, _ in rows)
+        found["leased"] = sum(token is not None for _, token in rows)
+        return found
+
     def attempts_per_message(self) -> Counter[int]:
         query = (
             select(func.count())
@@ -128,11 +142,15 @@ class Setup:
 def process_env(
     settings: dict[str, str], redis_url: str, queue: str, **extra: str
 ) -> dict[str, str]:
-    """Ours, less any Mailroom setting, plus the outbox's and the test app's."""
+    """Ours, less any Mailroom setting, plus the outbox's and the test app's. Less Django's
+    too: with DJANGO_SETTINGS_MODULE (set once a test here has set the Django project up),
+    Celery's Django fixup would set the project up in the worker, and its drains would take
+    the project's settings instead of these."""
     inherited = {
         name: value
         for name, value in os.environ.items()
-        if name not in SETTING_NAMES and not name.startswith(("EMAIL_", "MAILROOM_", "CELERY_"))
+        if name not in SETTING_NAMES
+        and not name.startswith(("EMAIL_", "MAILROOM_", "CELERY_", "DJANGO_"))
     }
     path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH", "")) if p)
     return {
@@ -285,6 +303,181 @@ def test_drain_returns_its_counts_and_stops_at_its_bounds(setup: Setup, client: 
     assert len(setup.sink.arrivals) == total
     assert max(arrived.values()) == 1
     assert setup.sent_count() == total
+
+
+# -- Celery's soft time limit ends a drain as max_seconds does ---------------------------------
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    "setup",
+    [{"WORKER_SHUTDOWN_GRACE": "0.5", "EMAIL_TIMEOUT": "120"}],
+    indirect=True,
+    ids=["short-grace"],
+)
+@pytest.mark.timeout(120)
+def test_the_soft_time_limit_stops_a_drain_held_by_a_hung_relay_and_gives_its_messages_back(
+    setup: Setup, client: Celery
+) -> None:
+    setup.send(3, "s")
+    # The relay does not answer MAIL for a minute: every send hangs well past the soft limit.
+    setup.sink.delays["MAIL"] = 60.0
+    worker = setup.processes.celery_worker("celery", setup.queue)
+    started = time.monotonic()
+    hung = client.send_task(
+        "mailroom.drain", kwargs={"max_seconds": 60.0}, queue=setup.queue, soft_time_limit=2
+    )
+    # Ended by the soft limit soon after 2 s (sends' grace 0.5 s), not by max_seconds or the
+    # relay: the task returns its counts rather than failing.
+    result = hung.get(timeout=30)
+    assert time.monotonic() - started < 25
+    assert result["ended"] == "soft_time_limit", result
+    assert set(result) == RESULT_KEYS
+    assert result["sent"] == 0
+    assert result["released"] == 3, result
+    assert 2 <= result["seconds"] < 10, result
+    # Given back, due at once, no lease held: not left 'sending' until WORKER_LEASE_SECONDS.
+    statuses = setup.statuses()
+    assert statuses[Status.QUEUED] == 3, statuses
+    assert statuses["leased"] == 0, statuses
+
+    # The same prefork child drains them at once once the relay answers again, and keeps no
+    # database thread of an ended drain.
+    setup.sink.delays.clear()
+    again = client.send_task("mailroom.drain", queue=setup.queue).get(timeout=30)
+    assert again["ended"] == "drained"
+    assert again["sent"] == 3, again
+    assert setup.sent_count() == 3
+
+    def child_threads() -> list[str]:
+        names = client.send_task("tests.thread_names", queue=setup.queue).get(timeout=30)
+        assert isinstance(names, list)
+        return names
+
+    # A thread told to end takes a moment to; one left behind stays for good.
+    wait_until(lambda: "mailroom-db" not in child_threads(), 5, "the drains' database threads")
+    assert setup.processes.stop(worker) == 0, worker.output()
+    log = worker.output()
+    assert "Exception in callback" not in log
+    assert "SoftTimeLimitExceeded" not in log
+
+
+def mailroom_db_threads() -> int:
+    return sum(thread.name == "mailroom-db" for thread in threading.enumerate())
+
+
+@pytest.mark.parametrize("event_loop", ["uvloop", "asyncio"])
+def test_in_a_prefork_child_the_soft_time_limit_stops_the_drain_on_either_event_loop(
+    event_loop: str, database_url: str, smtp_server_factory: ServerFactory
+) -> None:
+    """The task run in this process as billiard runs it in a prefork child, where SIGUSR1 is
+    the soft time limit, on each event loop a drain may run on."""
+    from billiard.pool import SIG_SOFT_TIMEOUT, soft_timeout_sighandler  # noqa: PLC0415
+
+    handler = ScriptedHandler()
+    server = smtp_server_factory(handler=handler)
+    handler.delays["MAIL"] = 60.0  # a relay that hangs
+    settings = load_settings(
+        environ={
+            "DATABASE_URL": database_url,
+            "EMAIL_HOST": "127.0.0.1",
+            "EMAIL_PORT": str(server.port),
+            "EMAIL_TIMEOUT": "120",
+            "WORKER_EVENT_LOOP": event_loop,
+            "WORKER_SHUTDOWN_GRACE": "0.5",
+        }
+    )
+    outbox = Outbox(settings)
+    database.upgrade(outbox.engine)
+    outbox.send_many([Message(to=[f"h{i}@example.com"], subject="h", text="h") for i in range(3)])
+    threads_before = mailroom_db_threads()
+    previous = signal.signal(SIG_SOFT_TIMEOUT, soft_timeout_sighandler)
+    drained = threading.Event()
+
+    def soft_limit() -> None:
+        # As billiard's pool does when the limit is up: once all three sends hang at the relay.
+        while len(handler.behind_mail) < 3:
+            if drained.wait(0.02):
+                return
+        os.kill(os.getpid(), SIG_SOFT_TIMEOUT)
+
+    limiter = threading.Thread(target=soft_limit)
+    use_settings(settings)
+    try:
+        limiter.start()
+        result = drain(max_seconds=15.0)
+        # Celery's handler is back for whatever runs next in the child.
+        assert signal.getsignal(SIG_SOFT_TIMEOUT) is soft_timeout_sighandler
+    finally:
+        drained.set()
+        limiter.join(5)
+        signal.signal(SIG_SOFT_TIMEOUT, previous)
+        use_settings(None)
+    try:
+        assert result["ended"] == "soft_time_limit", result
+        assert result["released"] == 3, result
+        assert result["seconds"] < 5, result
+        counts = {status: n for status, n in outbox.counts().items() if n}
+        assert counts == {Status.QUEUED: 3}, counts
+        with outbox.engine.connect() as connection:
+            leases = connection.execute(select(messages.c.lease_token)).scalars().all()
+        assert leases == [None, None, None]
+        wait_until(
+            lambda: mailroom_db_threads() <= threads_before, 5, "the drain's database thread"
+        )
+    finally:
+        outbox.dispose()
+
+
+def test_a_drain_that_fails_at_start_up_leaves_no_database_thread_behind(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A Celery pool's child runs drain after drain: one that fails (an outbox never
+    migrated) must not leave its database thread running in it."""
+    if database_url.startswith("sqlite"):
+        sqlite3.connect(tmp_path / "outbox.db").close()  # there, but without the tables
+    settings = load_settings(environ={"DATABASE_URL": database_url})
+    threads_before = mailroom_db_threads()
+    for _ in range(3):
+        with pytest.raises(SchemaOutdatedError, match="DATABASE_URL"):
+            drain_outbox(settings, max_seconds=5.0)
+    wait_until(lambda: mailroom_db_threads() <= threads_before, 5, "the drains' database threads")
+
+
+# -- in a Django project, Django's settings ----------------------------------------------------
+
+
+def test_in_a_django_project_a_drain_takes_django_settings_and_delivers_its_outbox(
+    django_project: list[str],
+    smtp_server: SMTPTestServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In a Celery worker of a Django project (Celery's Django fixup has run
+    ``django.setup()``), a drain takes Mailroom's settings from Django's: the outbox in the
+    Django database, the relay of EMAIL_HOST/EMAIL_PORT; no mailroom.toml, no environment."""
+    from django.core.mail import send_mail  # noqa: PLC0415
+    from django.test.utils import override_settings  # noqa: PLC0415
+
+    from mailroom.integrations.django.backend import current_settings  # noqa: PLC0415
+
+    # What a settings file or the environment would say is never read.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'not-this.db'}")
+    use_settings(None)
+    try:
+        with override_settings(EMAIL_PORT=smtp_server.port, MAILROOM={"DATABASE": "default"}):
+            django_settings: Settings = current_settings().settings
+            assert integration._worker_settings() is django_settings
+            assert send_mail("Hi", "from the shop", None, ["ada@example.com"]) == 1
+            result = drain.apply(kwargs={"max_seconds": 10.0}).get(timeout=30)
+        # (Other tests of the session may have left mail in the project's outbox.)
+        assert result["sent"] >= 1, result
+        assert ["ada@example.com"] in [r.rcpt_tos for r in smtp_server.handler.received]
+        assert not (tmp_path / "not-this.db").exists()
+        assert not (tmp_path / "mailroom.db").exists()
+    finally:
+        use_settings(None)
 
 
 # -- overlapping drains and a worker: 5,000 messages, each once -------------------------------

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import sys
+import threading
+from types import FrameType
 
 import pytest
+from billiard.pool import soft_timeout_sighandler
 from celery import Celery
 
 from mailroom.config import load_settings
@@ -81,6 +86,9 @@ def test_the_task_joins_any_app_under_its_name_with_its_time_limits() -> None:
 def test_settings_are_read_once_per_process_and_can_be_handed_over(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # A worker outside Django: Django not imported (an earlier test of the session may have
+    # set a Django project up, whose settings a drain would take; see the integration test).
+    monkeypatch.delitem(sys.modules, "django.conf", raising=False)
     monkeypatch.setenv("DATABASE_URL", "sqlite:///first.db")
     use_settings(None)
     try:
@@ -93,3 +101,27 @@ def test_settings_are_read_once_per_process_and_can_be_handed_over(
         assert integration._worker_settings() is given
     finally:
         use_settings(None)
+
+
+def test_sigusr1_is_taken_over_only_where_it_is_the_soft_time_limit() -> None:
+    """In a prefork child (billiard's handler in place) a drain takes SIGUSR1 over; in the
+    solo pool it is Celery's "dump the stacks", elsewhere the application's: left alone."""
+
+    def applications_own(signum: int, frame: FrameType | None) -> None:
+        """Stands for Celery's stack dump or an application's SIGUSR1."""
+
+    previous = signal.signal(signal.SIGUSR1, applications_own)
+    try:
+        assert integration._prefork_soft_time_limit_handler() is None
+        signal.signal(signal.SIGUSR1, soft_timeout_sighandler)
+        assert integration._prefork_soft_time_limit_handler() is soft_timeout_sighandler
+        # Signals reach the main thread only: a drain in another thread leaves them be.
+        found: list[object] = []
+        other = threading.Thread(
+            target=lambda: found.append(integration._prefork_soft_time_limit_handler())
+        )
+        other.start()
+        other.join(5)
+        assert found == [None]
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
