@@ -18,6 +18,7 @@ only after that commit.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import queue
@@ -44,6 +45,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _MAX_GROUP = 500
+_SWEEP_INTERVAL = 1.0  # seconds between looks for submissions past their time
 _SUBJECT_MAX = 500  # what Outbox._row keeps of a subject, for listings
 
 
@@ -137,20 +139,45 @@ class SubmissionWriter:
         # A daemon: a process killed or exiting without close() is not held up by it; a
         # submission in flight is then not committed, and so was never acknowledged.
         self._closed = False
+        self._deadlines: collections.deque[tuple[float, asyncio.Future[int]]] = collections.deque()
+        """Each submission with a time limit, in the order submitted (in the loop's thread)."""
+        self._sweeper: asyncio.TimerHandle | None = None
         self._connection: Connection | None = None
         """The thread's own, kept between commits (a pool's check-out and the rollback of
         its check-in cost more than a small group's insert); dropped after a failure."""
         self._thread.start()
 
-    def submit(self, submission: RawSubmission) -> asyncio.Future[int]:
-        """The id of ``submission`` once committed (or the exception the commit raised).
-        Called in the loop's thread. A future cancelled before its group is committed is
-        left out of it."""
+    def submit(
+        self, submission: RawSubmission, timeout: float | None = None
+    ) -> asyncio.Future[int]:
+        """The id of ``submission`` once committed (or the exception the commit raised; or
+        :class:`TimeoutError` if it is not committed within ``timeout`` seconds, give or
+        take :data:`_SWEEP_INTERVAL`). Called in the loop's thread. A future done (timed
+        out, cancelled) before its group is committed is left out of it.
+
+        The time limit is kept here rather than by :func:`asyncio.wait_for`, which costs a
+        timer, a second future and two callbacks for every message: one timer looks over
+        them all once a second instead."""
         if self._closed:
             raise RuntimeError("the submission writer is closed")
         future: asyncio.Future[int] = self.loop.create_future()
         self._waiting.put((submission, future))
+        if timeout is not None:
+            self._deadlines.append((self.loop.time() + timeout, future))
+            if self._sweeper is None:
+                self._sweeper = self.loop.call_later(_SWEEP_INTERVAL, self._sweep)
         return future
+
+    def _sweep(self) -> None:
+        """In the loop: the submissions past their time fail with :class:`TimeoutError`
+        (the commit leaves out those not taken yet); the sweep goes on while any wait."""
+        now = self.loop.time()
+        deadlines = self._deadlines
+        while deadlines and (deadlines[0][1].done() or deadlines[0][0] <= now):
+            _, future = deadlines.popleft()
+            if not future.done():
+                future.set_exception(TimeoutError("the commit did not end in time"))
+        self._sweeper = self.loop.call_later(_SWEEP_INTERVAL, self._sweep) if deadlines else None
 
     def close(self, timeout: float) -> bool:
         """Commit what is waiting, then stop the thread; whether it stopped within
@@ -189,9 +216,10 @@ class SubmissionWriter:
                 return
 
     def _commit(self, group: list[_Waiting]) -> None:
-        # Read from this thread, a cancellation may come just after: then the message is
-        # committed with nobody told, and its client, which got no 250, sends it again.
-        waiting = [(item, future) for item, future in group if not future.cancelled()]
+        # Read from this thread, a cancellation or time-out may come just after: then the
+        # message is committed with nobody told, and its client, which got no 250, sends it
+        # again.
+        waiting = [(item, future) for item, future in group if not future.done()]
         if not waiting:
             return
         futures = [future for _, future in waiting]
@@ -230,7 +258,7 @@ class SubmissionWriter:
 def _settle(futures: list[asyncio.Future[int]], outcome: list[int] | Exception) -> None:
     """In the loop: each future its id, or every one the exception."""
     for position, future in enumerate(futures):
-        if future.done():  # cancelled meanwhile (its client's time ran out)
+        if future.done():  # cancelled or timed out meanwhile
             continue
         if isinstance(outcome, Exception):
             future.set_exception(outcome)
