@@ -51,6 +51,8 @@ class SubmissionSMTP(SMTP):
     """One connection to the submission port."""
 
     def __init__(self, handler: object, open_: set[SubmissionSMTP], **options: Any) -> None:
+        self._idle_deadline = 0.0
+        self._idle_armed = False
         super().__init__(handler, **options)
         self._open = open_
 
@@ -64,6 +66,27 @@ class SubmissionSMTP(SMTP):
     def connection_lost(self, error: Exception | None) -> None:
         self._open.discard(self)
         super().connection_lost(error)
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        """aiosmtpd's idle timeout, moved without a new timer for every command: aiosmtpd
+        cancels its timer and schedules another before each one (four a message); here the
+        deadline moves, and a timer that fires before it is set again for what is left."""
+        deadline = self.loop.time() + (duration or self._timeout_duration)
+        self._idle_deadline = deadline
+        handle = self._timeout_handle
+        if handle is not None and self._idle_armed and handle.when() <= deadline:
+            return  # it fires first, and then waits on until the new deadline
+        if handle is not None:
+            handle.cancel()
+        self._idle_armed = True
+        self._timeout_handle = self.loop.call_at(deadline, self._idle_check)
+
+    def _idle_check(self) -> None:
+        if self.loop.time() < self._idle_deadline:
+            self._timeout_handle = self.loop.call_at(self._idle_deadline, self._idle_check)
+            return
+        self._idle_armed = False
+        self._timeout_cb()  # type: ignore[no-untyped-call]
 
     def say_goodbye(self, reply: str = SHUTTING_DOWN) -> None:
         """``reply`` (RFC 5321 §3.8: the server is closing), then close, without waiting."""
