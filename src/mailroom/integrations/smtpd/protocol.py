@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import logging
 import re
-from typing import Any
+from typing import Any, AnyStr
 
 from aiosmtpd.smtp import MISSING, SMTP, Session, syntax
 
@@ -30,6 +32,8 @@ _PLAIN_PATH = re.compile(
     rf"\s*<({_ATEXT}(?:\.{_ATEXT})*@{_LABEL}(?:\.{_LABEL})*)>[ \t]*(.*)", re.ASCII | re.DOTALL
 )
 """``<dot-atom@domain>`` and what follows it (the parameters)."""
+_log = logging.getLogger("mail.log")  # aiosmtpd's
+_debugging = functools.partial(_log.isEnabledFor, logging.DEBUG)
 _DOT_CRLF = b".\r\n"
 _LONGEST_LINE = SMTP.line_length_limit - 2  # aiosmtpd's 1001 octets, less the CRLF
 
@@ -96,6 +100,26 @@ class SubmissionSMTP(SMTP):
         with contextlib.suppress(Exception):  # a peer gone already: nothing to tell
             transport.write(reply.encode("ascii") + b"\r\n")  # type: ignore[attr-defined]
         transport.close()
+
+    async def push(self, status: AnyStr) -> None:
+        """aiosmtpd's reply, waiting for the transport (``drain``) only when there is
+        something to wait for: a full write buffer, a closing or lost connection. Four replies
+        a message, and most of the time there is nothing."""
+        if isinstance(status, str):
+            response = status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii")
+        else:
+            response = status
+        writer = self._writer
+        writer.write(response + b"\r\n")
+        if _debugging():
+            _log.debug("%r << %r", self.session.peer if self.session else None, response)
+        if (
+            self._paused  # type: ignore[attr-defined]
+            or self._connection_lost  # type: ignore[attr-defined]
+            or writer.transport.is_closing()
+            or self._reader.exception() is not None
+        ):
+            await writer.drain()
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         """aiosmtpd's address parsing, with the fast path for ``<dot-atom@domain>``, which
