@@ -38,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiosmtplib
@@ -217,7 +218,20 @@ def _py_spy(pid: int, output: str) -> subprocess.Popen[bytes]:
     )
 
 
-def main() -> None:
+@dataclass(frozen=True)
+class Measured:
+    sent: int
+    expected: int
+    """Acknowledged, with the warm-up's."""
+    seconds: float
+    server_cpu: float
+    loop_cpu: float
+    client_cpu: float
+    stored: int
+    commits: int
+
+
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.partition("\n\n")[0])
     parser.add_argument(
         "--client",
@@ -237,16 +251,17 @@ def main() -> None:
         help="py-spy's profile of the server under load (.svg: a flame graph, else stacks)",
     )
     args = parser.parse_args()
-    c_clients = args.client == "smtp-source"
-    if c_clients and args.tls:
+    if args.client == "smtp-source" and args.tls:
         parser.error("--tls needs --client aiosmtplib (smtp-source has no STARTTLS)")
-    postfix = ensure_postfix(CACHE) if c_clients else None
-    load_before = os.getloadavg()
+    return args
 
+
+def _measure(args: argparse.Namespace, postfix: Postfix | None) -> Measured:
+    warm_up = 100
     with tempfile.TemporaryDirectory(prefix="mailroom-bench-smtpd-", dir=args.dir) as folder:
         workdir = Path(folder)
         extra, context = _certificate(workdir) if args.tls else ({}, None)
-        if c_clients:
+        if postfix is not None:
             extra["SMTPD_TRUSTED_NETWORKS"] = TRUSTED
         env = _env(workdir, extra)
         _mailroom("db", "upgrade", env=env, cwd=workdir)
@@ -255,7 +270,6 @@ def main() -> None:
         assert found is not None, created
         key = found.group(0)
         server = Server(workdir, env)
-        warm_up = 100
         try:
             log(f"warming up on port {server.port}")
             if postfix is not None:
@@ -275,57 +289,76 @@ def main() -> None:
             elapsed = time.perf_counter() - started
             client_cpu = time.process_time() + _children_cpu() - client_cpu
             cpu_after = server.cpu_seconds()
-            server_cpu = cpu_after[0] - cpu_before[0]
-            loop_cpu = cpu_after[1] - cpu_before[1]
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(timeout=60)
         finally:
             server.stop()
         stored, commits = _stored(workdir / "mailroom.db")
+    return Measured(
+        sent=sent,
+        expected=sent + warm_up,
+        seconds=elapsed,
+        server_cpu=cpu_after[0] - cpu_before[0],
+        loop_cpu=cpu_after[1] - cpu_before[1],
+        client_cpu=client_cpu,
+        stored=stored,
+        commits=commits,
+    )
+
+
+def main() -> None:
+    args = _arguments()
+    postfix = ensure_postfix(CACHE) if args.client == "smtp-source" else None
+    load_before = os.getloadavg()
+    got = _measure(args, postfix)
     load_after = os.getloadavg()
-    expected = sent + warm_up
-    rate = sent / elapsed
-    if c_clients:
+    rate = got.sent / got.seconds
+    if postfix is not None:
         shape = "smtp-source (C clients), no AUTH, a trusted network (SMTPD_TRUSTED_NETWORKS)"
     else:
         shape = "aiosmtplib (Python clients), AUTH PLAIN" + (" after STARTTLS" if args.tls else "")
+    per_message = {
+        "server": got.server_cpu / got.sent * 1e6,
+        "loop": got.loop_cpu / got.sent * 1e6,
+        "clients": got.client_cpu / got.sent * 1e6,
+    }
     figure = Figure(
         "smtpd",
         "submitted, " + shape,
         rate,
         "msg/s",
         target=f">= {TARGET:,.0f} msg/s",
-        ok=rate >= TARGET and stored == expected,
+        ok=rate >= TARGET and got.stored == got.expected,
         extra={
             "client": args.client,
-            "auth": not c_clients,
+            "auth": postfix is None,
             "tls": bool(args.tls),
             "clients": args.clients,
-            "messages": sent,
-            "seconds": round(elapsed, 2),
-            "server_cpu_us_per_message": round(server_cpu / sent * 1e6, 1),
-            "event_loop_cpu_us_per_message": round(loop_cpu / sent * 1e6, 1),
-            "client_cpu_us_per_message": round(client_cpu / sent * 1e6, 1),
-            "stored": stored,
-            "messages_per_commit": round(stored / commits, 1),
+            "messages": got.sent,
+            "seconds": round(got.seconds, 2),
+            "server_cpu_us_per_message": round(per_message["server"], 1),
+            "event_loop_cpu_us_per_message": round(per_message["loop"], 1),
+            "client_cpu_us_per_message": round(per_message["clients"], 1),
+            "stored": got.stored,
+            "messages_per_commit": round(got.stored / got.commits, 1),
             "cores": os.cpu_count(),
             "load_before": round(load_before[0], 2),
             "load_after": round(load_after[0], 2),
         },
     )
     print(f"clients: {shape}")
-    print(f"submitted {sent} messages in {elapsed:.2f} s: {rate:,.0f} msg/s")
+    print(f"submitted {got.sent} messages in {got.seconds:.2f} s: {rate:,.0f} msg/s")
     print(
-        f"  server CPU: {server_cpu / sent * 1e6:.0f} µs per message, "
-        f"{loop_cpu / sent * 1e6:.0f} of them in its event loop's thread"
+        f"  server CPU: {per_message['server']:.0f} µs per message, "
+        f"{per_message['loop']:.0f} of them in its event loop's thread"
     )
-    print(f"  clients' CPU: {client_cpu / sent * 1e6:.0f} µs per message")
-    print(f"  commits: {commits}, {stored / commits:.1f} messages each on average")
-    print(f"  in the outbox: {stored} of {expected} acknowledged")
+    print(f"  clients' CPU: {per_message['clients']:.0f} µs per message")
+    print(f"  commits: {got.commits}, {got.stored / got.commits:.1f} messages each on average")
+    print(f"  in the outbox: {got.stored} of {got.expected} acknowledged")
     print(f"  load average (1 min): {load_before[0]:.2f} before, {load_after[0]:.2f} after")
     print(json.dumps(figure.as_json()))
-    if stored != expected:
+    if got.stored != got.expected:
         sys.exit("an acknowledged message is missing from the outbox")
 
 
