@@ -8,7 +8,12 @@ import asyncio
 
 from sqlalchemy import select
 
-from mailroom.outbox.raw_submissions import RawSubmission, SubmissionWriter, commit_submissions
+from mailroom.outbox.raw_submissions import (
+    RawSubmission,
+    SubmissionWriter,
+    commit_submissions,
+    insert_submissions,
+)
 from mailroom.outbox.schema import events, messages
 from mailroom.outbox.store import Outbox
 from mailroom.outbox.vocabulary import ConsentFacts
@@ -119,3 +124,20 @@ def test_a_submission_past_its_time_fails_and_is_left_out_of_the_commit(outbox: 
     with outbox.engine.connect() as connection:
         stored = connection.execute(select(messages.c.id, messages.c.subject)).all()
     assert [(row.id, row.subject) for row in stored] == [(first_pk, "n1")]
+
+
+def test_a_failed_insert_is_rolled_back_and_the_connection_goes_on(outbox: Outbox) -> None:
+    with outbox.engine.connect() as connection:
+        try:
+            insert_submissions(connection, [submission(1), submission(2, data=None)])
+        except Exception as exc:  # the driver's on SQLite, SQLAlchemy's on PostgreSQL
+            failure: Exception | None = exc
+        else:
+            failure = None
+        assert failure is not None
+        (message_pk,) = insert_submissions(connection, [submission(3)])
+    with outbox.engine.connect() as connection:
+        stored = connection.execute(select(messages.c.id, messages.c.subject)).all()
+        queued = connection.execute(select(events.c.message_pk)).scalars().all()
+    assert [(row.id, row.subject) for row in stored] == [(message_pk, "n3")]
+    assert queued == [message_pk, message_pk]  # r3 and cc, nothing of the first group
