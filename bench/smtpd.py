@@ -164,30 +164,49 @@ async def _client(
 
 
 async def _load(
-    port: int, key: str, clients: int, messages: int, context: ssl.SSLContext | None
+    ports: list[int], key: str, clients: int, messages: int, context: ssl.SSLContext | None
 ) -> int:
+    """``clients`` connections, spread over ``ports`` in turn."""
     results = await asyncio.gather(
-        *(_client(port, key, client, messages, context) for client in range(clients))
+        *(
+            _client(ports[client % len(ports)], key, client, messages, context)
+            for client in range(clients)
+        )
     )
     return sum(results)
 
 
-def _smtp_source(postfix: Postfix, port: int, sessions: int, messages: int) -> int:
+def _shares(total: int, parts: int) -> list[int]:
+    return [total // parts + (1 if part < total % parts else 0) for part in range(parts)]
+
+
+def _smtp_source(postfix: Postfix, ports: list[int], sessions: int, messages: int) -> int:
     """``smtp-source -s SESSIONS -d -m MESSAGES -l 4000 -c``: MESSAGES in all, shared by the
-    sessions; each message its own transaction of one recipient. The number sent (all of
-    them: smtp-source exits non-zero at the first reply that is not 2xx)."""
-    command = [
-        str(postfix.source),
-        *("-s", str(sessions), "-d", "-m", str(messages), "-l", "4000", "-c"),
-        *("-f", _SENDER, "-t", _RECIPIENT, "-M", "bench.example.com"),
-        f"127.0.0.1:{port}",
-    ]
-    result = subprocess.run(command, env=postfix.env, capture_output=True, check=False, timeout=600)
-    if result.returncode != 0:
-        raise BenchSetupError(
-            f"smtp-source failed ({result.returncode}): "
-            f"{result.stderr.decode(errors='replace')[-500:]}"
+    sessions (one smtp-source a port, each with its share of both); each message its own
+    transaction of one recipient. The number sent (all of them: smtp-source exits non-zero
+    at the first reply that is not 2xx)."""
+    running = []
+    for port, share, count in zip(
+        ports, _shares(sessions, len(ports)), _shares(messages, len(ports)), strict=True
+    ):
+        command = [
+            str(postfix.source),
+            *("-s", str(share), "-d", "-m", str(count), "-l", "4000", "-c"),
+            *("-f", _SENDER, "-t", _RECIPIENT, "-M", "bench.example.com"),
+            f"127.0.0.1:{port}",
+        ]
+        running.append(
+            subprocess.Popen(
+                command, env=postfix.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
         )
+    for source in running:
+        _, errors = source.communicate(timeout=600)
+        if source.returncode != 0:
+            raise BenchSetupError(
+                f"smtp-source failed ({source.returncode}): "
+                f"{errors.decode(errors='replace')[-500:]}"
+            )
     return messages
 
 
@@ -243,6 +262,13 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--messages", type=int, default=1500, help="per client")
     parser.add_argument("--tls", action="store_true", help="STARTTLS before AUTH (aiosmtplib)")
     parser.add_argument(
+        "--servers",
+        type=int,
+        default=1,
+        help="mailroom smtpd processes on the one database, each on a port of its own, the "
+        "clients spread over them",
+    )
+    parser.add_argument(
         "--dir", type=Path, default=None, help="where the database goes (default: $TMPDIR)"
     )
     parser.add_argument(
@@ -269,38 +295,45 @@ def _measure(args: argparse.Namespace, postfix: Postfix | None) -> Measured:
         found = re.search(r"mrk_\S+", created)
         assert found is not None, created
         key = found.group(0)
-        server = Server(workdir, env)
+        servers = [Server(workdir, env) for _ in range(args.servers)]
+        ports = [server.port for server in servers]
         try:
-            log(f"warming up on port {server.port}")
+            log(f"warming up on port(s) {', '.join(map(str, ports))}")
             if postfix is not None:
-                _smtp_source(postfix, server.port, 2, warm_up)
+                warmed = _smtp_source(postfix, ports, 2 * len(ports), warm_up)
             else:
-                run(_load(server.port, key, 2, warm_up // 2, context))
+                each = max(1, warm_up // (2 * len(ports)))
+                warmed = run(_load(ports, key, 2 * len(ports), each, context))
             total = args.clients * args.messages
             log(f"{args.client}: {args.clients} clients, {total} messages of ~4 KB in all")
-            cpu_before = server.cpu_seconds()
-            spy = _py_spy(server.process.pid, args.profile) if args.profile else None
+            cpu_before = [server.cpu_seconds() for server in servers]
+            spy = _py_spy(servers[0].process.pid, args.profile) if args.profile else None
             started = time.perf_counter()
             client_cpu = time.process_time() + _children_cpu()
             if postfix is not None:
-                sent = _smtp_source(postfix, server.port, args.clients, total)
+                sent = _smtp_source(postfix, ports, args.clients, total)
             else:
-                sent = run(_load(server.port, key, args.clients, args.messages, context))
+                sent = run(_load(ports, key, args.clients, args.messages, context))
             elapsed = time.perf_counter() - started
             client_cpu = time.process_time() + _children_cpu() - client_cpu
-            cpu_after = server.cpu_seconds()
+            cpu_after = [server.cpu_seconds() for server in servers]
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(timeout=60)
         finally:
-            server.stop()
+            for server in servers:
+                server.stop()
         stored, commits = _stored(workdir / "mailroom.db")
     return Measured(
         sent=sent,
-        expected=sent + warm_up,
+        expected=sent + warmed,
         seconds=elapsed,
-        server_cpu=cpu_after[0] - cpu_before[0],
-        loop_cpu=cpu_after[1] - cpu_before[1],
+        server_cpu=sum(
+            after[0] - before[0] for after, before in zip(cpu_after, cpu_before, strict=True)
+        ),
+        loop_cpu=sum(
+            after[1] - before[1] for after, before in zip(cpu_after, cpu_before, strict=True)
+        ),
         client_cpu=client_cpu,
         stored=stored,
         commits=commits,
@@ -335,6 +368,7 @@ def main() -> None:
             "auth": postfix is None,
             "tls": bool(args.tls),
             "clients": args.clients,
+            "servers": args.servers,
             "messages": got.sent,
             "seconds": round(got.seconds, 2),
             "server_cpu_us_per_message": round(per_message["server"], 1),
@@ -347,7 +381,7 @@ def main() -> None:
             "load_after": round(load_after[0], 2),
         },
     )
-    print(f"clients: {shape}")
+    print(f"clients: {shape}; {args.servers} server process(es)")
     print(f"submitted {got.sent} messages in {got.seconds:.2f} s: {rate:,.0f} msg/s")
     print(
         f"  server CPU: {per_message['server']:.0f} µs per message, "
