@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,8 +26,6 @@ IDLE = 0.4  # seconds
 @pytest.fixture
 def port(tmp_path: Path) -> Iterator[int]:
     """A submission port with an idle timeout of :data:`IDLE`, served by a loop in a thread."""
-    import threading  # noqa: PLC0415
-
     engine = create_outbox_engine(f"sqlite:///{tmp_path / 'outbox.db'}")
     loop = asyncio.new_event_loop()
     writer = SubmissionWriter(engine, loop)
