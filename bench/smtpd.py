@@ -1,15 +1,25 @@
 """The SMTP submission port's benchmark (issue #13): messages a second into the outbox
 through a real ``mailroom smtpd`` process, on SQLite, with the durable commit kept.
 
-    .venv/bin/python bench/smtpd.py [--clients 16] [--messages 1500] [--tls]
+    .venv/bin/python bench/smtpd.py [--client smtp-source|aiosmtplib] [--clients 16]
+                                    [--messages 1500] [--tls] [--profile FILE]
 
-``--clients`` connections (asyncio, aiosmtplib), each persistent: EHLO and AUTH PLAIN (a real
-API key) once, then ``--messages`` messages of about 4 KB one after another, each answered
-``250`` only once committed. ``--tls`` adds STARTTLS before AUTH (a throwaway trustme
-certificate). The clients run in this process, on the same machine as the server, and take
-part of its cores: the server's own CPU per message is printed beside the rate. Every
-message acknowledged is then counted in the outbox. Progress goes to stderr; stdout gets the
-figures, then one JSON line.
+Two kinds of client, each on ``--clients`` persistent connections sending ``--messages``
+messages of about 4 KB one after another, each answered ``250`` only once committed:
+
+- ``smtp-source`` (the default): Postfix's load generator, in C (``smtp-source -s 16 -d -m N
+  -l 4000 -c``, fetched as the other benches fetch it), so the clients take little of the
+  cores the server runs on. It has no AUTH: the server is started with
+  ``SMTPD_TRUSTED_NETWORKS=127.0.0.1/32``, so this measures **no AUTH, a trusted network, C
+  clients**.
+- ``aiosmtplib``: Python clients in this process (asyncio), each EHLO and AUTH PLAIN with a
+  real API key once; ``--tls`` adds STARTTLS before AUTH (a throwaway trustme certificate).
+  They need about as much CPU a message as the server, on the same cores.
+
+The server's own CPU per message is printed beside the rate, with the clients' and the
+machine's load. Every message acknowledged is then counted in the outbox (smtp-source stops
+at the first reply that is not 2xx, so its exit status 0 means every one was acknowledged).
+Progress goes to stderr; stdout gets the figures, then one JSON line.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ import asyncio
 import json
 import os
 import re
+import resource
 import signal
 import sqlite3
 import ssl
@@ -27,14 +38,20 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiosmtplib
 
 from common import Figure, log
 from mailroom.delivery.loop import run  # uvloop where installed: less client CPU per message
+from run import CACHE
+from sink import BenchSetupError, Postfix, ensure_postfix
 
 TARGET = 3000.0  # messages a second
+TRUSTED = "127.0.0.1/32"  # smtp-source has no AUTH: its clients submit as a trusted network
+_SENDER = "app@example.com"
+_RECIPIENT = "user@example.com"
 _LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 # ~4 KB with the headers, in lines of 75 characters as people write them.
 _BODY = "\r\n".join(["All work and no play makes Jack a dull boy, said the line again. "] * 58)
@@ -80,6 +97,11 @@ def _certificate(workdir: Path) -> tuple[dict[str, str], ssl.SSLContext]:
     return {"SMTPD_TLS_CERTFILE": str(certfile)}, client
 
 
+def _cpu(stat: Path) -> float:
+    fields = stat.read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Server:
     """``mailroom smtpd --port 0`` in ``workdir``."""
 
@@ -108,9 +130,12 @@ class Server:
         # Read the rest all along, so a chatty server never blocks on a full pipe.
         threading.Thread(target=self.process.stdout.read, daemon=True).start()
 
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    def cpu_seconds(self) -> tuple[float, float]:
+        """CPU seconds the server has used: all its threads, and its event loop's thread
+        alone (the writer's and the checkpointer's threads run mostly in SQLite, outside
+        the GIL, on another core)."""
+        pid = self.process.pid
+        return _cpu(Path(f"/proc/{pid}/stat")), _cpu(Path(f"/proc/{pid}/task/{pid}/stat"))
 
     def stop(self) -> None:
         self.process.terminate()
@@ -139,12 +164,55 @@ async def _client(
 
 
 async def _load(
-    port: int, key: str, clients: int, messages: int, context: ssl.SSLContext | None
+    ports: list[int], key: str, clients: int, messages: int, context: ssl.SSLContext | None
 ) -> int:
+    """``clients`` connections, spread over ``ports`` in turn."""
     results = await asyncio.gather(
-        *(_client(port, key, client, messages, context) for client in range(clients))
+        *(
+            _client(ports[client % len(ports)], key, client, messages, context)
+            for client in range(clients)
+        )
     )
     return sum(results)
+
+
+def _shares(total: int, parts: int) -> list[int]:
+    return [total // parts + (1 if part < total % parts else 0) for part in range(parts)]
+
+
+def _smtp_source(postfix: Postfix, ports: list[int], sessions: int, messages: int) -> int:
+    """``smtp-source -s SESSIONS -d -m MESSAGES -l 4000 -c``: MESSAGES in all, shared by the
+    sessions (one smtp-source a port, each with its share of both); each message its own
+    transaction of one recipient. The number sent (all of them: smtp-source exits non-zero
+    at the first reply that is not 2xx)."""
+    running = []
+    for port, share, count in zip(
+        ports, _shares(sessions, len(ports)), _shares(messages, len(ports)), strict=True
+    ):
+        command = [
+            str(postfix.source),
+            *("-s", str(share), "-d", "-m", str(count), "-l", "4000", "-c"),
+            *("-f", _SENDER, "-t", _RECIPIENT, "-M", "bench.example.com"),
+            f"127.0.0.1:{port}",
+        ]
+        running.append(
+            subprocess.Popen(
+                command, env=postfix.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
+        )
+    for source in running:
+        _, errors = source.communicate(timeout=600)
+        if source.returncode != 0:
+            raise BenchSetupError(
+                f"smtp-source failed ({source.returncode}): "
+                f"{errors.decode(errors='replace')[-500:]}"
+            )
+    return messages
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _stored(database: Path) -> tuple[int, int]:
@@ -169,11 +237,37 @@ def _py_spy(pid: int, output: str) -> subprocess.Popen[bytes]:
     )
 
 
-def main() -> None:
+@dataclass(frozen=True)
+class Measured:
+    sent: int
+    expected: int
+    """Acknowledged, with the warm-up's."""
+    seconds: float
+    server_cpu: float
+    loop_cpu: float
+    client_cpu: float
+    stored: int
+    commits: int
+
+
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.partition("\n\n")[0])
+    parser.add_argument(
+        "--client",
+        choices=("smtp-source", "aiosmtplib"),
+        default="smtp-source",
+        help="smtp-source: C, no AUTH, a trusted network; aiosmtplib: Python, AUTH PLAIN",
+    )
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--messages", type=int, default=1500, help="per client")
-    parser.add_argument("--tls", action="store_true", help="STARTTLS before AUTH")
+    parser.add_argument("--tls", action="store_true", help="STARTTLS before AUTH (aiosmtplib)")
+    parser.add_argument(
+        "--servers",
+        type=int,
+        default=1,
+        help="mailroom smtpd processes on the one database, each on a port of its own, the "
+        "clients spread over them",
+    )
     parser.add_argument(
         "--dir", type=Path, default=None, help="where the database goes (default: $TMPDIR)"
     )
@@ -183,61 +277,122 @@ def main() -> None:
         help="py-spy's profile of the server under load (.svg: a flame graph, else stacks)",
     )
     args = parser.parse_args()
+    if args.client == "smtp-source" and args.tls:
+        parser.error("--tls needs --client aiosmtplib (smtp-source has no STARTTLS)")
+    return args
 
+
+def _measure(args: argparse.Namespace, postfix: Postfix | None) -> Measured:
+    warm_up = 100
     with tempfile.TemporaryDirectory(prefix="mailroom-bench-smtpd-", dir=args.dir) as folder:
         workdir = Path(folder)
         extra, context = _certificate(workdir) if args.tls else ({}, None)
+        if postfix is not None:
+            extra["SMTPD_TRUSTED_NETWORKS"] = TRUSTED
         env = _env(workdir, extra)
         _mailroom("db", "upgrade", env=env, cwd=workdir)
         created = _mailroom("apikeys", "create", "--name", "bench", env=env, cwd=workdir)
-        key = re.search(r"mrk_\S+", created)
-        assert key is not None, created
-        server = Server(workdir, env)
+        found = re.search(r"mrk_\S+", created)
+        assert found is not None, created
+        key = found.group(0)
+        servers = [Server(workdir, env) for _ in range(args.servers)]
+        ports = [server.port for server in servers]
         try:
-            log(f"warming up on port {server.port}")
-            run(_load(server.port, key.group(0), 2, 50, context))
-            log(f"{args.clients} clients x {args.messages} messages of ~4 KB")
-            cpu_before = server.cpu_seconds()
-            spy = _py_spy(server.process.pid, args.profile) if args.profile else None
+            log(f"warming up on port(s) {', '.join(map(str, ports))}")
+            if postfix is not None:
+                warmed = _smtp_source(postfix, ports, 2 * len(ports), warm_up)
+            else:
+                each = max(1, warm_up // (2 * len(ports)))
+                warmed = run(_load(ports, key, 2 * len(ports), each, context))
+            total = args.clients * args.messages
+            log(f"{args.client}: {args.clients} clients, {total} messages of ~4 KB in all")
+            cpu_before = [server.cpu_seconds() for server in servers]
+            spy = _py_spy(servers[0].process.pid, args.profile) if args.profile else None
             started = time.perf_counter()
-            client_cpu = time.process_time()
-            sent = run(_load(server.port, key.group(0), args.clients, args.messages, context))
+            client_cpu = time.process_time() + _children_cpu()
+            if postfix is not None:
+                sent = _smtp_source(postfix, ports, args.clients, total)
+            else:
+                sent = run(_load(ports, key, args.clients, args.messages, context))
             elapsed = time.perf_counter() - started
-            client_cpu = time.process_time() - client_cpu
-            server_cpu = server.cpu_seconds() - cpu_before
+            client_cpu = time.process_time() + _children_cpu() - client_cpu
+            cpu_after = [server.cpu_seconds() for server in servers]
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(timeout=60)
         finally:
-            server.stop()
+            for server in servers:
+                server.stop()
         stored, commits = _stored(workdir / "mailroom.db")
-    expected = sent + 2 * 50
-    rate = sent / elapsed
+    return Measured(
+        sent=sent,
+        expected=sent + warmed,
+        seconds=elapsed,
+        server_cpu=sum(
+            after[0] - before[0] for after, before in zip(cpu_after, cpu_before, strict=True)
+        ),
+        loop_cpu=sum(
+            after[1] - before[1] for after, before in zip(cpu_after, cpu_before, strict=True)
+        ),
+        client_cpu=client_cpu,
+        stored=stored,
+        commits=commits,
+    )
+
+
+def main() -> None:
+    args = _arguments()
+    postfix = ensure_postfix(CACHE) if args.client == "smtp-source" else None
+    load_before = os.getloadavg()
+    got = _measure(args, postfix)
+    load_after = os.getloadavg()
+    rate = got.sent / got.seconds
+    if postfix is not None:
+        shape = "smtp-source (C clients), no AUTH, a trusted network (SMTPD_TRUSTED_NETWORKS)"
+    else:
+        shape = "aiosmtplib (Python clients), AUTH PLAIN" + (" after STARTTLS" if args.tls else "")
+    per_message = {
+        "server": got.server_cpu / got.sent * 1e6,
+        "loop": got.loop_cpu / got.sent * 1e6,
+        "clients": got.client_cpu / got.sent * 1e6,
+    }
     figure = Figure(
         "smtpd",
-        "submitted" + (" (STARTTLS)" if args.tls else ""),
+        "submitted, " + shape,
         rate,
         "msg/s",
         target=f">= {TARGET:,.0f} msg/s",
-        ok=rate >= TARGET and stored == expected,
+        ok=rate >= TARGET and got.stored == got.expected,
         extra={
+            "client": args.client,
+            "auth": postfix is None,
+            "tls": bool(args.tls),
             "clients": args.clients,
-            "messages": sent,
-            "seconds": round(elapsed, 2),
-            "server_cpu_us_per_message": round(server_cpu / sent * 1e6, 1),
-            "client_cpu_us_per_message": round(client_cpu / sent * 1e6, 1),
-            "stored": stored,
-            "messages_per_commit": round(stored / commits, 1),
+            "servers": args.servers,
+            "messages": got.sent,
+            "seconds": round(got.seconds, 2),
+            "server_cpu_us_per_message": round(per_message["server"], 1),
+            "event_loop_cpu_us_per_message": round(per_message["loop"], 1),
+            "client_cpu_us_per_message": round(per_message["clients"], 1),
+            "stored": got.stored,
+            "messages_per_commit": round(got.stored / got.commits, 1),
             "cores": os.cpu_count(),
+            "load_before": round(load_before[0], 2),
+            "load_after": round(load_after[0], 2),
         },
     )
-    print(f"submitted {sent} messages in {elapsed:.2f} s: {rate:,.0f} msg/s")
-    print(f"  server CPU: {server_cpu / sent * 1e6:.0f} µs per message")
-    print(f"  clients' CPU: {client_cpu / sent * 1e6:.0f} µs per message")
-    print(f"  commits: {commits}, {stored / commits:.1f} messages each on average")
-    print(f"  in the outbox: {stored} of {expected} acknowledged")
+    print(f"clients: {shape}; {args.servers} server process(es)")
+    print(f"submitted {got.sent} messages in {got.seconds:.2f} s: {rate:,.0f} msg/s")
+    print(
+        f"  server CPU: {per_message['server']:.0f} µs per message, "
+        f"{per_message['loop']:.0f} of them in its event loop's thread"
+    )
+    print(f"  clients' CPU: {per_message['clients']:.0f} µs per message")
+    print(f"  commits: {got.commits}, {got.stored / got.commits:.1f} messages each on average")
+    print(f"  in the outbox: {got.stored} of {got.expected} acknowledged")
+    print(f"  load average (1 min): {load_before[0]:.2f} before, {load_after[0]:.2f} after")
     print(json.dumps(figure.as_json()))
-    if stored != expected:
+    if got.stored != got.expected:
         sys.exit("an acknowledged message is missing from the outbox")
 
 

@@ -8,7 +8,12 @@ import asyncio
 
 from sqlalchemy import select
 
-from mailroom.outbox.raw_submissions import RawSubmission, SubmissionWriter, commit_submissions
+from mailroom.outbox.raw_submissions import (
+    RawSubmission,
+    SubmissionWriter,
+    commit_submissions,
+    insert_submissions,
+)
 from mailroom.outbox.schema import events, messages
 from mailroom.outbox.store import Outbox
 from mailroom.outbox.vocabulary import ConsentFacts
@@ -87,3 +92,52 @@ def test_a_commit_that_fails_fails_every_caller_of_its_group(outbox: Outbox) -> 
     outcomes = asyncio.run(scenario())
     assert all(isinstance(outcome, Exception) for outcome in outcomes)
     assert outbox.counts().get("queued", 0) == 0
+
+
+def test_a_submission_past_its_time_fails_and_is_left_out_of_the_commit(outbox: Outbox) -> None:
+    """The writer is held up (another transaction holds the table): the first submission is
+    taken and waits; the second, with a time limit, fails with TimeoutError while it waits
+    in the queue, and is not stored once the writer goes on."""
+
+    async def scenario() -> tuple[int, BaseException | int]:
+        loop = asyncio.get_running_loop()
+        writer = SubmissionWriter(outbox.engine, loop)
+        blocker = outbox.engine.raw_connection()  # the driver's own: no autobegin
+        try:
+            cursor = blocker.cursor()
+            if outbox.engine.dialect.name == "sqlite":
+                cursor.execute("BEGIN IMMEDIATE")  # SQLite's one write lock
+            else:
+                cursor.execute(f"LOCK TABLE {messages.name} IN EXCLUSIVE MODE")
+            first = writer.submit(submission(1))
+            await asyncio.sleep(0.3)  # taken by the writer, which now waits for the lock
+            late = writer.submit(submission(2), timeout=0.1)
+            outcome = (await asyncio.gather(late, return_exceptions=True))[0]
+            blocker.rollback()
+            return await asyncio.wait_for(first, 30), outcome
+        finally:
+            blocker.close()
+            assert await asyncio.to_thread(writer.close, 10)
+
+    first_pk, outcome = asyncio.run(scenario())
+    assert isinstance(outcome, TimeoutError)
+    with outbox.engine.connect() as connection:
+        stored = connection.execute(select(messages.c.id, messages.c.subject)).all()
+    assert [(row.id, row.subject) for row in stored] == [(first_pk, "n1")]
+
+
+def test_a_failed_insert_is_rolled_back_and_the_connection_goes_on(outbox: Outbox) -> None:
+    with outbox.engine.connect() as connection:
+        try:
+            insert_submissions(connection, [submission(1), submission(2, data=None)])
+        except Exception as exc:  # the driver's on SQLite, SQLAlchemy's on PostgreSQL
+            failure: Exception | None = exc
+        else:
+            failure = None
+        assert failure is not None
+        (message_pk,) = insert_submissions(connection, [submission(3)])
+    with outbox.engine.connect() as connection:
+        stored = connection.execute(select(messages.c.id, messages.c.subject)).all()
+        queued = connection.execute(select(events.c.message_pk)).scalars().all()
+    assert [(row.id, row.subject) for row in stored] == [(message_pk, "n3")]
+    assert queued == [message_pk, message_pk]  # r3 and cc, nothing of the first group

@@ -251,7 +251,7 @@ class SubmissionHandler:
         )
         self.in_flight += 1
         try:
-            message_pk = await asyncio.wait_for(self.writer.submit(submission), _COMMIT_TIMEOUT)
+            message_pk = await self.writer.submit(submission, _COMMIT_TIMEOUT)
         except Exception as exc:  # any failure to commit is the same 451
             logger.warning(
                 "a submitted message was not stored: %s", type(exc).__name__, exc_info=False

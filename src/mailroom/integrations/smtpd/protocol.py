@@ -8,15 +8,19 @@ package's header parser (about 50 µs each, and a class defined per call), and D
 line at a time (a coroutine call, a log call and a few list operations per line: 60 of each for
 a 4 KB message). Here a plain ``<local@domain>`` takes a regular expression, and DATA is read
 in runs up to each ``.CRLF``; what each accepts and refuses is aiosmtpd's (the same replies,
-the same limits), and anything unusual takes aiosmtpd's own path.
+the same limits), and anything unusual takes aiosmtpd's own path. Around every command,
+two smaller costs: the idle timeout moves a deadline rather than replacing a timer, and a
+reply waits for the transport only when there is something to wait for.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import logging
 import re
-from typing import Any
+from typing import Any, AnyStr
 
 from aiosmtpd.smtp import MISSING, SMTP, Session, syntax
 
@@ -30,6 +34,8 @@ _PLAIN_PATH = re.compile(
     rf"\s*<({_ATEXT}(?:\.{_ATEXT})*@{_LABEL}(?:\.{_LABEL})*)>[ \t]*(.*)", re.ASCII | re.DOTALL
 )
 """``<dot-atom@domain>`` and what follows it (the parameters)."""
+_log = logging.getLogger("mail.log")  # aiosmtpd's
+_debugging = functools.partial(_log.isEnabledFor, logging.DEBUG)
 _DOT_CRLF = b".\r\n"
 _LONGEST_LINE = SMTP.line_length_limit - 2  # aiosmtpd's 1001 octets, less the CRLF
 
@@ -51,6 +57,8 @@ class SubmissionSMTP(SMTP):
     """One connection to the submission port."""
 
     def __init__(self, handler: object, open_: set[SubmissionSMTP], **options: Any) -> None:
+        self._idle_deadline = 0.0
+        self._idle_armed = False
         super().__init__(handler, **options)
         self._open = open_
 
@@ -65,6 +73,27 @@ class SubmissionSMTP(SMTP):
         self._open.discard(self)
         super().connection_lost(error)
 
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        """aiosmtpd's idle timeout, moved without a new timer for every command: aiosmtpd
+        cancels its timer and schedules another before each one (four a message); here the
+        deadline moves, and a timer that fires before it is set again for what is left."""
+        deadline = self.loop.time() + (duration or self._timeout_duration)
+        self._idle_deadline = deadline
+        handle = self._timeout_handle
+        if handle is not None and self._idle_armed and handle.when() <= deadline:
+            return  # it fires first, and then waits on until the new deadline
+        if handle is not None:
+            handle.cancel()
+        self._idle_armed = True
+        self._timeout_handle = self.loop.call_at(deadline, self._idle_check)
+
+    def _idle_check(self) -> None:
+        if self.loop.time() < self._idle_deadline:
+            self._timeout_handle = self.loop.call_at(self._idle_deadline, self._idle_check)
+            return
+        self._idle_armed = False
+        self._timeout_cb()  # type: ignore[no-untyped-call]
+
     def say_goodbye(self, reply: str = SHUTTING_DOWN) -> None:
         """``reply`` (RFC 5321 §3.8: the server is closing), then close, without waiting."""
         transport = self.transport
@@ -73,6 +102,26 @@ class SubmissionSMTP(SMTP):
         with contextlib.suppress(Exception):  # a peer gone already: nothing to tell
             transport.write(reply.encode("ascii") + b"\r\n")  # type: ignore[attr-defined]
         transport.close()
+
+    async def push(self, status: AnyStr) -> None:
+        """aiosmtpd's reply, waiting for the transport (``drain``) only when there is
+        something to wait for: a full write buffer, a closing or lost connection. Four replies
+        a message, and most of the time there is nothing."""
+        if isinstance(status, str):
+            response = status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii")
+        else:
+            response = status
+        writer = self._writer
+        writer.write(response + b"\r\n")
+        if _debugging():
+            _log.debug("%r << %r", self.session.peer if self.session else None, response)
+        if (
+            self._paused  # type: ignore[attr-defined]
+            or self._connection_lost  # type: ignore[attr-defined]
+            or writer.transport.is_closing()
+            or self._reader.exception() is not None
+        ):
+            await writer.drain()
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         """aiosmtpd's address parsing, with the fast path for ``<dot-atom@domain>``, which
