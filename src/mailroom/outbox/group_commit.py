@@ -19,6 +19,7 @@ from concurrent.futures import Future
 
 from mailroom.errors import MessageError
 from mailroom.outbox.batch_items import BatchItem
+from mailroom.outbox.commit_groups import take_group
 from mailroom.outbox.store import Outbox
 
 __all__ = ["GroupCommit"]
@@ -67,20 +68,10 @@ class GroupCommit:
 
     def _run(self) -> None:
         while True:
-            first = self._waiting.get()
-            if first is None:
+            taken = take_group(self._waiting, self.max_group)
+            if taken is None:
                 return
-            group = [first]
-            stop = False
-            while len(group) < self.max_group:
-                try:
-                    more = self._waiting.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                group.append(more)
+            group, stop = taken
             self._commit(group)
             if stop:
                 return

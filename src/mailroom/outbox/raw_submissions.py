@@ -33,6 +33,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import Dialect
 
 from mailroom.outbox import queries
+from mailroom.outbox.commit_groups import take_group
 from mailroom.outbox.message_insert import PreparedInsert, prepare_insert
 from mailroom.outbox.vocabulary import STREAM_PRIORITIES, ConsentFacts, Status
 
@@ -242,20 +243,10 @@ class SubmissionWriter:
 
     def _take_groups(self) -> None:
         while True:
-            first = self._waiting.get()
-            if first is None:
+            taken = take_group(self._waiting, self.max_group)
+            if taken is None:
                 return
-            group = [first]
-            stop = False
-            while len(group) < self.max_group:
-                try:
-                    more = self._waiting.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                group.append(more)
+            group, stop = taken
             self._commit(group)
             if stop:
                 return
