@@ -248,6 +248,34 @@ class Measured:
     client_cpu: float
     stored: int
     commits: int
+    log_peak: int
+    """The largest the database's write-ahead log was seen during the load, in bytes."""
+
+
+class _LogWatch:
+    """Samples the size of the outbox's write-ahead log every 0.1 s while the load runs: the
+    server's checkpoints must keep it bounded however long the load lasts."""
+
+    def __init__(self, database: Path) -> None:
+        self._log = Path(f"{database}-wal")
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> _LogWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            try:
+                self.peak = max(self.peak, self._log.stat().st_size)
+            except FileNotFoundError:
+                continue
 
 
 def _arguments() -> argparse.Namespace:
@@ -310,10 +338,11 @@ def _measure(args: argparse.Namespace, postfix: Postfix | None) -> Measured:
             spy = _py_spy(servers[0].process.pid, args.profile) if args.profile else None
             started = time.perf_counter()
             client_cpu = time.process_time() + _children_cpu()
-            if postfix is not None:
-                sent = _smtp_source(postfix, ports, args.clients, total)
-            else:
-                sent = run(_load(ports, key, args.clients, args.messages, context))
+            with _LogWatch(workdir / "mailroom.db") as log_watch:
+                if postfix is not None:
+                    sent = _smtp_source(postfix, ports, args.clients, total)
+                else:
+                    sent = run(_load(ports, key, args.clients, args.messages, context))
             elapsed = time.perf_counter() - started
             client_cpu = time.process_time() + _children_cpu() - client_cpu
             cpu_after = [server.cpu_seconds() for server in servers]
@@ -337,6 +366,7 @@ def _measure(args: argparse.Namespace, postfix: Postfix | None) -> Measured:
         client_cpu=client_cpu,
         stored=stored,
         commits=commits,
+        log_peak=log_watch.peak,
     )
 
 
@@ -376,6 +406,7 @@ def main() -> None:
             "client_cpu_us_per_message": round(per_message["clients"], 1),
             "stored": got.stored,
             "messages_per_commit": round(got.stored / got.commits, 1),
+            "log_peak_mb": round(got.log_peak / 1e6, 1),
             "cores": os.cpu_count(),
             "load_before": round(load_before[0], 2),
             "load_after": round(load_after[0], 2),
@@ -390,6 +421,7 @@ def main() -> None:
     print(f"  clients' CPU: {per_message['clients']:.0f} µs per message")
     print(f"  commits: {got.commits}, {got.stored / got.commits:.1f} messages each on average")
     print(f"  in the outbox: {got.stored} of {got.expected} acknowledged")
+    print(f"  write-ahead log: {got.log_peak / 1e6:,.1f} MB at its largest")
     print(f"  load average (1 min): {load_before[0]:.2f} before, {load_after[0]:.2f} after")
     print(json.dumps(figure.as_json()))
     if got.stored != got.expected:
