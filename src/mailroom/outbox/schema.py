@@ -39,9 +39,13 @@ __all__ = [
     "admin_users",
     "api_keys",
     "attempts",
+    "campaign_recipients",
+    "campaigns",
     "captured",
     "consent_log",
+    "contacts",
     "events",
+    "mailing_lists",
     "messages",
     "metadata",
     "notification_log",
@@ -364,4 +368,103 @@ admin_users = Table(
         comment="raised by sign-out and a new password: older sessions are refused",
     ),
     UniqueConstraint("username"),
+)
+
+
+# -- bulk campaigns: lists, contacts, campaigns and the per-recipient ledger ---------------
+
+mailing_lists = Table(
+    "mailroom_lists",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, comment="unique; its scope is list:<name>"),
+    Column("description", Text, nullable=True),
+    Column("created_at", Double, nullable=False),
+    UniqueConstraint("name"),
+    comment="a mailing list: the contacts a campaign can be sent to",
+)
+
+contacts = Table(
+    "mailroom_contacts",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column(
+        "list_id",
+        _ID,
+        ForeignKey("mailroom_lists.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("address", _ADDRESS, nullable=False, comment="normalised: lower-case addr-spec"),
+    Column("name", Text, nullable=True),
+    Column("attributes", JSON, nullable=True, comment="merge fields: {{ contact.<key> }}"),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    # One contact per address in a list; its id is the key a campaign's fan-out pages by.
+    UniqueConstraint("list_id", "address"),
+    Index(None, "list_id", "id"),
+)
+
+campaigns = Table(
+    "mailroom_campaigns",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("status", String(16), nullable=False, comment="a CampaignStatus"),
+    Column("audience", String(200), nullable=False, comment="list:<name> or app:<name>"),
+    Column("subject", Text, nullable=False),
+    Column("from_email", Text, nullable=False),
+    Column("reply_to", Text, nullable=True),
+    Column("body_format", String(16), nullable=False, comment="html or markdown"),
+    Column("body", Text, nullable=False, comment="the source as written, merge fields and all"),
+    Column("stream", String(64), nullable=False),
+    Column("send_at", Double, nullable=True, comment="scheduled: not before then"),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    Column("started_at", Double, nullable=True),
+    Column("finished_at", Double, nullable=True),
+    Column("paused_reason", Text, nullable=True, comment="why it paused, when not by hand"),
+    Column(
+        "fanout_checkpoint",
+        JSON,
+        nullable=True,
+        comment="the audience's key of the last contact in the ledger: the fan-out goes on "
+        "after it",
+    ),
+    Column("fanout_done", Boolean, nullable=False, server_default=text("false")),
+    Column("duplicated_from", _ID, nullable=True),
+    Index(None, "status", "send_at"),
+    comment="a campaign: one message composed once, sent to an audience",
+)
+
+campaign_recipients = Table(
+    "mailroom_campaign_recipients",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column(
+        "campaign_id",
+        _ID,
+        ForeignKey("mailroom_campaigns.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("address", _ADDRESS, nullable=False, comment="normalised: lower-case addr-spec"),
+    Column("contact_key", Text, nullable=False, comment="the audience's key for the contact"),
+    Column("name", Text, nullable=True),
+    Column("attributes", JSON, nullable=True, comment="the contact's merge fields at fan-out"),
+    Column("status", String(16), nullable=False, comment="a RecipientStatus"),
+    Column(
+        "message_pk",
+        _ID,
+        ForeignKey("mailroom_messages.id", ondelete="SET NULL"),
+        nullable=True,
+        comment="the outbox message once queued; where sent or failed is read from",
+    ),
+    Column("reason", Text, nullable=True, comment="why suppressed, skipped or failed"),
+    Column("updated_at", Double, nullable=False),
+    # The ledger: one row per campaign and address, whatever the audience yields twice, so
+    # nothing can put a second message to the same person in the outbox.
+    UniqueConstraint("campaign_id", "address"),
+    Index(None, "campaign_id", "status", "id"),
+    Index(None, "message_pk"),
+    comment="the per-recipient ledger of a campaign: who is pending, queued, suppressed or "
+    "skipped, and which message each got",
 )

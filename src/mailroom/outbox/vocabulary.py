@@ -18,11 +18,13 @@ __all__ = [
     "TEST_STREAM",
     "ApiKeyScope",
     "AttemptOutcome",
+    "CampaignStatus",
     "ConsentAction",
     "ConsentFacts",
     "EventType",
     "HitLabel",
     "NotificationOutcome",
+    "RecipientStatus",
     "Status",
     "SuppressionReason",
 ]
@@ -198,3 +200,43 @@ STREAM_PRIORITIES = {"transactional": 0, "bulk": 100}
 
 TEST_STREAM = "test"
 """The stream of the test email (``mailroom send-test-email``, the status page's form)."""
+
+
+class CampaignStatus(StrEnum):
+    """Where a campaign is. Stored as text."""
+
+    DRAFT = "draft"
+    """Being written: its content may change; nothing is in its ledger."""
+    SCHEDULED = "scheduled"
+    """Its content is fixed; it starts sending at ``send_at``."""
+    SENDING = "sending"
+    """Its audience is going into the ledger and its messages into the outbox."""
+    PAUSED = "paused"
+    """Stopped by hand or by its error rate (``paused_reason``); its messages not yet sent
+    were taken back out of the outbox, and resuming queues them again."""
+    CANCELLED = "cancelled"
+    """Stopped for good: whoever had not been sent it never will be."""
+    FINISHED = "finished"
+    """Every recipient in the ledger has an outcome (sent, failed, suppressed or skipped)."""
+
+
+class RecipientStatus(StrEnum):
+    """One recipient's place in a campaign's ledger. Stored as text.
+
+    The ledger row holds ``pending``, ``queued``, ``suppressed`` or ``skipped``; once queued,
+    ``sent`` and ``failed`` are the message's own status, read through ``message_pk`` (so the
+    two cannot disagree)."""
+
+    PENDING = "pending"
+    """In the ledger, no message yet."""
+    QUEUED = "queued"
+    """Its message is in the outbox (``message_pk``), waiting, being sent or retried."""
+    SENT = "sent"
+    """Its message was accepted by the relay."""
+    FAILED = "failed"
+    """Its message was given up (a permanent refusal, out of attempts or time)."""
+    SUPPRESSED = "suppressed"
+    """Not sent: suppressed or unsubscribed when its message was composed or due."""
+    SKIPPED = "skipped"
+    """Not sent: the campaign was cancelled, or the contact's message could not be built
+    (``reason`` says which)."""
