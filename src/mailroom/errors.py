@@ -12,6 +12,7 @@ The tree::
     │   └── IdempotencyConflictError        an idempotency key reused for different content
     ├── BatchError (ValueError)             items of an all-or-nothing batch at fault, by position
     ├── NotificationError (ValueError)      an unknown or badly declared notification type
+    ├── CampaignError (ValueError)          no such campaign, or not in a state to do that
     ├── InvalidTokenError (ValueError)      an unsubscribe token that is forged, altered or old
     ├── SchemaOutdatedError                 the outbox schema is older or newer than expected
     ├── DatabaseError                       the outbox database cannot be used; names DATABASE_URL
@@ -61,6 +62,7 @@ __all__ = [
     "AuthNotOfferedError",
     "AuthenticationError",
     "BatchError",
+    "CampaignError",
     "ConfigurationError",
     "ConnectionLostError",
     "DatabaseBusyError",
@@ -375,6 +377,11 @@ class NothingSelectedError(MailroomError, ValueError):
 
     Refused so that a forgotten option cannot retry or cancel the whole outbox.
     """
+
+
+class CampaignError(MailroomError, ValueError):
+    """A campaign that does not exist, an audience that cannot be found, or an action its
+    state does not allow (editing one that is sending, resuming one that was cancelled)."""
 
 
 class InvalidCursorError(MailroomError, ValueError):

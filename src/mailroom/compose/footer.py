@@ -25,11 +25,14 @@ class Footer:
     reason: str
     link_label: str | None = None
     link_url: str | None = None
+    postal_address: str | None = None
+    """The sender's postal address, on lines of its own (a campaign's, for CAN-SPAM)."""
 
     def text(self) -> str:
         lines = ["-- ", self.reason]
         if self.link_url:
             lines.append(f"{self.link_label or 'Email settings'}: {self.link_url}")
+        lines.extend(self._address_lines())
         return "\n".join(lines) + "\n"
 
     def html(self) -> Markup:
@@ -37,11 +40,17 @@ class Footer:
         if self.link_url:
             label = escape(self.link_label or "Email settings")
             parts.append(Markup('<a href="{}">{}</a>').format(self.link_url, label))
+        parts.extend(escape(line) for line in self._address_lines())
         inner = Markup("<br>").join(parts)
         return Markup(
             '<div class="mailroom-footer" style="margin-top:24px;padding-top:12px;'
             'border-top:1px solid #ddd;color:#666;font-size:12px">{}</div>'
         ).format(inner)
+
+    def _address_lines(self) -> list[str]:
+        if not self.postal_address:
+            return []
+        return [line.strip() for line in self.postal_address.splitlines() if line.strip()]
 
 
 def add_footer(text: str, html: str | None, footer: Footer) -> tuple[str, str | None]:

@@ -206,6 +206,15 @@ class TemplateLibrary:
             self._compiled[key] = compiled
         return compiled
 
+    def check(self, template: Template) -> None:
+        """Compile every part of ``template`` (cached for its rendering): a syntax error is a
+        :class:`TemplateError` naming the part and its line, before anyone's mail is made."""
+        self._compile(template, "subject", template.subject, html_part=False)
+        if template.html is not None:
+            self._compile(template, "html", template.html, html_part=True)
+        if template.text is not None:
+            self._compile(template, "text", template.text, html_part=False)
+
     def _render_part(
         self, template: Template, part: str, source: str, context: Mapping[str, Any], *, html: bool
     ) -> str:

@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from mailroom.config.campaign_checks import check_campaign_settings
 from mailroom.config.model import Settings
 from mailroom.config.parsers import parse_rate_limits
 from mailroom.config.redaction import URL_SCHEME, redact_url
@@ -207,5 +208,6 @@ CHECKS: tuple[Callable[[Settings], None], ...] = (
     _check_service_settings,
     _check_database_url,
     check_smtpd_settings,
+    check_campaign_settings,
 )
 """Every check, in the order their problems are reported."""

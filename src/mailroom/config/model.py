@@ -165,6 +165,25 @@ class Settings(BaseModel):
     _split_smtpd_networks = field_validator("SMTPD_TRUSTED_NETWORKS", mode="before")(name_list)
     # --- end of SMTP submission port ---------------------------------------------------------
 
+    # --- Bulk campaigns (README, "Bulk campaigns") ---------------------------------------
+    ORGANIZATION_POSTAL_ADDRESS: str = ""
+    """The sender's postal address, in every campaign's footer; a campaign cannot be sent
+    without it (CAN-SPAM, 15 U.S.C. 7704(a)(5)(A)(iii))."""
+    EMAILS_PER_TASK: int = 100
+    """Recipients composed and queued together: one transaction, one Celery task."""
+    CAMPAIGN_STREAM: str = "bulk"
+    CAMPAIGN_QUEUE_AHEAD: int = 2000
+    """Campaign messages waiting in the outbox of a stream at most: the rest of the audience
+    waits in the ledger, so a pause takes back little and new mail is never behind a million."""
+    CAMPAIGN_MAX_FAILURE_RATE: float = 0.2
+    """A campaign whose failed share of its outcomes passes this pauses itself."""
+    CAMPAIGN_FAILURE_SAMPLE: int = 100
+    """The last outcomes (sent or failed) a campaign's failure rate is judged on."""
+    CAMPAIGN_FANOUT: str = "worker"
+    """Who fans campaigns out and queues their batches: ``worker`` (every ``mailroom worker``
+    and ``serve``'s embedded one) or ``celery`` (the ``mailroom.campaign_batches`` task)."""
+    # --- end of bulk campaigns -----------------------------------------------------------
+
     _sources: Mapping[str, str] = PrivateAttr(default_factory=dict)
     _warnings: tuple[str, ...] = PrivateAttr(default=())
 

@@ -107,6 +107,30 @@ class Outbox:
             "tracked_links": stored_links(tracked_links),
         }
 
+    def message_row(
+        self,
+        message: Message,
+        *,
+        stream: str,
+        now: float,
+        consent: ConsentFacts | None = None,
+        tracked_links: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        """The row :meth:`send` would insert for ``message``, due ``now``, for a caller that
+        inserts it (:func:`mailroom.outbox.queries.insert_messages`) in a transaction of its
+        own with rows of its own (a campaign's ledger). :class:`MessageError` if it cannot be
+        built."""
+        check_stream(stream)
+        return self._row(
+            message,
+            stream=stream,
+            due_at=now,
+            now=now,
+            idempotency_key=None,
+            consent=consent,
+            tracked_links=tracked_links,
+        )
+
     def send(
         self,
         message: Message | None = None,

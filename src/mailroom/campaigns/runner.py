@@ -1,0 +1,238 @@
+"""The campaigns' side of a worker: each :meth:`CampaignRunner.step` does a bounded piece of
+every running campaign's work, and :class:`CampaignThread` takes steps in a thread of its own
+beside the worker's sending.
+
+For each campaign due: a scheduled one whose time has come starts; its audience goes into the
+ledger a page at a time while the pending rows run low; batches of ``EMAILS_PER_TASK`` are
+composed and queued while the stream has fewer than ``CAMPAIGN_QUEUE_AHEAD`` messages waiting
+(so a million recipients wait in the ledger, not the outbox: a pause takes back a few
+thousand, and the stream's throttles pace the rest); its recent failure rate is judged; and
+once nobody is pending and no message is waiting, it is finished.
+
+Every step is safe to run in several processes at once (the fan-out and the batches decide
+who does what in their transactions), so workers on PostgreSQL share the work.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from mailroom.campaigns import batches, control, fanout
+from mailroom.campaigns.composer import CampaignComposer
+from mailroom.campaigns.store import Campaign
+from mailroom.compose.templates import TemplateLibrary
+from mailroom.consent.tokens import UnsubscribeTokens
+from mailroom.errors import CampaignError, MailroomError
+from mailroom.outbox import campaign_queries as q
+from mailroom.outbox.store import Outbox
+from mailroom.outbox.vocabulary import CampaignStatus
+
+__all__ = ["CampaignRunner", "CampaignThread", "RunnerStep"]
+
+logger = logging.getLogger(__name__)
+
+_IDLE_SLEEP = 1.0  # seconds between steps when there was nothing to do
+_BLOCKED_SLEEP = 0.05  # ... and when a campaign waited for its stream's window to drain
+
+
+@dataclass
+class RunnerStep:
+    """What one step did."""
+
+    queued: int = 0
+    settled: int = 0
+    """Suppressed or skipped at composition."""
+    fanned_out: int = 0
+    campaigns: int = 0
+    """Campaigns that had work."""
+    more: bool = False
+    """Work is left that the next step can do now (not waiting for the window)."""
+    blocked: bool = False
+    """A campaign has pending recipients and waits for its stream's window to drain."""
+    finished: list[int] = field(default_factory=list)
+
+
+class CampaignRunner:
+    """Takes steps for every campaign of ``outbox``'s database."""
+
+    def __init__(self, outbox: Outbox, *, max_batches: int = 20) -> None:
+        self.outbox = outbox
+        self.settings = outbox.settings
+        self.max_batches = max_batches
+        self.templates = TemplateLibrary(
+            render_timeout=self.settings.TEMPLATE_RENDER_TIMEOUT,
+            max_output_chars=self.settings.TEMPLATE_MAX_OUTPUT_CHARS,
+        )
+        self._composers: dict[int, CampaignComposer] = {}
+
+    def step(self) -> RunnerStep:
+        """One bounded piece of work for each campaign due."""
+        self.outbox.ensure_schema()
+        engine = self.outbox.engine
+        now = time.time()
+        with engine.connect() as connection:
+            due = q.campaigns_to_run(connection, now)
+        done = RunnerStep()
+        for row in due:
+            try:
+                self._step_one(int(row.id), CampaignStatus(row.status), row.stream, done)
+            except MailroomError as exc:
+                # One campaign's trouble (its audience's pages raising, a setting missing)
+                # must not stop the others: said, and tried again at the next step.
+                logger.warning("campaign %d: %s", row.id, exc)
+        return done
+
+    def _step_one(
+        self, campaign_id: int, status: CampaignStatus, stream: str, done: RunnerStep
+    ) -> None:
+        engine = self.outbox.engine
+        if status is CampaignStatus.SCHEDULED:
+            self._start_scheduled(campaign_id)
+        campaign = self._campaign(campaign_id)
+        if campaign.status is not CampaignStatus.SENDING:
+            return
+        done.campaigns += 1
+        per_task = self.settings.EMAILS_PER_TASK
+        queued_here = 0
+        for _ in range(self.max_batches):
+            window = self.settings.CAMPAIGN_QUEUE_AHEAD
+            with engine.connect() as connection:
+                waiting = q.in_flight_on_stream(connection, stream, window)
+                pending = q.has_pending(connection, campaign_id)
+            if not pending:
+                if campaign.fanout_done:
+                    break
+                step = fanout.fan_out_page(engine, campaign_id)
+                done.fanned_out += step.added
+                campaign = self._campaign(campaign_id)
+                if step.added == 0:
+                    break
+                continue
+            if waiting + per_task > window:
+                done.blocked = True  # the stream has enough waiting: the rest stays in the ledger
+                break
+            outcome = batches.queue_batch(self.outbox, self._composer(campaign), size=per_task)
+            if outcome.stopped:
+                return
+            queued_here += outcome.queued
+            done.queued += outcome.queued
+            done.settled += outcome.suppressed + outcome.skipped
+        else:
+            done.more = True
+        self._judge_failures(campaign_id)
+        if queued_here == 0 and campaign.fanout_done:
+            self._finish_if_settled(campaign_id, done)
+
+    def _start_scheduled(self, campaign_id: int) -> None:
+        now = time.time()
+        with self.outbox.engine.begin() as connection:
+            q.update_campaign(
+                connection,
+                campaign_id,
+                {"status": CampaignStatus.SENDING.value, "started_at": now, "updated_at": now},
+                only_if=(CampaignStatus.SCHEDULED,),
+            )
+
+    def _judge_failures(self, campaign_id: int) -> None:
+        # Every step: one indexed read of at most CAMPAIGN_FAILURE_SAMPLE rows, and a relay
+        # refusing everything must stop the campaign within a window's worth of mail.
+        sample = self.settings.CAMPAIGN_FAILURE_SAMPLE
+        with self.outbox.engine.connect() as connection:
+            sent, failed = q.recent_outcomes(connection, campaign_id, sample)
+        if sent + failed < sample:
+            return
+        rate = failed / (sent + failed)
+        limit = self.settings.CAMPAIGN_MAX_FAILURE_RATE
+        if rate <= limit:
+            return
+        reason = (
+            f"{failed} of its last {sent + failed} messages failed ({rate:.0%}), more than "
+            f"CAMPAIGN_MAX_FAILURE_RATE ({limit:.0%}); the message log has the relay's replies"
+        )
+        try:
+            control.pause(self.outbox.engine, campaign_id, reason=reason)
+        except CampaignError:
+            return  # paused or cancelled meanwhile
+        logger.warning("campaign %d paused: %s", campaign_id, reason)
+
+    def _finish_if_settled(self, campaign_id: int, done: RunnerStep) -> None:
+        now = time.time()
+        with self.outbox.engine.begin() as connection:
+            row = q.lock_campaign(connection, campaign_id)
+            if row is None or row.status != CampaignStatus.SENDING.value or not row.fanout_done:
+                return
+            if q.has_pending(connection, campaign_id) or q.has_in_flight(connection, campaign_id):
+                return
+            q.update_campaign(
+                connection,
+                campaign_id,
+                {"status": CampaignStatus.FINISHED.value, "finished_at": now, "updated_at": now},
+            )
+        self._composers.pop(campaign_id, None)
+        done.finished.append(campaign_id)
+        logger.info("campaign %d finished", campaign_id)
+
+    def _campaign(self, campaign_id: int) -> Campaign:
+        with self.outbox.engine.connect() as connection:
+            row = q.campaign_row(connection, campaign_id)
+        if row is None:
+            raise CampaignError(f"there is no campaign {campaign_id}")
+        return Campaign.from_row(row)
+
+    def _composer(self, campaign: Campaign) -> CampaignComposer:
+        # Once sending, a campaign's content cannot change: composed once per process.
+        composer = self._composers.get(campaign.id)
+        if composer is None:
+            composer = CampaignComposer(
+                campaign, self.settings, self.templates, UnsubscribeTokens(self.settings)
+            )
+            self._composers[campaign.id] = composer
+        return composer
+
+
+class CampaignThread:
+    """Steps of a :class:`CampaignRunner` in a thread, until :meth:`stop`."""
+
+    def __init__(self, runner: CampaignRunner, *, idle_sleep: float = _IDLE_SLEEP) -> None:
+        self.runner = runner
+        self.idle_sleep = idle_sleep
+        self._stopping = threading.Event()
+        self._idle = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mailroom-campaigns", daemon=True)
+
+    @property
+    def idle(self) -> bool:
+        """The last step found nothing to do now."""
+        return self._idle.is_set()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float) -> bool:
+        """Stop after the step under way; whether it ended within ``timeout`` seconds."""
+        self._stopping.set()
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                step = self.runner.step()
+            except Exception:
+                # The database away, most likely: the worker's own loop says so too. The
+                # thread goes on and tries again.
+                logger.exception("the campaign runner's step failed")
+                self._stopping.wait(self.idle_sleep * 5)
+                continue
+            if step.more or step.queued or step.fanned_out:
+                self._idle.clear()
+                continue
+            if step.blocked:
+                self._idle.clear()
+                self._stopping.wait(_BLOCKED_SLEEP)
+                continue
+            self._idle.set()
+            self._stopping.wait(self.idle_sleep)
