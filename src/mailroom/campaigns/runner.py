@@ -20,21 +20,25 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from sqlalchemy import Engine
+
 from mailroom.campaigns import batches, control, fanout
 from mailroom.campaigns.composer import CampaignComposer
 from mailroom.campaigns.store import Campaign
 from mailroom.compose.templates import TemplateLibrary
+from mailroom.config import Settings
 from mailroom.consent.tokens import UnsubscribeTokens
 from mailroom.errors import CampaignError, MailroomError
 from mailroom.outbox import campaign_queries as q
 from mailroom.outbox.store import Outbox
-from mailroom.outbox.vocabulary import CampaignStatus
+from mailroom.outbox.vocabulary import CampaignStatus, Status
 
-__all__ = ["CampaignRunner", "CampaignThread", "RunnerStep"]
+__all__ = ["CampaignRunner", "CampaignThread", "RunnerStep", "worker_companions"]
 
 logger = logging.getLogger(__name__)
 
 _IDLE_SLEEP = 1.0  # seconds between steps when there was nothing to do
+_DUE_NOW = (Status.QUEUED, Status.SENDING)
 _BLOCKED_SLEEP = 0.05  # ... and when a campaign waited for its stream's window to drain
 
 
@@ -112,7 +116,11 @@ class CampaignRunner:
                     break
                 continue
             if waiting + per_task > window:
-                done.blocked = True  # the stream has enough waiting: the rest stays in the ledger
+                # The stream has enough waiting: the rest stays in the ledger. Blocked (to
+                # look again soon) while some of it is due now; a window of deferred
+                # messages waits for their retries, as a --once run does not.
+                with engine.connect() as connection:
+                    done.blocked = q.in_flight_on_stream(connection, stream, 1, _DUE_NOW) > 0
                 break
             outcome = batches.queue_batch(self.outbox, self._composer(campaign), size=per_task)
             if outcome.stopped:
@@ -164,7 +172,12 @@ class CampaignRunner:
             row = q.lock_campaign(connection, campaign_id)
             if row is None or row.status != CampaignStatus.SENDING.value or not row.fanout_done:
                 return
-            if q.has_pending(connection, campaign_id) or q.has_in_flight(connection, campaign_id):
+            if q.has_pending(connection, campaign_id):
+                return
+            if q.has_in_flight(connection, campaign_id):
+                # Its last messages are being sent or due now: their outcomes are moments
+                # away (a --once run waits for them; a deferred one it does not).
+                done.blocked = q.has_in_flight(connection, campaign_id, _DUE_NOW)
                 return
             q.update_campaign(
                 connection,
@@ -221,10 +234,11 @@ class CampaignThread:
         while not self._stopping.is_set():
             try:
                 step = self.runner.step()
-            except Exception:
-                # The database away, most likely: the worker's own loop says so too. The
-                # thread goes on and tries again.
-                logger.exception("the campaign runner's step failed")
+            except Exception as exc:
+                # The database away, most likely: the worker's own loop says so too. Idle
+                # (a --once run is not kept waiting for it), and tried again later.
+                logger.warning("the campaign runner's step failed: %s", exc)
+                self._idle.set()
                 self._stopping.wait(self.idle_sleep * 5)
                 continue
             if step.more or step.queued or step.fanned_out:
@@ -236,3 +250,12 @@ class CampaignThread:
                 continue
             self._idle.set()
             self._stopping.wait(self.idle_sleep)
+
+
+def worker_companions(settings: Settings, engine: Engine) -> list[CampaignThread]:
+    """What a worker runs beside its sending (a
+    :data:`~mailroom.delivery.companions.CompanionFactory`): the campaigns' steps, unless
+    ``CAMPAIGN_FANOUT`` leaves them to Celery."""
+    if settings.CAMPAIGN_FANOUT != "worker":
+        return []
+    return [CampaignThread(CampaignRunner(Outbox(settings, engine=engine)))]

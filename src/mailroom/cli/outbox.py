@@ -13,6 +13,7 @@ from typing import NoReturn
 
 import click
 
+from mailroom.campaigns.runner import worker_companions
 from mailroom.cli.base import (
     EXIT_ERROR,
     EXIT_STREAM_PAUSED,
@@ -266,7 +267,13 @@ def _worker_process(
     attach_log_files(settings)
     # A MailroomError (the schema, the database) goes up: to MailroomGroup in this process,
     # to _worker_child in a child.
-    name, stats = run_worker(settings, concurrency=concurrency, once=once, supervised=supervised)
+    name, stats = run_worker(
+        settings,
+        concurrency=concurrency,
+        once=once,
+        supervised=supervised,
+        companions=worker_companions,
+    )
     click.echo(
         f"worker {name}: sent {stats.sent}, deferred {stats.deferred}, "
         f"failed {stats.failed}, paused {stats.paused}, released {stats.released}, "

@@ -18,6 +18,7 @@ from types import FrameType
 
 from mailroom.config import Settings
 from mailroom.delivery import loop
+from mailroom.delivery.companions import CompanionFactory
 from mailroom.delivery.worker import Worker, WorkerStats
 
 __all__ = ["run_worker", "run_worker_processes"]
@@ -34,14 +35,16 @@ def run_worker(
     concurrency: int | None = None,
     once: bool = False,
     supervised: bool = False,
+    companions: CompanionFactory | None = None,
 ) -> tuple[str, WorkerStats]:
     """Run one worker in this process until it is stopped (or, ``once``, the outbox is
     drained); SIGTERM and SIGINT stop it gracefully. Returns its name and what it did.
 
     ``supervised``: this is a child of :func:`run_worker_processes`; if that parent dies
     without passing a signal on (SIGKILL, say), stop gracefully instead of running on alone.
+    ``companions``: work to run beside the sending (see :mod:`mailroom.delivery.companions`).
     """
-    worker = Worker(settings, concurrency=concurrency, once=once)
+    worker = Worker(settings, concurrency=concurrency, once=once, companions=companions)
     parent = os.getppid()
 
     async def watch_parent() -> None:

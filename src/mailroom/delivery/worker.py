@@ -48,6 +48,7 @@ from mailroom.config import Settings
 from mailroom.delivery import recording
 from mailroom.delivery.capture_sink import DatabaseCaptureSink
 from mailroom.delivery.claims import Claims
+from mailroom.delivery.companions import CompanionFactory
 from mailroom.delivery.database_thread import Abandoned, DatabaseThread
 from mailroom.delivery.outcomes import Outcome, WorkerStats
 from mailroom.delivery.recording import Recorder
@@ -69,6 +70,7 @@ logger = logging.getLogger(__name__)
 # The worker's PostgreSQL statements (claims, outcome writes) may run or wait for a lock this
 # long before they fail and are tried again; SQLite's busy timeout is as long.
 _STATEMENT_TIMEOUT = 60.0
+_COMPANION_STOP_WAIT = 5.0  # seconds a companion's piece of work may take to end at a stop
 
 _CHECK_DATABASE = "Check that the database (DATABASE_URL) is reachable and writable"
 
@@ -96,6 +98,7 @@ class Worker:
         name: str | None = None,
         retry_policy: RetryPolicy | None = None,
         rng: random.Random | None = None,
+        companions: CompanionFactory | None = None,
     ) -> None:
         self.settings = settings
         self._owns_engine = engine is None
@@ -158,6 +161,8 @@ class Worker:
             abort_now=self._shutdown.abort_now,
             now=self._now,
         )
+        self.companions = list(companions(settings, self.engine)) if companions else []
+        """Work beside the sending (a campaign's batches), each in a thread of its own."""
         self._queue: asyncio.Queue[ClaimedMessage | None] = asyncio.Queue()
         self._in_flight: set[int] = set()
         """Messages taken by a sender whose outcome is not yet added."""
@@ -194,6 +199,8 @@ class Worker:
                 "DATABASE_URL: the worker was stopped before the database answered its "
                 f"start-up checks; it claimed nothing. {_CHECK_DATABASE}"
             ) from None
+        for companion in self.companions:
+            companion.start()
         recorder = asyncio.create_task(self.recorder.run(), name="mailroom-recorder")
         senders = [
             asyncio.create_task(self._sender(), name=f"mailroom-sender-{i}")
@@ -202,6 +209,9 @@ class Worker:
         try:
             await self._claimer()
         finally:
+            for companion in self.companions:
+                # Its piece of work under way is one transaction: done, or not written.
+                await asyncio.to_thread(companion.stop, _COMPANION_STOP_WAIT)
             # Whatever is still queued locally goes back to the outbox untouched; then each
             # sender finishes the message it holds and meets its end-of-work marker.
             self._release_queued()
@@ -277,7 +287,11 @@ class Worker:
                 # Nothing due. In --once mode we are done when nothing is left unrecorded:
                 # recorded outcomes cannot make more work due "now" except a stream pause
                 # ending, which --once does not wait for.
-                if self.once and (self.recorder.pending == 0 or self._only_unrecordable_left()):
+                if (
+                    self.once
+                    and (self.recorder.pending == 0 or self._only_unrecordable_left())
+                    and all(companion.idle for companion in self.companions)
+                ):
                     return
             await self._shutdown.sleep(self.settings.WORKER_POLL_INTERVAL)
 

@@ -50,6 +50,7 @@ __all__ = [
     "insert_campaign",
     "insert_ledger_entries",
     "list_campaigns",
+    "list_contact",
     "lock_campaign",
     "mark_invalid",
     "mark_queued",
@@ -248,6 +249,20 @@ def mark_invalid(
     )
 
 
+def list_contact(
+    connection: Connection, list_id: int, address: str | None
+) -> PendingRecipient | None:
+    """A contact of the list as a recipient (``address``: that one; ``None``: the first), for
+    a preview or a test send in their name."""
+    query = select(contacts).where(contacts.c.list_id == list_id)
+    if address is not None:
+        query = query.where(contacts.c.address == address)
+    row = connection.execute(query.order_by(contacts.c.id).limit(1)).first()
+    if row is None:
+        return None
+    return PendingRecipient(0, row.address, str(row.id), row.name, _json(row.attributes))
+
+
 # -- batches: pending rows into the outbox -----------------------------------------------------
 
 
@@ -344,13 +359,16 @@ def settle_pending(
     return int(connection.execute(statement).rowcount)
 
 
-def in_flight_on_stream(connection: Connection, stream: str, cap: int) -> int:
-    """Messages of ``stream`` waiting or being sent, counted up to ``cap`` (the queue-ahead
-    window: past it the count stops, so it costs at most ``cap`` index entries)."""
+def in_flight_on_stream(
+    connection: Connection, stream: str, cap: int, statuses: Sequence[Status] = IN_FLIGHT
+) -> int:
+    """Messages of ``stream`` waiting or being sent (in one of ``statuses``), counted up to
+    ``cap`` (the queue-ahead window: past it the count stops, so it costs at most ``cap``
+    index entries)."""
     waiting = (
         select(literal(1))
         .select_from(messages)
-        .where(messages.c.status.in_([s.value for s in IN_FLIGHT]), messages.c.stream == stream)
+        .where(messages.c.status.in_([s.value for s in statuses]), messages.c.stream == stream)
         .limit(cap)
         .subquery()
     )
@@ -447,15 +465,18 @@ def has_pending(connection: Connection, campaign_id: int) -> bool:
     return connection.execute(query.limit(1)).first() is not None
 
 
-def has_in_flight(connection: Connection, campaign_id: int) -> bool:
-    """Whether a queued recipient's message is still waiting or being sent."""
+def has_in_flight(
+    connection: Connection, campaign_id: int, statuses: Sequence[Status] = IN_FLIGHT
+) -> bool:
+    """Whether a queued recipient's message is still waiting or being sent (in one of
+    ``statuses``)."""
     query = (
         select(ledger.c.id)
         .join(messages, messages.c.id == ledger.c.message_pk)
         .where(
             ledger.c.campaign_id == campaign_id,
             ledger.c.status == RecipientStatus.QUEUED.value,
-            messages.c.status.in_([s.value for s in IN_FLIGHT]),
+            messages.c.status.in_([s.value for s in statuses]),
         )
         .limit(1)
     )

@@ -26,6 +26,7 @@ from fastapi import FastAPI
 from starlette.types import Lifespan
 from uvicorn.lifespan.on import LifespanOn
 
+from mailroom.campaigns.runner import worker_companions
 from mailroom.config import Settings
 from mailroom.delivery.worker import Worker
 from mailroom.web.app import create_app
@@ -72,7 +73,9 @@ def run_service(
             server.stop()
 
     embedded = (
-        EmbeddedWorker(Worker(settings), on_failure=worker_failed) if embedded_worker else None
+        EmbeddedWorker(Worker(settings, companions=worker_companions), on_failure=worker_failed)
+        if embedded_worker
+        else None
     )
     app = create_app(settings, lifespan=_lifespan(embedded))
     config = uvicorn.Config(

@@ -9,18 +9,17 @@ import asyncio
 import email
 import email.policy
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from email.message import EmailMessage
 
 import pytest
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import func, select
 
 from mailroom.campaigns import batches, control
 from mailroom.campaigns.composer import CampaignComposer
 from mailroom.campaigns.progress import progress
-from mailroom.campaigns.runner import CampaignRunner
+from mailroom.campaigns.runner import CampaignRunner, worker_companions
 from mailroom.campaigns.store import CampaignDraft, Campaigns
 from mailroom.compose.templates import TemplateLibrary
 from mailroom.config import Settings, load_settings
@@ -30,9 +29,10 @@ from mailroom.consent.tokens import UnsubscribeTokens
 from mailroom.delivery.worker import Worker
 from mailroom.errors import CampaignError, SettingsError
 from mailroom.outbox import database
-from mailroom.outbox.schema import campaign_recipients, contacts, mailing_lists, messages
+from mailroom.outbox.schema import campaign_recipients, messages
 from mailroom.outbox.store import Outbox
 from mailroom.outbox.vocabulary import CampaignStatus, Status, SuppressionReason
+from support.campaign_lists import make_list
 from support.smtp_server import ScriptedHandler, ServerFactory, SMTPTestServer
 
 POSTAL = "Mailroom Ltd, 1 Main St, Springfield"
@@ -68,28 +68,6 @@ def outbox(database_url: str, server: SMTPTestServer) -> Iterator[Outbox]:
     database.upgrade(box.engine)
     yield box
     box.dispose()
-
-
-def make_list(engine: Engine, name: str, count: int, *, start: int = 0) -> None:
-    now = time.time()
-    with engine.begin() as connection:
-        list_id = connection.execute(
-            insert(mailing_lists).values(name=name, created_at=now).returning(mailing_lists.c.id)
-        ).scalar_one()
-        connection.execute(
-            insert(contacts),
-            [
-                {
-                    "list_id": list_id,
-                    "address": f"reader{n}@example.com",
-                    "name": f"Reader {n}",
-                    "attributes": {"plan": "pro" if n % 2 else "free"},
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for n in range(start, start + count)
-            ],
-        )
 
 
 def draft(**changes: str) -> CampaignDraft:
@@ -378,3 +356,46 @@ def test_only_a_draft_can_be_edited_and_a_duplicate_is_a_new_draft(outbox: Outbo
         "Copy of December news",
         campaign_id,
     )
+
+
+def test_a_once_worker_ends_while_the_relay_defers_a_window_of_campaign_mail(
+    outbox: Outbox, server: SMTPTestServer
+) -> None:
+    """Throttling defers and never fails (listmonk's #1802): the campaign stays sending with
+    its window deferred and the rest pending, and ``--once`` is not kept waiting for retries."""
+    make_list(outbox.engine, "readers", 150)
+    server.scripted.replies["RCPT"] = "451 4.7.1 slow down"
+    campaigns = Campaigns(outbox)
+    campaign_id = campaigns.create(draft())
+    campaigns.start(campaign_id)
+    worker = Worker(outbox.settings, engine=outbox.engine, once=True, companions=worker_companions)
+
+    async def run_bounded() -> None:
+        await asyncio.wait_for(worker.run(), timeout=60)
+
+    asyncio.run(run_bounded())
+    assert campaigns.get(campaign_id).status is CampaignStatus.SENDING
+    with outbox.engine.connect() as connection:
+        counts = progress(connection, campaign_id)
+        deferred = connection.execute(
+            select(func.count()).where(messages.c.status == Status.DEFERRED.value)
+        ).scalar_one()
+    assert (counts.queued, counts.failed, counts.pending) == (60, 0, 90)
+    assert deferred == 60
+
+
+def test_a_once_worker_with_the_campaigns_beside_it_finishes_one(
+    outbox: Outbox, server: SMTPTestServer
+) -> None:
+    make_list(outbox.engine, "readers", 130)
+    campaigns = Campaigns(outbox)
+    campaign_id = campaigns.create(draft())
+    campaigns.start(campaign_id)
+    worker = Worker(outbox.settings, engine=outbox.engine, once=True, companions=worker_companions)
+
+    async def run_bounded() -> None:
+        await asyncio.wait_for(worker.run(), timeout=60)
+
+    asyncio.run(run_bounded())
+    assert campaigns.get(campaign_id).status is CampaignStatus.FINISHED
+    assert len(received_by_recipient(server)) == 130

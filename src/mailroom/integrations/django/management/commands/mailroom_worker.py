@@ -8,6 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from mailroom.campaigns.runner import worker_companions
 from mailroom.config import Settings
 from mailroom.delivery.processes import run_worker, run_worker_processes
 from mailroom.integrations.django.command_errors import as_command_errors, connecting_settings
@@ -17,7 +18,13 @@ from mailroom.outbox.database import adopt_legacy_version, check_schema, create_
 
 def _child(settings: Settings, concurrency: int | None, once: bool) -> None:
     """One of ``--processes``: a spawned interpreter without Django; it only delivers."""
-    run_worker(settings, concurrency=concurrency, once=once, supervised=True)
+    run_worker(
+        settings,
+        concurrency=concurrency,
+        once=once,
+        supervised=True,
+        companions=worker_companions,
+    )
 
 
 def _check_outbox(settings: Settings) -> None:
@@ -56,7 +63,9 @@ class Command(BaseCommand):
         # EventSignals opens the outbox too: its errors are the command's as well.
         with as_command_errors(config), EventSignals(settings):
             if count == 1:
-                name, stats = run_worker(settings, concurrency=concurrency, once=once)
+                name, stats = run_worker(
+                    settings, concurrency=concurrency, once=once, companions=worker_companions
+                )
                 self.stdout.write(
                     f"worker {name}: sent {stats.sent}, deferred {stats.deferred}, "
                     f"failed {stats.failed}, paused {stats.paused}, "
