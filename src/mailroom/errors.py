@@ -23,6 +23,8 @@ The tree::
     │   │                                   not a database (corrupt or truncated)
     │   ├── DatabaseFullError               the disk (or the database's size limit) is full
     │   └── DatabaseBusyError               a statement waited too long for another session's lock
+    ├── EnqueueTimeoutError (TimeoutError)  Django's backend, called from async code, waited
+    │                                       longer than its timeout for the commit
     ├── NothingSelectedError (ValueError)   a retry or cancel given no ids and no filter
     ├── InvalidCursorError (ValueError)     a search's page cursor that it did not make
     └── DeliveryError                       the transport could not deliver; carries the reply
@@ -73,6 +75,7 @@ __all__ = [
     "DatabaseUnreachableError",
     "DeliveryError",
     "DeliveryTimeoutError",
+    "EnqueueTimeoutError",
     "HeaderInjectionError",
     "HeloRefusedError",
     "IdempotencyConflictError",
@@ -262,6 +265,14 @@ class DatabaseBusyError(DatabaseError):
     """A statement ran or waited longer than its timeout (PostgreSQL's ``statement_timeout``
     or ``lock_timeout``, SQLite's busy timeout), most likely behind a lock another session
     holds; it may succeed when tried again."""
+
+
+class EnqueueTimeoutError(MailroomError, TimeoutError):
+    """Django's email backend, called where an event loop runs (an async view), commits on a
+    thread of its own and waited for it longer than ``MAILROOM["ASYNC_SEND_TIMEOUT"]``.
+
+    Whether the messages are queued is not known: that commit may still complete, behind a
+    lock or a slow database. A message with an idempotency key can be sent again safely."""
 
 
 class DeliveryError(MailroomError):

@@ -209,7 +209,11 @@ def test_manage_py_mailroom_worker_runs_and_stops_on_sigterm(
 
     env = {
         **os.environ,
-        "PYTHONPATH": str(TESTS),
+        # The tests' own PYTHONPATH kept: the process runs the Mailroom under test (a
+        # worktree's src), not whichever the environment has installed.
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(TESTS), os.environ.get("PYTHONPATH", "")) if p
+        ),
         "DJANGO_PROJECT_EMAIL_PORT": str(relay.port),
         "DJANGO_SETTINGS_MODULE": "integration.integrations.django_project.settings",
     }

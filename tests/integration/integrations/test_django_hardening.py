@@ -40,7 +40,11 @@ def _manage(
         [sys.executable, str(MANAGE_PY), *args],
         env={
             **{k: v for k, v in os.environ.items() if not k.startswith("DJANGO_PROJECT_")},
-            "PYTHONPATH": str(TESTS),
+            # The tests' own PYTHONPATH kept: the process runs the Mailroom under test (a
+            # worktree's src), not whichever the environment has installed.
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (str(TESTS), os.environ.get("PYTHONPATH", "")) if p
+            ),
             "DJANGO_SETTINGS_MODULE": "integration.integrations.django_project.settings",
             **env,
         },
@@ -84,7 +88,7 @@ def test_manage_py_test_runs_on_sqlite(tmp_path: Path) -> None:
         env={"DJANGO_PROJECT_SQLITE": str(tmp_path / "app.db")},
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "Ran 3 tests" in result.stderr
+    assert "Ran 4 tests" in result.stderr
     assert "\nOK\n" in result.stderr
 
 

@@ -14,6 +14,10 @@ Per-message extras are attributes on the message, as django-anymail reads its ow
     message.envelope_sender = "bounces@example.com"
     message.send()
     message.mailroom_status  # the outbox id (None until the commit in the separate mode)
+
+Called where an event loop runs (an ``async def`` view), where Django allows no query, the
+backend commits on a thread of its own and waits for it: no transaction is joined, the message
+is committed when ``send()`` returns (see :mod:`mailroom.integrations.django.off_loop`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.core.mail import EmailMessage
@@ -30,9 +34,10 @@ from django.core.signals import setting_changed
 from django.db import DatabaseError as DjangoDatabaseError
 from sqlalchemy.exc import SQLAlchemyError
 
-from mailroom.errors import MailroomError
+from mailroom.errors import EnqueueTimeoutError, MailroomError
 from mailroom.integrations.django import signals
 from mailroom.integrations.django.connection import forget_engines
+from mailroom.integrations.django.off_loop import in_async_context, run_off_loop
 from mailroom.integrations.django.outbox import commit_rows, forget_outboxes
 from mailroom.integrations.django.rows import check_header_names, outbox_row, read_extras
 from mailroom.integrations.django.settings import DjangoMailroomSettings, mailroom_settings
@@ -151,10 +156,40 @@ class EmailBackend(BaseEmailBackend):
             _send_queued(taken, ids, rows)
 
         try:
-            commit_rows(config, rows, done)
+            _commit(config, rows, done)
+        except EnqueueTimeoutError:
+            if self.fail_silently:
+                logger.warning("%d message(s) may not be queued", count, exc_info=True)
+                return 0
+            raise
         except _SEND_ERRORS:
             if self.fail_silently:
                 logger.warning("%d message(s) were not queued", count, exc_info=True)
                 return 0
             raise
         return count
+
+
+def _commit(
+    config: DjangoMailroomSettings,
+    rows: Sequence[dict[str, Any]],
+    done: Callable[[list[int]], None],
+) -> None:
+    """:func:`commit_rows`; where an event loop runs, on a thread of its own that this one
+    waits for: no query is allowed on this thread, and there is no transaction to join
+    (:mod:`mailroom.integrations.django.off_loop`)."""
+    if rows and in_async_context():
+        run_off_loop(
+            lambda: commit_rows(config, rows, done),
+            timeout=config.async_timeout,
+            what=_name_messages(rows),
+        )
+        return
+    commit_rows(config, rows, done)
+
+
+def _name_messages(rows: Sequence[dict[str, Any]], shown: int = 3) -> str:
+    """The messages of a send by Message-ID, as an operator looks them up in the outbox."""
+    ids = ", ".join(row["message_id"] for row in rows[:shown])
+    more = f" and {len(rows) - shown} more" if len(rows) > shown else ""
+    return f"{len(rows)} message(s) (Message-ID {ids}{more})"

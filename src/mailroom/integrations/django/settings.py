@@ -5,11 +5,14 @@ environment: a Django project has one place for its settings).
 ``MAILROOM["DATABASE"]`` (default ``"default"``) names the Django database alias whose
 transactions a send joins. Without ``MAILROOM["DATABASE_URL"]`` the outbox tables live in that
 database (the transactional outbox); with it, they live there and a send waits for the alias's
-commit (see :mod:`mailroom.integrations.django.outbox`).
+commit (see :mod:`mailroom.integrations.django.outbox`). ``MAILROOM["ASYNC_SEND_TIMEOUT"]``
+bounds the wait of a send from async code (see :mod:`mailroom.integrations.django.off_loop`).
+These two are the backend's own; every other key is a Mailroom setting.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -23,7 +26,18 @@ from mailroom.config import Settings
 from mailroom.config.loading import settings_from_mapping
 from mailroom.errors import SettingsError
 
-__all__ = ["DjangoMailroomSettings", "database_url_of_alias", "mailroom_settings", "postgres_url"]
+__all__ = [
+    "DEFAULT_ASYNC_SEND_TIMEOUT",
+    "DjangoMailroomSettings",
+    "database_url_of_alias",
+    "mailroom_settings",
+    "postgres_url",
+]
+
+DEFAULT_ASYNC_SEND_TIMEOUT = 30.0
+"""Seconds a send from async code waits for its commit: above the 20-second busy timeout the
+README recommends for a SQLite alias, so that a lock held too long is reported as the
+database's own error (``database is locked``) first."""
 
 # Django's names that mean the same in Mailroom; each is passed when Django has it.
 DJANGO_EMAIL_SETTINGS = (
@@ -68,6 +82,9 @@ class DjangoMailroomSettings:
     shared: bool
     """The outbox tables are in ``alias``'s database (committed with the application's data);
     otherwise in ``MAILROOM["DATABASE_URL"]``, written after ``alias`` commits."""
+    async_timeout: float = DEFAULT_ASYNC_SEND_TIMEOUT
+    """Seconds a send made where an event loop runs waits for its commit on the thread that
+    makes it (``MAILROOM["ASYNC_SEND_TIMEOUT"]``)."""
 
     @cached_property
     def settings(self) -> Settings:
@@ -192,10 +209,27 @@ def mailroom_settings() -> DjangoMailroomSettings:
     alias = extra.pop("DATABASE", "default")
     if not isinstance(alias, str):
         raise SettingsError("MAILROOM", f"DATABASE must be an alias (str), not {alias!r}")
+    async_timeout = _async_timeout(extra.pop("ASYNC_SEND_TIMEOUT", DEFAULT_ASYNC_SEND_TIMEOUT))
     values.update(extra)
     shared = "DATABASE_URL" not in extra
     if shared and alias not in connections:
         raise SettingsError("MAILROOM", f"DATABASE names {alias!r}, which is not in DATABASES")
     # Shared: DATABASE_URL stays Mailroom's default, unused; see DjangoMailroomSettings.
     settings = settings_from_mapping(values)
-    return DjangoMailroomSettings(settings, alias, shared)
+    return DjangoMailroomSettings(settings, alias, shared, async_timeout)
+
+
+def _async_timeout(value: object) -> float:
+    """``MAILROOM["ASYNC_SEND_TIMEOUT"]``: seconds, above zero (no "wait for ever": an event
+    loop blocked without end stops every request it serves)."""
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    ):
+        return float(value)
+    raise SettingsError(
+        "MAILROOM",
+        f"ASYNC_SEND_TIMEOUT must be a number of seconds above 0, not {value!r}",
+    )

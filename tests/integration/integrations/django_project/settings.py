@@ -16,6 +16,7 @@ SECRET_KEY = "django-project-for-tests-only"
 DEBUG = False
 USE_TZ = True
 ALLOWED_HOSTS = ["testserver", "example.com"]
+ROOT_URLCONF = "integration.integrations.django_project.urls"
 INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",

@@ -3,13 +3,16 @@ database (for SQLite, a shared-cache memory database) and migrates it — the ``
 migration included. Run by ``test_django_hardening.py`` in a subprocess, not by pytest.
 
 Django's runner swaps ``EMAIL_BACKEND`` for its ``locmem`` one (``mail.outbox``); a test that
-wants Mailroom's outbox sets it back with ``override_settings``."""
+wants Mailroom's outbox sets it back with ``override_settings``. An async test that sends
+through Mailroom is a ``TransactionTestCase``: the backend commits on a connection of its own,
+which SQLite's shared-cache test database refuses while a ``TestCase``'s transaction writes."""
 
 from __future__ import annotations
 
+from asgiref.sync import sync_to_async
 from django.core import mail
 from django.db import connection
-from django.test import TestCase, override_settings
+from django.test import TestCase, TransactionTestCase, override_settings
 
 from integration.integrations.django_project.shop.models import Order
 
@@ -41,3 +44,12 @@ class SendsMailTests(TestCase):
         message.send()
         assert isinstance(message.mailroom_status, int)  # type: ignore[attr-defined]
         assert _subjects() == ["Second"]
+
+
+class SendsMailFromAsyncCodeTests(TransactionTestCase):
+    @override_settings(EMAIL_BACKEND=MAILROOM_BACKEND)
+    async def test_an_async_test_sends_through_the_outbox(self) -> None:
+        message = mail.EmailMessage("From a coroutine", "b", None, ["buyer@example.com"])
+        assert message.send() == 1
+        assert isinstance(message.mailroom_status, int)  # type: ignore[attr-defined]
+        assert "From a coroutine" in await sync_to_async(_subjects)()
