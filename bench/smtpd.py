@@ -317,6 +317,9 @@ def _measure(args: argparse.Namespace, postfix: Postfix | None) -> Measured:
         extra, context = _certificate(workdir) if args.tls else ({}, None)
         if postfix is not None:
             extra["SMTPD_TRUSTED_NETWORKS"] = TRUSTED
+        # Every client comes from 127.0.0.1: room for as many as asked for, warm-up included.
+        extra["SMTPD_MAX_CONNECTIONS"] = str(max(200, args.clients + 10))
+        extra["SMTPD_MAX_CONNECTIONS_PER_CLIENT"] = str(max(50, args.clients + 10))
         env = _env(workdir, extra)
         _mailroom("db", "upgrade", env=env, cwd=workdir)
         created = _mailroom("apikeys", "create", "--name", "bench", env=env, cwd=workdir)

@@ -72,6 +72,11 @@ def smtpd_command(
             f"mailroom smtpd: {result.unanswered} commits were still under way when "
             "SMTPD_SHUTDOWN_GRACE ran out; their clients got no answer and will retry"
         )
+    if result.refused:
+        click.echo(
+            f"mailroom smtpd: {result.refused} connections were refused with 421 over "
+            "SMTPD_MAX_CONNECTIONS or SMTPD_MAX_CONNECTIONS_PER_CLIENT"
+        )
     click.echo("mailroom smtpd: stopped")
 
 
@@ -89,6 +94,11 @@ def _print_start(settings: Settings, host: str, port: int) -> None:
     click.echo(f"  auth: {auth}")
     trusted = ", ".join(settings.SMTPD_TRUSTED_NETWORKS) or "none"
     click.echo(printable(f"  without AUTH: {trusted} (SMTPD_TRUSTED_NETWORKS)"))
+    click.echo(
+        f"  connections: at most {settings.SMTPD_MAX_CONNECTIONS} "
+        f"(SMTPD_MAX_CONNECTIONS), {settings.SMTPD_MAX_CONNECTIONS_PER_CLIENT} from one "
+        "address outside the trusted networks (SMTPD_MAX_CONNECTIONS_PER_CLIENT)"
+    )
     click.echo(printable(f"  stream: {settings.SMTPD_STREAM}"))
     click.echo(f"  data: {database_shown(settings.DATABASE_URL)}")
     click.echo("  deliver with `mailroom worker` (or `mailroom serve`)", nl=True)

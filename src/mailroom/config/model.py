@@ -162,6 +162,11 @@ class Settings(BaseModel):
     SMTPD_TRUSTED_NETWORKS: tuple[str, ...] = ()
     SMTPD_STREAM: str = "transactional"
     SMTPD_SHUTDOWN_GRACE: float = 10.0
+    SMTPD_MAX_CONNECTIONS: int = 200
+    """Connections open at once; one more is told ``421`` and closed."""
+    SMTPD_MAX_CONNECTIONS_PER_CLIENT: int = 50
+    """Connections open at once from one address (Postfix's
+    ``smtpd_client_connection_count_limit``); ``SMTPD_TRUSTED_NETWORKS`` are exempt."""
     _split_smtpd_networks = field_validator("SMTPD_TRUSTED_NETWORKS", mode="before")(name_list)
     # --- end of SMTP submission port ---------------------------------------------------------
 

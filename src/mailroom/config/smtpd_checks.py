@@ -47,7 +47,8 @@ def _check_listening(settings: Settings) -> None:
 
 
 def _check_limits(settings: Settings) -> None:
-    """What it takes, how fast, into which stream, and how long it stops."""
+    """What it takes, how fast, from how many connections, into which stream, and how long
+    it stops."""
     limit = settings.SMTPD_MAX_MESSAGE_SIZE
     if limit is not None:
         if limit < 1:
@@ -65,6 +66,9 @@ def _check_limits(settings: Settings) -> None:
         raise SettingsError(
             "SMTPD_RATE_LIMIT", "must be 0 (no limit) or a number of messages a minute"
         )
+    for name in ("SMTPD_MAX_CONNECTIONS", "SMTPD_MAX_CONNECTIONS_PER_CLIENT"):
+        if getattr(settings, name) < 1:
+            raise SettingsError(name, "must be a positive number of connections")
     if settings.SMTPD_SHUTDOWN_GRACE < 0:
         raise SettingsError("SMTPD_SHUTDOWN_GRACE", "must be 0 or more seconds")
     stream = settings.SMTPD_STREAM

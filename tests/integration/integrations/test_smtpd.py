@@ -10,132 +10,41 @@ import shutil
 import signal
 import smtplib
 import socket
-import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 
-from mailroom.access.apikeys import create_api_key, revoke_api_key
+from mailroom.access.apikeys import revoke_api_key
 from mailroom.config import load_settings
-from mailroom.outbox import database
 from mailroom.outbox.database import create_outbox_engine
 from mailroom.outbox.schema import events, messages
-from mailroom.outbox.vocabulary import ApiKeyScope
 from support.service import service_env
 from support.smtp_server import ScriptedHandler, ServerFactory
-from support.smtpd_process import SmtpdProcess
+from support.smtpd_port import (
+    MAX_SIZE,
+    TRUSTED,
+    Port,
+    raw_transaction,
+    running_port,
+    split_received,
+    start_port,
+    submitted,
+)
 from support.tls_files import TLSFiles
 
-TRUSTED = "127.0.0.2"  # on loopback, like every 127/8 address: a client may bind it
-MAX_SIZE = 20_000
 STOP_WITHIN = 15.0  # seconds: SMTPD_SHUTDOWN_GRACE (2) and the process's own exit, with room
-
-
-def submitted(subject: str = "Hello", *, extra_headers: str = "") -> bytes:
-    return (
-        "From: App <app@example.com>\r\n"
-        "To: ada@example.com\r\n"
-        f"Subject: {subject}\r\n"
-        "Date: Mon, 07 Dec 2026 10:00:00 +0000\r\n"
-        f"Message-ID: <{subject.replace(' ', '.')}@example.com>\r\n"
-        f"{extra_headers}"
-        "MIME-Version: 1.0\r\n"
-        "Content-Type: text/plain; charset=utf-8\r\n"
-        "\r\n"
-        "Line one.\r\n"
-        ".A line that starts with a dot.\r\n"
-    ).encode()
-
-
-def raw_transaction(client: smtplib.SMTP, data: bytes) -> tuple[int, bytes]:
-    """MAIL, RCPT and DATA with ``data`` sent as it is (smtplib's ``data`` would turn a bare
-    LF into CRLF); the reply to the final dot."""
-    assert client.mail("app@example.com")[0] == 250
-    assert client.rcpt("ada@example.com")[0] == 250
-    client.putcmd("data")
-    assert client.getreply()[0] == 354
-    client.send(data + b".\r\n")
-    return client.getreply()
-
-
-@dataclass
-class Port:
-    """A running ``mailroom smtpd`` on its own outbox."""
-
-    process: SmtpdProcess
-    engine: Engine
-    client_tls: ssl.SSLContext
-    env: dict[str, str]
-
-    def key(self, name: str = "app", scope: ApiKeyScope = ApiKeyScope.SEND) -> str:
-        with self.engine.begin() as connection:
-            _, plaintext = create_api_key(connection, name=name, scope=scope, now=time.time())
-        return plaintext
-
-    def connect(self, source: str = "127.0.0.1") -> smtplib.SMTP:
-        return smtplib.SMTP("127.0.0.1", self.process.port, timeout=15, source_address=(source, 0))
-
-    def session(self, key: str) -> smtplib.SMTP:
-        """Connected, STARTTLS done and authenticated with ``key``."""
-        client = self.connect()
-        client.starttls(context=self.client_tls)
-        client.login("any-user-name", key)
-        return client
-
-    def rows(self) -> list[Any]:
-        with self.engine.connect() as connection:
-            return list(connection.execute(select(messages).order_by(messages.c.id)))
-
-
-def _certificate(tls: TLSFiles, folder: Path) -> dict[str, str]:
-    cert = tls.ca.issue_cert("127.0.0.1", "localhost")
-    certfile, keyfile = folder / "smtpd-cert.pem", folder / "smtpd-key.pem"
-    for blob in cert.cert_chain_pems:
-        with certfile.open("ab") as out:
-            out.write(blob.bytes())
-    cert.private_key_pem.write_to_path(str(keyfile))
-    return {"SMTPD_TLS_CERTFILE": str(certfile), "SMTPD_TLS_KEYFILE": str(keyfile)}
-
-
-def _client_tls(tls: TLSFiles) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    tls.ca.configure_trust(context)
-    return context
-
-
-def start_port(tls: TLSFiles, folder: Path, database_url: str, **settings: str) -> Port:
-    env = {
-        "DATABASE_URL": database_url,
-        "SMTPD_TRUSTED_NETWORKS": TRUSTED,
-        "SMTPD_MAX_RECIPIENTS": "3",
-        "SMTPD_MAX_MESSAGE_SIZE": str(MAX_SIZE),
-        "SMTPD_RATE_LIMIT": "5",
-        "SMTPD_SHUTDOWN_GRACE": "2",
-        **_certificate(tls, folder),
-        **settings,
-    }
-    engine = create_outbox_engine(database_url)
-    database.upgrade(engine)
-    process = SmtpdProcess(env, cwd=folder).start()
-    return Port(process, engine, _client_tls(tls), env)
 
 
 @pytest.fixture
 def port(tls: TLSFiles, tmp_path: Path) -> Iterator[Port]:
     """A port on a SQLite outbox (the tests that also run on PostgreSQL start their own)."""
-    started = start_port(tls, tmp_path, f"sqlite:///{tmp_path / 'outbox.db'}")
-    try:
+    with running_port(tls, tmp_path, f"sqlite:///{tmp_path / 'outbox.db'}") as started:
         yield started
-    finally:
-        started.process.kill()
-        started.engine.dispose()
 
 
 def test_smtplib_submits_over_starttls_and_a_worker_delivers_the_bytes_as_submitted(
@@ -150,11 +59,15 @@ def test_smtplib_submits_over_starttls_and_a_worker_delivers_the_bytes_as_submit
                 "app@example.com", ["ada@example.com", "hidden@example.com"], data
             )
             assert refused == {}
+            helo = client.local_hostname
         assert port.process.stop() == 0
         (row,) = port.rows()
         assert row.sender == "app@example.com"
         assert row.recipients == ["ada@example.com", "hidden@example.com"]
-        assert bytes(row.data) == data  # as submitted: Date and Message-ID were there
+        trace, below = split_received(bytes(row.data))
+        assert below == data  # as submitted: Date and Message-ID were there
+        assert trace.startswith(f"Received: from {helo} (unknown [127.0.0.1])\tby ")
+        assert " (Mailroom) with ESMTPSA id " in trace
         assert row.message_id == "<Over.STARTTLS@example.com>"
         assert row.subject == "Over STARTTLS"
         assert row.stream == "transactional"
@@ -189,7 +102,7 @@ def test_smtplib_submits_over_starttls_and_a_worker_delivers_the_bytes_as_submit
         (received,) = handler.received
         assert received.mail_from == "app@example.com"
         assert received.rcpt_tos == ["ada@example.com", "hidden@example.com"]
-        assert received.data == data
+        assert received.data == bytes(row.data)
         ((status,),) = [(r.status,) for r in port.rows()]
         assert status == "sent"
     finally:
@@ -339,7 +252,7 @@ def test_bad_messages_are_refused_and_missing_date_and_message_id_are_added(port
         bare = b"From: App <app@example.com>\r\nTo: ada@example.com\r\nSubject: Bare\r\n\r\nHi\r\n"
         assert client.sendmail("app@example.com", ["ada@example.com"], bare) == {}
     (row,) = port.rows()
-    data = bytes(row.data)
+    _, data = split_received(bytes(row.data))
     assert data.endswith(bare)
     added = data[: -len(bare)].decode()
     assert added.startswith("Date: ")

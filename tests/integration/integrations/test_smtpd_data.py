@@ -15,6 +15,7 @@ from sqlalchemy import Engine, select
 from mailroom.outbox import database
 from mailroom.outbox.database import create_outbox_engine
 from mailroom.outbox.schema import messages
+from support.smtpd_port import split_received
 from support.smtpd_process import SmtpdProcess
 
 TRUSTED = "127.0.0.2"
@@ -79,9 +80,10 @@ def smtpd(tmp_path: Path) -> Iterator[tuple[SmtpdProcess, Engine]]:
 
 
 def stored(engine: Engine) -> list[bytes]:
+    """Each message stored, below the port's ``Received`` field."""
     with engine.connect() as connection:
         return [
-            bytes(d)
+            split_received(bytes(d))[1]
             for d in connection.execute(select(messages.c.data).order_by(messages.c.id)).scalars()
         ]
 

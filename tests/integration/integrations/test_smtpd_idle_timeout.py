@@ -1,6 +1,7 @@
 """The submission port's idle timeout (RFC 5321 §4.5.3.2.7), which the protocol moves with
-each command without a new timer: a quiet connection is closed once its time is up, and one
-that keeps talking is not closed at the first deadline it had."""
+each command without a new timer: a quiet connection is closed once its time is up (and
+counted out of the port's connections), and one that keeps talking is not closed at the
+first deadline it had."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from mailroom.config import load_settings
+from mailroom.integrations.smtpd.connections import ConnectionLimits
 from mailroom.integrations.smtpd.handler import SubmissionHandler
 from mailroom.integrations.smtpd.protocol import SubmissionSMTP
 from mailroom.integrations.smtpd.server import policy_of
@@ -24,17 +26,21 @@ IDLE = 0.4  # seconds
 
 
 @pytest.fixture
-def port(tmp_path: Path) -> Iterator[int]:
+def connections() -> ConnectionLimits[SubmissionSMTP]:
+    return ConnectionLimits(10, 10)
+
+
+@pytest.fixture
+def port(tmp_path: Path, connections: ConnectionLimits[SubmissionSMTP]) -> Iterator[int]:
     """A submission port with an idle timeout of :data:`IDLE`, served by a loop in a thread."""
     engine = create_outbox_engine(f"sqlite:///{tmp_path / 'outbox.db'}")
     loop = asyncio.new_event_loop()
     writer = SubmissionWriter(engine, loop)
     handler = SubmissionHandler(policy_of(load_settings(environ={})), engine, writer)
-    open_: set[SubmissionSMTP] = set()
     server = loop.run_until_complete(
         loop.create_server(
             lambda: SubmissionSMTP(
-                handler, open_, hostname="mx.example.com", timeout=IDLE, loop=loop
+                handler, connections, hostname="mx.example.com", timeout=IDLE, loop=loop
             ),
             "127.0.0.1",
             0,
@@ -68,9 +74,13 @@ def closed_within(client: socket.socket, seconds: float) -> float:
     return time.monotonic() - started
 
 
-def test_a_quiet_connection_is_closed_once_its_time_is_up(port: int) -> None:
+def test_a_quiet_connection_is_closed_once_its_time_is_up(
+    port: int, connections: ConnectionLimits[SubmissionSMTP]
+) -> None:
     client = connect(port)
+    assert len(connections) == 1
     assert IDLE * 0.8 < closed_within(client, 5) < IDLE + 2
+    assert len(connections) == 0  # the server closed it: counted out before the client saw
 
 
 def test_each_command_moves_the_deadline(port: int) -> None:

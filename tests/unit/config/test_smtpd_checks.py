@@ -39,6 +39,11 @@ def test_trusted_networks_read_as_a_comma_separated_list() -> None:
         ),
         ({"SMTPD_STREAM": "x" * 65}, "SMTPD_STREAM", "1 to 64"),
         ({"SMTPD_SHUTDOWN_GRACE": "-1"}, "SMTPD_SHUTDOWN_GRACE", "0 or more"),
+        ({"SMTPD_MAX_CONNECTIONS": "0"}, "SMTPD_MAX_CONNECTIONS", "positive"),
+        ({"SMTPD_MAX_CONNECTIONS": "-5"}, "SMTPD_MAX_CONNECTIONS", "positive"),
+        ({"SMTPD_MAX_CONNECTIONS": "many"}, "SMTPD_MAX_CONNECTIONS", "many"),
+        ({"SMTPD_MAX_CONNECTIONS_PER_CLIENT": "0"}, "SMTPD_MAX_CONNECTIONS_PER_CLIENT", "positive"),
+        ({"SMTPD_MAX_CONNECTIONS_PER_CLIENT": "2.5"}, "SMTPD_MAX_CONNECTIONS_PER_CLIENT", "2.5"),
         ({"SMTPD_TLS_KEYFILE": "/etc/hostname"}, "SMTPD_TLS_CERTFILE", "without the certificate"),
         ({"SMTPD_TLS_CERTFILE": "/no/such/cert.pem"}, "SMTPD_TLS_CERTFILE", "not a readable"),
     ],
@@ -56,3 +61,11 @@ def test_a_certificate_that_exists_is_taken(tmp_path: Path) -> None:
     settings = load_settings(environ={"SMTPD_TLS_CERTFILE": str(certificate)})
     taken = settings.SMTPD_TLS_CERTFILE
     assert taken == certificate
+
+
+def test_connection_limits_default_to_postfixs_per_client_count() -> None:
+    settings = load_settings(environ={})
+    assert settings.SMTPD_MAX_CONNECTIONS == 200
+    assert settings.SMTPD_MAX_CONNECTIONS_PER_CLIENT == 50
+    lowered = load_settings(environ={"SMTPD_MAX_CONNECTIONS": "10"})
+    assert lowered.SMTPD_MAX_CONNECTIONS == 10  # a per-client limit above it is no error

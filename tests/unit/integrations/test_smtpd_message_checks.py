@@ -83,3 +83,19 @@ def test_the_size_limit_counts_the_fields_added() -> None:
 def test_a_header_after_the_body_starts_is_body() -> None:
     data = COMPLETE + b"\r\nFrom: not a header here\r\nDate: nor this\r\n"
     assert check(data) is data
+
+
+def test_the_trace_field_goes_first_and_counts_in_the_size() -> None:
+    trace = (
+        b"Received: from a (unknown [192.0.2.1])\r\n\tby b (Mailroom) with ESMTP id X;\r\n\td\r\n"
+    )
+    data = COMPLETE + b"\r\nBody\r\n"
+    checked = check_message(data, sender_domain="example.com", max_size=10_000, trace=trace)
+    assert checked.data == trace + data
+    bare = HEADER + b"\r\nBody\r\n"
+    added = check_message(bare, sender_domain="example.com", max_size=10_000, trace=trace).data
+    assert added.startswith(trace + b"Date: ")
+    assert added.endswith(bare)
+    with pytest.raises(Refused) as refused:
+        check_message(data, sender_domain="example.com", max_size=len(data) + 10, trace=trace)
+    assert refused.value.reply.startswith("552 5.3.4")

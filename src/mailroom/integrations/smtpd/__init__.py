@@ -7,6 +7,9 @@ deliver it like any other. The parts, one job each:
 
 - :mod:`.handler`: who may submit, what is taken, the commit before the ``250``;
 - :mod:`.message_checks`: what a message must be, and the ``Date``/``Message-ID`` added;
+- :mod:`.trace`: the ``Received`` field put on top of each message;
+- :mod:`.protocol`: aiosmtpd's protocol, with its MAIL parameters and hot paths mended;
+- :mod:`.connections`: ``SMTPD_MAX_CONNECTIONS`` and ``..._PER_CLIENT``;
 - :mod:`.peers`: trusted networks and loopback;
 - :mod:`.rate_limit`: ``SMTPD_RATE_LIMIT``;
 - :mod:`.server`: the socket, TLS, and a stop in bounded time.

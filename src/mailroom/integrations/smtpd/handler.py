@@ -9,9 +9,12 @@ limits); this handler decides:
   ``535 5.7.8``. Checked in a thread, so the database never stalls the event loop.
 - MAIL FROM: without AUTH only from ``SMTPD_TRUSTED_NETWORKS`` (else ``530 5.7.0``); then the
   rate limit (``451 4.7.1``, transient) per API key, or per address for trusted clients.
+- MAIL FROM and RCPT TO: a non-ASCII address only after ``MAIL ... SMTPUTF8`` (RFC 6531
+  §3.4; else ``553 5.6.7``).
 - RCPT TO: at most ``SMTPD_MAX_RECIPIENTS`` (then ``452 4.5.3``, so the client sends the rest
   in another transaction, RFC 5321 §4.5.3.1.10).
-- DATA: the checks of :mod:`.message_checks`, then the commit to the outbox (through the
+- DATA: the checks of :mod:`.message_checks`, a ``Received`` field on top (:mod:`.trace`),
+  then the commit to the outbox (through the
   :class:`~mailroom.outbox.raw_submissions.SubmissionWriter` thread, in groups), and only
   after it the ``250``: a crash after the ``250`` loses nothing. A commit that fails or does
   not end in time is ``451 4.3.0``: the client keeps the message and retries.
@@ -33,9 +36,10 @@ from sqlalchemy import Engine
 
 from mailroom.access.apikeys import ApiKey, authenticate, needs_touch, touch_api_key
 from mailroom.errors import MessageError
-from mailroom.integrations.smtpd.message_checks import Refused, check_message
+from mailroom.integrations.smtpd.message_checks import Refused, check_message, date_now
 from mailroom.integrations.smtpd.peers import TrustedNetworks, is_loopback, peer_host
 from mailroom.integrations.smtpd.rate_limit import RateLimiter
+from mailroom.integrations.smtpd.trace import queue_id, received_field
 from mailroom.message import Address
 from mailroom.outbox.raw_submissions import RawSubmission, SubmissionWriter
 from mailroom.outbox.vocabulary import ApiKeyScope
@@ -61,6 +65,9 @@ ENCRYPTION_REQUIRED = "538 5.7.11 Encryption required for requested authenticati
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down, try again later"
 NOT_STORED = "451 4.3.0 The message could not be stored; try again later"
+UNDECLARED_UTF8 = "553 5.6.7 Must declare SMTPUTF8 to send unicode address"
+"""RFC 6531 §3.4: a non-ASCII address only in a transaction whose MAIL said SMTPUTF8; the
+code is §3.5's, the words Postfix's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +199,8 @@ class SubmissionHandler:
             return AUTH_REQUIRED
         if _address(address) is None:
             return "553 5.1.7 The sender address is not valid"
+        if not (envelope.smtp_utf8 or address.isascii()):
+            return UNDECLARED_UTF8
         limiter = self.policy.rate_limiter
         if limiter is not None and not limiter.take(key.id if key is not None else host):
             return (
@@ -214,6 +223,8 @@ class SubmissionHandler:
             return TOO_MANY_RECIPIENTS
         if _address(address) is None:
             return "553 5.1.3 The recipient address is not valid"
+        if not (envelope.smtp_utf8 or address.isascii()):
+            return UNDECLARED_UTF8
         if address not in envelope.rcpt_tos:  # a recipient named twice is sent one copy
             envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
@@ -227,24 +238,38 @@ class SubmissionHandler:
         sender = str(envelope.mail_from)
         data = envelope.original_content
         assert isinstance(data, bytes)  # noqa: S101 - decode_data=False: always bytes
+        key = _api_key(session)
+        trace = received_field(
+            helo=session.host_name,
+            host=peer_host(session.peer),
+            hostname=server.hostname,
+            extended=session.extended_smtp,
+            tls=session.ssl is not None,
+            authenticated=key is not None,
+            smtputf8=bool(envelope.smtp_utf8),
+            queue=queue_id(),
+            date=date_now(),
+        )
         try:
             checked = check_message(
                 data,
                 sender_domain=sender.rpartition("@")[2],
                 max_size=self.policy.max_message_size,
+                trace=trace,
             )
         except Refused as refused:
             return refused.reply
         recipients = tuple(envelope.rcpt_tos)
-        key = _api_key(session)
         submission = RawSubmission(
             sender=sender,
             recipients=recipients,
             data=checked.data,
             message_id=checked.message_id,
             subject=checked.subject,
-            smtputf8=bool(envelope.smtp_utf8)
-            or checked.utf8_headers
+            # What the relay must offer: SMTPUTF8 if an address or the header is not ASCII
+            # (RFC 6531, RFC 6532), not because this client asked for it (Go's net/smtp asks
+            # whenever it is offered): an ASCII message goes to any relay.
+            smtputf8=checked.utf8_headers
             or not (sender.isascii() and all(r.isascii() for r in recipients)),
             stream=self.policy.stream,
             extra={API_KEY_METADATA: key.id} if key is not None else None,

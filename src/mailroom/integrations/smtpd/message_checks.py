@@ -1,5 +1,6 @@
 """What a submitted message must be before it is stored, and the two header fields a
-submission server adds when they are missing (RFC 6409 §8.2, §8.3).
+submission server adds when they are missing (RFC 6409 §8.2, §8.3), below the caller's
+``Received`` field (:mod:`.trace`).
 
 The bytes are stored as they came: nothing is re-encoded, re-folded or re-ordered, so a
 header cannot be injected by us, and what the author signed stays signed. The checks refuse
@@ -11,7 +12,7 @@ what a relay would refuse later, or what could be read two ways on the way out:
   continuation of one (RFC 5322 §2.2, §3.2.2);
 - no ``From`` field, or more than one ``From``, ``Date``, ``Message-ID`` or ``Subject``
   (RFC 5322 §3.6: each at most once, ``From`` and ``Date`` required);
-- over the size limit once ``Date`` and ``Message-ID`` are added.
+- over the size limit once ``Received``, ``Date`` and ``Message-ID`` are added.
 
 Each refusal is a :class:`Refused` carrying the reply (a permanent 5xx: sending the same
 bytes again cannot succeed).
@@ -27,7 +28,7 @@ from email.utils import format_datetime
 
 from mailroom.message.ids import make_message_id
 
-__all__ = ["CheckedMessage", "Refused", "check_message"]
+__all__ = ["CheckedMessage", "Refused", "check_message", "date_now"]
 
 _ONCE = (b"from", b"date", b"message-id", b"subject")
 _NAME_CHARACTERS = frozenset(range(33, 127)) - {ord(":")}  # RFC 5322 §2.2 ftext
@@ -45,7 +46,8 @@ class Refused(Exception):  # noqa: N818 - a reply, not a failure of ours
 @dataclass(frozen=True, slots=True)
 class CheckedMessage:
     data: bytes
-    """The bytes as submitted, with ``Date`` and ``Message-ID`` put first if missing."""
+    """The bytes as submitted, below the ``Received`` field given and, if they were
+    missing, ``Date`` and ``Message-ID``."""
     message_id: str
     subject: str
     """Decoded for listings (RFC 2047 encoded words); ``""`` if there is none."""
@@ -53,8 +55,11 @@ class CheckedMessage:
     """Raw UTF-8 in the header (RFC 6532): the relay must then offer SMTPUTF8."""
 
 
-def check_message(data: bytes, *, sender_domain: str, max_size: int) -> CheckedMessage:
-    """``data`` checked (see the module's docstring), or :class:`Refused`."""
+def check_message(
+    data: bytes, *, sender_domain: str, max_size: int, trace: bytes = b""
+) -> CheckedMessage:
+    """``data`` checked (see the module's docstring), or :class:`Refused`; ``trace`` (the
+    ``Received`` field) is put first, and counts in the size."""
     crlf = data.count(b"\r\n")
     if data.count(b"\r") != crlf or data.count(b"\n") != crlf:
         raise Refused(
@@ -71,17 +76,17 @@ def check_message(data: bytes, *, sender_domain: str, max_size: int) -> CheckedM
     fields = _header_fields(header)
     if b"from" not in fields:
         raise Refused("550 5.6.0 The message has no From header field (RFC 5322 3.6.2)")
-    added = b""
+    added = trace
     if b"date" not in fields:
-        added += b"Date: " + _date_now() + b"\r\n"
+        added += b"Date: " + date_now() + b"\r\n"
     message_id = fields.get(b"message-id", b"").decode("utf-8", "replace").strip()
     if not message_id:
         message_id = make_message_id(sender_domain)
         added += f"Message-ID: {message_id}\r\n".encode("ascii")
     if len(data) + len(added) > max_size:
         raise Refused(
-            f"552 5.3.4 The message is {len(data) + len(added)} bytes with its Date and "
-            f"Message-ID; the limit is {max_size}"
+            f"552 5.3.4 The message is {len(data) + len(added)} bytes with the header "
+            f"fields added here (Received, Date, Message-ID); the limit is {max_size}"
         )
     return CheckedMessage(
         data=added + data if added else data,
@@ -94,7 +99,7 @@ def check_message(data: bytes, *, sender_domain: str, max_size: int) -> CheckedM
 _date_cache: tuple[int, bytes] = (0, b"")
 
 
-def _date_now() -> bytes:
+def date_now() -> bytes:
     """The Date field's value for now (RFC 5322 §3.3), formatted once a second."""
     global _date_cache  # noqa: PLW0603 - a one-entry cache
     second = int(time.time())

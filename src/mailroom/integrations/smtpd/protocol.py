@@ -1,6 +1,7 @@
-"""aiosmtpd's protocol for the submission port: counted in and out of the server's set of
-connections (so a stop can close those still open), told to say goodbye, and two of its
-hot paths made cheaper.
+"""aiosmtpd's protocol for the submission port: counted in and out of the server's
+connections (:mod:`.connections`: a connection over a limit is told ``421`` and closed, and a
+stop closes those still open), told to say goodbye, its MAIL and RCPT parameters read as
+RFC 5321 and RFC 4954 have them, and two of its hot paths made cheaper.
 
 aiosmtpd spends most of a small message's time in two places that do far more work than a
 submission port needs: the address of every MAIL FROM and RCPT TO goes through the email
@@ -11,20 +12,33 @@ in runs up to each ``.CRLF``; what each accepts and refuses is aiosmtpd's (the s
 the same limits), and anything unusual takes aiosmtpd's own path. Around every command,
 two smaller costs: the idle timeout moves a deadline rather than replacing a timer, and a
 reply waits for the transport only when there is something to wait for.
+
+The parameters of MAIL and RCPT (RFC 5321 §4.1.1.11, RFC 1869): aiosmtpd takes ``BODY=7BIT``
+and ``BODY=8BITMIME`` (8BITMIME, RFC 6152), ``SMTPUTF8`` (RFC 6531) and ``SIZE`` (RFC 1870),
+and answers ``555`` to the others. Three things are mended here: a keyword with a hyphen
+(``X-FOO=1``, valid in RFC 5321 §4.1.2) was a ``501`` syntax error rather than ``555``;
+``AUTH=`` in MAIL was refused, where RFC 4954 §5 has every server that offers AUTH accept it
+(taken, and not believed: the API key says who submits); and aiosmtpd keeps the limit of a
+command line's length on its class, so one connection's EHLO raised it for all of them and
+each new connection set it back for the ones already open.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import logging
 import re
+from collections.abc import Sequence
 from typing import Any, AnyStr
 
 from aiosmtpd.smtp import MISSING, SMTP, Session, syntax
 
+from mailroom.integrations.smtpd.connections import ConnectionLimits, Limit
 from mailroom.integrations.smtpd.handler import SHUTTING_DOWN
+from mailroom.integrations.smtpd.peers import peer_host
 
 __all__ = ["SubmissionSMTP"]
 
@@ -34,6 +48,13 @@ _PLAIN_PATH = re.compile(
     rf"\s*<({_ATEXT}(?:\.{_ATEXT})*@{_LABEL}(?:\.{_LABEL})*)>[ \t]*(.*)", re.ASCII | re.DOTALL
 )
 """``<dot-atom@domain>`` and what follows it (the parameters)."""
+_KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*", re.ASCII)
+"""RFC 5321 §4.1.2 esmtp-keyword."""
+_XTEXT = re.compile(r"(?:[!-*,-<>-~]|\+[0-9A-F]{2})+", re.ASCII)
+"""RFC 3461 §4 xtext, the value of AUTH= (upper case: aiosmtpd upper-cases the parameters)."""
+_AUTH_PARAMETER = 500
+"""Octets the AUTH= parameter adds to the longest MAIL line (RFC 4954 §3). aiosmtpd adds
+SIZE's and SMTPUTF8's at EHLO; its reader's limit of 1001 octets a line bounds them all."""
 _log = logging.getLogger("mail.log")  # aiosmtpd's
 _debugging = functools.partial(_log.isEnabledFor, logging.DEBUG)
 _DOT_CRLF = b".\r\n"
@@ -56,22 +77,42 @@ class _Session(Session):
 class SubmissionSMTP(SMTP):
     """One connection to the submission port."""
 
-    def __init__(self, handler: object, open_: set[SubmissionSMTP], **options: Any) -> None:
+    def __init__(
+        self, handler: object, connections: ConnectionLimits[SubmissionSMTP], **options: Any
+    ) -> None:
         self._idle_deadline = 0.0
         self._idle_armed = False
+        self._connections = connections
+        self._over: Limit | None = None
+        self._admitted = False
         super().__init__(handler, **options)
-        self._open = open_
+        # aiosmtpd's are on its class, shared by every connection (and cleared by each new
+        # one, as __init__ just did): each its own here.
+        self.command_size_limits = collections.defaultdict(
+            lambda: SMTP.command_size_limit,
+            {"MAIL": SMTP.command_size_limit + _AUTH_PARAMETER},
+        )
 
     def _create_session(self) -> Session:
         return _Session(self.loop)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._open.add(self)
+        if not self._admitted and self._over is None:  # STARTTLS calls it again (with TLS)
+            over = self._connections.admit(self, peer_host(transport.get_extra_info("peername")))
+            self._admitted, self._over = over is None, over
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
-        self._open.discard(self)
+        self._connections.release(self)
         super().connection_lost(error)
+
+    async def _handle_client(self) -> None:
+        """aiosmtpd's session, or for a connection over a limit its refusal in place of the
+        greeting (RFC 5321 §3.1), then the close."""
+        if self._over is not None:
+            self.say_goodbye(f"421 4.7.0 {self.hostname} Too many connections, try again later")
+            return
+        await super()._handle_client()
 
     def _reset_timeout(self, duration: float | None = None) -> None:
         """aiosmtpd's idle timeout, moved without a new timer for every command: aiosmtpd
@@ -122,6 +163,25 @@ class SubmissionSMTP(SMTP):
             or self._reader.exception() is not None
         ):
             await writer.drain()
+
+    def _getparams(self, params: Sequence[str]) -> dict[str, str | bool] | None:
+        """The parameters of MAIL or RCPT by keyword, or ``None`` (a ``501``) when one is not
+        ``keyword[=value]`` (RFC 5321 §4.1.2). aiosmtpd answers ``555`` to those left after it
+        takes its own (BODY, SMTPUTF8, SIZE); a syntactically valid ``AUTH=`` of MAIL is taken
+        here and not believed (RFC 4954 §5: then as if it were ``AUTH=<>``)."""
+        result: dict[str, str | bool] = {}
+        for param in params:
+            keyword, equals, value = param.partition("=")
+            if not _KEYWORD.fullmatch(keyword) or (equals and not value):
+                return None
+            result[keyword] = value if equals else True
+        # aiosmtpd reads MAIL's parameters before the envelope has a sender (a nested MAIL
+        # is refused first) and RCPT's after (RCPT needs MAIL first).
+        if "AUTH" in result and self.envelope is not None and not self.envelope.mail_from:
+            auth = result.pop("AUTH")
+            if not isinstance(auth, str) or _XTEXT.fullmatch(auth) is None:
+                return None
+        return result
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         """aiosmtpd's address parsing, with the fast path for ``<dot-atom@domain>``, which

@@ -1,5 +1,6 @@
-"""Running the submission port: the listening socket, one aiosmtpd protocol per connection,
-and a stop in bounded time.
+"""Running the submission port: the listening socket, one aiosmtpd protocol per connection
+(as many at once as ``SMTPD_MAX_CONNECTIONS`` and ``SMTPD_MAX_CONNECTIONS_PER_CLIENT``
+allow), and a stop in bounded time.
 
 SIGTERM (or SIGINT) stops it so: the socket stops accepting; new transactions and DATA that
 finishes from then on are answered ``421`` (nothing acknowledged that is not committed);
@@ -26,6 +27,7 @@ from sqlalchemy import Engine
 from mailroom.config import Settings
 from mailroom.delivery.loop import run
 from mailroom.domains import machine_fqdn_once
+from mailroom.integrations.smtpd.connections import ConnectionLimits
 from mailroom.integrations.smtpd.handler import SubmissionHandler, SubmissionPolicy
 from mailroom.integrations.smtpd.peers import TrustedNetworks
 from mailroom.integrations.smtpd.protocol import SubmissionSMTP
@@ -34,7 +36,15 @@ from mailroom.outbox.database import create_outbox_engine
 from mailroom.outbox.raw_submissions import SubmissionWriter
 from mailroom.outbox.wal_checkpoints import WalCheckpointer
 
-__all__ = ["IDLE_TIMEOUT", "ServeResult", "max_message_size", "policy_of", "serve", "tls_context"]
+__all__ = [
+    "IDLE_TIMEOUT",
+    "ServeResult",
+    "connection_limits",
+    "max_message_size",
+    "policy_of",
+    "serve",
+    "tls_context",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -74,12 +84,24 @@ def policy_of(settings: Settings) -> SubmissionPolicy:
     )
 
 
+def connection_limits(settings: Settings) -> ConnectionLimits[SubmissionSMTP]:
+    """The connections the port holds: ``SMTPD_MAX_CONNECTIONS`` in all,
+    ``SMTPD_MAX_CONNECTIONS_PER_CLIENT`` from one address outside the trusted networks."""
+    return ConnectionLimits(
+        settings.SMTPD_MAX_CONNECTIONS,
+        settings.SMTPD_MAX_CONNECTIONS_PER_CLIENT,
+        exempt=TrustedNetworks(settings.SMTPD_TRUSTED_NETWORKS).contains,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ServeResult:
     accepted: int
-    """Connections accepted."""
+    """Connections accepted (those then refused over a limit included)."""
     unanswered: int
     """Commits still under way when the grace ran out (their clients got no answer)."""
+    refused: int = 0
+    """Connections refused over ``SMTPD_MAX_CONNECTIONS`` or ``..._PER_CLIENT``."""
 
 
 async def _serve(
@@ -104,7 +126,7 @@ async def _serve(
     handler = SubmissionHandler(policy_of(settings), engine, writer)
     context = tls_context(settings)
     hostname = settings.EMAIL_LOCAL_HOSTNAME or machine_fqdn_once() or socket.gethostname()
-    open_: set[SubmissionSMTP] = set()
+    connections = connection_limits(settings)
     accepted = 0
 
     def protocol() -> SubmissionSMTP:
@@ -112,7 +134,7 @@ async def _serve(
         accepted += 1
         return SubmissionSMTP(
             handler,
-            open_,
+            connections,
             hostname=hostname,
             ident="Mailroom ESMTP submission",
             data_size_limit=max_message_size(settings),
@@ -140,7 +162,7 @@ async def _serve(
         while handler.in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         unanswered = handler.in_flight
-        for connection in list(open_):
+        for connection in connections:
             connection.say_goodbye()
         await asyncio.sleep(0)  # let the transports close
         if not await asyncio.to_thread(writer.close, _WRITER_JOIN):
@@ -149,7 +171,7 @@ async def _serve(
         writer_engine.dispose()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
-    return ServeResult(accepted, unanswered)
+    return ServeResult(accepted, unanswered, connections.refused)
 
 
 def serve(
