@@ -1,0 +1,135 @@
+"""A campaign's results, derived from its ledger, its messages and their events (DESIGN 13):
+sent, failed and bounced; opens in all and per recipient, with privacy-proxy opens apart
+(Apple Mail Privacy Protection fetches every image: an open it reports says the mail arrived,
+not that anyone read it); clicks per link; unsubscribes; and the same over time for a chart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection
+
+from mailroom.campaigns.progress import Progress, progress
+from mailroom.outbox import campaign_queries as q
+from mailroom.outbox.vocabulary import EventType, HitLabel
+
+__all__ = ["CampaignStats", "LinkClicks", "TimePoint", "campaign_stats", "timeline"]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkClicks:
+    link_index: int
+    total: int
+    unique: int
+    """Recipients who followed it (people, not scanners)."""
+    scanner: int
+    """Follows that look like a link scanner's (kept, counted apart)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignStats:
+    recipients: Progress
+    opens_total: int
+    opens_unique: int
+    """Recipients who opened it, by a person as far as can be told."""
+    proxy_opens_total: int
+    proxy_opens_unique: int
+    """Recipients whose mail provider's proxy fetched the pixel (Apple MPP, Gmail's proxy)."""
+    clicks_total: int
+    clicks_unique: int
+    links: list[LinkClicks] = field(default_factory=list)
+    unsubscribed: int = 0
+    bounced: int = 0
+    complained: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "recipients": self.recipients.as_dict(),
+            "opens": {"total": self.opens_total, "unique": self.opens_unique},
+            "proxy_opens": {"total": self.proxy_opens_total, "unique": self.proxy_opens_unique},
+            "clicks": {
+                "total": self.clicks_total,
+                "unique": self.clicks_unique,
+                "links": [
+                    {
+                        "link_index": link.link_index,
+                        "total": link.total,
+                        "unique": link.unique,
+                        "scanner": link.scanner,
+                    }
+                    for link in self.links
+                ],
+            },
+            "unsubscribed": self.unsubscribed,
+            "bounced": self.bounced,
+            "complained": self.complained,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TimePoint:
+    at: float
+    """The bucket's start (epoch seconds)."""
+    sent: int = 0
+    failed: int = 0
+    opened: int = 0
+    clicked: int = 0
+
+
+def campaign_stats(connection: Connection, campaign_id: int) -> CampaignStats:
+    tallies = q.event_tallies(connection, campaign_id)
+
+    def summed(kind: EventType, labels: set[str | None], *, unique: bool) -> int:
+        # Unique over several labels is an upper bound (a recipient may be counted under
+        # two); each label's own unique count is exact, and people's is one label.
+        return sum(
+            t.unique if unique else t.total
+            for t in tallies
+            if t.type == kind.value and t.label in labels
+        )
+
+    people = {HitLabel.HUMAN.value, None}
+    links: dict[int, list[int]] = {}
+    for tally in tallies:
+        if tally.type != EventType.CLICKED.value or tally.link_index is None:
+            continue
+        entry = links.setdefault(tally.link_index, [0, 0, 0])
+        if tally.label == HitLabel.SCANNER.value:
+            entry[2] += tally.total
+        else:
+            entry[0] += tally.total
+            entry[1] += tally.unique
+    return CampaignStats(
+        recipients=progress(connection, campaign_id),
+        opens_total=summed(EventType.OPENED, people, unique=False),
+        opens_unique=summed(EventType.OPENED, people, unique=True),
+        proxy_opens_total=summed(EventType.OPENED, {HitLabel.PREFETCH.value}, unique=False),
+        proxy_opens_unique=summed(EventType.OPENED, {HitLabel.PREFETCH.value}, unique=True),
+        clicks_total=summed(EventType.CLICKED, people, unique=False),
+        clicks_unique=summed(EventType.CLICKED, people, unique=True),
+        links=[
+            LinkClicks(index, total, unique, scanner)
+            for index, (total, unique, scanner) in sorted(links.items())
+        ],
+        unsubscribed=summed(EventType.UNSUBSCRIBED, {None, *people}, unique=True),
+        bounced=summed(EventType.BOUNCED, {None}, unique=True),
+        complained=summed(EventType.COMPLAINED, {None}, unique=True),
+    )
+
+
+def timeline(connection: Connection, campaign_id: int, bucket_seconds: float) -> list[TimePoint]:
+    """Sent, failed, opened and clicked per bucket of ``bucket_seconds``, oldest first."""
+    points: dict[float, dict[str, int]] = {}
+    for start, kind, count in q.sends_over_time(connection, campaign_id, bucket_seconds):
+        points.setdefault(start, {})[kind] = count
+    return [
+        TimePoint(
+            at=start,
+            sent=counts.get(EventType.SENT.value, 0),
+            failed=counts.get(EventType.FAILED.value, 0),
+            opened=counts.get(EventType.OPENED.value, 0),
+            clicked=counts.get(EventType.CLICKED.value, 0),
+        )
+        for start, counts in sorted(points.items())
+    ]
