@@ -28,6 +28,15 @@ app.conf.update(
     # One task at a time per process: a drain is long, and a prefetched one would wait
     # behind it instead of running in the other process.
     worker_prefetch_multiplier=1,
+    # How long a task taken by a worker that died unacknowledged waits before the broker
+    # gives it to another (Redis's default is an hour).
+    # kombu looks for such tasks every unacked_restore_interval x unacked_restore_throttle
+    # seconds (100 by default): every second here.
+    broker_transport_options={
+        "visibility_timeout": float(os.environ.get("TESTAPP_VISIBILITY_TIMEOUT", "3600")),
+        "unacked_restore_interval": 1,
+        "unacked_restore_throttle": 1,
+    },
     beat_schedule=beat_schedule(
         every=float(os.environ.get("TESTAPP_DRAIN_EVERY", "30")),
         max_seconds=float(os.environ.get("TESTAPP_DRAIN_MAX_SECONDS", "25")),

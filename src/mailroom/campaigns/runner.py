@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
@@ -50,6 +51,8 @@ class RunnerStep:
     settled: int = 0
     """Suppressed or skipped at composition."""
     fanned_out: int = 0
+    dispatched: int = 0
+    """Batches handed to ``dispatch`` (Celery tasks)."""
     campaigns: int = 0
     """Campaigns that had work."""
     more: bool = False
@@ -62,10 +65,20 @@ class RunnerStep:
 class CampaignRunner:
     """Takes steps for every campaign of ``outbox``'s database."""
 
-    def __init__(self, outbox: Outbox, *, max_batches: int = 20) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        *,
+        max_batches: int = 20,
+        dispatch: Callable[[int], None] | None = None,
+    ) -> None:
+        """``dispatch``: instead of queueing batches itself, hand each one to this (Celery's
+        ``mailroom.campaign_batch`` task, given the campaign's id), as many as the stream's
+        window has room for."""
         self.outbox = outbox
         self.settings = outbox.settings
         self.max_batches = max_batches
+        self.dispatch = dispatch
         self.templates = TemplateLibrary(
             render_timeout=self.settings.TEMPLATE_RENDER_TIMEOUT,
             max_output_chars=self.settings.TEMPLATE_MAX_OUTPUT_CHARS,
@@ -122,6 +135,15 @@ class CampaignRunner:
                 with engine.connect() as connection:
                     done.blocked = q.in_flight_on_stream(connection, stream, 1, _DUE_NOW) > 0
                 break
+            if self.dispatch is not None:
+                room = min((window - waiting) // per_task, self.max_batches)
+                with engine.connect() as connection:
+                    pending_rows = q.count_pending(connection, campaign_id, room * per_task)
+                wanted = min(room, -(-pending_rows // per_task))
+                for _ in range(wanted):
+                    self.dispatch(campaign_id)
+                done.dispatched += wanted
+                break
             outcome = batches.queue_batch(self.outbox, self._composer(campaign), size=per_task)
             if outcome.stopped:
                 return
@@ -133,6 +155,21 @@ class CampaignRunner:
         self._judge_failures(campaign_id)
         if queued_here == 0 and campaign.fanout_done:
             self._finish_if_settled(campaign_id, done)
+
+    def run_batch(self, campaign_id: int) -> batches.BatchOutcome:
+        """One batch of the campaign, if it is sending and its stream's window has room (what
+        a dispatched batch task does; it may run long after it was dispatched)."""
+        self.outbox.ensure_schema()
+        campaign = self._campaign(campaign_id)
+        if campaign.status is not CampaignStatus.SENDING:
+            return batches.BatchOutcome(stopped=True)
+        per_task = self.settings.EMAILS_PER_TASK
+        window = self.settings.CAMPAIGN_QUEUE_AHEAD
+        with self.outbox.engine.connect() as connection:
+            waiting = q.in_flight_on_stream(connection, campaign.stream, window)
+        if waiting + per_task > window:
+            return batches.BatchOutcome()
+        return batches.queue_batch(self.outbox, self._composer(campaign), size=per_task)
 
     def _start_scheduled(self, campaign_id: int) -> None:
         now = time.time()

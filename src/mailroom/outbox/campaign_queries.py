@@ -43,6 +43,7 @@ __all__ = [
     "PendingRecipient",
     "campaign_row",
     "campaigns_to_run",
+    "count_pending",
     "delete_campaign",
     "event_tallies",
     "fan_out_list_page",
@@ -466,6 +467,20 @@ def has_pending(connection: Connection, campaign_id: int) -> bool:
         ledger.c.campaign_id == campaign_id, ledger.c.status == RecipientStatus.PENDING.value
     )
     return connection.execute(query.limit(1)).first() is not None
+
+
+def count_pending(connection: Connection, campaign_id: int, cap: int) -> int:
+    """The campaign's pending rows, counted up to ``cap``."""
+    page = (
+        select(ledger.c.id)
+        .where(
+            ledger.c.campaign_id == campaign_id,
+            ledger.c.status == RecipientStatus.PENDING.value,
+        )
+        .limit(cap)
+        .subquery()
+    )
+    return int(connection.execute(select(func.count()).select_from(page)).scalar_one())
 
 
 def has_in_flight(
