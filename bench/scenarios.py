@@ -267,6 +267,7 @@ def run_worker(
     once: bool,
     stop_when: Callable[[int, float], bool] | None = None,
     timeout: float = 600.0,
+    extra_env: dict[str, str] | None = None,
 ) -> WorkerRun:
     """``python -m mailroom worker [--once]`` as a subprocess, sampling the sink's count and
     the process's memory every 20 ms; SIGTERM when ``stop_when(sent, elapsed)`` says so."""
@@ -279,7 +280,11 @@ def run_worker(
     with out_path.open("wb") as out, err_path.open("wb") as err:
         started = time.perf_counter()
         process = subprocess.Popen(
-            command, env=worker_env(database_url, sink), cwd=workdir, stdout=out, stderr=err
+            command,
+            env={**worker_env(database_url, sink), **(extra_env or {})},
+            cwd=workdir,
+            stdout=out,
+            stderr=err,
         )
         stopping = False
         while process.poll() is None:
