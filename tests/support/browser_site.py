@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,8 +115,9 @@ class Site:
 
 
 @contextmanager
-def running_site(home: Path) -> Iterator[Site]:
-    """The service in folder ``home`` (its database, settings and templates live there)."""
+def running_site(home: Path, extra_env: Mapping[str, str] | None = None) -> Iterator[Site]:
+    """The service in folder ``home`` (its database, settings and templates live there);
+    ``extra_env``: more settings for it, as environment variables."""
     templates = home / "templates"
     templates.mkdir()
     (templates / "task_assigned.subject.txt").write_text("{{ task }} for you")
@@ -140,6 +141,7 @@ def running_site(home: Path) -> Iterator[Site]:
         "PUBLIC_BASE_URL": PUBLIC,
         "MAILROOM_ADMIN_USER": "admin",
         "MAILROOM_ADMIN_PASSWORD": admin_password,
+        **(extra_env or {}),
     }
     engine = create_outbox_engine(load_settings(environ=env).DATABASE_URL)
     try:

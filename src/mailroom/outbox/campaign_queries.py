@@ -30,6 +30,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import String as SqlString
+from sqlalchemy.sql.elements import ColumnElement
 
 from mailroom.outbox.dialect import dialect_insert
 from mailroom.outbox.schema import campaign_recipients as ledger
@@ -45,6 +46,7 @@ __all__ = [
     "campaigns_to_run",
     "count_pending",
     "delete_campaign",
+    "effective_status",
     "event_tallies",
     "fan_out_list_page",
     "has_in_flight",
@@ -531,17 +533,7 @@ def recent_outcomes(connection: Connection, campaign_id: int, sample: int) -> tu
 def recipient_counts(connection: Connection, campaign_id: int) -> dict[RecipientStatus, int]:
     """How many recipients of the campaign are in each :class:`RecipientStatus`, read from
     the ledger and, for queued ones, their messages: nothing kept beside them to drift."""
-    effective = case(
-        (ledger.c.status != RecipientStatus.QUEUED.value, ledger.c.status),
-        (messages.c.status == Status.SENT.value, RecipientStatus.SENT.value),
-        (messages.c.status == Status.FAILED.value, RecipientStatus.FAILED.value),
-        (messages.c.status == Status.SUPPRESSED.value, RecipientStatus.SUPPRESSED.value),
-        # Cancelled by an operator in the message log (a pause or cancel of the campaign
-        # moves the ledger row itself), or purged: no message will come.
-        (messages.c.status == Status.CANCELLED.value, RecipientStatus.SKIPPED.value),
-        (messages.c.id.is_(None), RecipientStatus.SKIPPED.value),
-        else_=RecipientStatus.QUEUED.value,
-    ).label("effective")
+    effective = effective_status().label("effective")
     query = (
         select(effective, func.count())
         .select_from(ledger.outerjoin(messages, messages.c.id == ledger.c.message_pk))
@@ -552,6 +544,22 @@ def recipient_counts(connection: Connection, campaign_id: int) -> dict[Recipient
     for status, count in connection.execute(query):
         counts[RecipientStatus(status)] += int(count)
     return counts
+
+
+def effective_status() -> ColumnElement[Any]:
+    """A ledger row's :class:`RecipientStatus` as its message tells it, over the ledger
+    outer-joined to the messages (``message_pk``): queued rows take their message's outcome."""
+    return case(
+        (ledger.c.status != RecipientStatus.QUEUED.value, ledger.c.status),
+        (messages.c.status == Status.SENT.value, RecipientStatus.SENT.value),
+        (messages.c.status == Status.FAILED.value, RecipientStatus.FAILED.value),
+        (messages.c.status == Status.SUPPRESSED.value, RecipientStatus.SUPPRESSED.value),
+        # Cancelled by an operator in the message log (a pause or cancel of the campaign
+        # moves the ledger row itself), or purged: no message will come.
+        (messages.c.status == Status.CANCELLED.value, RecipientStatus.SKIPPED.value),
+        (messages.c.id.is_(None), RecipientStatus.SKIPPED.value),
+        else_=RecipientStatus.QUEUED.value,
+    )
 
 
 def _json(value: Any) -> Mapping[str, Any] | None:

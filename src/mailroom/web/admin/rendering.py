@@ -109,6 +109,11 @@ def filesize(size: int | None) -> str:
     return f"{value:.1f} GB"  # pragma: no cover - the loop returns at GB
 
 
+def thousands(value: int) -> str:
+    """``1,000``: a count with its thousands apart."""
+    return f"{value:,}"
+
+
 def stored_value(value: object) -> str:
     """A value from a stored detail (JSON) as a person reads it: ``on``/``off`` for a
     switch, not Python's ``True``/``False``; a list as its items, comma-separated."""
@@ -130,6 +135,7 @@ templates.filters["datetime"] = format_datetime
 templates.filters["ago"] = ago
 templates.filters["filesize"] = filesize
 templates.filters["stored_value"] = stored_value
+templates.filters["thousands"] = thousands
 
 
 def render_page(

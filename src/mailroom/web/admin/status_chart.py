@@ -15,7 +15,17 @@ from datetime import UTC, datetime
 
 from mailroom.outbox.activity_queries import HourCounts
 
-__all__ = ["HEIGHT", "WIDTH", "Bar", "Chart", "Segment", "Tick", "hourly_chart"]
+__all__ = [
+    "HEIGHT",
+    "TICKS",
+    "WIDTH",
+    "Bar",
+    "Chart",
+    "Segment",
+    "Tick",
+    "hourly_chart",
+    "nice_step",
+]
 
 WIDTH = 960
 HEIGHT = 280
@@ -23,7 +33,7 @@ _LEFT, _RIGHT, _TOP, _BOTTOM = 64, 8, 14, 36  # room for the axis labels
 _PLOT_WIDTH = WIDTH - _LEFT - _RIGHT
 _PLOT_HEIGHT = HEIGHT - _TOP - _BOTTOM
 _BAR_SHARE = 0.72  # of an hour's slot; the rest is the gap between bars
-_TICKS = 4  # steps on the vertical axis
+TICKS = 4  # steps on the vertical axis
 _LABEL_EVERY = 3  # hours between the labels of the time axis
 
 KINDS = ("sent", "deferred", "failed")
@@ -79,12 +89,12 @@ class Chart:
         return not any(self.totals.values())
 
 
-def _nice_step(largest: int) -> int:
+def nice_step(largest: int) -> int:
     """The smallest round step (1, 2, 2.5 or 5 times a power of ten, a whole number) of which
     four reach ``largest``: the busiest hour fills most of the chart's height."""
-    if largest <= _TICKS:
+    if largest <= TICKS:
         return 1
-    rough = largest / _TICKS
+    rough = largest / TICKS
     power = 10 ** math.floor(math.log10(rough))
     factors = (1, 2, 5, 10) if power == 1 else (1, 2, 2.5, 5, 10)
     return int(next(factor * power for factor in factors if factor * power >= rough))
@@ -96,7 +106,7 @@ def _hour_text(start: float) -> str:
 
 def hourly_chart(hours: Sequence[HourCounts]) -> Chart:
     """The chart of ``hours`` (oldest first), scaled to the busiest hour."""
-    top_value = _nice_step(max((hour.total for hour in hours), default=0)) * _TICKS
+    top_value = nice_step(max((hour.total for hour in hours), default=0)) * TICKS
     scale = _PLOT_HEIGHT / top_value
     baseline = _TOP + _PLOT_HEIGHT
     slot = _PLOT_WIDTH / max(len(hours), 1)
@@ -127,9 +137,9 @@ def hourly_chart(hours: Sequence[HourCounts]) -> Chart:
                 hour=hour,
             )
         )
-    step = top_value // _TICKS
+    step = top_value // TICKS
     ticks = tuple(
-        Tick(value=step * n, y=round(baseline - step * n * scale, 2)) for n in range(_TICKS + 1)
+        Tick(value=step * n, y=round(baseline - step * n * scale, 2)) for n in range(TICKS + 1)
     )
     return Chart(
         width=WIDTH,
