@@ -28,6 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mailroom.consent", "mailroom.access", "mailroom.tracking"),
     ("mailroom.compose",),
     ("mailroom.notifications",),
+    ("mailroom.campaigns",),
     ("mailroom.delivery",),
     ("mailroom.integrations", "mailroom"),  # "mailroom": the package's face only
     ("mailroom.cli", "mailroom.__main__", "mailroom.web"),

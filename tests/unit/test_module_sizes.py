@@ -10,7 +10,10 @@ PACKAGE = Path(mailroom.__file__).parent
 LIMIT = 400
 
 # Modules allowed past the limit, each with the one job that keeps it whole.
-ONE_JOB: dict[str, str] = {}
+ONE_JOB: dict[str, str] = {
+    "mailroom/outbox/schema.py": "every table of the one migration chain, in one MetaData "
+    "that Alembic's comparison with the migrations reads whole",
+}
 
 
 def test_no_module_is_over_the_limit_without_a_reason() -> None:

@@ -29,6 +29,7 @@ from mailroom.consent.scopes import SCOPE_ALL
 from mailroom.consent.suppression import suppressed_among
 from mailroom.errors import MessageError
 from mailroom.outbox import campaign_queries as q
+from mailroom.outbox import ledger_queries as ledger
 from mailroom.outbox import queries
 from mailroom.outbox.message_insert import prepare_insert
 from mailroom.outbox.store import Outbox
@@ -61,7 +62,7 @@ def queue_batch(outbox: Outbox, composer: CampaignComposer, *, size: int) -> Bat
     now = time.time()
     scopes = (SCOPE_ALL, composer.scope)
     with engine.connect() as connection:
-        pending = q.pending_recipients(connection, campaign.id, size)
+        pending = ledger.pending_recipients(connection, campaign.id, size)
         if not pending:
             return BatchOutcome()
         suppressed = suppressed_among(connection, [r.address for r in pending], scopes, now)
@@ -103,7 +104,7 @@ def _commit(
         locked = q.lock_campaign(connection, campaign_id)
         if locked is None or locked.status != CampaignStatus.SENDING.value:
             return BatchOutcome(stopped=True)
-        still = q.take_pending(connection, read)
+        still = ledger.take_pending(connection, read)
         if len(still) < len(read):
             # Someone else got there first for some: only the rest are ours to write.
             if any(ledger_id not in still for ledger_id, _ in rows):
@@ -116,8 +117,8 @@ def _commit(
             for (ledger_id, _), message_pk in zip(rows, message_ids, strict=True)
             if message_pk is not None
         ]
-        q.mark_queued(connection, queued, now)
-        q.mark_settled(connection, settled, now)
+        ledger.mark_queued(connection, queued, now)
+        ledger.mark_settled(connection, settled, now)
     return BatchOutcome(
         queued=len(queued),
         suppressed=sum(1 for _, status, _ in settled if status is RecipientStatus.SUPPRESSED),

@@ -30,7 +30,7 @@ from mailroom.config import Settings
 from mailroom.consent.scopes import list_scope
 from mailroom.consent.tokens import UnsubscribeTokens, unsubscribe_url
 from mailroom.message import Address, Message
-from mailroom.outbox.campaign_queries import PendingRecipient
+from mailroom.outbox.ledger_queries import PendingRecipient
 
 if TYPE_CHECKING:
     from mailroom.campaigns.store import Campaign

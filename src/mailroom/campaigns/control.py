@@ -21,6 +21,8 @@ from sqlalchemy import Connection, Engine
 from mailroom.campaigns.store import Campaign
 from mailroom.errors import CampaignError
 from mailroom.outbox import campaign_queries as q
+from mailroom.outbox import ledger_queries as ledger
+from mailroom.outbox import ledger_state_queries as ledger_state
 from mailroom.outbox.vocabulary import CampaignStatus, RecipientStatus
 
 __all__ = ["ControlOutcome", "cancel", "pause", "resume", "retry_failed"]
@@ -51,7 +53,7 @@ def pause(engine: Engine, campaign_id: int, *, reason: str | None = None) -> Con
                 f"campaign {campaign_id} is {campaign.status.value}: only one that is sending "
                 "or scheduled can be paused"
             )
-        withdrawn = q.withdraw_waiting(
+        withdrawn = ledger_state.withdraw_waiting(
             connection, campaign_id, to=RecipientStatus.PENDING, reason=None, now=now
         )
         q.update_campaign(
@@ -100,10 +102,10 @@ def cancel(engine: Engine, campaign_id: int) -> ControlOutcome:
             raise CampaignError(
                 f"campaign {campaign_id} is {campaign.status.value}: it cannot be cancelled"
             )
-        withdrawn = q.withdraw_waiting(
+        withdrawn = ledger_state.withdraw_waiting(
             connection, campaign_id, to=RecipientStatus.SKIPPED, reason="cancelled", now=now
         )
-        q.settle_pending(connection, campaign_id, RecipientStatus.SKIPPED, "cancelled", now)
+        ledger.settle_pending(connection, campaign_id, RecipientStatus.SKIPPED, "cancelled", now)
         q.update_campaign(
             connection,
             campaign_id,
@@ -131,7 +133,7 @@ def retry_failed(engine: Engine, campaign_id: int) -> ControlOutcome:
                 f"campaign {campaign_id} is {campaign.status.value}: it has no failed "
                 "recipients to retry"
             )
-        again = q.retry_failed(connection, campaign_id, now)
+        again = ledger_state.retry_failed(connection, campaign_id, now)
         if again and campaign.status is CampaignStatus.FINISHED:
             q.update_campaign(
                 connection,

@@ -26,6 +26,7 @@ from mailroom.campaigns.store import Campaign, list_id_of
 from mailroom.errors import CampaignError, MessageError
 from mailroom.message import Address
 from mailroom.outbox import campaign_queries as q
+from mailroom.outbox import ledger_queries as ledger
 from mailroom.outbox.vocabulary import CampaignStatus
 
 __all__ = ["FANOUT_PAGE", "FanOutStep", "fan_out_page"]
@@ -74,7 +75,7 @@ def _list_page(engine: Engine, campaign_id: int, page: int) -> FanOutStep:
             _finish_fan_out(connection, campaign_id, campaign.fanout_checkpoint, now)
             return FanOutStep(0, True)
         after = int(campaign.fanout_checkpoint or 0)
-        count, last = q.fan_out_list_page(
+        count, last = ledger.fan_out_list_page(
             connection, campaign_id, list_id, after_id=after, limit=page, now=now
         )
         done = count < page
@@ -108,10 +109,10 @@ def _app_page(engine: Engine, campaign: Campaign, page: int) -> FanOutStep:
         current = _sending(connection, campaign.id)
         if current is None or current.fanout_checkpoint != after:
             return FanOutStep(0, current is None)  # another worker stored this page meanwhile
-        q.insert_ledger_entries(connection, campaign.id, entries, now)
-        q.insert_ledger_entries(connection, campaign.id, invalid, now)
+        ledger.insert_ledger_entries(connection, campaign.id, entries, now)
+        ledger.insert_ledger_entries(connection, campaign.id, invalid, now)
         if invalid:
-            q.mark_invalid(connection, campaign.id, [entry.address for entry in invalid], now)
+            ledger.mark_invalid(connection, campaign.id, [entry.address for entry in invalid], now)
         done = len(members) < page
         last = members[-1].key if members else after
         q.update_campaign(
@@ -122,11 +123,13 @@ def _app_page(engine: Engine, campaign: Campaign, page: int) -> FanOutStep:
     return FanOutStep(len(members), done)
 
 
-def _entries(members: list[AudienceMember]) -> tuple[list[q.LedgerEntry], list[q.LedgerEntry]]:
+def _entries(
+    members: list[AudienceMember],
+) -> tuple[list[ledger.LedgerEntry], list[ledger.LedgerEntry]]:
     """The members as ledger entries, and those whose address cannot be mailed (kept in the
     ledger as skipped, so the count says they were in the audience)."""
-    good: list[q.LedgerEntry] = []
-    bad: list[q.LedgerEntry] = []
+    good: list[ledger.LedgerEntry] = []
+    bad: list[ledger.LedgerEntry] = []
     previous: str | None = None
     for member in members:
         if previous is not None and member.key <= previous:
@@ -137,9 +140,11 @@ def _entries(members: list[AudienceMember]) -> tuple[list[q.LedgerEntry], list[q
         try:
             address = Address.parse(member.email, "email").addr_spec.lower()
         except MessageError:
-            bad.append(q.LedgerEntry(member.key, member.email.strip().lower()[:320], None, None))
+            bad.append(
+                ledger.LedgerEntry(member.key, member.email.strip().lower()[:320], None, None)
+            )
             continue
-        good.append(q.LedgerEntry(member.key, address, member.name, member.attributes))
+        good.append(ledger.LedgerEntry(member.key, address, member.name, member.attributes))
     return good, bad
 
 

@@ -19,8 +19,8 @@ from mailroom.consent.scopes import normalize_address
 from mailroom.consent.tokens import UnsubscribeTokens
 from mailroom.errors import CampaignError, MessageError
 from mailroom.message import Address, Message
-from mailroom.outbox import campaign_queries as q
-from mailroom.outbox.campaign_queries import PendingRecipient
+from mailroom.outbox import ledger_queries as ledger
+from mailroom.outbox.ledger_queries import PendingRecipient
 from mailroom.outbox.store import Outbox
 
 __all__ = ["MAX_TEST_ADDRESSES", "preview", "sample_contact", "send_test"]
@@ -37,7 +37,7 @@ def sample_contact(outbox: Outbox, campaign: Campaign, address: str | None) -> P
         return PendingRecipient(0, wanted or "someone@example.com", "preview", None, None)
     with outbox.engine.connect() as connection:
         list_id = list_id_of(connection, campaign.list_name)
-        found = q.list_contact(connection, list_id, wanted) if list_id is not None else None
+        found = ledger.list_contact(connection, list_id, wanted) if list_id is not None else None
     if found is None:
         if wanted is not None:
             raise CampaignError(f"{wanted} is not a contact of the list {campaign.list_name!r}")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
-from mailroom.outbox import campaign_queries as q
+from mailroom.outbox import ledger_state_queries as ledger_state
 from mailroom.outbox.vocabulary import RecipientStatus
 
 __all__ = ["Progress", "progress"]
@@ -58,7 +58,7 @@ class Progress:
 
 
 def progress(connection: Connection, campaign_id: int) -> Progress:
-    counts = q.recipient_counts(connection, campaign_id)
+    counts = ledger_state.recipient_counts(connection, campaign_id)
     return Progress(
         pending=counts[RecipientStatus.PENDING],
         queued=counts[RecipientStatus.QUEUED],

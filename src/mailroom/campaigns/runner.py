@@ -31,6 +31,7 @@ from mailroom.config import Settings
 from mailroom.consent.tokens import UnsubscribeTokens
 from mailroom.errors import CampaignError, MailroomError
 from mailroom.outbox import campaign_queries as q
+from mailroom.outbox import ledger_state_queries as ledger_state
 from mailroom.outbox.store import Outbox
 from mailroom.outbox.vocabulary import CampaignStatus, Status
 
@@ -117,8 +118,8 @@ class CampaignRunner:
         for _ in range(self.max_batches):
             window = self.settings.CAMPAIGN_QUEUE_AHEAD
             with engine.connect() as connection:
-                waiting = q.in_flight_on_stream(connection, stream, window)
-                pending = q.has_pending(connection, campaign_id)
+                waiting = ledger_state.in_flight_on_stream(connection, stream, window)
+                pending = ledger_state.has_pending(connection, campaign_id)
             if not pending:
                 if campaign.fanout_done:
                     break
@@ -133,12 +134,16 @@ class CampaignRunner:
                 # look again soon) while some of it is due now; a window of deferred
                 # messages waits for their retries, as a --once run does not.
                 with engine.connect() as connection:
-                    done.blocked = q.in_flight_on_stream(connection, stream, 1, _DUE_NOW) > 0
+                    done.blocked = (
+                        ledger_state.in_flight_on_stream(connection, stream, 1, _DUE_NOW) > 0
+                    )
                 break
             if self.dispatch is not None:
                 room = min((window - waiting) // per_task, self.max_batches)
                 with engine.connect() as connection:
-                    pending_rows = q.count_pending(connection, campaign_id, room * per_task)
+                    pending_rows = ledger_state.count_pending(
+                        connection, campaign_id, room * per_task
+                    )
                 wanted = min(room, -(-pending_rows // per_task))
                 for _ in range(wanted):
                     self.dispatch(campaign_id)
@@ -166,7 +171,7 @@ class CampaignRunner:
         per_task = self.settings.EMAILS_PER_TASK
         window = self.settings.CAMPAIGN_QUEUE_AHEAD
         with self.outbox.engine.connect() as connection:
-            waiting = q.in_flight_on_stream(connection, campaign.stream, window)
+            waiting = ledger_state.in_flight_on_stream(connection, campaign.stream, window)
         if waiting + per_task > window:
             return batches.BatchOutcome()
         return batches.queue_batch(self.outbox, self._composer(campaign), size=per_task)
@@ -186,7 +191,7 @@ class CampaignRunner:
         # refusing everything must stop the campaign within a window's worth of mail.
         sample = self.settings.CAMPAIGN_FAILURE_SAMPLE
         with self.outbox.engine.connect() as connection:
-            sent, failed = q.recent_outcomes(connection, campaign_id, sample)
+            sent, failed = ledger_state.recent_outcomes(connection, campaign_id, sample)
         if sent + failed < sample:
             return
         rate = failed / (sent + failed)
@@ -209,12 +214,12 @@ class CampaignRunner:
             row = q.lock_campaign(connection, campaign_id)
             if row is None or row.status != CampaignStatus.SENDING.value or not row.fanout_done:
                 return
-            if q.has_pending(connection, campaign_id):
+            if ledger_state.has_pending(connection, campaign_id):
                 return
-            if q.has_in_flight(connection, campaign_id):
+            if ledger_state.has_in_flight(connection, campaign_id):
                 # Its last messages are being sent or due now: their outcomes are moments
                 # away (a --once run waits for them; a deferred one it does not).
-                done.blocked = q.has_in_flight(connection, campaign_id, _DUE_NOW)
+                done.blocked = ledger_state.has_in_flight(connection, campaign_id, _DUE_NOW)
                 return
             q.update_campaign(
                 connection,

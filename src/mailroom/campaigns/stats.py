@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection
 
 from mailroom.campaigns.progress import Progress, progress
-from mailroom.outbox import campaign_queries as q
+from mailroom.outbox import campaign_result_queries as results
 from mailroom.outbox.vocabulary import EventType, HitLabel
 
 __all__ = ["CampaignStats", "LinkClicks", "TimePoint", "campaign_stats", "timeline"]
@@ -78,7 +78,7 @@ class TimePoint:
 
 
 def campaign_stats(connection: Connection, campaign_id: int) -> CampaignStats:
-    tallies = q.event_tallies(connection, campaign_id)
+    tallies = results.event_tallies(connection, campaign_id)
 
     def summed(kind: EventType, labels: set[str | None], *, unique: bool) -> int:
         # Unique over several labels is an upper bound (a recipient may be counted under
@@ -121,7 +121,7 @@ def campaign_stats(connection: Connection, campaign_id: int) -> CampaignStats:
 def timeline(connection: Connection, campaign_id: int, bucket_seconds: float) -> list[TimePoint]:
     """Sent, failed, opened and clicked per bucket of ``bucket_seconds``, oldest first."""
     points: dict[float, dict[str, int]] = {}
-    for start, kind, count in q.sends_over_time(connection, campaign_id, bucket_seconds):
+    for start, kind, count in results.sends_over_time(connection, campaign_id, bucket_seconds):
         points.setdefault(start, {})[kind] = count
     return [
         TimePoint(

@@ -24,12 +24,18 @@ import email.policy
 import random
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from email import contentmanager
 
 from mailroom.message.headers import MAX_LINE_OCTETS, fold_at_blanks, is_plain_ascii
 
 __all__ = ["compose"]
+
+# What set_content itself calls to choose and apply a text part's transfer encoding: private,
+# and the one way to get byte for byte what the general path writes.
+_encode_text: Callable[[str, str, str | None, email.policy.Policy], tuple[str, str]] = (
+    contentmanager._encode_text  # type: ignore[attr-defined]
+)
 
 # The general path's policy for a message that needs no SMTPUTF8 (mime.POLICY_ASCII; not
 # imported from there, which imports this module's neighbours).
@@ -79,7 +85,7 @@ def _encoded(body: str) -> tuple[str, bytes]:
     seven = _seven_bit(body)
     if seven is not None:
         return "7bit", seven
-    cte, data = contentmanager._encode_text(body, "utf-8", None, _POLICY)
+    cte, data = _encode_text(body, "utf-8", None, _POLICY)
     if cte not in {"quoted-printable", "base64"}:  # 7bit/8bit are handled above, or never
         raise AssertionError(f"unexpected transfer encoding {cte}")
     return cte, data.replace("\r\n", "\n").replace("\n", "\r\n").encode("ascii")

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from mailroom.outbox.campaign_queries import effective_status
+from mailroom.outbox.ledger_state_queries import effective_status
 from mailroom.outbox.schema import campaign_recipients as ledger
 from mailroom.outbox.schema import consent_log, contacts, events, mailing_lists, messages
 from mailroom.outbox.vocabulary import ConsentAction, EventType, RecipientStatus

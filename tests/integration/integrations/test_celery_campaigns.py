@@ -24,7 +24,7 @@ from mailroom.campaigns.runner import CampaignRunner
 from mailroom.campaigns.store import CampaignDraft, Campaigns
 from mailroom.config import load_settings
 from mailroom.delivery.worker import Worker
-from mailroom.integrations.celery import CAMPAIGN_BATCH_TASK, CAMPAIGNS_TASK
+from mailroom.integrations.celery_campaigns import CAMPAIGN_BATCH_TASK, CAMPAIGNS_TASK
 from mailroom.outbox import database
 from mailroom.outbox.store import Outbox
 from mailroom.outbox.vocabulary import CampaignStatus
