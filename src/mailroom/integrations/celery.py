@@ -60,6 +60,7 @@ except ImportError as exc:  # an optional extra: say which
 from mailroom.config import Settings, load_settings
 from mailroom.delivery import loop
 from mailroom.delivery.worker import Worker, WorkerStats
+from mailroom.integrations import celery_campaigns
 
 __all__ = [
     "DEFAULT_MAX_SECONDS",
@@ -333,5 +334,6 @@ def beat_schedule(
     return {entry: {"task": DRAIN_TASK, "schedule": every, "kwargs": kwargs, "options": options}}
 
 
-# The campaign tasks (CAMPAIGN_FANOUT = "celery") register with the same import.
-from mailroom.integrations import celery_campaigns  # noqa: E402
+# The campaign tasks (CAMPAIGN_FANOUT = "celery") register with the same import, and read the
+# settings as the drain does.
+celery_campaigns.read_settings_with(_worker_settings)

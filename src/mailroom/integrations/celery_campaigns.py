@@ -5,13 +5,13 @@ import of :mod:`mailroom.integrations.celery` (the module a Celery app includes)
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, TypedDict
 
 from celery import shared_task
 
 from mailroom.campaigns.runner import CampaignRunner
-from mailroom.config import Settings
-from mailroom.integrations.celery import SOFT_TIME_LIMIT, TIME_LIMIT, _worker_settings
+from mailroom.config import Settings, load_settings
 from mailroom.outbox.store import Outbox
 
 __all__ = [
@@ -22,7 +22,27 @@ __all__ = [
     "campaign_batch",
     "campaign_beat_schedule",
     "campaigns",
+    "read_settings_with",
 ]
+
+# A batch composes EMAILS_PER_TASK messages, a tick fans a page out and dispatches: seconds.
+# The backstops are the drain's (mailroom.integrations.celery).
+SOFT_TIME_LIMIT = 120
+TIME_LIMIT = 150
+
+_settings_source: Callable[[], Settings] = load_settings
+
+
+def read_settings_with(source: Callable[[], Settings]) -> None:
+    """Where the tasks take their settings from: :mod:`mailroom.integrations.celery`'s own
+    reading (handed settings, Django's, or Mailroom's), set by that module when imported."""
+    global _settings_source  # noqa: PLW0603 - one source per process
+    _settings_source = source
+
+
+def _worker_settings() -> Settings:
+    return _settings_source()
+
 
 CAMPAIGNS_TASK = "mailroom.campaigns"
 """Beat's tick for the campaigns: start the scheduled ones that are due, fan audiences out
