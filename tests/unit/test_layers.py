@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mailroom.outbox", "mailroom.sending"),  # sending: the process's own outbox
     ("mailroom.consent", "mailroom.access", "mailroom.tracking"),
     ("mailroom.compose",),
-    ("mailroom.notifications",),
+    ("mailroom.notifications", "mailroom.campaigns"),
     ("mailroom.delivery",),
     ("mailroom.integrations", "mailroom"),  # "mailroom": the package's face only
     ("mailroom.cli", "mailroom.__main__", "mailroom.web"),

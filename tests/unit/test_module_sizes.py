@@ -10,7 +10,9 @@ PACKAGE = Path(mailroom.__file__).parent
 LIMIT = 400
 
 # Modules allowed past the limit, each with the one job that keeps it whole.
-ONE_JOB: dict[str, str] = {}
+ONE_JOB: dict[str, str] = {
+    "mailroom/errors.py": "every exception, and only exceptions: the whole tree read in one place",
+}
 
 
 def test_no_module_is_over_the_limit_without_a_reason() -> None:
