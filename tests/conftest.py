@@ -123,7 +123,21 @@ def database_url(
     request: pytest.FixtureRequest, tmp_path: Path, postgres_admin: Engine | None
 ) -> Iterator[str]:
     """A fresh, empty database: a SQLite file, or a new PostgreSQL database."""
-    if request.param == "sqlite":
+    yield from _fresh_database(request.param, tmp_path, postgres_admin)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_database_url(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres_admin: Engine | None,
+) -> Iterator[str]:
+    """:func:`database_url` shared by a module's tests (one service process each)."""
+    yield from _fresh_database(request.param, tmp_path_factory.mktemp("db"), postgres_admin)
+
+
+def _fresh_database(kind: str, tmp_path: Path, postgres_admin: Engine | None) -> Iterator[str]:
+    if kind == "sqlite":
         yield f"sqlite:///{tmp_path / 'outbox.db'}"
         return
     if postgres_admin is None:

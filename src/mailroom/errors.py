@@ -12,7 +12,8 @@ The tree::
     │   └── IdempotencyConflictError        an idempotency key reused for different content
     ├── BatchError (ValueError)             items of an all-or-nothing batch at fault, by position
     ├── NotificationError (ValueError)      an unknown or badly declared notification type
-    ├── CampaignError (ValueError)          no such campaign, or not in a state to do that
+    ├── CampaignError (ValueError)          no such list or contact, or not in a state to do that
+    │   └── CampaignNotFoundError           no campaign has that id
     ├── InvalidTokenError (ValueError)      an unsubscribe token that is forged, altered or old
     ├── SchemaOutdatedError                 the outbox schema is older or newer than expected
     ├── DatabaseError                       the outbox database cannot be used; names DATABASE_URL
@@ -65,6 +66,7 @@ __all__ = [
     "AuthenticationError",
     "BatchError",
     "CampaignError",
+    "CampaignNotFoundError",
     "ConfigurationError",
     "ConnectionLostError",
     "DatabaseBusyError",
@@ -391,8 +393,20 @@ class NothingSelectedError(MailroomError, ValueError):
 
 
 class CampaignError(MailroomError, ValueError):
-    """A campaign that does not exist, an audience that cannot be found, or an action its
-    state does not allow (editing one that is sending, resuming one that was cancelled)."""
+    """An audience or contact that cannot be found (``field`` names it: ``audience``,
+    ``as_contact``), or an action the campaign's state does not allow (``field`` is None)."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class CampaignNotFoundError(CampaignError):
+    """No campaign has the id given (an API answers it 404, a state error 409)."""
+
+    def __init__(self, campaign_id: int) -> None:
+        super().__init__(f"there is no campaign {campaign_id}")
+        self.campaign_id = campaign_id
 
 
 class InvalidCursorError(MailroomError, ValueError):

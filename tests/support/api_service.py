@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,12 +66,19 @@ class ApiService:
 
 
 @contextmanager
-def running_api_service(tmp_path: Path) -> Iterator[ApiService]:
+def running_api_service(
+    tmp_path: Path,
+    *,
+    database_url: str | None = None,
+    more_settings: Mapping[str, str] | None = None,
+) -> Iterator[ApiService]:
+    """The service on ``database_url`` (default: a SQLite file in ``tmp_path``), with
+    ``more_settings`` in its environment beside the ones it always has."""
     templates = tmp_path / "templates"
     templates.mkdir()
     (templates / "task_assigned.subject.txt").write_text("{{ task }} for you")
     (templates / "task_assigned.txt").write_text("Hello, {{ task }} is yours.")
-    database_url = f"sqlite:///{tmp_path / 'mailroom.db'}"
+    database_url = database_url or f"sqlite:///{tmp_path / 'mailroom.db'}"
     config = tmp_path / "mailroom.toml"
     config.write_text(SETTINGS.format(database_url=database_url, templates=templates))
     password = "smtp-" + secrets.token_urlsafe(16)
@@ -81,6 +88,7 @@ def running_api_service(tmp_path: Path) -> Iterator[ApiService]:
         "EMAIL_HOST_PASSWORD": password,
         "SECRET_KEY": secret_key,
         "PUBLIC_BASE_URL": "https://mailroom.example",
+        **(more_settings or {}),
     }
     settings = load_settings(environ=env)
     engine = create_outbox_engine(settings.DATABASE_URL)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine
 
 from mailroom.campaigns.store import Campaign
-from mailroom.errors import CampaignError
+from mailroom.errors import CampaignError, CampaignNotFoundError
 from mailroom.outbox import campaign_queries as q
 from mailroom.outbox import ledger_queries as ledger
 from mailroom.outbox import ledger_state_queries as ledger_state
@@ -146,7 +146,7 @@ def retry_failed(engine: Engine, campaign_id: int) -> ControlOutcome:
 def _locked(connection: Connection, campaign_id: int) -> Campaign:
     row = q.lock_campaign(connection, campaign_id)
     if row is None:
-        raise CampaignError(f"there is no campaign {campaign_id}")
+        raise CampaignNotFoundError(campaign_id)
     return Campaign.from_row(row)
 
 
@@ -154,5 +154,5 @@ def _get(engine: Engine, campaign_id: int) -> Campaign:
     with engine.connect() as connection:
         row = q.campaign_row(connection, campaign_id)
     if row is None:
-        raise CampaignError(f"there is no campaign {campaign_id}")
+        raise CampaignNotFoundError(campaign_id)
     return Campaign.from_row(row)

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine
 
 from mailroom.campaigns.audiences import LIST_PREFIX, AudienceMember, audience_pages
 from mailroom.campaigns.store import Campaign, list_id_of
-from mailroom.errors import CampaignError, MessageError
+from mailroom.errors import CampaignError, CampaignNotFoundError, MessageError
 from mailroom.message import Address
 from mailroom.outbox import campaign_queries as q
 from mailroom.outbox import ledger_queries as ledger
@@ -51,7 +51,7 @@ def fan_out_page(engine: Engine, campaign_id: int, *, page: int = FANOUT_PAGE) -
     with engine.connect() as connection:
         row = q.campaign_row(connection, campaign_id)
     if row is None:
-        raise CampaignError(f"there is no campaign {campaign_id}")
+        raise CampaignNotFoundError(campaign_id)
     campaign = Campaign.from_row(row)
     if campaign.status is not CampaignStatus.SENDING or campaign.fanout_done:
         return FanOutStep(0, campaign.fanout_done)

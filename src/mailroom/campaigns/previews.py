@@ -15,7 +15,6 @@ from dataclasses import replace
 from mailroom.campaigns.composer import CampaignComposer
 from mailroom.campaigns.store import Campaign, check_sendable, list_id_of
 from mailroom.compose.templates import TemplateLibrary
-from mailroom.consent.scopes import normalize_address
 from mailroom.consent.tokens import UnsubscribeTokens
 from mailroom.errors import CampaignError, MessageError
 from mailroom.message import Address, Message
@@ -32,7 +31,8 @@ def sample_contact(outbox: Outbox, campaign: Campaign, address: str | None) -> P
     """The contact whose merge fields a preview or a test uses: ``address`` in the
     campaign's list, else the list's first contact; for an application's audience (whose
     members only the application knows) a contact with an address and no attributes."""
-    wanted = normalize_address(address) if address else None
+    # normalize_address's form, the field named as the caller wrote it.
+    wanted = Address.parse(address, "as_contact").addr_spec.lower() if address else None
     if campaign.list_name is None:
         return PendingRecipient(0, wanted or "someone@example.com", "preview", None, None)
     with outbox.engine.connect() as connection:
@@ -40,7 +40,10 @@ def sample_contact(outbox: Outbox, campaign: Campaign, address: str | None) -> P
         found = ledger.list_contact(connection, list_id, wanted) if list_id is not None else None
     if found is None:
         if wanted is not None:
-            raise CampaignError(f"{wanted} is not a contact of the list {campaign.list_name!r}")
+            raise CampaignError(
+                f"{wanted} is not a contact of the list {campaign.list_name!r}",
+                field="as_contact",
+            )
         return PendingRecipient(0, "someone@example.com", "preview", "", None)
     return found
 
@@ -77,10 +80,10 @@ def send_test(
     composer = _composer(outbox, campaign, templates)
     contact = sample_contact(outbox, campaign, as_contact)
     messages = []
-    for address in addresses:
+    for position, address in enumerate(addresses):
         # The contact's merge fields, the test address's own unsubscribe link: following it
         # in a test must not unsubscribe the contact.
-        to = Address.parse(address, "to").addr_spec.lower()
+        to = Address.parse(address, f"to[{position}]").addr_spec.lower()
         messages.append(composer.compose(replace(contact, address=to), test=True))
     return outbox.send_many(messages, stream=campaign.stream)
 

@@ -29,7 +29,7 @@ from mailroom.campaigns.store import Campaign
 from mailroom.compose.templates import TemplateLibrary
 from mailroom.config import Settings
 from mailroom.consent.tokens import UnsubscribeTokens
-from mailroom.errors import CampaignError, MailroomError
+from mailroom.errors import CampaignError, CampaignNotFoundError, MailroomError
 from mailroom.outbox import campaign_queries as q
 from mailroom.outbox import ledger_state_queries as ledger_state
 from mailroom.outbox.store import Outbox
@@ -234,7 +234,7 @@ class CampaignRunner:
         with self.outbox.engine.connect() as connection:
             row = q.campaign_row(connection, campaign_id)
         if row is None:
-            raise CampaignError(f"there is no campaign {campaign_id}")
+            raise CampaignNotFoundError(campaign_id)
         return Campaign.from_row(row)
 
     def _composer(self, campaign: Campaign) -> CampaignComposer:

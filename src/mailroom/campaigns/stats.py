@@ -38,6 +38,7 @@ class CampaignStats:
     """Recipients whose mail provider's proxy fetched the pixel (Apple MPP, Gmail's proxy)."""
     clicks_total: int
     clicks_unique: int
+    """Recipients who followed any of its links (people, not scanners)."""
     links: list[LinkClicks] = field(default_factory=list)
     unsubscribed: int = 0
     bounced: int = 0
@@ -80,16 +81,19 @@ class TimePoint:
 def campaign_stats(connection: Connection, campaign_id: int) -> CampaignStats:
     tallies = results.event_tallies(connection, campaign_id)
 
-    def summed(kind: EventType, labels: set[str | None], *, unique: bool) -> int:
-        # Unique over several labels is an upper bound (a recipient may be counted under
-        # two); each label's own unique count is exact, and people's is one label.
+    people = {HitLabel.HUMAN.value, None}
+    # People's recipients are counted apart, not summed from the tallies: those are per
+    # label and per link, and whoever clicked two links is one recipient who clicked.
+    by_people = results.recipients_by_type(connection, campaign_id, people)
+
+    def summed(kind: EventType, labels: set[str | None], *, unique: bool = False) -> int:
+        # Exact for one label of a type without links (a proxy's opens, bounces).
         return sum(
             t.unique if unique else t.total
             for t in tallies
             if t.type == kind.value and t.label in labels
         )
 
-    people = {HitLabel.HUMAN.value, None}
     links: dict[int, list[int]] = {}
     for tally in tallies:
         if tally.type != EventType.CLICKED.value or tally.link_index is None:
@@ -102,17 +106,17 @@ def campaign_stats(connection: Connection, campaign_id: int) -> CampaignStats:
             entry[1] += tally.unique
     return CampaignStats(
         recipients=progress(connection, campaign_id),
-        opens_total=summed(EventType.OPENED, people, unique=False),
-        opens_unique=summed(EventType.OPENED, people, unique=True),
-        proxy_opens_total=summed(EventType.OPENED, {HitLabel.PREFETCH.value}, unique=False),
+        opens_total=summed(EventType.OPENED, people),
+        opens_unique=by_people.get(EventType.OPENED.value, 0),
+        proxy_opens_total=summed(EventType.OPENED, {HitLabel.PREFETCH.value}),
         proxy_opens_unique=summed(EventType.OPENED, {HitLabel.PREFETCH.value}, unique=True),
-        clicks_total=summed(EventType.CLICKED, people, unique=False),
-        clicks_unique=summed(EventType.CLICKED, people, unique=True),
+        clicks_total=summed(EventType.CLICKED, people),
+        clicks_unique=by_people.get(EventType.CLICKED.value, 0),
         links=[
             LinkClicks(index, total, unique, scanner)
             for index, (total, unique, scanner) in sorted(links.items())
         ],
-        unsubscribed=summed(EventType.UNSUBSCRIBED, {None, *people}, unique=True),
+        unsubscribed=by_people.get(EventType.UNSUBSCRIBED.value, 0),
         bounced=summed(EventType.BOUNCED, {None}, unique=True),
         complained=summed(EventType.COMPLAINED, {None}, unique=True),
     )

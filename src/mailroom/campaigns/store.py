@@ -17,9 +17,16 @@ from mailroom.campaigns.audiences import LIST_PREFIX, audience_pages, check_audi
 from mailroom.campaigns.composer import campaign_template
 from mailroom.compose.templates import TemplateLibrary
 from mailroom.config import Settings
-from mailroom.errors import CampaignError, HeaderInjectionError, MessageError, SettingsError
+from mailroom.errors import (
+    CampaignError,
+    CampaignNotFoundError,
+    HeaderInjectionError,
+    MessageError,
+    SettingsError,
+)
 from mailroom.message import Address
 from mailroom.outbox import campaign_queries as q
+from mailroom.outbox.batch_items import check_stream
 from mailroom.outbox.schema import mailing_lists
 from mailroom.outbox.store import Outbox
 from mailroom.outbox.vocabulary import CampaignStatus
@@ -31,6 +38,8 @@ __all__ = [
     "Campaigns",
     "check_sendable",
     "list_id_of",
+    "read_campaign",
+    "read_campaigns",
 ]
 
 BODY_FORMATS = ("html", "markdown")
@@ -139,6 +148,19 @@ def list_id_of(connection: Connection, name: str) -> int | None:
     return int(found) if found is not None else None
 
 
+def read_campaign(connection: Connection, campaign_id: int) -> Campaign:
+    """The campaign ``campaign_id`` as ``connection`` sees it (a read-only one will do)."""
+    row = q.campaign_row(connection, campaign_id)
+    if row is None:
+        raise CampaignNotFoundError(campaign_id)
+    return Campaign.from_row(row)
+
+
+def read_campaigns(connection: Connection, *, limit: int = 100) -> list[Campaign]:
+    """The newest ``limit`` campaigns, newest first."""
+    return [Campaign.from_row(row) for row in q.list_campaigns(connection, limit=limit)]
+
+
 class Campaigns:
     """Campaigns in ``outbox``'s database."""
 
@@ -181,7 +203,9 @@ class Campaigns:
     def duplicate(self, campaign_id: int, *, name: str | None = None) -> int:
         """A new draft with the content of ``campaign_id`` (in any state); its id."""
         original = self.get(campaign_id)
-        draft = replace(original.draft(), name=name or _copy_name(original.name))
+        # Checked as a new draft is: the name is new, and the rules may be newer than the
+        # original.
+        draft = self._checked(replace(original.draft(), name=name or _copy_name(original.name)))
         now = time.time()
         with self.outbox.engine.begin() as connection:
             return q.insert_campaign(
@@ -237,22 +261,19 @@ class Campaigns:
     def get(self, campaign_id: int) -> Campaign:
         self.outbox.ensure_schema()
         with self.outbox.engine.connect() as connection:
-            row = q.campaign_row(connection, campaign_id)
-        if row is None:
-            raise CampaignError(f"there is no campaign {campaign_id}")
-        return Campaign.from_row(row)
+            return read_campaign(connection, campaign_id)
 
     def list(self, *, limit: int = 100) -> list[Campaign]:
         self.outbox.ensure_schema()
         with self.outbox.engine.connect() as connection:
-            return [Campaign.from_row(row) for row in q.list_campaigns(connection, limit=limit)]
+            return read_campaigns(connection, limit=limit)
 
     # -- helpers ----------------------------------------------------------------------------
 
     def _locked(self, connection: Connection, campaign_id: int) -> Campaign:
         row = q.lock_campaign(connection, campaign_id)
         if row is None:
-            raise CampaignError(f"there is no campaign {campaign_id}")
+            raise CampaignNotFoundError(campaign_id)
         return Campaign.from_row(row)
 
     def _check_audience_exists(self, connection: Connection, audience: str) -> None:
@@ -261,15 +282,21 @@ class Campaigns:
             if list_id_of(connection, name) is None:
                 raise CampaignError(
                     f"there is no mailing list {name!r} (create it with `mailroom lists "
-                    "create` or import one)"
+                    "create` or import one)",
+                    field="audience",
                 )
         elif audience_pages(audience) is None:
             raise CampaignError(
                 f"no audience {audience!r} is registered in this process "
-                "(mailroom.campaigns.audiences.register_audience)"
+                "(mailroom.campaigns.audiences.register_audience)",
+                field="audience",
             )
 
     def _checked(self, draft: CampaignDraft) -> CampaignDraft:
+        for field_name in ("name", "audience", "body", "stream"):
+            # PostgreSQL's text cannot hold NUL (SQLite's can): refused alike on both.
+            if "\x00" in (getattr(draft, field_name) or ""):
+                raise MessageError(field_name, "must not contain a NUL character")
         name = " ".join(draft.name.split())
         if not name or len(name) > _NAME_MAX:
             raise MessageError("name", f"must be 1 to {_NAME_MAX} characters")
@@ -286,6 +313,7 @@ class Campaigns:
         if not draft.body.strip() or len(draft.body) > _BODY_MAX:
             raise MessageError("body", f"must be 1 to {_BODY_MAX:,} characters")
         stream = draft.stream or self.settings.CAMPAIGN_STREAM
+        check_stream(stream)
         checked = replace(
             draft,
             name=name,

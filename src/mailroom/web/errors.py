@@ -88,7 +88,9 @@ _STATUS_CODES = {
 
 def field_of(location: tuple[Any, ...]) -> str | None:
     """``("body", "to", 0)`` → ``"to[0]"``: the field as a client wrote it."""
-    parts = [part for part in location if part not in ("body", "query", "path", "header")]
+    # Only the first part says where; a field may itself be called "body" (a campaign's).
+    where = ("body", "query", "path", "header")
+    parts = list(location[1:] if location and location[0] in where else location)
     out = ""
     for part in parts:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 
 from mailroom.web.api import (
     batch,
+    campaigns,
     captured,
     messages,
     notifications,
@@ -19,5 +20,14 @@ __all__ = ["router"]
 
 router = APIRouter()
 # The batch route first: "/messages/batch" must not be read as "/messages/{id}".
-for module in (batch, messages, notifications, preferences, status, suppressions, captured):
+for module in (
+    batch,
+    messages,
+    notifications,
+    preferences,
+    status,
+    suppressions,
+    captured,
+    campaigns,
+):
     router.include_router(module.router)
