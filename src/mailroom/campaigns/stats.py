@@ -10,8 +10,12 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
 
+from mailroom.campaigns.composer import campaign_scope
 from mailroom.campaigns.progress import Progress, progress
+from mailroom.consent.scopes import SCOPE_ALL
+from mailroom.outbox import campaign_queries as q
 from mailroom.outbox import campaign_result_queries as results
+from mailroom.outbox import campaign_view_queries as views
 from mailroom.outbox.vocabulary import EventType, HitLabel
 
 __all__ = ["CampaignStats", "LinkClicks", "TimePoint", "campaign_stats", "timeline"]
@@ -116,10 +120,21 @@ def campaign_stats(connection: Connection, campaign_id: int) -> CampaignStats:
             LinkClicks(index, total, unique, scanner)
             for index, (total, unique, scanner) in sorted(links.items())
         ],
-        unsubscribed=by_people.get(EventType.UNSUBSCRIBED.value, 0),
+        unsubscribed=_unsubscribed(connection, campaign_id),
         bounced=summed(EventType.BOUNCED, {None}, unique=True),
         complained=summed(EventType.COMPLAINED, {None}, unique=True),
     )
+
+
+def _unsubscribed(connection: Connection, campaign_id: int) -> int:
+    """Its recipients who unsubscribed from its list (or from all mail) since it started. An
+    unsubscribe link names a recipient and a list, not a message, so its event is tied to no
+    campaign: the consent log is read instead."""
+    row = q.campaign_row(connection, campaign_id)
+    if row is None or row.started_at is None:
+        return 0
+    scopes = (campaign_scope(row.audience), SCOPE_ALL)
+    return views.unsubscribed_since(connection, campaign_id, scopes, row.started_at)
 
 
 def timeline(connection: Connection, campaign_id: int, bucket_seconds: float) -> list[TimePoint]:

@@ -17,6 +17,8 @@ from mailroom.campaigns.runner import CampaignRunner
 from mailroom.campaigns.stats import LinkClicks, TimePoint, campaign_stats, timeline
 from mailroom.campaigns.store import CampaignDraft, Campaigns
 from mailroom.config import load_settings
+from mailroom.consent.tokens import UnsubscribeTokens
+from mailroom.consent.unsubscribe import unsubscribe
 from mailroom.outbox import database
 from mailroom.outbox.event_queries import EventRecord, record_events
 from mailroom.outbox.schema import campaign_recipients
@@ -150,3 +152,18 @@ def test_sends_over_time_fall_in_the_bucket_they_happened_in(outbox: Outbox) -> 
         TimePoint(hour, sent=2, failed=1),
         TimePoint(hour + 3600, opened=1, clicked=1),
     ]
+
+
+def test_recipients_who_unsubscribe_by_its_link_are_counted(outbox: Outbox) -> None:
+    """The link names a recipient and the list, not a message: counted from the consent log,
+    once per recipient, and not before the campaign started."""
+    campaign_id, recipients = queued_campaign(outbox, 3)
+    tokens = UnsubscribeTokens(outbox.settings)
+    (_, first), (_, second), _ = recipients
+    for address in (first, first, second):  # the first twice: counted once
+        unsubscribe(outbox.engine, outbox.settings, tokens.make(address, "list:readers"))
+    # Another list's unsubscribe is not this campaign's.
+    unsubscribe(outbox.engine, outbox.settings, tokens.make(second, "list:others"))
+    with outbox.engine.connect() as connection:
+        stats = campaign_stats(connection, campaign_id)
+    assert stats.unsubscribed == 2
