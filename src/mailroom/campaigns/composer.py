@@ -88,7 +88,9 @@ class CampaignComposer:
         data makes it impossible (a merge field their attributes lack, a bad address).
         ``test``: a test send, its subject marked and its metadata saying so."""
         to = Address.parse(recipient.address, "to").with_display_name(recipient.name or "")
-        token = self.tokens.make(to, self.scope, key=recipient.contact_key)
+        # No key: the preferences an unsubscribe may touch follow the address. A contact's
+        # id is not the application's user key, and would name someone else's preferences.
+        token = self.tokens.make(to, self.scope)
         link = unsubscribe_url(self.settings, token)
         rendered = self.templates.render(
             self.template,
@@ -117,6 +119,7 @@ class CampaignComposer:
             html=html,
             from_email=self.sender,
             reply_to=self.reply_to,
+            message_id=recipient.message_id,
             headers={
                 **headers.list_unsubscribe(self.settings, token),
                 "List-Id": self.list_id,
@@ -144,4 +147,7 @@ def _list_id(list_name: str, domain: str) -> str:
     anything but letters, digits and '-' made '-'."""
     label = _LIST_LABEL.sub("-", list_name.lower()).strip("-") or "list"
     phrase = list_name.replace("\\", "").replace('"', "")
+    if not phrase.isascii() or not phrase.isprintable():
+        # The id is what filters match on: never inside an encoded word (RFC 2047).
+        return f"<{label}.{domain.lower()}>"
     return f'"{phrase}" <{label}.{domain.lower()}>'

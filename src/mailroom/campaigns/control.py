@@ -62,6 +62,7 @@ def pause(engine: Engine, campaign_id: int, *, reason: str | None = None) -> Con
             {
                 "status": CampaignStatus.PAUSED.value,
                 "paused_reason": reason,
+                "paused_from": campaign.status.value,
                 "updated_at": now,
             },
         )
@@ -79,13 +80,23 @@ def resume(engine: Engine, campaign_id: int) -> ControlOutcome:
                 f"campaign {campaign_id} is {campaign.status.value}: only a paused one can be "
                 "resumed"
             )
+        # A campaign paused before its time goes back to waiting for it.
+        later = (
+            campaign.paused_from == CampaignStatus.SCHEDULED.value
+            and campaign.send_at is not None
+            and campaign.send_at > now
+        )
         q.update_campaign(
             connection,
             campaign_id,
             {
-                "status": CampaignStatus.SENDING.value,
+                "status": (CampaignStatus.SCHEDULED if later else CampaignStatus.SENDING).value,
                 "paused_reason": None,
-                "started_at": campaign.started_at or now,
+                "paused_from": None,
+                "started_at": None if later else (campaign.started_at or now),
+                # Its error rate is judged afresh: the failures that paused it are not held
+                # against it again at once.
+                "resumed_at": now,
                 "updated_at": now,
             },
         )
@@ -124,11 +135,12 @@ def retry_failed(engine: Engine, campaign_id: int) -> ControlOutcome:
     now = time.time()
     with engine.begin() as connection:
         campaign = _locked(connection, campaign_id)
-        if campaign.status not in {
-            CampaignStatus.SENDING,
-            CampaignStatus.FINISHED,
-            CampaignStatus.PAUSED,
-        }:
+        if campaign.status is CampaignStatus.PAUSED:
+            raise CampaignError(
+                f"campaign {campaign_id} is paused: resume it first (its failed recipients "
+                "would be sent while it is paused)"
+            )
+        if campaign.status not in {CampaignStatus.SENDING, CampaignStatus.FINISHED}:
             raise CampaignError(
                 f"campaign {campaign_id} is {campaign.status.value}: it has no failed "
                 "recipients to retry"

@@ -27,7 +27,7 @@ from mailroom.errors import CampaignError, CampaignNotFoundError, MessageError
 from mailroom.message import Address
 from mailroom.outbox import campaign_queries as q
 from mailroom.outbox import ledger_queries as ledger
-from mailroom.outbox.vocabulary import CampaignStatus
+from mailroom.outbox.vocabulary import CampaignStatus, RecipientStatus
 
 __all__ = ["FANOUT_PAGE", "FanOutStep", "fan_out_page"]
 
@@ -103,6 +103,11 @@ def _app_page(engine: Engine, campaign: Campaign, page: int) -> FanOutStep:
         raise CampaignError(
             f"audience {campaign.audience!r} gave {len(members)} members when asked for {page}"
         )
+    if members and after is not None and members[0].key <= after:
+        raise CampaignError(
+            f"audience {campaign.audience!r} gave {members[0].key!r} after {after!r}: its "
+            "pages must start after the key they are given"
+        )
     entries, invalid = _entries(members)
     now = time.time()
     with engine.begin() as connection:
@@ -110,9 +115,9 @@ def _app_page(engine: Engine, campaign: Campaign, page: int) -> FanOutStep:
         if current is None or current.fanout_checkpoint != after:
             return FanOutStep(0, current is None)  # another worker stored this page meanwhile
         ledger.insert_ledger_entries(connection, campaign.id, entries, now)
-        ledger.insert_ledger_entries(connection, campaign.id, invalid, now)
-        if invalid:
-            ledger.mark_invalid(connection, campaign.id, [entry.address for entry in invalid], now)
+        ledger.insert_ledger_entries(
+            connection, campaign.id, invalid, now, status=RecipientStatus.SKIPPED
+        )
         done = len(members) < page
         last = members[-1].key if members else after
         q.update_campaign(
@@ -139,12 +144,15 @@ def _entries(
         previous = member.key
         try:
             address = Address.parse(member.email, "email").addr_spec.lower()
-        except MessageError:
-            bad.append(
-                ledger.LedgerEntry(member.key, member.email.strip().lower()[:320], None, None)
-            )
+        except (MessageError, TypeError, AttributeError, ValueError):
+            # Kept as skipped under a name no address can have, one per member: counted as
+            # in the audience, never mistaken for (or merged with) a real address.
+            key = _text(member.key)
+            bad.append(ledger.LedgerEntry(key, f"invalid:{key}"[:320], None, None))
             continue
-        good.append(ledger.LedgerEntry(member.key, address, member.name, member.attributes))
+        good.append(
+            ledger.LedgerEntry(_text(member.key), address, _name(member.name), member.attributes)
+        )
     return good, bad
 
 
@@ -166,3 +174,13 @@ def _finish_fan_out(
         campaign_id,
         {"fanout_checkpoint": checkpoint, "fanout_done": True, "updated_at": now},
     )
+
+
+def _text(value: str) -> str:
+    # NUL is the one character a PostgreSQL text column refuses: an application's data may
+    # hold one, and it must not wedge the campaign.
+    return value.replace("\x00", "")
+
+
+def _name(value: str | None) -> str | None:
+    return _text(value) if isinstance(value, str) else None

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from mailroom.campaigns import batches, control, fanout
 from mailroom.campaigns.composer import CampaignComposer
@@ -32,8 +32,9 @@ from mailroom.consent.tokens import UnsubscribeTokens
 from mailroom.errors import CampaignError, CampaignNotFoundError, MailroomError
 from mailroom.outbox import campaign_queries as q
 from mailroom.outbox import ledger_state_queries as ledger_state
+from mailroom.outbox import stream_queries
 from mailroom.outbox.store import Outbox
-from mailroom.outbox.vocabulary import CampaignStatus, Status
+from mailroom.outbox.vocabulary import CampaignStatus, RecipientStatus, Status
 
 __all__ = ["CampaignRunner", "CampaignThread", "RunnerStep", "worker_companions"]
 
@@ -98,10 +99,35 @@ class CampaignRunner:
             try:
                 self._step_one(int(row.id), CampaignStatus(row.status), row.stream, done)
             except MailroomError as exc:
-                # One campaign's trouble (its audience's pages raising, a setting missing)
-                # must not stop the others: said, and tried again at the next step.
+                # One campaign's trouble (a setting missing, its audience's pages out of
+                # order) must not stop the others: said, and tried again at the next step.
                 logger.warning("campaign %d: %s", row.id, exc)
+            except Exception:
+                # Nor an application audience's own error (its database away, a bad row).
+                logger.exception("campaign %d: its step failed", row.id)
+        self._take_back_stopped()
         return done
+
+    def _take_back_stopped(self) -> None:
+        """A message a worker held when its campaign was paused or cancelled comes back to
+        wait if it is deferred or its lease runs out: taken back again, as the pause or cancel
+        took back the others."""
+        engine = self.outbox.engine
+        with engine.connect() as connection:
+            stopped = ledger_state.stopped_with_queued(connection)
+        for campaign_id, status in stopped:
+            cancelled = status == CampaignStatus.CANCELLED.value
+            with engine.begin() as connection:
+                row = q.lock_campaign(connection, campaign_id)
+                if row is None or row.status != status:
+                    continue
+                ledger_state.withdraw_waiting(
+                    connection,
+                    campaign_id,
+                    to=RecipientStatus.SKIPPED if cancelled else RecipientStatus.PENDING,
+                    reason="cancelled" if cancelled else None,
+                    now=time.time(),
+                )
 
     def _step_one(
         self, campaign_id: int, status: CampaignStatus, stream: str, done: RunnerStep
@@ -134,9 +160,7 @@ class CampaignRunner:
                 # look again soon) while some of it is due now; a window of deferred
                 # messages waits for their retries, as a --once run does not.
                 with engine.connect() as connection:
-                    done.blocked = (
-                        ledger_state.in_flight_on_stream(connection, stream, 1, _DUE_NOW) > 0
-                    )
+                    done.blocked = self._due_now_on(connection, stream)
                 break
             if self.dispatch is not None:
                 room = min((window - waiting) // per_task, self.max_batches)
@@ -176,9 +200,20 @@ class CampaignRunner:
             return batches.BatchOutcome()
         return batches.queue_batch(self.outbox, self._composer(campaign), size=per_task)
 
+    def _due_now_on(self, connection: Connection, stream: str) -> bool:
+        """Whether the stream has messages a worker may claim now: waiting for them is worth
+        a short sleep (not while the stream is paused: those wait for the pause to end)."""
+        if stream_queries.paused_until(connection, stream, time.time()) is not None:
+            return False
+        return ledger_state.in_flight_on_stream(connection, stream, 1, _DUE_NOW) > 0
+
     def _start_scheduled(self, campaign_id: int) -> None:
         now = time.time()
         with self.outbox.engine.begin() as connection:
+            row = q.lock_campaign(connection, campaign_id)
+            # Its time is read again under the lock: it may have been moved meanwhile.
+            if row is None or row.send_at is None or row.send_at > now:
+                return
             q.update_campaign(
                 connection,
                 campaign_id,
@@ -190,8 +225,12 @@ class CampaignRunner:
         # Every step: one indexed read of at most CAMPAIGN_FAILURE_SAMPLE rows, and a relay
         # refusing everything must stop the campaign within a window's worth of mail.
         sample = self.settings.CAMPAIGN_FAILURE_SAMPLE
+        campaign = self._campaign(campaign_id)
+        since = campaign.resumed_at or 0.0
         with self.outbox.engine.connect() as connection:
-            sent, failed = ledger_state.recent_outcomes(connection, campaign_id, sample)
+            sent, failed = ledger_state.recent_outcomes(
+                connection, campaign_id, sample, since=since
+            )
         if sent + failed < sample:
             return
         rate = failed / (sent + failed)
@@ -219,7 +258,9 @@ class CampaignRunner:
             if ledger_state.has_in_flight(connection, campaign_id):
                 # Its last messages are being sent or due now: their outcomes are moments
                 # away (a --once run waits for them; a deferred one it does not).
-                done.blocked = ledger_state.has_in_flight(connection, campaign_id, _DUE_NOW)
+                done.blocked = ledger_state.has_in_flight(
+                    connection, campaign_id, _DUE_NOW
+                ) and not stream_queries.paused_until(connection, row.stream, now)
                 return
             q.update_campaign(
                 connection,

@@ -85,6 +85,8 @@ class Campaign:
     started_at: float | None
     finished_at: float | None
     paused_reason: str | None
+    resumed_at: float | None
+    paused_from: str | None
     fanout_checkpoint: Any
     fanout_done: bool
     duplicated_from: int | None

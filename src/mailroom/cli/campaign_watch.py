@@ -74,7 +74,14 @@ def watch_and_deliver(outbox: Outbox, campaign: Campaign) -> Campaign | None:
 
     async def watch(task: Any) -> None:
         while True:
-            current, counts = await asyncio.to_thread(read)
+            try:
+                current, counts = await asyncio.to_thread(read)
+            except Exception as exc:
+                # The database busy or away for a moment: the worker says so too; the bar
+                # waits for the next read rather than ending silently while the worker runs.
+                console.log(f"could not read the progress: {exc}")
+                await asyncio.sleep(_WATCH_INTERVAL * 4)
+                continue
             elapsed = max(time.monotonic() - started, 1e-6)
             bar.update(
                 task,

@@ -52,8 +52,11 @@ def _unstructured(name: str, value: str) -> str | None:
         return f"{name}: {value}\r\n"
     # Longer: folded at its blanks, as set_unstructured does for the general path; a word
     # too long even for a 998-octet line (a Subject's goes into encoded words) goes there.
-    if len(name) + 2 + len(value) <= _MAX_LINE:
-        return None  # short, and not plain: the email package's own choices
+    if len(name) + 2 + len(value) <= _MAX_LINE or name == "Message-ID":
+        # Short and not plain; or a Message-ID, which the general path folds after its
+        # colon when long (a sender's domain of 31 characters or more): the email
+        # package's own choices.
+        return None
     if not is_plain_ascii(value) or value != value.strip() or "  " in value:
         return None
     if len(name) + 2 + max(map(len, value.split(" "))) > MAX_LINE_OCTETS:

@@ -39,7 +39,6 @@ __all__ = [
     "fan_out_list_page",
     "insert_ledger_entries",
     "list_contact",
-    "mark_invalid",
     "mark_queued",
     "mark_settled",
     "pending_recipients",
@@ -69,6 +68,8 @@ class PendingRecipient:
     contact_key: str
     name: str | None
     attributes: Mapping[str, Any] | None
+    message_id: str | None = None
+    """The Message-ID its last message had, when that was taken back after an attempt."""
 
 
 def fan_out_list_page(
@@ -97,7 +98,9 @@ def fan_out_list_page(
         return 0, None
     chosen = select(
         literal(campaign_id, Integer),
-        contacts.c.address,
+        # Stored normalised by the list's writers; lower() again, so two spellings of one
+        # mailbox can never make two ledger rows.
+        func.lower(contacts.c.address),
         cast(contacts.c.id, SqlString),
         contacts.c.name,
         contacts.c.attributes,
@@ -125,7 +128,12 @@ def fan_out_list_page(
 
 
 def insert_ledger_entries(
-    connection: Connection, campaign_id: int, entries: Iterable[LedgerEntry], now: float
+    connection: Connection,
+    campaign_id: int,
+    entries: Iterable[LedgerEntry],
+    now: float,
+    *,
+    status: RecipientStatus = RecipientStatus.PENDING,
 ) -> None:
     """Recipients an application's audience yielded, into the ledger as ``pending``; an
     address already there (named twice, or a page done again) is left as it is."""
@@ -136,7 +144,8 @@ def insert_ledger_entries(
             "contact_key": entry.key,
             "name": entry.name,
             "attributes": dict(entry.attributes) if entry.attributes is not None else None,
-            "status": RecipientStatus.PENDING.value,
+            "status": status.value,
+            "reason": "invalid address" if status is RecipientStatus.SKIPPED else None,
             "updated_at": now,
         }
         for entry in entries
@@ -146,21 +155,6 @@ def insert_ledger_entries(
             index_elements=["campaign_id", "address"]
         )
         connection.execute(statement, rows)
-
-
-def mark_invalid(
-    connection: Connection, campaign_id: int, addresses: Sequence[str], now: float
-) -> None:
-    """Ledger rows of addresses no message can go to: ``skipped``, with the reason."""
-    connection.execute(
-        update(ledger)
-        .where(
-            ledger.c.campaign_id == campaign_id,
-            ledger.c.address.in_(addresses),
-            ledger.c.status == RecipientStatus.PENDING.value,
-        )
-        .values(status=RecipientStatus.SKIPPED.value, reason="invalid address", updated_at=now)
-    )
 
 
 def list_contact(
@@ -184,7 +178,12 @@ def pending_recipients(
     order. Read without a lock: :func:`take_pending` is what decides who a batch gets."""
     query = (
         select(
-            ledger.c.id, ledger.c.address, ledger.c.contact_key, ledger.c.name, ledger.c.attributes
+            ledger.c.id,
+            ledger.c.address,
+            ledger.c.contact_key,
+            ledger.c.name,
+            ledger.c.attributes,
+            ledger.c.message_id,
         )
         .where(
             ledger.c.campaign_id == campaign_id,
@@ -195,7 +194,14 @@ def pending_recipients(
         .limit(limit)
     )
     return [
-        PendingRecipient(row.id, row.address, row.contact_key, row.name, _json(row.attributes))
+        PendingRecipient(
+            row.id,
+            row.address,
+            row.contact_key,
+            row.name,
+            _json(row.attributes),
+            row.message_id,
+        )
         for row in connection.execute(query)
     ]
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Select,
     bindparam,
     case,
     delete,
@@ -20,8 +21,8 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from mailroom.outbox.schema import campaign_recipients as ledger
-from mailroom.outbox.schema import messages
-from mailroom.outbox.vocabulary import RecipientStatus, Status
+from mailroom.outbox.schema import campaigns, messages
+from mailroom.outbox.vocabulary import CampaignStatus, RecipientStatus, Status
 
 __all__ = [
     "IN_FLIGHT",
@@ -33,6 +34,8 @@ __all__ = [
     "recent_outcomes",
     "recipient_counts",
     "retry_failed",
+    "settle_before_purge",
+    "stopped_with_queued",
     "withdraw_waiting",
 ]
 
@@ -45,8 +48,13 @@ _WITHDRAWABLE = (Status.QUEUED.value, Status.SCHEDULED.value, Status.DEFERRED.va
 """Waiting in the outbox and claimed by no worker: what a pause or cancel can take back."""
 
 
+_WINDOW = (Status.QUEUED, Status.DEFERRED, Status.SENDING)
+"""What fills a stream's queue-ahead window: not mail scheduled for later (a digest due next
+week must not hold a campaign up today)."""
+
+
 def in_flight_on_stream(
-    connection: Connection, stream: str, cap: int, statuses: Sequence[Status] = IN_FLIGHT
+    connection: Connection, stream: str, cap: int, statuses: Sequence[Status] = _WINDOW
 ) -> int:
     """Messages of ``stream`` waiting or being sent (in one of ``statuses``), counted up to
     ``cap`` (the queue-ahead window: past it the count stops, so it costs at most ``cap``
@@ -81,7 +89,7 @@ def withdraw_waiting(
     go with them."""
     waiting = list(
         connection.execute(
-            select(ledger.c.id, ledger.c.message_pk)
+            select(ledger.c.id, ledger.c.message_pk, messages.c.message_id, messages.c.attempts)
             .join(messages, messages.c.id == ledger.c.message_pk)
             .where(
                 ledger.c.campaign_id == campaign_id,
@@ -105,15 +113,82 @@ def withdraw_waiting(
         )
         taken.extend(int(message_id) for message_id in deleted.scalars())
     gone = set(taken)
-    rows = [row.id for row in waiting if int(row.message_pk) in gone]
+    rows = [row for row in waiting if int(row.message_pk) in gone]
     if rows:
         statement = (
             update(ledger)
             .where(ledger.c.id == bindparam("ledger_id"))
-            .values(status=to.value, reason=reason, message_pk=None, updated_at=now)
+            .values(
+                status=to.value,
+                reason=reason,
+                message_pk=None,
+                message_id=bindparam("kept_id"),
+                updated_at=now,
+            )
         )
-        connection.execute(statement, [{"ledger_id": row_id} for row_id in rows])
+        # A message tried before (deferred) may have reached the recipient (a 250 lost on
+        # the way back): the one composed at the resume keeps its Message-ID, so a receiver
+        # can still tell the repeat.
+        connection.execute(
+            statement,
+            [
+                {"ledger_id": row.id, "kept_id": row.message_id if row.attempts else None}
+                for row in rows
+            ],
+        )
     return len(rows)
+
+
+def settle_before_purge(connection: Connection, doomed: Select[tuple[int]]) -> None:
+    """Before the messages ``doomed`` selects are purged: their campaign recipients' ledger
+    rows take the outcome their message had (sent, failed, suppressed; else skipped), so a
+    campaign's results outlive its messages."""
+    outcome = (
+        select(
+            case(
+                (messages.c.status == Status.SENT.value, RecipientStatus.SENT.value),
+                (messages.c.status == Status.FAILED.value, RecipientStatus.FAILED.value),
+                (
+                    messages.c.status == Status.SUPPRESSED.value,
+                    RecipientStatus.SUPPRESSED.value,
+                ),
+                else_=RecipientStatus.SKIPPED.value,
+            )
+        )
+        .where(messages.c.id == ledger.c.message_pk)
+        .scalar_subquery()
+    )
+    connection.execute(
+        update(ledger)
+        .where(
+            ledger.c.message_pk.in_(doomed.scalar_subquery()),
+            ledger.c.status == RecipientStatus.QUEUED.value,
+        )
+        .values(status=outcome)
+    )
+
+
+def stopped_with_queued(connection: Connection) -> list[tuple[int, str]]:
+    """``(id, status)`` of the paused and cancelled campaigns that still have queued ledger
+    rows: a message a worker held when they stopped may come back to wait (deferred, or its
+    lease expired), and is taken back too."""
+    stopped = select(campaigns.c.id).where(
+        campaigns.c.status.in_([CampaignStatus.PAUSED.value, CampaignStatus.CANCELLED.value])
+    )
+    query = (
+        select(campaigns.c.id, campaigns.c.status)
+        .where(
+            campaigns.c.id.in_(stopped.scalar_subquery()),
+            select(ledger.c.id)
+            .where(
+                ledger.c.campaign_id == campaigns.c.id,
+                ledger.c.status == RecipientStatus.QUEUED.value,
+            )
+            .exists(),
+        )
+        .order_by(campaigns.c.id)
+    )
+    return [(int(row.id), str(row.status)) for row in connection.execute(query)]
 
 
 def retry_failed(connection: Connection, campaign_id: int, now: float) -> int:
@@ -183,9 +258,12 @@ def has_in_flight(
     return connection.execute(query).first() is not None
 
 
-def recent_outcomes(connection: Connection, campaign_id: int, sample: int) -> tuple[int, int]:
-    """(sent, failed) among the campaign's last ``sample`` messages to have either outcome,
-    newest ledger rows first: the error rate of now, not of the whole campaign."""
+def recent_outcomes(
+    connection: Connection, campaign_id: int, sample: int, *, since: float = 0.0
+) -> tuple[int, int]:
+    """(sent, failed) among the campaign's last ``sample`` messages to have either outcome
+    (at ``since`` or later: after its last resume), newest ledger rows first: the error rate
+    of now, not of the whole campaign."""
     recent = (
         select(messages.c.status)
         .select_from(ledger.join(messages, messages.c.id == ledger.c.message_pk))
@@ -193,6 +271,7 @@ def recent_outcomes(connection: Connection, campaign_id: int, sample: int) -> tu
             ledger.c.campaign_id == campaign_id,
             ledger.c.status == RecipientStatus.QUEUED.value,
             messages.c.status.in_([Status.SENT.value, Status.FAILED.value]),
+            messages.c.updated_at >= since,
         )
         .order_by(ledger.c.id.desc())
         .limit(sample)

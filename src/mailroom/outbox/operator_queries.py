@@ -31,6 +31,7 @@ from sqlalchemy import (
     update,
 )
 
+from mailroom.outbox import ledger_state_queries
 from mailroom.outbox.schema import attempts, messages
 from mailroom.outbox.vocabulary import Status
 
@@ -337,11 +338,15 @@ def delete_purgeable(
     """Delete those messages (oldest ids first, at most ``limit``); their send log goes with
     them (``ON DELETE CASCADE``; the SQLite engine turns foreign keys on)."""
     conditions = _purge_conditions(statuses, older_than)
+    doomed = select(messages.c.id).where(*conditions).order_by(messages.c.id)
+    if limit is not None:
+        doomed = doomed.limit(limit)
+    # A campaign's results outlive its messages: the ledger keeps each one's outcome.
+    ledger_state_queries.settle_before_purge(connection, doomed)
     if limit is None:
         statement = delete(messages).where(*conditions)
     else:
-        batch = select(messages.c.id).where(*conditions).order_by(messages.c.id).limit(limit)
-        statement = delete(messages).where(messages.c.id.in_(batch.scalar_subquery()))
+        statement = delete(messages).where(messages.c.id.in_(doomed.scalar_subquery()))
     return connection.execute(statement).rowcount
 
 

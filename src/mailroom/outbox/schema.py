@@ -424,6 +424,18 @@ campaigns = Table(
     Column("finished_at", Double, nullable=True),
     Column("paused_reason", Text, nullable=True, comment="why it paused, when not by hand"),
     Column(
+        "resumed_at",
+        Double,
+        nullable=True,
+        comment="the last resume: its error rate is judged on outcomes since then",
+    ),
+    Column(
+        "paused_from",
+        String(16),
+        nullable=True,
+        comment="the status a pause interrupted (scheduled or sending), for the resume",
+    ),
+    Column(
         "fanout_checkpoint",
         JSON,
         nullable=True,
@@ -459,6 +471,12 @@ campaign_recipients = Table(
         comment="the outbox message once queued; where sent or failed is read from",
     ),
     Column("reason", Text, nullable=True, comment="why suppressed, skipped or failed"),
+    Column(
+        "message_id",
+        String(255),
+        nullable=True,
+        comment="the Message-ID of a message taken back after an attempt: the next keeps it",
+    ),
     Column("updated_at", Double, nullable=False),
     # The ledger: one row per campaign and address, whatever the audience yields twice, so
     # nothing can put a second message to the same person in the outbox.

@@ -22,6 +22,7 @@ __all__ = [
     "lift_pause",
     "lock_throttle_windows",
     "pause_stream",
+    "paused_until",
     "resume_stream",
     "stream_names",
     "streams_state",
@@ -67,6 +68,14 @@ def consecutive_pauses(connection: Connection, name: str) -> int:
         select(streams.c.consecutive_pauses).where(streams.c.name == name)
     ).scalar()
     return int(found or 0)
+
+
+def paused_until(connection: Connection, name: str, now: float) -> float | None:
+    """When the stream's pause ends, if it is paused at ``now``."""
+    found = connection.execute(
+        select(streams.c.paused_until).where(streams.c.name == name, streams.c.paused_until > now)
+    ).scalar_one_or_none()
+    return float(found) if found is not None else None
 
 
 def stream_names(connection: Connection) -> set[str]:

@@ -188,6 +188,8 @@ def _unsaved(values: Mapping[str, str], campaign_id: int, stream: str) -> Campai
         started_at=None,
         finished_at=None,
         paused_reason=None,
+        resumed_at=None,
+        paused_from=None,
         fanout_checkpoint=None,
         fanout_done=False,
         duplicated_from=None,

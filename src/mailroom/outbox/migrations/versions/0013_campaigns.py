@@ -94,6 +94,18 @@ def upgrade() -> None:
             "paused_reason", sa.Text(), nullable=True, comment="why it paused, when not by hand"
         ),
         sa.Column(
+            "resumed_at",
+            sa.Double(),
+            nullable=True,
+            comment="the last resume: its error rate is judged on outcomes since then",
+        ),
+        sa.Column(
+            "paused_from",
+            sa.String(length=16),
+            nullable=True,
+            comment="the status a pause interrupted (scheduled or sending), for the resume",
+        ),
+        sa.Column(
             "fanout_checkpoint",
             sa.JSON(),
             nullable=True,
@@ -136,6 +148,12 @@ def upgrade() -> None:
             comment="the outbox message once queued; where sent or failed is read from",
         ),
         sa.Column("reason", sa.Text(), nullable=True, comment="why suppressed, skipped or failed"),
+        sa.Column(
+            "message_id",
+            sa.String(length=255),
+            nullable=True,
+            comment="the Message-ID of a message taken back after an attempt: the next keeps it",
+        ),
         sa.Column("updated_at", sa.Double(), nullable=False),
         sa.ForeignKeyConstraint(
             ["campaign_id"],
