@@ -43,7 +43,9 @@ def test_an_app_audience_raising_does_not_stop_later_campaigns(database_url: str
     outbox.dispose()
 
 
-def test_an_app_member_without_an_email_is_skipped_and_later_campaigns_go_on(database_url: str) -> None:
+def test_an_app_member_without_an_email_is_skipped_and_later_campaigns_go_on(
+    database_url: str,
+) -> None:
     outbox = Outbox(settings_for(database_url))
     database.upgrade(outbox.engine)
     make_list(outbox.engine, "readers", 10)
