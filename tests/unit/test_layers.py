@@ -20,14 +20,14 @@ PACKAGE = Path(mailroom.__file__).parent
 
 # Lowest first. A module belongs to the longest prefix that names it.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("mailroom.errors", "mailroom.domains", "mailroom.mime_fast"),
+    ("mailroom.errors", "mailroom.domains", "mailroom.mime_fast", "mailroom.csv_lines"),
     ("mailroom.message",),
     ("mailroom.config", "mailroom.logs"),
     ("mailroom.transports",),
     ("mailroom.outbox", "mailroom.sending"),  # sending: the process's own outbox
     ("mailroom.consent", "mailroom.access", "mailroom.tracking"),
     ("mailroom.compose",),
-    ("mailroom.notifications",),
+    ("mailroom.notifications", "mailroom.campaigns"),
     ("mailroom.delivery",),
     ("mailroom.integrations", "mailroom"),  # "mailroom": the package's face only
     ("mailroom.cli", "mailroom.__main__", "mailroom.web"),
