@@ -3,6 +3,7 @@
 # Imported for their side effect: each module registers its commands on ``main``.
 from mailroom.cli import (  # noqa: F401
     apikeys,
+    lists,  # mailing lists and their contacts (issue 14)
     outbox,
     queue,
     serve,
