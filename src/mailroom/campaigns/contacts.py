@@ -29,6 +29,7 @@ from enum import Enum
 from typing import Any, Final, Literal, Protocol, cast
 
 from sqlalchemy import Connection
+from sqlalchemy.engine import Dialect
 
 from mailroom.errors import MessageError
 from mailroom.message import MAX_DISPLAY_NAME_OCTETS, Address
@@ -44,6 +45,7 @@ __all__ = [
     "Contact",
     "ContactChange",
     "Keep",
+    "PreparedWrite",
     "WriteOutcome",
     "attributes_json",
     "check_attribute_key",
@@ -51,7 +53,9 @@ __all__ = [
     "check_contact_name",
     "contact_from_row",
     "parse_contact_address",
+    "prepare_write",
     "write_contacts",
+    "write_prepared",
 ]
 
 MAX_ATTRIBUTES = 50
@@ -247,6 +251,21 @@ def contact_from_row(row: Mapping[str, Any]) -> Contact:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedWrite:
+    """A write of contacts made ready before its transaction (:func:`prepare_write`)."""
+
+    list_id: int
+    changes: Sequence[ContactChange]
+    positions: list[int]
+    """The changes the statements write, by their position."""
+    new_rows: q.PreparedRows
+    """The statements adding the addresses the list does not have."""
+    refused: dict[int, MessageError]
+    now: float
+    dialect: Dialect
+
+
 def write_contacts(
     connection: Connection, list_id: int, changes: Sequence[ContactChange], now: float
 ) -> WriteOutcome:
@@ -254,29 +273,67 @@ def write_contacts(
     address is added, each known one updated (see the module's docstring). A change that
     would leave a contact's attributes over their bounds is not written; its position is in
     the outcome with why."""
-    existing = q.contacts_by_address(
-        connection, list_id, [change.address for change in changes], lock=True
-    )
+    return write_prepared(connection, prepare_write(connection.dialect, list_id, changes, now))
+
+
+def prepare_write(
+    dialect: Dialect, list_id: int, changes: Sequence[ContactChange], now: float
+) -> PreparedWrite:
+    """:func:`write_contacts` up to the database: each change checked, its row and the
+    statements adding it built (an import builds the next batch's while the database writes
+    this one's, see :mod:`mailroom.campaigns.contacts_import`)."""
     rows: list[q.ContactValues] = []
+    positions: list[int] = []
     refused: dict[int, MessageError] = {}
-    updated = 0
     for index, change in enumerate(changes):
-        old = existing.get(change.address)
         name = change.name
         try:
-            if old is None:
-                text = attributes_json(_without_none(change.attributes))
-                name = None if name is KEEP else name
-            else:
-                text = attributes_json(_merged(old.attributes, change.attributes))
-                name = old.name if name is KEEP else name
-                updated += 1
+            # A change over the bounds on its own is over them merged with anything.
+            text = attributes_json(_without_none(change.attributes))
         except MessageError as exc:
             refused[index] = exc
             continue
-        rows.append((change.address, name, text))
-    q.upsert_contacts(connection, list_id, rows, now)
-    return WriteOutcome(created=len(rows) - updated, updated=updated, refused=refused)
+        rows.append((change.address, None if name is KEEP else name, text))
+        positions.append(index)
+    new_rows = q.prepare_rows(dialect, list_id, rows, now)
+    return PreparedWrite(list_id, changes, positions, new_rows, refused, now, dialect)
+
+
+def write_prepared(connection: Connection, prepared: PreparedWrite) -> WriteOutcome:
+    """Run a :func:`prepare_write` in the caller's transaction."""
+    # The new addresses are added first, reading nothing; only the changes whose address the
+    # list had (none, in a first import) are then read under lock, merged and written again.
+    # The contacts just added are told from those by their ids, higher than any before. (On
+    # PostgreSQL, a contact another transaction adds meanwhile with one of these addresses
+    # has a higher id too: it is kept as that one wrote it.)
+    before = q.last_contact_id(connection)
+    created = q.write_rows(connection, prepared.new_rows)
+    refused = dict(prepared.refused)
+    if created == prepared.new_rows.rows:
+        return WriteOutcome(created=created, updated=0, refused=refused)
+    changes = prepared.changes
+    addresses = [changes[index].address for index in prepared.positions]
+    existing = q.contacts_by_address(
+        connection, prepared.list_id, addresses, lock=True, up_to_id=before
+    )
+    updates: list[q.ContactValues] = []
+    for index in prepared.positions:
+        change = changes[index]
+        old = existing.get(change.address)
+        if old is None:
+            continue  # added above
+        try:
+            text = attributes_json(_merged(old.attributes, change.attributes))
+        except MessageError as exc:
+            refused[index] = exc
+            continue
+        name = change.name
+        updates.append((change.address, old.name if name is KEEP else name, text))
+    q.write_rows(
+        connection,
+        q.prepare_rows(prepared.dialect, prepared.list_id, updates, prepared.now, update=True),
+    )
+    return WriteOutcome(created=created, updated=len(updates), refused=refused)
 
 
 def _without_none(given: Mapping[str, AttributeValue | None]) -> Mapping[str, AttributeValue]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from mailroom.campaigns.contacts import write_contacts
+from mailroom.campaigns.contacts import PreparedWrite, prepare_write, write_prepared
 from mailroom.campaigns.contacts_csv import ContactRow, ContactsFile
 from mailroom.campaigns.lists import find_list
 from mailroom.campaigns.seen_addresses import SEEN_IN_MEMORY, SeenAddresses
@@ -34,8 +34,11 @@ from mailroom.outbox import list_queries as q
 
 __all__ = ["IMPORT_BATCH", "WRITE_CACHE_KIB", "ImportResult", "import_contacts"]
 
-IMPORT_BATCH = 5000
-"""Rows an import writes per transaction."""
+IMPORT_BATCH = 20_000
+"""Rows an import writes per transaction. Each batch writes again every page of the
+addresses' index it touches, and a list's addresses come in no order, so larger batches write
+fewer pages a row: a million-row import took 15 % less CPU at 20,000 rows than at 5,000. On
+SQLite a batch holds the one write lock for about a quarter of a second."""
 WRITE_CACHE_KIB = 64 * 1024
 """SQLite's page cache for the connection an import writes with (2 MB by default)."""
 
@@ -121,6 +124,7 @@ class _Writer:
         clock: Callable[[], float],
     ) -> None:
         self._connection = engine.connect()
+        self._dialect = engine.dialect
         self._cache_before: int | None = None
         self._list_id = list_id
         self._report = report
@@ -146,17 +150,22 @@ class _Writer:
                 self._connection.close()
 
     def write(self, rows: list[ContactRow], rejected: list[Rejected]) -> None:
-        """Hand over one batch, once the one before it is written."""
+        """Hand over one batch, once the one before it is written. Its statements are built
+        here, on the reading thread, so that the writing thread runs the database, which
+        lets go of the GIL, and little Python, which would wait for it."""
+        prepared = prepare_write(self._dialect, self._list_id, rows, self._clock())
         if self._pending is not None:
             self._pending.result()
-        self._pending = self._threads.submit(self._write, rows, rejected)
+        self._pending = self._threads.submit(self._write, prepared, rows, rejected)
 
-    def _write(self, rows: list[ContactRow], rejected: list[Rejected]) -> None:
+    def _write(
+        self, prepared: PreparedWrite, rows: list[ContactRow], rejected: list[Rejected]
+    ) -> None:
         if rows:
             with self._connection.begin():
                 if self._cache_before is None:
                     self._cache_before = q.sqlite_cache_size(self._connection, -WRITE_CACHE_KIB)
-                outcome = write_contacts(self._connection, self._list_id, rows, self._clock())
+                outcome = write_prepared(self._connection, prepared)
             self.imported += outcome.created
             self.updated += outcome.updated
             for index, error in outcome.refused.items():

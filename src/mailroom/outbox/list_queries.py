@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import chain
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy.engine import Dialect
 
 from mailroom.outbox.schema import contacts, mailing_lists
 
 __all__ = [
     "ContactValues",
+    "PreparedRows",
     "StoredContact",
     "contact_page",
     "contact_row",
@@ -28,19 +32,23 @@ __all__ = [
     "delete_contacts",
     "delete_list",
     "insert_list",
+    "last_contact_id",
     "list_row",
     "lists_with_counts",
+    "prepare_rows",
     "sqlite_cache_size",
     "update_contact",
-    "upsert_contacts",
+    "write_rows",
 ]
 
 ContactValues = tuple[str, str | None, str]
-"""A contact as :func:`upsert_contacts` writes it: (address, name, attributes as JSON text)."""
+"""A contact as :func:`prepare_rows` writes it: (address, name, attributes as JSON text)."""
 
-_CHUNK = 1000
-"""Rows per statement: 6,000 parameters for an upsert, within SQLite's 32,766 (3.32+) and
-PostgreSQL's 65,535, and an ``IN`` list either plans as an index lookup per address."""
+_CHUNK = 5000
+"""Rows per statement: 30,000 parameters for a write, within SQLite's 32,766 (3.32+) and
+PostgreSQL's 65,535. Few, large statements: an import's writes run on a thread of their own,
+and each statement that ends must win the GIL back from the thread reading the file, up to a
+switch interval (5 ms) apiece."""
 
 _CONTACT_COLUMNS = (
     contacts.c.id,
@@ -119,15 +127,22 @@ class StoredContact(NamedTuple):
 
 
 def contacts_by_address(
-    connection: Connection, list_id: int, addresses: Sequence[str], *, lock: bool = False
+    connection: Connection,
+    list_id: int,
+    addresses: Sequence[str],
+    *,
+    lock: bool = False,
+    up_to_id: int | None = None,
 ) -> dict[str, StoredContact]:
     """The contacts of the list among ``addresses``, by address.
 
     ``lock``: for an update of what was read (``FOR UPDATE`` on PostgreSQL; SQLite's one
     writer, whose transactions begin ``IMMEDIATE``, already excludes every other).
+    ``up_to_id``: only the contacts with that id or a lower one (those that were there
+    before :func:`write_rows` added more, see :func:`last_contact_id`).
     """
-    # Driver-level, like upsert_contacts: an import looks up every address it writes, and an
-    # IN list of bound parameters was rendered afresh by SQLAlchemy for each lookup.
+    # Driver-level, like prepare_rows: an import looks up addresses by the thousand, and
+    # SQLAlchemy rendered an IN list of bound parameters afresh for each lookup.
     qmark = connection.dialect.paramstyle == "qmark"
     mark = "?" if qmark else "%s"
     found: dict[str, StoredContact] = {}
@@ -137,49 +152,88 @@ def contacts_by_address(
             f"SELECT address, name, attributes FROM {contacts.name} "  # noqa: S608 - our names
             f"WHERE list_id = {mark} AND address IN ({', '.join([mark] * len(chunk))})"
         )
+        values: tuple[Any, ...] = (list_id, *chunk)
+        if up_to_id is not None:
+            sql += f" AND id <= {mark}"
+            values += (up_to_id,)
         if lock and not qmark:
             sql += " FOR UPDATE"
-        for address, name, attributes in connection.exec_driver_sql(sql, (list_id, *chunk)):
+        for address, name, attributes in connection.exec_driver_sql(sql, values):
             # SQLite hands JSON back as text; psycopg decodes it.
             decoded = json.loads(attributes) if isinstance(attributes, str) else attributes
             found[address] = StoredContact(name, decoded if isinstance(decoded, dict) else None)
     return found
 
 
-_UPSERT_COLUMNS = ("list_id", "address", "name", "attributes", "created_at", "updated_at")
-_UPSERT_ROW = f"({', '.join('?' for _ in _UPSERT_COLUMNS)})"
-# Both dialects spell the upsert alike (SQLite 3.24+); a contact keeps its created_at. The
-# caller merges a contact's attributes with what it read under lock (contacts_by_address), so
-# the row written holds the whole new value.
-_UPSERT_HEAD = f"INSERT INTO {contacts.name} ({', '.join(_UPSERT_COLUMNS)}) VALUES "  # noqa: S608
-_UPSERT_TAIL = (
+_WRITE_COLUMNS = ("list_id", "address", "name", "attributes", "created_at", "updated_at")
+_WRITE_ROW = f"({', '.join('?' for _ in _WRITE_COLUMNS)})"
+_WRITE_HEAD = f"INSERT INTO {contacts.name} ({', '.join(_WRITE_COLUMNS)}) VALUES "  # noqa: S608
+# Both dialects spell these alike (SQLite 3.24+).
+_IF_NEW = " ON CONFLICT (list_id, address) DO NOTHING"
+_OR_UPDATE = (
     " ON CONFLICT (list_id, address) DO UPDATE SET name = excluded.name, "
     "attributes = excluded.attributes, updated_at = excluded.updated_at"
 )
 
 
-def upsert_contacts(
-    connection: Connection, list_id: int, rows: Sequence[ContactValues], now: float
-) -> int:
-    """Write ``rows`` to the list: a new address is added, an address already there takes
-    the name and attributes given. No address may be twice in ``rows`` (PostgreSQL refuses
-    a statement that would update one row twice). Returns how many rows were written."""
-    # Driver-level, multi-row VALUES with plain tuples, as the outbox's own batch inserts are
-    # written: an import writes millions of rows, and building SQLAlchemy's per-row parameter
-    # dicts cost more than the database's own work; one statement per chunk rather than an
-    # executemany, which steps once per row.
+def last_contact_id(connection: Connection) -> int:
+    """The highest contact id given so far, of any list (0 for none): every contact added
+    after it has a higher one (off the primary key: one lookup)."""
+    return int(connection.execute(select(func.max(contacts.c.id))).scalar() or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRows:
+    """Statements writing contacts, in one database's parameter style, made before the
+    transaction that runs them (:func:`prepare_rows`)."""
+
+    statements: tuple[tuple[str, tuple[Any, ...]], ...]
+    rows: int
+
+
+def prepare_rows(
+    dialect: Dialect,
+    list_id: int,
+    rows: Sequence[ContactValues],
+    now: float,
+    *,
+    update: bool = False,
+) -> PreparedRows:
+    """The statements that write ``rows`` to the list at ``now``: adding each address the
+    list does not have yet, leaving the others as they are; with ``update``, giving those
+    the name and attributes of their row (the caller has merged them with what it read,
+    under lock), their ``created_at`` kept. No address may be twice in ``rows``
+    (PostgreSQL refuses a statement that would update one row twice)."""
+    # Multi-row VALUES with plain tuples, as the outbox's own batch inserts are written: an
+    # import writes millions of rows, and SQLAlchemy's per-row parameter dicts cost more
+    # than the database's own work; one statement per chunk, not an executemany (which
+    # steps once per row). Made apart from running them, so that an import builds the next
+    # batch's while the database writes this one.
+    tail = _OR_UPDATE if update else _IF_NEW
+    statements = []
     for start in range(0, len(rows), _CHUNK):
         chunk = rows[start : start + _CHUNK]
-        sql = _UPSERT_HEAD + ", ".join([_UPSERT_ROW] * len(chunk)) + _UPSERT_TAIL
-        if connection.dialect.paramstyle != "qmark":
+        sql = _WRITE_HEAD + ", ".join([_WRITE_ROW] * len(chunk)) + tail
+        if dialect.paramstyle != "qmark":
             sql = sql.replace("?", "%s")
         values = tuple(
-            value
-            for address, name, attributes in chunk
-            for value in (list_id, address, name, attributes, now, now)
+            chain.from_iterable(
+                [
+                    (list_id, address, name, attributes, now, now)
+                    for address, name, attributes in chunk
+                ]
+            )
         )
-        connection.exec_driver_sql(sql, values)
-    return len(rows)
+        statements.append((sql, values))
+    return PreparedRows(tuple(statements), len(rows))
+
+
+def write_rows(connection: Connection, prepared: PreparedRows) -> int:
+    """Run :func:`prepare_rows`'s statements in the caller's transaction; how many contacts
+    they added or changed."""
+    return sum(
+        connection.exec_driver_sql(sql, values).rowcount for sql, values in prepared.statements
+    )
 
 
 def contact_row(connection: Connection, list_id: int, address: str) -> Mapping[str, Any] | None:

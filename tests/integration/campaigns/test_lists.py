@@ -129,6 +129,10 @@ def test_adding_an_address_again_updates_it_and_merges_its_attributes(engine: En
         update_contact(engine, "news", "Bob@X.org", name="Bob")
 
     assert contact(engine, "Ada <ADA@EXAMPLE.COM>").id == ada.id
+    # The same time given twice (a test's clock) still tells an update from an addition.
+    add_contact(engine, "news", "tick@example.com", attributes={"a": 1}, now=5.0)
+    tick, created = add_contact(engine, "news", "tick@example.com", attributes={"b": 2}, now=5.0)
+    assert (created, tick.attributes) == (False, {"a": 1, "b": 2})
     assert remove_contact(engine, "news", "ADA@example.com")
     assert not remove_contact(engine, "news", "ada@example.com")
     with pytest.raises(ContactNotFoundError):
