@@ -18,13 +18,15 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
+from mailroom.outbox.list_queries import in_pieces
+
 __all__ = ["CACHE_KIB", "SEEN_IN_MEMORY", "SeenAddresses"]
 
 SEEN_IN_MEMORY = 250_000
 """Addresses kept in the dict (about 40 MB) before they move to SQLite."""
 CACHE_KIB = 32 * 1024
 """The page cache of the temporary database: about a million addresses."""
-_CHUNK = 900  # parameters per lookup: within the 999 of SQLite before 3.32
+_PIECES = (500, 100, 10, 1)  # keys per lookup: within the 999 parameters of SQLite before 3.32
 
 
 class _Row(Protocol):
@@ -126,8 +128,7 @@ class SeenAddresses:
         if self._db is None or not keys:
             return []
         found: list[tuple[int, int, int]] = []
-        for start in range(0, len(keys), _CHUNK):
-            chunk = keys[start : start + _CHUNK]
+        for chunk in in_pieces(keys, _PIECES):
             marks = ",".join("?" * len(chunk))
             sql = f"SELECT key, checked, line FROM seen WHERE key IN ({marks})"  # noqa: S608
             found += self._db.execute(sql, chunk).fetchall()

@@ -10,11 +10,12 @@ contact keeps its id when it is updated, so a page read after a checkpoint repea
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.engine import Dialect
@@ -31,6 +32,7 @@ __all__ = [
     "count_contacts",
     "delete_contacts",
     "delete_list",
+    "in_pieces",
     "insert_list",
     "last_contact_id",
     "list_row",
@@ -44,11 +46,28 @@ __all__ = [
 ContactValues = tuple[str, str | None, str]
 """A contact as :func:`prepare_rows` writes it: (address, name, attributes as JSON text)."""
 
-_CHUNK = 5000
-"""Rows per statement: 30,000 parameters for a write, within SQLite's 32,766 (3.32+) and
-PostgreSQL's 65,535. Few, large statements: an import's writes run on a thread of their own,
-and each statement that ends must win the GIL back from the thread reading the file, up to a
-switch interval (5 ms) apiece."""
+_PIECES = (5000, 1000, 100, 10, 1)
+"""The sizes a run of rows is cut into, one statement each (see :func:`in_pieces`). At most
+30,000 parameters (5,000 rows of 6): within SQLite's 32,766 (3.32+) and PostgreSQL's 65,535.
+Few, large statements: an import's writes run on a thread of their own, and each statement
+that ends must win the GIL back from the thread reading the file."""
+T = TypeVar("T")
+
+
+def in_pieces(items: Sequence[T], sizes: Sequence[int] = _PIECES) -> Iterator[Sequence[T]]:
+    """``items`` cut into pieces of a few fixed sizes, the largest first (``sizes`` ends in 1).
+
+    A statement for each piece, so a handful of statement texts in all: the driver prepares
+    each once and keeps it, where a statement for every remainder's size would be another
+    text, and SQLite's statement cache (128 a connection) kept dozens of them, megabytes
+    each for a VALUES list of thousands of rows (a million-row import grew by 150 MB).
+    """
+    start = 0
+    for size in sizes:
+        while len(items) - start >= size:
+            yield items[start : start + size]
+            start += size
+
 
 _CONTACT_COLUMNS = (
     contacts.c.id,
@@ -146,8 +165,7 @@ def contacts_by_address(
     qmark = connection.dialect.paramstyle == "qmark"
     mark = "?" if qmark else "%s"
     found: dict[str, StoredContact] = {}
-    for start in range(0, len(addresses), _CHUNK):
-        chunk = addresses[start : start + _CHUNK]
+    for chunk in in_pieces(addresses):
         sql = (
             f"SELECT address, name, attributes FROM {contacts.name} "  # noqa: S608 - our names
             f"WHERE list_id = {mark} AND address IN ({', '.join([mark] * len(chunk))})"
@@ -211,11 +229,8 @@ def prepare_rows(
     # batch's while the database writes this one.
     tail = _OR_UPDATE if update else _IF_NEW
     statements = []
-    for start in range(0, len(rows), _CHUNK):
-        chunk = rows[start : start + _CHUNK]
-        sql = _WRITE_HEAD + ", ".join([_WRITE_ROW] * len(chunk)) + tail
-        if dialect.paramstyle != "qmark":
-            sql = sql.replace("?", "%s")
+    for chunk in in_pieces(rows):
+        sql = _write_sql(len(chunk), tail, dialect.paramstyle)
         values = tuple(
             chain.from_iterable(
                 [
@@ -226,6 +241,12 @@ def prepare_rows(
         )
         statements.append((sql, values))
     return PreparedRows(tuple(statements), len(rows))
+
+
+@functools.lru_cache(maxsize=len(_PIECES) * 4)
+def _write_sql(rows: int, tail: str, paramstyle: str) -> str:
+    sql = _WRITE_HEAD + ", ".join([_WRITE_ROW] * rows) + tail
+    return sql if paramstyle == "qmark" else sql.replace("?", "%s")
 
 
 def write_rows(connection: Connection, prepared: PreparedRows) -> int:
@@ -266,12 +287,9 @@ def delete_contacts(connection: Connection, list_id: int, addresses: Iterable[st
     """Remove the list's contacts with these (normalised) addresses; how many there were."""
     wanted = list(dict.fromkeys(addresses))
     removed = 0
-    for start in range(0, len(wanted), _CHUNK):
+    for chunk in in_pieces(wanted):
         result = connection.execute(
-            delete(contacts).where(
-                contacts.c.list_id == list_id,
-                contacts.c.address.in_(wanted[start : start + _CHUNK]),
-            )
+            delete(contacts).where(contacts.c.list_id == list_id, contacts.c.address.in_(chunk))
         )
         removed += int(result.rowcount)
     return removed
