@@ -37,8 +37,13 @@ class _Row(Protocol):
     def line(self) -> int: ...
 
 
+def _key(address: str) -> int:
+    """The key an address is kept by: its hash (64 bits, Python's SipHash of the text)."""
+    return hash(address)
+
+
 def _check(address: str) -> int:
-    """A second hash, independent of ``hash(address)``: of another string."""
+    """A second hash, independent of the key: of another string."""
     return hash(address + "\x00")
 
 
@@ -72,7 +77,7 @@ class SeenAddresses:
             if address in lines:
                 found[address] = lines[address]
             elif self._db is not None:
-                wanted.setdefault(hash(address), []).append(address)
+                wanted.setdefault(_key(address), []).append(address)
         for key, check, line in self._stored(list(wanted)):
             for address in wanted[key]:
                 if _check(address) == check:
@@ -106,7 +111,7 @@ class SeenAddresses:
         entries: dict[int, tuple[int, int, int]] = {}
         owners: dict[int, str] = {}
         for address, line in pairs:
-            key = hash(address)
+            key = _key(address)
             if key in entries:  # another address of this batch has the key: keep it aside
                 self._lines[address] = line
             else:

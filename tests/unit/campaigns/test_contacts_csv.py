@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mailroom.campaigns import seen_addresses
 from mailroom.campaigns.contacts import KEEP, parse_contact_address
 from mailroom.campaigns.contacts_csv import ContactRow, ContactsFile, CsvFileRefusedError
 from mailroom.campaigns.seen_addresses import SeenAddresses
@@ -205,4 +206,22 @@ def test_seen_addresses_remember_the_first_line_in_memory_and_once_spilled(in_me
         seen.add(many)
         assert seen.first_lines([f"u{n}@x.org" for n in range(0, 2000, 7)]) == {
             f"u{n}@x.org": 10 + n for n in range(0, 2000, 7)
+        }
+
+
+def test_seen_addresses_stay_exact_when_addresses_share_a_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past the dict, an address is kept by its 64-bit hash: two addresses with the same key
+    (forced here: the key is the address's length) are still told apart."""
+    monkeypatch.setattr(seen_addresses, "_key", len)
+    with SeenAddresses(1) as seen:
+        seen.add([ContactRow(2, "a@x.org", KEEP, {}), ContactRow(3, "b@x.org", KEEP, {})])
+        assert seen.spilled
+        seen.add([ContactRow(4, "c@x.org", KEEP, {}), ContactRow(5, "dd@x.org", KEEP, {})])
+        assert seen.first_lines(["a@x.org", "b@x.org", "c@x.org", "dd@x.org", "e@x.org"]) == {
+            "a@x.org": 2,
+            "b@x.org": 3,
+            "c@x.org": 4,
+            "dd@x.org": 5,
         }
