@@ -20,7 +20,7 @@ PACKAGE = Path(mailroom.__file__).parent
 
 # Lowest first. A module belongs to the longest prefix that names it.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("mailroom.errors", "mailroom.domains", "mailroom.mime_fast"),
+    ("mailroom.errors", "mailroom.domains", "mailroom.mime_fast", "mailroom.csv_lines"),
     ("mailroom.message",),
     ("mailroom.config", "mailroom.logs"),
     ("mailroom.transports",),

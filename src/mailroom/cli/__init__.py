@@ -4,6 +4,7 @@
 from mailroom.cli import (  # noqa: F401
     apikeys,
     campaigns,  # bulk campaigns (issue 14)
+    lists,  # mailing lists and their contacts (issue 14)
     outbox,
     queue,
     serve,

@@ -22,6 +22,7 @@ from typing import IO
 import click
 
 from mailroom.cli.base import CommandError, config_option, existing_outbox, main
+from mailroom.cli.csv_files import reading_csv
 from mailroom.cli.render import printable
 from mailroom.consent import list_suppressions, suppress, unsuppress
 from mailroom.consent import queries as q
@@ -215,7 +216,7 @@ def suppressions_import(ctx: click.Context, path: str, config_path: str | None) 
         rejected += 1
         click.echo(f"{printable(path)}:{row.line}: {printable(row.why)}", err=True)
 
-    with existing_outbox(ctx, config_path) as engine, _reading(path) as stream:
+    with existing_outbox(ctx, config_path) as engine, reading_csv(path) as stream:
         imported = import_rows(
             engine, read_rows(stream, now), now=now, source=SOURCE, report=report
         )
@@ -247,26 +248,6 @@ def suppressions_export(
             count = _write(out, entries)
     if path != "-":
         click.echo(f"exported {count} entries to {printable(path)}", err=True)
-
-
-@contextmanager
-def _reading(path: str) -> Iterator[IO[str]]:
-    """The file to import (``-``: stdin) as text for :mod:`csv`: UTF-8 (a BOM, as
-    spreadsheets write, skipped), bytes that are not UTF-8 kept to be reported."""
-    encoding, errors = "utf-8-sig", "surrogateescape"
-    if path == "-":
-        stream = io.TextIOWrapper(sys.stdin.buffer, encoding=encoding, errors=errors, newline="")
-        try:
-            yield stream
-        finally:
-            stream.detach()
-        return
-    try:
-        file = open(path, encoding=encoding, errors=errors, newline="")  # noqa: SIM115 - closed below, errors made one line
-    except OSError as exc:
-        raise CommandError(f"cannot read {printable(path)}: {exc.strerror}") from None
-    with file:
-        yield file
 
 
 @contextmanager

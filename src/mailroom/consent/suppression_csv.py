@@ -1,9 +1,10 @@
 """The suppression list as CSV, for ``mailroom suppressions import|export`` and the admin
 pages' upload and download, and the expiry times people type.
 
-A file to import is read a line at a time, each line at most :data:`MAX_LINE` characters, so
-a file of any size (or one with no line breaks at all) is read in bounded memory. Every row
-that cannot be imported is reported with its line number and why; none is dropped silently.
+A file to import is read a record at a time by :mod:`mailroom.csv_lines`, each line at most
+:data:`MAX_LINE` characters, so a file of any size (or one with no line breaks at all) is read
+in bounded memory. Every row that cannot be imported is reported with its line number and
+why; none is dropped silently.
 
 Columns: ``address[,scope,reason,expires_at,note]``. A first row whose every cell is a
 column name is a header and may name the columns in any order (``created_at``, which export
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 from mailroom.consent.listing import SuppressionEntry
 from mailroom.consent.scopes import SCOPE_ALL, check_scope, normalize_address
+from mailroom.csv_lines import MAX_LINE, Rejected, read_records, undecodable
 from mailroom.errors import MailroomError, MessageError
 from mailroom.outbox.vocabulary import SuppressionReason
 
@@ -59,8 +61,6 @@ __all__ = [
 COLUMNS = ("address", "scope", "reason", "expires_at", "note")
 """What an import reads, in this order when the file has no header."""
 _READ_AND_IGNORED = ("created_at",)
-MAX_LINE = 8192
-"""The longest line (in characters) an import reads; a longer one is reported and skipped."""
 NOTE_MAX = 1000
 _RELATIVE = re.compile(r"\+(\d{1,6})([mhdw])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -87,41 +87,6 @@ class ImportRow:
     note: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    """A row that cannot be imported: where it is and why."""
-
-    line: str
-    """The line number, or ``first-last`` for a row that spans lines."""
-    why: str
-
-
-class _OverlongLineError(Exception):
-    pass
-
-
-class _Lines:
-    """A text file's lines, each at most MAX_LINE characters, counted."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self._stream = stream
-        self.number = 0
-
-    def __iter__(self) -> _Lines:
-        return self
-
-    def __next__(self) -> str:
-        line = self._stream.readline(MAX_LINE + 1)
-        if not line:
-            raise StopIteration
-        self.number += 1
-        if len(line) > MAX_LINE and not line.endswith("\n"):
-            while (rest := self._stream.readline(MAX_LINE)) and not rest.endswith("\n"):
-                pass  # skip the rest of this line without holding it
-            raise _OverlongLineError
-        return line
-
-
 def read_rows(stream: IO[str], now: float) -> Iterator[ImportRow | Rejected]:
     """Each row of an import file, checked: an :class:`ImportRow` or a :class:`Rejected`.
 
@@ -129,25 +94,13 @@ def read_rows(stream: IO[str], now: float) -> Iterator[ImportRow | Rejected]:
     ``errors="surrogateescape"`` (a row that is not UTF-8 is then reported, not fatal).
     Raises :class:`CsvHeaderError` before any row if the header names an unknown column.
     """
-    lines = _Lines(stream)
-    reader = csv.reader(lines)
     columns: tuple[str, ...] = COLUMNS
     first = True
-    while True:
-        start = lines.number + 1
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except _OverlongLineError:
-            yield Rejected(_span(start, lines.number), f"a line over {MAX_LINE} characters")
+    for start, where, cells, problem in read_records(stream):
+        if cells is None:
+            yield Rejected(where, problem or "")
             first = False
             continue
-        except csv.Error as exc:
-            yield Rejected(_span(start, lines.number), f"not valid CSV ({exc})")
-            first = False
-            continue
-        where = _span(start, lines.number)
         if not any(cell.strip() for cell in cells):
             continue  # an empty line holds no entry
         names = [cell.strip().lower() for cell in cells]
@@ -165,10 +118,6 @@ def read_rows(stream: IO[str], now: float) -> Iterator[ImportRow | Rejected]:
             )
         first = False
         yield row
-
-
-def _span(start: int, end: int) -> str:
-    return str(end) if end <= start else f"{start}-{end}"
 
 
 def _header(cells: list[str]) -> tuple[str, ...]:
@@ -189,7 +138,7 @@ def _row(
     if len(cells) > len(columns):
         return Rejected(where, f"{len(cells)} cells, but only {len(columns)} columns")
     values = dict(zip(columns, (_unescaped(cell.strip()) for cell in cells), strict=False))
-    if any("\udc80" <= char <= "\udcff" for cell in cells for char in cell):
+    if undecodable(cells):
         return Rejected(where, "not valid UTF-8 (save the file as UTF-8)")
     address = values.get("address", "")
     try:
