@@ -233,7 +233,7 @@ def read_only_file(tmp: Path) -> Broken:
 
 def full_disk(tmp: Path) -> Broken:
     where = tmp / "mnt"
-    mount_tmpfs(where, "256k")
+    mount_tmpfs(where, "1m")  # the schema (migrations to 0013), then the filler takes the rest
     make_outbox(where / "mailroom.db")
     with contextlib.suppress(OSError), (where / "filler").open("wb") as filler:
         while True:  # until ENOSPC: the disk is full
