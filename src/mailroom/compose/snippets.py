@@ -28,12 +28,15 @@ def snippet(text: object, limit: int = DEFAULT_SNIPPET_CHARS, width: int = SNIPP
     value = "" if text is None else str(text)
     value = value.replace("\r\n", "\n").replace("\r", "\n")
     value = "".join(c if c in "\n\t" or c.isprintable() else " " for c in value)
+    # Tabs become the spaces they show as before the cut, so they count toward the limit (a
+    # tab cut in as one character came out as four).
+    value = value.expandtabs(4)
     if len(value) > limit:
         value = value[: limit - 1].rstrip() + _ELLIPSIS
     lines: list[str] = []
     for line in value.split("\n"):
         wrapped = textwrap.wrap(
-            line.expandtabs(4),
+            line,
             width=width,
             break_long_words=True,
             break_on_hyphens=False,
